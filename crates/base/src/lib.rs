@@ -1,0 +1,33 @@
+//! kith's vocabulary: the small, pure types every other crate speaks in.
+//!
+//! Nothing here does I/O or runs async code, so everything can be unit- and
+//! property-tested in isolation and reused by the codec, the store, the
+//! network layer and the command line alike.
+//!
+//! - [`ContentId`]: a BLAKE3 hash naming immutable bytes (shares, stripe
+//!   records, manifests), with a lowercase-hex text form.
+//! - [`FileKey`]: the random per-file secret that encrypts a file.
+//! - [`Capability`]: the `kith:…` text a user shares to grant reading one
+//!   file; it carries the manifest id and the file key, versioned and
+//!   checksummed so a typo is caught before anything is fetched.
+//! - [`identity`]: the node's Ed25519 key pair and its on-disk text form.
+//!
+//! ```
+//! use kith_base::{Capability, ContentId, FileKey};
+//!
+//! let cap = Capability::new(ContentId::of(b"manifest stripe"), FileKey::random());
+//! let text = cap.to_string();
+//! assert!(text.starts_with("kith:"));
+//! assert_eq!(text.parse::<Capability>().unwrap(), cap);
+//! ```
+
+pub mod capability;
+pub mod content_id;
+pub mod file_key;
+pub mod identity;
+
+pub use capability::{Capability, CapabilityError};
+pub use content_id::{ContentId, ContentIdError};
+pub use file_key::FileKey;
+pub use identity::{Identity, IdentityError};
+pub use libp2p_identity::PeerId;
