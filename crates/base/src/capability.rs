@@ -128,7 +128,10 @@ impl Capability {
         manifest.copy_from_slice(&payload[1..1 + ContentId::LEN]);
         let mut key = [0u8; FileKey::LEN];
         key.copy_from_slice(&payload[1 + ContentId::LEN..]);
-        Ok(Self::new(ContentId::from_bytes(manifest), FileKey::from_bytes(key)))
+        Ok(Self::new(
+            ContentId::from_bytes(manifest),
+            FileKey::from_bytes(key),
+        ))
     }
 }
 

@@ -104,10 +104,7 @@ mod tests {
     fn text_round_trip_and_errors() {
         let id = ContentId::of(b"hello");
         assert_eq!(id.to_string().parse::<ContentId>(), Ok(id));
-        assert_eq!(
-            id.to_string().to_uppercase().parse::<ContentId>(),
-            Ok(id)
-        );
+        assert_eq!(id.to_string().to_uppercase().parse::<ContentId>(), Ok(id));
         assert_eq!("abc".parse::<ContentId>(), Err(ContentIdError::Length(3)));
         let bad = "g".repeat(64);
         assert_eq!(bad.parse::<ContentId>(), Err(ContentIdError::NotHex));

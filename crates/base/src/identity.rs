@@ -39,9 +39,7 @@ pub enum IdentityError {
     #[error("its {0} line is missing or malformed")]
     Field(&'static str),
     /// The secret does not produce the recorded peer id.
-    #[error(
-        "its secret key does not match its recorded peer id {recorded}: the file is damaged"
-    )]
+    #[error("its secret key does not match its recorded peer id {recorded}: the file is damaged")]
     Mismatch {
         /// The peer id written in the file.
         recorded: String,
@@ -177,15 +175,28 @@ mod tests {
     #[test]
     fn damaged_files_are_rejected() {
         let text = Identity::from_secret([1; 32]).to_file_text().to_string();
-        assert_eq!(Identity::from_file_text("").unwrap_err(), IdentityError::NotAnIdentity);
-        assert_eq!(Identity::from_file_text("hello\n").unwrap_err(), IdentityError::NotAnIdentity);
+        assert_eq!(
+            Identity::from_file_text("").unwrap_err(),
+            IdentityError::NotAnIdentity
+        );
+        assert_eq!(
+            Identity::from_file_text("hello\n").unwrap_err(),
+            IdentityError::NotAnIdentity
+        );
         // Truncated in the middle of the secret.
         let cut = &text[..text.len() - 10];
-        assert_eq!(Identity::from_file_text(cut).unwrap_err(), IdentityError::Field("secret"));
+        assert_eq!(
+            Identity::from_file_text(cut).unwrap_err(),
+            IdentityError::Field("secret")
+        );
         // One digit of the secret changed: still 32 bytes, wrong key.
         let secret_at = text.find("\nsecret ").unwrap() + "\nsecret ".len();
         let mut changed = text.clone().into_bytes();
-        changed[secret_at] = if changed[secret_at] == b'0' { b'1' } else { b'0' };
+        changed[secret_at] = if changed[secret_at] == b'0' {
+            b'1'
+        } else {
+            b'0'
+        };
         let changed = String::from_utf8(changed).unwrap();
         assert!(matches!(
             Identity::from_file_text(&changed),
@@ -200,4 +211,3 @@ mod tests {
         }
     }
 }
-

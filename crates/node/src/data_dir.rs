@@ -1,0 +1,305 @@
+//! The data folder: one node's identity and state on disk.
+//!
+//! Layout (each file is described where it is written):
+//!
+//! ```text
+//! DIR/
+//!   identity.key     the node's secret key (mode 0600), see kith_base::identity
+//! ```
+//!
+//! Rules every writer here follows, so that a crash or a bad input never
+//! costs data:
+//! - secrets are created with mode 0600 from the first byte (never chmod-ed
+//!   after the fact, which would leave a window);
+//! - files are written to a temporary name, flushed to disk, and then linked
+//!   into place, so a reader sees the whole file or none of it;
+//! - an existing file that cannot be read is reported and left untouched:
+//!   kith never "repairs" a damaged identity by replacing it.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use kith_base::{Identity, IdentityError};
+
+/// The file in the data folder that holds the node's secret key.
+pub const IDENTITY_FILE: &str = "identity.key";
+
+/// A node's data folder.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+/// What went wrong with the data folder. Messages name the path.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataDirError {
+    /// No `--dir`, no `KITH_DIR` and no home folder to put a default in.
+    #[error(
+        "no data folder given and no home folder to put one in; pass --dir DIR or set KITH_DIR"
+    )]
+    NoDefault,
+    /// The folder (or a file in it) could not be created, read or written.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What kith was doing, e.g. "cannot create".
+        action: &'static str,
+        /// The path it was working on.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// The data folder has no identity yet.
+    #[error("{path} has no identity yet; run `kith init` (or `kith up`, which creates one)")]
+    NoIdentity {
+        /// Where the identity was looked for.
+        path: PathBuf,
+    },
+    /// The identity file exists but is damaged. It is left as it is.
+    #[error(
+        "cannot read the identity in {path}: {source}. \
+         The file was left untouched; restore it from a backup, or move it away to \
+         start this node with a new identity"
+    )]
+    CorruptIdentity {
+        /// The identity file.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: IdentityError,
+    },
+}
+
+impl DataDir {
+    /// A data folder at `root` (not created until [`DataDir::init`]).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The default folder: `$XDG_DATA_HOME/kith`, else `~/.local/share/kith`.
+    pub fn default_location() -> Result<Self, DataDirError> {
+        dirs::data_dir()
+            .map(|dir| Self::new(dir.join("kith")))
+            .ok_or(DataDirError::NoDefault)
+    }
+
+    /// The folder's path.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The path of a file inside the folder.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// Creates the folder (mode 0700) and an identity if there is none.
+    /// Idempotent: an existing identity is read and returned, never replaced.
+    /// Returns the identity and whether it was created now.
+    pub fn init(&self) -> Result<(Identity, bool), DataDirError> {
+        self.create_root()?;
+        match self.load_identity() {
+            Ok(identity) => Ok((identity, false)),
+            Err(DataDirError::NoIdentity { .. }) => {
+                let identity = Identity::generate();
+                match self.write_new(IDENTITY_FILE, identity.to_file_text().as_bytes(), 0o600) {
+                    Ok(()) => Ok((identity, true)),
+                    // Another process won the race: use its identity.
+                    Err(DataDirError::Io { source, .. })
+                        if source.kind() == io::ErrorKind::AlreadyExists =>
+                    {
+                        Ok((self.load_identity()?, false))
+                    }
+                    Err(error) => Err(error),
+                }
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Reads the identity; an error if it is missing or damaged.
+    pub fn load_identity(&self) -> Result<Identity, DataDirError> {
+        let path = self.path(IDENTITY_FILE);
+        let text = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                return Err(DataDirError::NoIdentity { path });
+            }
+            Err(source) => {
+                return Err(DataDirError::Io {
+                    action: "cannot read",
+                    path,
+                    source,
+                });
+            }
+        };
+        let text = String::from_utf8(text).map_err(|_| DataDirError::CorruptIdentity {
+            path: path.clone(),
+            source: IdentityError::NotAnIdentity,
+        })?;
+        Identity::from_file_text(&text)
+            .map_err(|source| DataDirError::CorruptIdentity { path, source })
+    }
+
+    fn create_root(&self) -> Result<(), DataDirError> {
+        let exists = self.root.is_dir();
+        fs::create_dir_all(&self.root).map_err(|source| DataDirError::Io {
+            action: "cannot create the data folder",
+            path: self.root.clone(),
+            source,
+        })?;
+        if !exists {
+            fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700)).map_err(
+                |source| DataDirError::Io {
+                    action: "cannot restrict access to",
+                    path: self.root.clone(),
+                    source,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Writes a file that must not exist yet, atomically: the bytes go to a
+    /// temporary file created with `mode`, are synced, and are then hard-linked
+    /// to `name` (which fails, rather than overwrites, if `name` exists).
+    pub fn write_new(&self, name: &str, bytes: &[u8], mode: u32) -> Result<(), DataDirError> {
+        let target = self.path(name);
+        let temp = self.write_temp(name, bytes, mode)?;
+        let linked = fs::hard_link(&temp, &target);
+        let _ = fs::remove_file(&temp);
+        linked.map_err(|source| DataDirError::Io {
+            action: "cannot create",
+            path: target,
+            source,
+        })?;
+        self.sync_root();
+        Ok(())
+    }
+
+    /// Writes a file atomically, replacing any previous version: readers see
+    /// the old file or the new one, never a mix.
+    pub fn write_replace(&self, name: &str, bytes: &[u8], mode: u32) -> Result<(), DataDirError> {
+        let target = self.path(name);
+        let temp = self.write_temp(name, bytes, mode)?;
+        fs::rename(&temp, &target).map_err(|source| {
+            let _ = fs::remove_file(&temp);
+            DataDirError::Io {
+                action: "cannot replace",
+                path: target,
+                source,
+            }
+        })?;
+        self.sync_root();
+        Ok(())
+    }
+
+    fn write_temp(&self, name: &str, bytes: &[u8], mode: u32) -> Result<PathBuf, DataDirError> {
+        let temp = self
+            .root
+            .join(format!(".{name}.{}.tmp", std::process::id()));
+        let io_error = |source| DataDirError::Io {
+            action: "cannot write",
+            path: temp.clone(),
+            source,
+        };
+        let result = (|| {
+            let mut file: File = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(mode)
+                .open(&temp)?;
+            file.write_all(bytes)?;
+            file.sync_all()
+        })();
+        if let Err(source) = result {
+            let _ = fs::remove_file(&temp);
+            return Err(io_error(source));
+        }
+        Ok(temp)
+    }
+
+    /// Makes the new directory entry durable. Best effort: a failure here
+    /// does not undo a write that the file system already accepted.
+    fn sync_root(&self) {
+        if let Ok(dir) = File::open(&self.root) {
+            let _ = dir.sync_all();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_creates_a_private_identity_once() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(temp.path().join("node"));
+        let (first, created) = dir.init().unwrap();
+        assert!(created);
+        let mode = fs::metadata(dir.path(IDENTITY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let root_mode = fs::metadata(dir.root()).unwrap().permissions().mode();
+        assert_eq!(root_mode & 0o777, 0o700);
+        let (second, created) = dir.init().unwrap();
+        assert!(!created);
+        assert_eq!(first.peer_id(), second.peer_id());
+        assert_eq!(dir.load_identity().unwrap().peer_id(), first.peer_id());
+    }
+
+    #[test]
+    fn corrupt_identity_is_reported_and_left_untouched() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(temp.path());
+        dir.init().unwrap();
+        let path = dir.path(IDENTITY_FILE);
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 2;
+        bytes[last] ^= 0x01;
+        fs::write(&path, &bytes).unwrap();
+        for _ in 0..2 {
+            let error = dir.init().unwrap_err();
+            assert!(
+                matches!(error, DataDirError::CorruptIdentity { .. }),
+                "{error}"
+            );
+            assert!(error.to_string().contains("left untouched"));
+            assert_eq!(fs::read(&path).unwrap(), bytes);
+        }
+        fs::write(&path, b"\xff\xfe not text").unwrap();
+        assert!(matches!(
+            dir.load_identity(),
+            Err(DataDirError::CorruptIdentity { .. })
+        ));
+    }
+
+    #[test]
+    fn missing_identity_says_how_to_create_one() {
+        let temp = tempfile::tempdir().unwrap();
+        let error = DataDir::new(temp.path()).load_identity().unwrap_err();
+        assert!(error.to_string().contains("kith init"), "{error}");
+    }
+
+    #[test]
+    fn write_new_never_overwrites() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(temp.path());
+        dir.write_new("a", b"first", 0o600).unwrap();
+        assert!(dir.write_new("a", b"second", 0o600).is_err());
+        assert_eq!(fs::read(dir.path("a")).unwrap(), b"first");
+        dir.write_replace("a", b"third", 0o600).unwrap();
+        assert_eq!(fs::read(dir.path("a")).unwrap(), b"third");
+        let leftovers: Vec<_> = fs::read_dir(temp.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+}
