@@ -25,9 +25,11 @@ pub mod capability;
 pub mod content_id;
 pub mod file_key;
 pub mod identity;
+pub mod size;
 
 pub use capability::{Capability, CapabilityError};
 pub use content_id::{ContentId, ContentIdError};
 pub use file_key::FileKey;
 pub use identity::{Identity, IdentityError};
 pub use libp2p_identity::PeerId;
+pub use size::{ByteSize, ByteSizeError};

@@ -3,12 +3,13 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// kith: a node for a decentralized internet.
 ///
 /// Store files encrypted and erasure-coded across peers, share them with a
 /// capability, and talk to friends directly, with no server in the middle.
+/// Start a node with `kith up`; the other commands talk to it.
 #[derive(Debug, Parser)]
 #[command(name = "kith", version, propagate_version = true)]
 pub(crate) struct Cli {
@@ -27,6 +28,53 @@ pub(crate) enum Command {
     /// Prints the node's peer id on stdout. An existing identity is kept; a
     /// damaged one is reported and never replaced.
     Init,
-    /// Print this node's peer id (works with no node running).
+    /// Run the node in the foreground until Ctrl-C or SIGTERM.
+    ///
+    /// Creates the data folder and identity if missing, listens, finds peers
+    /// (mDNS on the LAN, --bootstrap addresses, and the peers it knew last
+    /// time), and serves the local API that the other commands use. Prints
+    /// the peer id and listen addresses on stdout; logs go to stderr
+    /// (RUST_LOG=debug for more). Settings may also live in DIR/config.toml;
+    /// flags override it.
+    Up(UpArgs),
+    /// Print this node's peer id, and its listen addresses if it is running.
+    ///
+    /// The first line is the peer id; works with no node running.
     Id,
+    /// List connected peers, one per line: peer id, then known addresses.
+    Peers,
+    /// Connect to a peer by multiaddr, e.g. /ip4/192.0.2.7/tcp/4001/p2p/12D3KooW…
+    Connect {
+        /// The peer's address; `kith id` on that node prints it.
+        addr: String,
+    },
+    /// Measure the round trip to a connected peer.
+    Ping {
+        /// The peer's id (12D3KooW…).
+        peer: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UpArgs {
+    /// Listen on this multiaddr (repeatable) [default: all interfaces, a free
+    /// port, TCP and QUIC]; e.g. /ip4/0.0.0.0/tcp/4001.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Vec<String>,
+    /// Join the network through this peer (repeatable); the address must end
+    /// in /p2p/<peer id>.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) bootstrap: Vec<String>,
+    /// Do not look for peers on the local network.
+    #[arg(long)]
+    pub(crate) no_mdns: bool,
+    /// Do not relay for peers that cannot reach each other.
+    #[arg(long)]
+    pub(crate) no_relay: bool,
+    /// Where the local API listens [default: 127.0.0.1, a free port].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(crate) api: Option<String>,
+    /// Most space other peers' shares may take, e.g. 50G.
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) quota: Option<String>,
 }

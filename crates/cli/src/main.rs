@@ -1,19 +1,23 @@
 //! `kith`, the command line.
 //!
-//! This binary only parses arguments and calls into the libraries: the data
-//! folder and node live in `kith-node`, formats in `kith-base`. Results go to
-//! stdout (so `cap=$(kith put f)` works), progress and messages to stderr, and
-//! every error is one sentence and a non-zero exit.
+//! This binary only parses arguments and calls into the libraries: `kith up`
+//! runs `kith_api::up`, the other commands talk to the running node over its
+//! HTTP API ([`client`]), and `init`/`id` read the data folder directly.
+//! Results go to stdout (so `cap=$(kith put f)` works), progress and messages
+//! to stderr, and every error is one sentence and a non-zero exit.
 
 mod cli;
+mod client;
 
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use kith_node::data_dir::DataDir;
+use kith_api::types::{ConnectRequest, Connected, Id, Peers, PingRequest, Pong};
+use kith_node::{ConfigFile, DataDir, DataDirError, Flags, NodeConfig};
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, UpArgs};
+use crate::client::ApiClient;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -26,13 +30,17 @@ fn main() -> ExitCode {
     }
 }
 
-/// Joins an error and its causes into one line: "doing X: because Y".
+/// Joins an error and its causes into one line: "doing X: because Y",
+/// skipping a cause whose text its parent already includes.
 fn chain(error: &anyhow::Error) -> String {
-    error
-        .chain()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(": ")
+    let mut parts: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !parts.last().is_some_and(|last| last.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -53,12 +61,104 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             println!("{}", identity.peer_id());
         }
+        Command::Up(args) => up(dir, args)?,
         Command::Id => {
             let identity = dir.load_identity().with_context(|| {
                 format!("cannot read this node's id from {}", dir.root().display())
             })?;
             println!("{}", identity.peer_id());
+            // Addresses only if the node runs; `kith id` must work without it.
+            match ApiClient::from_dir(&dir).and_then(|api| api.get::<Id>("/v1/id")) {
+                Ok(id) => {
+                    for addr in id.listen_addrs {
+                        println!("{addr}");
+                    }
+                }
+                Err(error) => {
+                    let not_running = error
+                        .downcast_ref::<DataDirError>()
+                        .is_some_and(|e| matches!(e, DataDirError::NotRunning { .. }));
+                    if !not_running {
+                        eprintln!("(not showing listen addresses: {})", chain(&error));
+                    }
+                }
+            }
+        }
+        Command::Peers => {
+            let peers: Peers = ApiClient::from_dir(&dir)?.get("/v1/peers")?;
+            for peer in peers.peers {
+                if peer.addrs.is_empty() {
+                    println!("{}", peer.peer_id);
+                } else {
+                    println!("{} {}", peer.peer_id, peer.addrs.join(" "));
+                }
+            }
+        }
+        Command::Connect { addr } => {
+            let connected: Connected =
+                ApiClient::from_dir(&dir)?.post("/v1/connect", &ConnectRequest { addr })?;
+            println!("{}", connected.peer_id);
+        }
+        Command::Ping { peer } => {
+            let pong: Pong =
+                ApiClient::from_dir(&dir)?.post("/v1/ping", &PingRequest { peer_id: peer })?;
+            println!("{} {:.2} ms", pong.peer_id, pong.rtt_ms);
         }
     }
     Ok(())
+}
+
+fn up(dir: DataDir, args: UpArgs) -> anyhow::Result<()> {
+    init_logging();
+    let file = ConfigFile::load(dir.root())?;
+    let flags = Flags {
+        listen: args.listen,
+        bootstrap: args.bootstrap,
+        no_mdns: args.no_mdns,
+        no_relay: args.no_relay,
+        api: args.api,
+        quota: args.quota,
+    };
+    let config = NodeConfig::resolve(&file, &flags)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let running = kith_api::up(dir, config).await?;
+        let node = running.node();
+        println!("kith node {}", node.peer_id());
+        for addr in node.listen_addrs().await? {
+            println!("listening on {addr}");
+        }
+        println!("api on {}", running.api_addr());
+        running.run_until(shutdown_signal()).await;
+        anyhow::Ok(())
+    })
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let terminate = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }

@@ -5,6 +5,11 @@
 //! ```text
 //! DIR/
 //!   identity.key     the node's secret key (mode 0600), see kith_base::identity
+//!   config.toml      optional settings (see crate::config)
+//!   lock             held by the running `kith up`; holds its process id
+//!   api.addr         HOST:PORT of the running node's HTTP API (removed at exit)
+//!   api.token        the API's bearer token (mode 0600)
+//!   peers            the peer table, to rejoin after a restart (crate::peer_table)
 //! ```
 //!
 //! Rules every writer here follows, so that a crash or a bad input never
@@ -25,6 +30,12 @@ use kith_base::{Identity, IdentityError};
 
 /// The file in the data folder that holds the node's secret key.
 pub const IDENTITY_FILE: &str = "identity.key";
+/// The lock file held by the running node.
+pub const LOCK_FILE: &str = "lock";
+/// The file with the running node's API address.
+pub const API_ADDR_FILE: &str = "api.addr";
+/// The file with the API's bearer token.
+pub const API_TOKEN_FILE: &str = "api.token";
 
 /// A node's data folder.
 #[derive(Debug, Clone)]
@@ -69,6 +80,39 @@ pub enum DataDirError {
         /// What is wrong with it.
         source: IdentityError,
     },
+    /// Another process holds the folder's lock.
+    #[error(
+        "another kith node ({holder}) is already running with the data folder {path}; \
+         stop it first, or give this one its own --dir"
+    )]
+    Locked {
+        /// The data folder.
+        path: PathBuf,
+        /// Who holds it, e.g. "process 1234".
+        holder: String,
+    },
+    /// No node is running with this folder (or it did not say where its API is).
+    #[error(
+        "no kith node is running with the data folder {path}; start one with `kith --dir {path} up`"
+    )]
+    NotRunning {
+        /// The data folder.
+        path: PathBuf,
+    },
+    /// A small state file is damaged.
+    #[error("{path} is damaged ({what}); delete it and restart the node to recreate it")]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        what: &'static str,
+    },
+}
+
+/// Proof that this process owns the data folder; released when dropped.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
 }
 
 impl DataDir {
@@ -140,6 +184,121 @@ impl DataDir {
         })?;
         Identity::from_file_text(&text)
             .map_err(|source| DataDirError::CorruptIdentity { path, source })
+    }
+
+    /// Takes the folder's lock, so that no second node runs on it: two nodes
+    /// with one identity and one store would corrupt each other's state. The
+    /// lock is an OS file lock, so it is released even if the node is killed.
+    pub fn lock(&self) -> Result<DirLock, DataDirError> {
+        self.create_root()?;
+        let path = self.path(LOCK_FILE);
+        let io_error = |source| DataDirError::Io {
+            action: "cannot open the lock file",
+            path: path.clone(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_error)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|text| text.trim().parse::<u32>().ok())
+                    .map_or_else(
+                        || "another process".to_owned(),
+                        |pid| format!("process {pid}"),
+                    );
+                return Err(DataDirError::Locked {
+                    path: self.root.clone(),
+                    holder,
+                });
+            }
+            Err(std::fs::TryLockError::Error(source)) => return Err(io_error(source)),
+        }
+        let written = file
+            .set_len(0)
+            .and_then(|()| file.write_all(format!("{}\n", std::process::id()).as_bytes()));
+        written.map_err(io_error)?;
+        Ok(DirLock { _file: file })
+    }
+
+    /// The API token, created (0600) on first use and kept across restarts.
+    pub fn api_token(&self) -> Result<String, DataDirError> {
+        let path = self.path(API_TOKEN_FILE);
+        match fs::read_to_string(&path) {
+            Ok(text) => check_token(text.trim(), &path),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                let mut bytes = [0u8; 32];
+                getrandom::fill(&mut bytes).map_err(|error| DataDirError::Io {
+                    action: "cannot draw random bytes for",
+                    path: path.clone(),
+                    source: io::Error::other(error.to_string()),
+                })?;
+                let token = data_encoding::HEXLOWER.encode(&bytes);
+                match self.write_new(API_TOKEN_FILE, format!("{token}\n").as_bytes(), 0o600) {
+                    Ok(()) => Ok(token),
+                    Err(DataDirError::Io { source, .. })
+                        if source.kind() == io::ErrorKind::AlreadyExists =>
+                    {
+                        self.api_token()
+                    }
+                    Err(error) => Err(error),
+                }
+            }
+            Err(source) => Err(DataDirError::Io {
+                action: "cannot read",
+                path,
+                source,
+            }),
+        }
+    }
+
+    /// Records where the running node's API listens.
+    pub fn write_api_addr(&self, addr: std::net::SocketAddr) -> Result<(), DataDirError> {
+        self.write_replace(API_ADDR_FILE, format!("{addr}\n").as_bytes(), 0o644)
+    }
+
+    /// Forgets the API address (at shutdown).
+    pub fn remove_api_addr(&self) {
+        let _ = fs::remove_file(self.path(API_ADDR_FILE));
+    }
+
+    /// The running node's API address and token, for the command line.
+    pub fn api_endpoint(&self) -> Result<(std::net::SocketAddr, String), DataDirError> {
+        let path = self.path(API_ADDR_FILE);
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                return Err(DataDirError::NotRunning {
+                    path: self.root.clone(),
+                });
+            }
+            Err(source) => {
+                return Err(DataDirError::Io {
+                    action: "cannot read",
+                    path,
+                    source,
+                });
+            }
+        };
+        let addr = text.trim().parse().map_err(|_| DataDirError::Damaged {
+            path: path.clone(),
+            what: "not an address and port",
+        })?;
+        let token_path = self.path(API_TOKEN_FILE);
+        let token = fs::read_to_string(&token_path).map_err(|source| DataDirError::Io {
+            action: "cannot read the API token",
+            path: token_path.clone(),
+            source,
+        })?;
+        Ok((addr, check_token(token.trim(), &token_path)?))
     }
 
     fn create_root(&self) -> Result<(), DataDirError> {
@@ -230,6 +389,17 @@ impl DataDir {
     }
 }
 
+fn check_token(token: &str, path: &Path) -> Result<String, DataDirError> {
+    if token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(token.to_owned())
+    } else {
+        Err(DataDirError::Damaged {
+            path: path.to_owned(),
+            what: "not 64 hex digits",
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,6 +454,47 @@ mod tests {
         let temp = tempfile::tempdir().unwrap();
         let error = DataDir::new(temp.path()).load_identity().unwrap_err();
         assert!(error.to_string().contains("kith init"), "{error}");
+    }
+
+    #[test]
+    fn lock_admits_one_holder_at_a_time() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(temp.path());
+        let held = dir.lock().unwrap();
+        let error = dir.lock().unwrap_err();
+        assert!(error.to_string().contains("already running"), "{error}");
+        assert!(
+            error.to_string().contains(&std::process::id().to_string()),
+            "{error}"
+        );
+        drop(held);
+        dir.lock().unwrap();
+    }
+
+    #[test]
+    fn api_token_is_private_and_stable() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(temp.path());
+        let token = dir.api_token().unwrap();
+        assert_eq!(token.len(), 64);
+        assert_eq!(dir.api_token().unwrap(), token);
+        let mode = fs::metadata(dir.path(API_TOKEN_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(matches!(
+            dir.api_endpoint(),
+            Err(DataDirError::NotRunning { .. })
+        ));
+        dir.write_api_addr("127.0.0.1:5050".parse().unwrap())
+            .unwrap();
+        assert_eq!(
+            dir.api_endpoint().unwrap(),
+            ("127.0.0.1:5050".parse().unwrap(), token)
+        );
+        fs::write(dir.path(API_TOKEN_FILE), "short").unwrap();
+        assert!(matches!(dir.api_token(), Err(DataDirError::Damaged { .. })));
     }
 
     #[test]

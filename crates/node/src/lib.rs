@@ -1,17 +1,30 @@
 //! The kith node as a library.
 //!
 //! Everything a running node owns lives here, so the command line, the HTTP
-//! API and the tests all drive the same code. For now it holds the data
-//! folder ([`data_dir::DataDir`]): where the identity and, later, the share
-//! store, peer table and API token live.
+//! API and the tests all drive the same code:
+//!
+//! - [`data_dir::DataDir`]: the node's folder — identity, lock, API token,
+//!   peer table — written atomically, secrets 0600;
+//! - [`config`]: defaults, `config.toml` and flags, merged;
+//! - [`Node`]: the running node, a cloneable handle started with a config and
+//!   stopped with [`Node::shutdown`].
 //!
 //! ```no_run
-//! use kith_node::data_dir::DataDir;
+//! # async fn demo() -> Result<(), kith_node::NodeError> {
+//! use kith_node::{DataDir, Node, NodeConfig};
 //!
-//! let dir = DataDir::new("/tmp/kith-example");
-//! let (identity, created) = dir.init()?;
-//! println!("{} (new: {created})", identity.peer_id());
-//! # Ok::<(), kith_node::data_dir::DataDirError>(())
+//! let node = Node::start(DataDir::new("/tmp/kith-example"), NodeConfig::default()).await?;
+//! println!("{} listens on {:?}", node.peer_id(), node.listen_addrs().await?);
+//! node.shutdown().await;
+//! # Ok(())
+//! # }
 //! ```
 
+pub mod config;
 pub mod data_dir;
+mod node;
+pub mod peer_table;
+
+pub use config::{ConfigError, ConfigFile, Flags, NodeConfig};
+pub use data_dir::{DataDir, DataDirError};
+pub use node::{Node, NodeError, PeerInfo};

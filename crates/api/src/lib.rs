@@ -1,0 +1,32 @@
+//! kith's HTTP API, and the `kith up` life cycle built around it.
+//!
+//! The API is JSON over HTTP/1.1 on 127.0.0.1 (a random free port unless
+//! `--api HOST:PORT` says otherwise). Every request needs the bearer token
+//! that the node keeps in its data folder (`api.token`, mode 0600), so only
+//! users who can read that folder can drive the node. Requests that carry a
+//! foreign web `Origin`, or a `Host` that is not the API's own address, are
+//! refused: a web page the user visits cannot reach the API through their
+//! browser (cross-site requests and DNS rebinding).
+//!
+//! | method and path | body | answer |
+//! |---|---|---|
+//! | `GET /v1/health` | | `{"status":"ok","peer_id","uptime_secs","peers"}` |
+//! | `GET /v1/id` | | `{"peer_id","listen_addrs":[…]}` |
+//! | `GET /v1/peers` | | `{"peers":[{"peer_id","addrs":[…]}]}` |
+//! | `POST /v1/connect` | `{"addr"}` | `{"peer_id"}` |
+//! | `POST /v1/ping` | `{"peer_id"}` | `{"peer_id","rtt_ms"}` |
+//!
+//! Errors are `{"error": "one sentence"}` with a 4xx or 5xx status.
+//!
+//! [`up`] starts a node and its API together and writes the API's address
+//! into the data folder, where the command line finds it.
+
+mod routes;
+mod security;
+mod up;
+
+pub use routes::router;
+pub use up::{Running, UpError, up};
+
+/// The JSON shapes the API answers with; the command line reads the same types.
+pub mod types;

@@ -1,0 +1,140 @@
+//! The API's routes: thin translations from HTTP to [`kith_node::Node`] calls.
+
+use std::net::SocketAddr;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router, middleware};
+use kith_net::{NetError, PeerId, parse_multiaddr};
+use kith_node::{Node, NodeError};
+
+use crate::security::{self, Guard};
+use crate::types::{
+    ConnectRequest, Connected, ErrorBody, Health, Id, Peer, Peers, PingRequest, Pong,
+};
+
+/// Largest JSON body the API accepts. Requests are small commands; file
+/// bytes never travel in JSON.
+const MAX_BODY: usize = 64 * 1024;
+
+/// The API's router for `node`, guarded by `token`. `local` is the address
+/// the API listens on, used to refuse requests addressed to other hosts.
+pub fn router(node: Node, token: &str, local: SocketAddr) -> Router {
+    let guard = Guard {
+        token: token.into(),
+        local,
+    };
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/id", get(id))
+        .route("/v1/peers", get(peers))
+        .route("/v1/connect", post(connect))
+        .route("/v1/ping", post(ping))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .route_layer(middleware::from_fn_with_state(
+            guard.clone(),
+            security::check,
+        ))
+        .layer(middleware::from_fn_with_state(guard, security::check))
+        .with_state(node)
+}
+
+/// An error answer: `{"error": message}` with `status`.
+pub(crate) fn error_response(status: StatusCode, message: String) -> Response {
+    (status, Json(ErrorBody { error: message })).into_response()
+}
+
+/// A failure inside a handler, mapped to a status and a sentence.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error_response(self.0, self.1)
+    }
+}
+
+impl From<NodeError> for ApiError {
+    fn from(error: NodeError) -> Self {
+        let status = match &error {
+            NodeError::Net(NetError::InvalidAddr { .. } | NetError::MissingPeerId { .. }) => {
+                StatusCode::BAD_REQUEST
+            }
+            NodeError::Net(NetError::Timeout { .. }) => StatusCode::GATEWAY_TIMEOUT,
+            NodeError::Net(_) => StatusCode::BAD_GATEWAY,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self(status, error.to_string())
+    }
+}
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+async fn health(State(node): State<Node>) -> ApiResult<Health> {
+    Ok(Json(Health {
+        status: "ok".to_owned(),
+        peer_id: node.peer_id().to_string(),
+        uptime_secs: node.uptime().as_secs(),
+        peers: node.peers().await?.len(),
+    }))
+}
+
+async fn id(State(node): State<Node>) -> ApiResult<Id> {
+    Ok(Json(Id {
+        peer_id: node.peer_id().to_string(),
+        listen_addrs: node
+            .listen_addrs()
+            .await?
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+    }))
+}
+
+async fn peers(State(node): State<Node>) -> ApiResult<Peers> {
+    let peers = node
+        .peers()
+        .await?
+        .into_iter()
+        .map(|info| Peer {
+            peer_id: info.peer.to_string(),
+            addrs: info.addrs.iter().map(ToString::to_string).collect(),
+        })
+        .collect();
+    Ok(Json(Peers { peers }))
+}
+
+async fn connect(
+    State(node): State<Node>,
+    Json(request): Json<ConnectRequest>,
+) -> ApiResult<Connected> {
+    let addr = parse_multiaddr(&request.addr)
+        .map_err(|error| ApiError(StatusCode::BAD_REQUEST, error.to_string()))?;
+    let peer = node.connect(addr).await?;
+    Ok(Json(Connected {
+        peer_id: peer.to_string(),
+    }))
+}
+
+async fn ping(State(node): State<Node>, Json(request): Json<PingRequest>) -> ApiResult<Pong> {
+    let peer: PeerId = request.peer_id.trim().parse().map_err(|_| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{:?} is not a peer id (they look like 12D3KooW…)",
+                request.peer_id
+            ),
+        )
+    })?;
+    let rtt = node.ping(peer).await?;
+    Ok(Json(Pong {
+        peer_id: peer.to_string(),
+        rtt_ms: rtt.as_secs_f64() * 1000.0,
+    }))
+}
+
+async fn not_found() -> Response {
+    error_response(StatusCode::NOT_FOUND, "no such API endpoint".to_owned())
+}

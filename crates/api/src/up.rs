@@ -1,0 +1,117 @@
+//! `kith up`: a node and its API, started and stopped together.
+
+use std::net::SocketAddr;
+
+use kith_node::{DataDir, DataDirError, Node, NodeConfig, NodeError};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+/// Why `kith up` could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UpError {
+    /// The node itself could not start.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// The data folder refused (lock, token).
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    /// The API address could not be bound.
+    #[error("cannot listen for the API on {addr}: {source}")]
+    ApiListen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+}
+
+/// A running node with its API.
+#[derive(Debug)]
+pub struct Running {
+    node: Node,
+    api_addr: SocketAddr,
+    stop_api: oneshot::Sender<()>,
+    api_task: JoinHandle<()>,
+}
+
+/// Starts the node on `data_dir` with `config`, then its API, and records
+/// the API's address in the data folder for the command line.
+pub async fn up(data_dir: DataDir, config: NodeConfig) -> Result<Running, UpError> {
+    if !config.api.ip().is_loopback() {
+        warn!(
+            addr = %config.api,
+            "the API listens beyond this machine; anyone who can reach it still needs the token"
+        );
+    }
+    let node = Node::start(data_dir.clone(), config.clone()).await?;
+    let started = serve(&node, &data_dir, config.api).await;
+    match started {
+        Ok(running) => Ok(running),
+        Err(error) => {
+            node.shutdown().await;
+            Err(error)
+        }
+    }
+}
+
+async fn serve(node: &Node, data_dir: &DataDir, addr: SocketAddr) -> Result<Running, UpError> {
+    let token = data_dir.api_token()?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| UpError::ApiListen { addr, source })?;
+    let api_addr = listener
+        .local_addr()
+        .map_err(|source| UpError::ApiListen { addr, source })?;
+    let router = crate::router(node.clone(), &token, api_addr);
+    let (stop_api, stopped) = oneshot::channel::<()>();
+    let api_task = tokio::spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
+        if let Err(error) = served {
+            warn!(%error, "the API server stopped");
+        }
+    });
+    data_dir.write_api_addr(api_addr)?;
+    info!(%api_addr, "API listening");
+    Ok(Running {
+        node: node.clone(),
+        api_addr,
+        stop_api,
+        api_task,
+    })
+}
+
+impl Running {
+    /// The node.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// Where the API listens.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr
+    }
+
+    /// Runs until `shutdown` completes, then stops in stages: the API stops
+    /// taking requests, the node saves its state and closes its connections,
+    /// and the API address is removed from the data folder.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
+        shutdown.await;
+        self.stop().await;
+    }
+
+    /// Stops now (see [`Running::run_until`]).
+    pub async fn stop(self) {
+        info!("shutting down");
+        self.node.data_dir().remove_api_addr();
+        let _ = self.stop_api.send(());
+        let _ = self.api_task.await;
+        self.node.shutdown().await;
+    }
+}

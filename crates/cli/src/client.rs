@@ -1,0 +1,94 @@
+//! The command line's client for a running node's HTTP API.
+//!
+//! It finds the API through the data folder (`api.addr` and `api.token`,
+//! written by `kith up`) and turns every failure into one sentence that says
+//! what to do: no node running, a node that stopped without cleaning up, or
+//! the node's own error message.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use kith_api::types::ErrorBody;
+use kith_node::DataDir;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A connection to the node that owns a data folder.
+pub(crate) struct ApiClient {
+    agent: ureq::Agent,
+    base: String,
+    token: String,
+    dir: String,
+}
+
+impl ApiClient {
+    /// Reads the API address and token from the data folder.
+    pub(crate) fn from_dir(dir: &DataDir) -> anyhow::Result<Self> {
+        let (addr, token) = dir.api_endpoint()?;
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(120)))
+            .build()
+            .into();
+        Ok(Self {
+            agent,
+            base: format!("http://{addr}"),
+            token,
+            dir: dir.root().display().to_string(),
+        })
+    }
+
+    /// `GET path`, decoded as `T`.
+    pub(crate) fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        let response = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .call();
+        self.decode(response)
+    }
+
+    /// `POST path` with a JSON body, decoded as `T`.
+    pub(crate) fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<T> {
+        let response = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .send_json(body);
+        self.decode(response)
+    }
+
+    fn decode<T: DeserializeOwned>(
+        &self,
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> anyhow::Result<T> {
+        let mut response = response.map_err(|error| match error {
+            ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => {
+                anyhow!(
+                    "no kith node is answering for the data folder {dir} (it may have stopped); \
+                     start one with `kith --dir {dir} up`",
+                    dir = self.dir
+                )
+            }
+            ureq::Error::Timeout(_) => anyhow!("the node did not answer in time"),
+            other => anyhow!("cannot talk to the node: {other}"),
+        })?;
+        let status = response.status();
+        let body = response
+            .body_mut()
+            .read_to_string()
+            .context("cannot read the node's answer")?;
+        if status.is_success() {
+            serde_json::from_str(&body).context("the node's answer is not what this kith expects")
+        } else {
+            let message = serde_json::from_str::<ErrorBody>(&body)
+                .map(|error| error.error)
+                .unwrap_or_else(|_| format!("the node answered {status}"));
+            Err(anyhow!(message))
+        }
+    }
+}

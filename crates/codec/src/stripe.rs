@@ -1,0 +1,427 @@
+//! Stripes: one encrypted segment (or the encrypted manifest) as n shares,
+//! and the public stripe record that names them.
+//!
+//! The record is deliberately not encrypted. A storage node holds no key, yet
+//! must check every share it accepts and rebuild lost ones; the record gives it
+//! k, n, the sizes and every share's id, and the stripe id (the record's hash)
+//! ties the record to the manifest or capability that names it. What the
+//! record reveals — sizes and k/n — a storage node sees anyway.
+//!
+//! Layout (all integers little-endian; `docs/storage-format.md` is the
+//! reference):
+//!
+//! ```text
+//! "KSR1" | k:u8 | n:u8 | 0:u16 | share_len:u32 | cipher_len:u32 | n × share id:32
+//! ```
+//!
+//! The parser accepts exactly one encoding per record: reserved bytes must be
+//! zero and `share_len` must be the one the formula gives, so two different
+//! byte strings never describe the same stripe and the stripe id is canonical.
+
+use std::fmt;
+
+use kith_base::ContentId;
+
+use crate::crypto::{FileCipher, TAG_LEN};
+use crate::erasure;
+use crate::error::{DecodeError, EncodeError, Part, RecordError};
+use crate::params::check_shares;
+
+/// Magic and format version of a stripe record.
+pub const RECORD_MAGIC: &[u8; 4] = b"KSR1";
+/// Bytes before the share ids.
+pub const RECORD_HEADER_LEN: usize = 16;
+/// Largest ciphertext a stripe may carry: the encrypted manifest's cap. Data
+/// segments are far smaller (16 MiB + 16 at most); a storage node uses this to
+/// refuse absurd records before allocating for them.
+pub const MAX_CIPHER_LEN: u32 = 64 << 20;
+
+/// The length of each share for a ciphertext of `cipher_len` bytes split in
+/// `k`: `ceil(cipher_len / k)`, rounded up to an even number because
+/// `reed-solomon-simd` 3.x works on 16-bit symbols. `cipher_len` is at most
+/// [`MAX_CIPHER_LEN`], so this never overflows.
+pub const fn share_len_for(cipher_len: u32, k: u8) -> u32 {
+    let len = cipher_len.div_ceil(k as u32);
+    len + (len & 1)
+}
+
+/// The public description of one stripe: sizes, k/n and the id of every
+/// share. Its hash is the stripe id.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StripeRecord {
+    k: u8,
+    n: u8,
+    share_len: u32,
+    cipher_len: u32,
+    share_ids: Vec<ContentId>,
+}
+
+impl StripeRecord {
+    /// Parses and checks record bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, RecordError> {
+        if bytes.len() < RECORD_HEADER_LEN {
+            // Too short to tell the version: say what it is not.
+            return Err(
+                if bytes.starts_with(&RECORD_MAGIC[..3]) || bytes.len() < 4 {
+                    RecordError::Length {
+                        expected: RECORD_HEADER_LEN,
+                        got: bytes.len(),
+                    }
+                } else {
+                    RecordError::NotARecord
+                },
+            );
+        }
+        if &bytes[..4] != RECORD_MAGIC {
+            return Err(if bytes[..3] == RECORD_MAGIC[..3] {
+                RecordError::UnknownVersion(char::from(bytes[3]))
+            } else {
+                RecordError::NotARecord
+            });
+        }
+        let (k, n) = (bytes[4], bytes[5]);
+        if bytes[6..8] != [0, 0] {
+            return Err(RecordError::Reserved);
+        }
+        check_shares(u32::from(k), u32::from(n)).map_err(RecordError::Shares)?;
+        let expected = RECORD_HEADER_LEN + usize::from(n) * ContentId::LEN;
+        if bytes.len() != expected {
+            return Err(RecordError::Length {
+                expected,
+                got: bytes.len(),
+            });
+        }
+        let share_len = read_u32(&bytes[8..12]);
+        let cipher_len = read_u32(&bytes[12..16]);
+        check_sizes(k, share_len, cipher_len)?;
+        let share_ids = bytes[RECORD_HEADER_LEN..]
+            .chunks_exact(ContentId::LEN)
+            .map(|chunk| {
+                let mut id = [0u8; ContentId::LEN];
+                id.copy_from_slice(chunk);
+                ContentId::from_bytes(id)
+            })
+            .collect();
+        Ok(Self {
+            k,
+            n,
+            share_len,
+            cipher_len,
+            share_ids,
+        })
+    }
+
+    /// The record bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encoded_len());
+        out.extend_from_slice(RECORD_MAGIC);
+        out.extend_from_slice(&[self.k, self.n, 0, 0]);
+        out.extend_from_slice(&self.share_len.to_le_bytes());
+        out.extend_from_slice(&self.cipher_len.to_le_bytes());
+        for id in &self.share_ids {
+            out.extend_from_slice(id.as_bytes());
+        }
+        out
+    }
+
+    /// Length of the record bytes: `16 + 32 n`.
+    pub fn encoded_len(&self) -> usize {
+        RECORD_HEADER_LEN + self.share_ids.len() * ContentId::LEN
+    }
+
+    /// The stripe id: BLAKE3 of the record bytes.
+    pub fn id(&self) -> ContentId {
+        ContentId::of(&self.to_bytes())
+    }
+
+    /// Shares needed to rebuild the stripe.
+    pub fn k(&self) -> u8 {
+        self.k
+    }
+
+    /// Shares in the stripe.
+    pub fn n(&self) -> u8 {
+        self.n
+    }
+
+    /// Bytes per share.
+    pub fn share_len(&self) -> u32 {
+        self.share_len
+    }
+
+    /// Bytes of ciphertext (including the 16-byte tag) in the stripe.
+    pub fn cipher_len(&self) -> u32 {
+        self.cipher_len
+    }
+
+    /// The id of every share, by index.
+    pub fn share_ids(&self) -> &[ContentId] {
+        &self.share_ids
+    }
+
+    /// Checks that `bytes` are share `index` of this stripe. A storage node
+    /// calls this on every share it receives or serves.
+    pub fn verify_share(&self, index: usize, bytes: &[u8]) -> Result<(), DecodeError> {
+        let Some(id) = self.share_ids.get(index) else {
+            return Err(DecodeError::ShareIndex { index, n: self.n });
+        };
+        if self.share_len as usize == bytes.len() && id.verifies(bytes) {
+            Ok(())
+        } else {
+            Err(DecodeError::ShareCorrupt {
+                stripe: self.id(),
+                // `index < n <= 255` was checked above.
+                index: index as u8,
+            })
+        }
+    }
+}
+
+impl fmt::Debug for StripeRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "StripeRecord({} {}/{}, {} × {} bytes for {} bytes of ciphertext)",
+            self.id().short(),
+            self.k,
+            self.n,
+            self.n,
+            self.share_len,
+            self.cipher_len
+        )
+    }
+}
+
+fn read_u32(bytes: &[u8]) -> u32 {
+    let mut array = [0u8; 4];
+    array.copy_from_slice(bytes);
+    u32::from_le_bytes(array)
+}
+
+fn check_sizes(k: u8, share_len: u32, cipher_len: u32) -> Result<(), RecordError> {
+    if !(TAG_LEN as u32..=MAX_CIPHER_LEN).contains(&cipher_len) {
+        return Err(RecordError::CipherLen(cipher_len));
+    }
+    if u64::from(cipher_len) > u64::from(k) * u64::from(share_len) {
+        return Err(RecordError::CipherDoesNotFit {
+            cipher_len,
+            share_len,
+        });
+    }
+    let expected = share_len_for(cipher_len, k);
+    if share_len != expected {
+        return Err(RecordError::ShareLen {
+            expected,
+            got: share_len,
+        });
+    }
+    Ok(())
+}
+
+/// One encoded stripe: its record, its id and its n shares, in one
+/// contiguous allocation of `n × share_len` bytes.
+///
+/// Share `i` is bytes `i × share_len .. (i + 1) × share_len`. One buffer
+/// instead of n `Vec`s: the segment is read, encrypted, padded and coded in
+/// place, with no copy between stages.
+#[derive(Clone)]
+pub struct EncodedStripe {
+    record: StripeRecord,
+    id: ContentId,
+    shares: Vec<u8>,
+}
+
+impl EncodedStripe {
+    /// The stripe record.
+    pub fn record(&self) -> &StripeRecord {
+        &self.record
+    }
+
+    /// The stripe id (hash of the record bytes).
+    pub fn id(&self) -> ContentId {
+        self.id
+    }
+
+    /// Bytes per share.
+    pub fn share_len(&self) -> usize {
+        self.record.share_len as usize
+    }
+
+    /// Share `index`.
+    ///
+    /// # Panics
+    /// If `index >= n`.
+    pub fn share(&self, index: usize) -> &[u8] {
+        let len = self.share_len();
+        &self.shares[index * len..(index + 1) * len]
+    }
+
+    /// The n shares in index order.
+    pub fn shares(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        self.shares.chunks_exact(self.share_len())
+    }
+
+    /// Gives up the record and the contiguous `n × share_len` share bytes.
+    pub fn into_parts(self) -> (StripeRecord, Vec<u8>) {
+        (self.record, self.shares)
+    }
+}
+
+impl fmt::Debug for EncodedStripe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EncodedStripe")
+            .field("record", &self.record)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bytes a stripe buffer needs for a plaintext of up to `plain_len` bytes:
+/// the capacity to allocate up front so that no stage reallocates.
+pub(crate) fn buffer_len(plain_len: usize, k: u8, n: u8) -> usize {
+    let cipher_len = (plain_len + TAG_LEN) as u32;
+    usize::from(n) * share_len_for(cipher_len, k) as usize
+}
+
+/// Turns a buffer holding exactly the plaintext into an encoded stripe:
+/// encrypts in place, appends the tag, zero-pads to k shares, appends the
+/// recovery shares and hashes all n. Give the buffer [`buffer_len`] of
+/// capacity and nothing is reallocated or copied between stages.
+pub(crate) fn seal_stripe(
+    cipher: &FileCipher,
+    part: Part,
+    mut buffer: Vec<u8>,
+    k: u8,
+    n: u8,
+) -> Result<EncodedStripe, EncodeError> {
+    let plain_len = buffer.len();
+    let cipher_len = plain_len + TAG_LEN;
+    if cipher_len > MAX_CIPHER_LEN as usize {
+        return Err(EncodeError::Internal(format!(
+            "{part} is {plain_len} bytes, more than a stripe can hold"
+        )));
+    }
+    let share_len = share_len_for(cipher_len as u32, k);
+    let (k_len, n_len) = (usize::from(k), usize::from(n));
+    let share_bytes = share_len as usize;
+    buffer.reserve_exact(n_len * share_bytes - plain_len);
+    let tag = cipher
+        .seal(part, &mut buffer)
+        .map_err(|_| EncodeError::Internal(format!("the AEAD refused to seal {part}")))?;
+    buffer.extend_from_slice(&tag);
+    buffer.resize(k_len * share_bytes, 0);
+    erasure::encode(&mut buffer, k_len, n_len, share_bytes)
+        .map_err(|error| EncodeError::Internal(format!("erasure coding {part}: {error}")))?;
+    let share_ids = buffer
+        .chunks_exact(share_bytes)
+        .map(ContentId::of)
+        .collect();
+    let record = StripeRecord {
+        k,
+        n,
+        share_len,
+        cipher_len: cipher_len as u32,
+        share_ids,
+    };
+    let id = record.id();
+    Ok(EncodedStripe {
+        record,
+        id,
+        shares: buffer,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn share_len_formula() {
+        assert_eq!(share_len_for(16, 1), 16);
+        assert_eq!(share_len_for(16, 3), 6);
+        assert_eq!(share_len_for(17, 1), 18);
+        assert_eq!(share_len_for(4096 + 16, 3), 1372);
+        assert_eq!(share_len_for(MAX_CIPHER_LEN, 1), MAX_CIPHER_LEN);
+        assert_eq!(share_len_for(MAX_CIPHER_LEN - 1, 1), MAX_CIPHER_LEN);
+    }
+
+    fn sample() -> StripeRecord {
+        StripeRecord {
+            k: 2,
+            n: 3,
+            share_len: share_len_for(100, 2),
+            cipher_len: 100,
+            share_ids: vec![
+                ContentId::of(b"a"),
+                ContentId::of(b"b"),
+                ContentId::of(b"c"),
+            ],
+        }
+    }
+
+    #[test]
+    fn record_round_trip() {
+        let record = sample();
+        let bytes = record.to_bytes();
+        assert_eq!(bytes.len(), 16 + 3 * 32);
+        assert_eq!(
+            &bytes[..16],
+            b"KSR1\x02\x03\x00\x00\x32\x00\x00\x00\x64\x00\x00\x00"
+        );
+        assert_eq!(StripeRecord::from_bytes(&bytes), Ok(record));
+    }
+
+    #[test]
+    fn record_parser_rejects_each_violation() {
+        let good = sample().to_bytes();
+        let with = |at: usize, value: u8| {
+            let mut bytes = good.clone();
+            bytes[at] = value;
+            StripeRecord::from_bytes(&bytes)
+        };
+        assert_eq!(with(0, b'X'), Err(RecordError::NotARecord));
+        assert_eq!(with(3, b'2'), Err(RecordError::UnknownVersion('2')));
+        assert_eq!(with(6, 1), Err(RecordError::Reserved));
+        assert!(matches!(with(4, 0), Err(RecordError::Shares(_))));
+        assert!(matches!(with(4, 3), Err(RecordError::Shares(_))));
+        assert_eq!(
+            with(5, 4),
+            Err(RecordError::Length {
+                expected: 16 + 4 * 32,
+                got: good.len()
+            })
+        );
+        assert_eq!(
+            with(8, 0x34),
+            Err(RecordError::ShareLen {
+                expected: 50,
+                got: 52
+            })
+        );
+        assert_eq!(
+            with(8, 0x30),
+            Err(RecordError::CipherDoesNotFit {
+                cipher_len: 100,
+                share_len: 48
+            })
+        );
+        assert_eq!(with(12, 15), Err(RecordError::CipherLen(15)));
+        assert_eq!(with(15, 0x10), Err(RecordError::CipherLen(0x1000_0064)));
+        assert!(StripeRecord::from_bytes(&good[..good.len() - 1]).is_err());
+        assert!(StripeRecord::from_bytes(&[good.as_slice(), &[0]].concat()).is_err());
+        assert!(StripeRecord::from_bytes(b"").is_err());
+        assert!(StripeRecord::from_bytes(b"KSR").is_err());
+    }
+
+    #[test]
+    fn verify_share_checks_index_length_and_hash() {
+        let record = sample();
+        assert!(matches!(
+            record.verify_share(3, b"a"),
+            Err(DecodeError::ShareIndex { index: 3, n: 3 })
+        ));
+        assert!(matches!(
+            record.verify_share(0, b"a"),
+            Err(DecodeError::ShareCorrupt { index: 0, .. })
+        ));
+    }
+}

@@ -1,0 +1,140 @@
+//! The composed libp2p behaviour: every protocol a kith node speaks.
+//!
+//! Each field is one libp2p protocol with its own per-connection handlers;
+//! the derive macro wires them into one [`NetworkBehaviour`] whose events
+//! arrive in the event loop as [`BehaviourEvent`] variants named after the
+//! fields. Optional services (mDNS, the relay server) are wrapped in
+//! [`Toggle`] so that switching them off leaves no handler, no socket and
+//! no advertised protocol behind.
+//!
+//! The two limit behaviours come first on purpose: the derive asks fields in
+//! order whether to accept a connection, so a denied connection never
+//! reaches the protocol behaviours.
+
+use libp2p::{
+    StreamProtocol, autonat, connection_limits, dcutr, identify,
+    identity::Keypair,
+    kad::{self, store::MemoryStore},
+    mdns, memory_connection_limits, ping, relay,
+    swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
+};
+
+use crate::config::{IDENTIFY_PROTOCOL, KAD_PROTOCOL, NetConfig};
+
+/// Records the DHT store may hold. kith does not use Kademlia records (they
+/// are filtered, see [`build`]); this only bounds the store as a backstop.
+const MAX_KAD_RECORDS: usize = 256;
+/// Largest Kademlia record value accepted, in bytes (backstop, as above).
+const MAX_KAD_RECORD_BYTES: usize = 16 * 1024;
+
+/// Every protocol of a kith node.
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    pub(crate) limits: connection_limits::Behaviour,
+    pub(crate) memory: memory_connection_limits::Behaviour,
+    pub(crate) identify: identify::Behaviour,
+    pub(crate) ping: ping::Behaviour,
+    pub(crate) kad: kad::Behaviour<MemoryStore>,
+    pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
+    pub(crate) autonat: autonat::Behaviour,
+    pub(crate) relay_server: Toggle<relay::Behaviour>,
+    pub(crate) relay_client: relay::client::Behaviour,
+    pub(crate) dcutr: dcutr::Behaviour,
+}
+
+/// Assembles the behaviour. `relay_client` comes from the swarm builder,
+/// which pairs it with the relay transport.
+pub(crate) fn build(
+    keypair: &Keypair,
+    relay_client: relay::client::Behaviour,
+    config: &NetConfig,
+) -> Result<Behaviour, std::io::Error> {
+    let local = keypair.public().to_peer_id();
+    let limits = &config.limits;
+
+    let connection_limits = connection_limits::ConnectionLimits::default()
+        .with_max_established(Some(limits.max_established))
+        .with_max_established_per_peer(Some(limits.max_established_per_peer))
+        .with_max_pending_incoming(Some(limits.max_pending_incoming))
+        .with_max_pending_outgoing(Some(limits.max_pending_outgoing));
+
+    let identify = identify::Behaviour::new(
+        identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), keypair.public())
+            .with_agent_version(format!("kith/{}", env!("CARGO_PKG_VERSION")))
+            .with_push_listen_addr_updates(true),
+    );
+
+    let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
+    kad_config
+        .set_query_timeout(config.query_timeout)
+        // kith keeps its data in its own protocols, not in DHT records:
+        // inbound PUT_VALUE / ADD_PROVIDER are reported to us and dropped.
+        .set_record_filtering(kad::StoreInserts::FilterBoth)
+        .set_replication_interval(None)
+        .set_publication_interval(None)
+        .set_provider_publication_interval(None);
+    let store = MemoryStore::with_config(
+        local,
+        kad::store::MemoryStoreConfig {
+            max_records: MAX_KAD_RECORDS,
+            max_value_bytes: MAX_KAD_RECORD_BYTES,
+            max_providers_per_key: kad::K_VALUE.get(),
+            max_provided_keys: MAX_KAD_RECORDS,
+        },
+    );
+    let mut kad = kad::Behaviour::with_config(local, store, kad_config);
+    // Kademlia would stay a client until AutoNAT confirms a public address,
+    // which never happens on a LAN or on loopback. Every kith node serves
+    // the DHT: a node that cannot be reached is simply never asked.
+    kad.set_mode(Some(kad::Mode::Server));
+
+    let mdns = if config.mdns {
+        Some(mdns::tokio::Behaviour::new(mdns::Config::default(), local)?)
+    } else {
+        None
+    };
+
+    let relay_server = config.relay_server.then(|| {
+        let relay_limits = &config.relay_limits;
+        let relay_config = relay::Config {
+            max_reservations: relay_limits.max_reservations,
+            max_reservations_per_peer: relay_limits.max_reservations_per_peer,
+            reservation_duration: relay_limits.reservation_duration,
+            max_circuits: relay_limits.max_circuits,
+            max_circuits_per_peer: relay_limits.max_circuits_per_peer,
+            max_circuit_duration: relay_limits.max_circuit_duration,
+            max_circuit_bytes: relay_limits.max_circuit_bytes,
+            ..relay::Config::default()
+        };
+        relay::Behaviour::new(local, relay_config)
+    });
+
+    Ok(Behaviour {
+        limits: connection_limits::Behaviour::new(connection_limits),
+        memory: memory_connection_limits::Behaviour::with_max_percentage(
+            limits.max_memory_fraction.clamp(0.05, 1.0),
+        ),
+        identify,
+        ping: ping::Behaviour::new(ping::Config::new()),
+        kad,
+        mdns: Toggle::from(mdns),
+        autonat: autonat::Behaviour::new(
+            local,
+            autonat::Config {
+                // Ask few servers, and not too often: this only decides
+                // whether we look reachable from the internet.
+                confidence_max: 3,
+                throttle_clients_global_max: 30,
+                throttle_clients_peer_max: 3,
+                ..autonat::Config::default()
+            },
+        ),
+        relay_server: Toggle::from(relay_server),
+        relay_client,
+        dcutr: dcutr::Behaviour::new(local),
+    })
+}
+
+/// Most addresses of one peer taken from what it announces about itself
+/// (identify, mDNS). A peer cannot flood our routing table with addresses.
+pub(crate) const MAX_ADDRS_PER_PEER: usize = 8;

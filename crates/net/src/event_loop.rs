@@ -1,0 +1,625 @@
+//! The one task that owns the libp2p [`Swarm`].
+//!
+//! It waits on two things at once: the swarm's next event and the next
+//! [`Command`] from a [`Client`](crate::Client). Commands that need the
+//! network to answer (a dial, a lookup, a relay reservation) leave a
+//! oneshot sender in a `pending_*` map keyed by the id libp2p gave the
+//! operation; the swarm event that completes the operation takes it out and
+//! answers. Nothing else holds the swarm, so nothing needs a lock.
+//!
+//! Every map here is bounded: dials and relay listens end with a libp2p
+//! event (success, failure or libp2p's own timeout), Kademlia queries end by
+//! their query timeout and are capped at [`MAX_INFLIGHT_QUERIES`], ping
+//! waiters and round-trip times are kept only for connected peers.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::{
+    Multiaddr, PeerId, Swarm, autonat,
+    core::{ConnectedPoint, transport::ListenerId},
+    identify, kad,
+    multiaddr::Protocol,
+    ping, relay,
+    swarm::{
+        ConnectionId, DialError, SwarmEvent,
+        dial_opts::{DialOpts, PeerCondition},
+    },
+};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tracing::{debug, info, trace, warn};
+
+use crate::behaviour::{Behaviour, BehaviourEvent, MAX_ADDRS_PER_PEER};
+use crate::client::{Command, NetEvent, PeerLookup};
+use crate::config::{IDENTIFY_PROTOCOL, KAD_PROTOCOL, peer_id_of};
+use crate::error::describe;
+use crate::{NetError, sort_by_distance};
+
+/// Most Kademlia lookups started by clients that may run at once.
+pub(crate) const MAX_INFLIGHT_QUERIES: usize = 256;
+
+type Reply<T> = oneshot::Sender<T>;
+
+/// A client waiting for a Kademlia query.
+enum QueryWaiter {
+    FindPeer(PeerId, Reply<Result<PeerLookup, NetError>>),
+    Closest([u8; 32], Reply<Result<Vec<PeerId>, NetError>>),
+    Bootstrap(Reply<Result<(), NetError>>),
+}
+
+pub(crate) struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    events: broadcast::Sender<NetEvent>,
+    pending_dials: HashMap<ConnectionId, (Multiaddr, Reply<Result<PeerId, NetError>>)>,
+    pending_queries: HashMap<kad::QueryId, QueryWaiter>,
+    pending_pings: HashMap<PeerId, Vec<Reply<Result<Duration, NetError>>>>,
+    pending_relays: HashMap<ListenerId, (Multiaddr, Reply<Result<Multiaddr, NetError>>)>,
+    /// Latest round-trip time per connected peer.
+    rtts: HashMap<PeerId, Duration>,
+}
+
+/// What the loop should do after a command.
+enum Flow {
+    Continue,
+    Stop(Option<Reply<()>>),
+}
+
+impl EventLoop {
+    pub(crate) fn new(
+        swarm: Swarm<Behaviour>,
+        commands: mpsc::Receiver<Command>,
+        events: broadcast::Sender<NetEvent>,
+    ) -> Self {
+        Self {
+            swarm,
+            commands,
+            events,
+            pending_dials: HashMap::new(),
+            pending_queries: HashMap::new(),
+            pending_pings: HashMap::new(),
+            pending_relays: HashMap::new(),
+            rtts: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn swarm_mut(&mut self) -> &mut Swarm<Behaviour> {
+        &mut self.swarm
+    }
+
+    /// Drives the swarm until every listener in `listeners` reported an
+    /// address, or fails with the first listener that closed or errored.
+    /// Used by [`spawn`](crate::spawn) before it hands out the client, so
+    /// that [`Client::listen_addrs`](crate::Client::listen_addrs) is never
+    /// empty right after start.
+    pub(crate) async fn wait_listening(
+        &mut self,
+        mut listeners: HashMap<ListenerId, Multiaddr>,
+        limit: Duration,
+    ) -> Result<(), NetError> {
+        let deadline = tokio::time::Instant::now() + limit;
+        while !listeners.is_empty() {
+            let event = tokio::time::timeout_at(deadline, self.swarm.select_next_some())
+                .await
+                .map_err(|_| NetError::Timeout {
+                    what: "starting to listen",
+                    after: limit,
+                })?;
+            match &event {
+                SwarmEvent::NewListenAddr { listener_id, .. } => {
+                    listeners.remove(listener_id);
+                }
+                SwarmEvent::ListenerClosed {
+                    listener_id,
+                    reason,
+                    ..
+                } => {
+                    if let Some(addr) = listeners.remove(listener_id) {
+                        let reason = match reason {
+                            Ok(()) => "the listener closed".to_owned(),
+                            Err(error) => describe(error),
+                        };
+                        return Err(NetError::Listen { addr, reason });
+                    }
+                }
+                SwarmEvent::ListenerError { listener_id, error } => {
+                    if let Some(addr) = listeners.remove(listener_id) {
+                        return Err(NetError::Listen {
+                            addr,
+                            reason: describe(error),
+                        });
+                    }
+                }
+                _ => {}
+            }
+            self.on_swarm_event(event);
+        }
+        Ok(())
+    }
+
+    /// Runs until shutdown or until every client is gone.
+    pub(crate) async fn run(mut self) {
+        let shutdown_reply = loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                command = self.commands.recv() => match command {
+                    Some(command) => match self.on_command(command) {
+                        Flow::Continue => {}
+                        Flow::Stop(reply) => break reply,
+                    },
+                    None => break None,
+                },
+            }
+        };
+        info!("network event loop stopping");
+        // Dropping the swarm closes every connection and listener; dropping
+        // the pending maps answers every waiter with `Stopped`.
+        drop(self);
+        if let Some(reply) = shutdown_reply {
+            let _ = reply.send(());
+        }
+    }
+
+    fn emit(&self, event: NetEvent) {
+        // No subscribers is fine: events are advisory.
+        let _ = self.events.send(event);
+    }
+
+    fn on_command(&mut self, command: Command) -> Flow {
+        match command {
+            Command::ListenAddrs(reply) => {
+                let _ = reply.send(self.swarm.listeners().cloned().collect());
+            }
+            Command::ConnectedPeers(reply) => {
+                let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
+            Command::Dial { addr, reply } => self.dial(addr, reply),
+            Command::FindPeer { peer, reply } => {
+                if peer == *self.swarm.local_peer_id() {
+                    let _ = reply.send(Ok(PeerLookup {
+                        peer,
+                        addrs: self.swarm.listeners().cloned().collect(),
+                        requests: 0,
+                        successes: 0,
+                        duration: Some(Duration::ZERO),
+                    }));
+                } else if let Err(error) = self.check_can_query() {
+                    let _ = reply.send(Err(error));
+                } else {
+                    let id = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
+                    self.pending_queries
+                        .insert(id, QueryWaiter::FindPeer(peer, reply));
+                }
+            }
+            Command::ClosestPeers { key, reply } => {
+                if let Err(error) = self.check_can_query() {
+                    let _ = reply.send(Err(error));
+                } else {
+                    let id = self
+                        .swarm
+                        .behaviour_mut()
+                        .kad
+                        .get_closest_peers(key.to_vec());
+                    self.pending_queries
+                        .insert(id, QueryWaiter::Closest(key, reply));
+                }
+            }
+            Command::Bootstrap(reply) => {
+                if self.pending_queries.len() >= MAX_INFLIGHT_QUERIES {
+                    let _ = reply.send(Err(NetError::Busy(self.pending_queries.len())));
+                } else {
+                    match self.swarm.behaviour_mut().kad.bootstrap() {
+                        Ok(id) => {
+                            self.pending_queries
+                                .insert(id, QueryWaiter::Bootstrap(reply));
+                        }
+                        Err(_) => {
+                            let _ = reply.send(Err(NetError::NoKnownPeers));
+                        }
+                    }
+                }
+            }
+            Command::KnownPeers(reply) => {
+                let mut peers = Vec::new();
+                for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
+                    for entry in bucket.iter() {
+                        peers.push((
+                            *entry.node.key.preimage(),
+                            entry.node.value.iter().cloned().collect(),
+                        ));
+                    }
+                }
+                let _ = reply.send(peers);
+            }
+            Command::AddKnownPeer { peer, addr, reply } => {
+                let update = self.swarm.behaviour_mut().kad.add_address(&peer, addr);
+                let _ = reply.send(!matches!(update, kad::RoutingUpdate::Failed));
+            }
+            Command::AddExternalAddr { addr, reply } => {
+                self.swarm.add_external_address(addr);
+                let _ = reply.send(());
+            }
+            Command::Ping { peer, reply } => {
+                if !self.swarm.is_connected(&peer) {
+                    let _ = reply.send(Err(NetError::NotConnected(peer)));
+                } else if let Some(rtt) = self.rtts.get(&peer) {
+                    let _ = reply.send(Ok(*rtt));
+                } else {
+                    self.pending_pings.entry(peer).or_default().push(reply);
+                }
+            }
+            Command::ListenViaRelay { relay, reply } => self.listen_via_relay(relay, reply),
+            Command::Shutdown(reply) => return Flow::Stop(Some(reply)),
+        }
+        Flow::Continue
+    }
+
+    /// Whether a new client lookup may start.
+    fn check_can_query(&mut self) -> Result<(), NetError> {
+        if self.pending_queries.len() >= MAX_INFLIGHT_QUERIES {
+            return Err(NetError::Busy(self.pending_queries.len()));
+        }
+        if self.swarm.behaviour_mut().kad.kbuckets().next().is_none() {
+            return Err(NetError::NoKnownPeers);
+        }
+        Ok(())
+    }
+
+    fn dial(&mut self, addr: Multiaddr, reply: Reply<Result<PeerId, NetError>>) {
+        let opts = match peer_id_of(&addr) {
+            Some(peer) if self.swarm.is_connected(&peer) => {
+                let _ = reply.send(Ok(peer));
+                return;
+            }
+            Some(peer) => DialOpts::peer_id(peer)
+                .addresses(vec![addr.clone()])
+                .condition(PeerCondition::Disconnected)
+                .build(),
+            None => DialOpts::unknown_peer_id().address(addr.clone()).build(),
+        };
+        let connection = opts.connection_id();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                self.pending_dials.insert(connection, (addr, reply));
+            }
+            Err(error) => {
+                let _ = reply.send(Err(dial_error(addr, &error)));
+            }
+        }
+    }
+
+    fn listen_via_relay(&mut self, relay: Multiaddr, reply: Reply<Result<Multiaddr, NetError>>) {
+        if peer_id_of(&relay).is_none() {
+            let _ = reply.send(Err(NetError::MissingPeerId { addr: relay }));
+            return;
+        }
+        match self
+            .swarm
+            .listen_on(relay.clone().with(Protocol::P2pCircuit))
+        {
+            Ok(listener) => {
+                self.pending_relays.insert(listener, (relay, reply));
+            }
+            Err(error) => {
+                let _ = reply.send(Err(NetError::Relay {
+                    relay,
+                    reason: describe(&error),
+                }));
+            }
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
+            SwarmEvent::NewListenAddr {
+                listener_id,
+                address,
+            } => {
+                info!(%address, "listening");
+                if let Some((_, reply)) = self.pending_relays.remove(&listener_id) {
+                    let local = *self.swarm.local_peer_id();
+                    let full = address.clone().with_p2p(local).unwrap_or_else(|a| a);
+                    let _ = reply.send(Ok(full));
+                }
+                self.emit(NetEvent::ListenAddr(address));
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                debug!(%address, "no longer listening");
+                self.emit(NetEvent::ListenAddrExpired(address));
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            } => {
+                if let Some((relay, reply)) = self.pending_relays.remove(&listener_id) {
+                    let mut reason = match reason {
+                        Ok(()) => "the relay closed the reservation".to_owned(),
+                        Err(error) => describe(&error),
+                    };
+                    if reason.contains("does not support") {
+                        reason.push_str(
+                            " (that peer does not offer relaying: its relay server is off \
+                             or it has no reachable external address)",
+                        );
+                    }
+                    let _ = reply.send(Err(NetError::Relay { relay, reason }));
+                }
+            }
+            SwarmEvent::ListenerError { listener_id, error } => {
+                warn!(?listener_id, error = %describe(&error), "listener error");
+                if let Some((relay, reply)) = self.pending_relays.remove(&listener_id) {
+                    let _ = reply.send(Err(NetError::Relay {
+                        relay,
+                        reason: describe(&error),
+                    }));
+                }
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                debug!(%peer_id, addr = %endpoint.get_remote_address(), "connected");
+                if let Some((_, reply)) = self.pending_dials.remove(&connection_id) {
+                    let _ = reply.send(Ok(peer_id));
+                }
+                if num_established.get() == 1 {
+                    self.emit(NetEvent::PeerConnected(peer_id));
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                endpoint,
+                ..
+            } => {
+                if num_established == 0 {
+                    debug!(%peer_id, "disconnected");
+                    self.rtts.remove(&peer_id);
+                    for reply in self.pending_pings.remove(&peer_id).unwrap_or_default() {
+                        let _ = reply.send(Err(NetError::NotConnected(peer_id)));
+                    }
+                    self.emit(NetEvent::PeerDisconnected(peer_id));
+                }
+                if let ConnectedPoint::Dialer { address, .. } = endpoint {
+                    trace!(%peer_id, %address, "outbound connection closed");
+                }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                peer_id,
+                error,
+            } => {
+                debug!(?peer_id, error = %describe(&error), "dial failed");
+                if let Some((addr, reply)) = self.pending_dials.remove(&connection_id) {
+                    let _ = reply.send(Err(dial_error(addr, &error)));
+                }
+            }
+            SwarmEvent::IncomingConnectionError {
+                send_back_addr,
+                error,
+                ..
+            } => {
+                debug!(%send_back_addr, error = %describe(&error), "inbound connection failed");
+            }
+            SwarmEvent::ExternalAddrConfirmed { address } => {
+                info!(%address, "external address confirmed");
+                self.emit(NetEvent::ExternalAddr(address));
+            }
+            other => trace!(?other, "swarm event"),
+        }
+    }
+
+    fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                // Only kith peers that serve kith's DHT enter the routing
+                // table, with a bounded number of their announced addresses.
+                let serves_kad = info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL);
+                if info.protocol_version == IDENTIFY_PROTOCOL && serves_kad {
+                    let kad = &mut self.swarm.behaviour_mut().kad;
+                    for addr in info.listen_addrs.into_iter().take(MAX_ADDRS_PER_PEER) {
+                        kad.add_address(&peer_id, addr);
+                    }
+                } else {
+                    trace!(%peer_id, version = %info.protocol_version, "not a kith DHT peer");
+                }
+            }
+            BehaviourEvent::Identify(_) => {}
+            BehaviourEvent::Mdns(libp2p::mdns::Event::Discovered(found)) => {
+                let mut by_peer: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();
+                for (peer, addr) in found {
+                    let addrs = by_peer.entry(peer).or_default();
+                    if addrs.len() < MAX_ADDRS_PER_PEER {
+                        addrs.push(addr);
+                    }
+                }
+                for (peer, addrs) in by_peer {
+                    debug!(%peer, "found on the LAN");
+                    for addr in &addrs {
+                        self.swarm
+                            .behaviour_mut()
+                            .kad
+                            .add_address(&peer, addr.clone());
+                    }
+                    if !self.swarm.is_connected(&peer) {
+                        let opts = DialOpts::peer_id(peer)
+                            .addresses(addrs)
+                            .condition(PeerCondition::DisconnectedAndNotDialing)
+                            .build();
+                        if let Err(error) = self.swarm.dial(opts) {
+                            debug!(%peer, error = %describe(&error), "cannot dial LAN peer");
+                        }
+                    }
+                }
+            }
+            BehaviourEvent::Mdns(_) => {}
+            BehaviourEvent::Ping(ping::Event { peer, result, .. }) => {
+                let result = match result {
+                    Ok(rtt) => {
+                        self.rtts.insert(peer, rtt);
+                        Ok(rtt)
+                    }
+                    Err(failure) => Err(NetError::Ping {
+                        peer,
+                        reason: failure.to_string(),
+                    }),
+                };
+                for reply in self.pending_pings.remove(&peer).unwrap_or_default() {
+                    let _ = reply.send(result.clone());
+                }
+            }
+            BehaviourEvent::Kad(event) => self.on_kad_event(event),
+            BehaviourEvent::Autonat(autonat::Event::StatusChanged { old, new }) => {
+                info!(?old, ?new, "reachability changed");
+            }
+            BehaviourEvent::Autonat(_) => {}
+            BehaviourEvent::RelayServer(event) => debug!(?event, "relay server"),
+            BehaviourEvent::RelayClient(relay::client::Event::ReservationReqAccepted {
+                relay_peer_id,
+                renewal,
+                ..
+            }) => {
+                if !renewal {
+                    info!(relay = %relay_peer_id, "reachable through relay");
+                    self.emit(NetEvent::RelayReservation {
+                        relay: relay_peer_id,
+                    });
+                }
+            }
+            BehaviourEvent::RelayClient(event) => debug!(?event, "relay client"),
+            BehaviourEvent::Dcutr(event) => debug!(?event, "hole punching"),
+            BehaviourEvent::Limits(never) | BehaviourEvent::Memory(never) => match never {},
+        }
+    }
+
+    fn on_kad_event(&mut self, event: kad::Event) {
+        let kad::Event::OutboundQueryProgressed {
+            id,
+            result,
+            stats,
+            step,
+        } = event
+        else {
+            trace!(?event, "kademlia");
+            return;
+        };
+        match result {
+            kad::QueryResult::GetClosestPeers(result) => {
+                let Some(waiter) = self.pending_queries.remove(&id) else {
+                    return;
+                };
+                let (peers, timed_out) = match result {
+                    Ok(ok) => (ok.peers, false),
+                    Err(kad::GetClosestPeersError::Timeout { peers, .. }) => (peers, true),
+                };
+                match waiter {
+                    QueryWaiter::FindPeer(target, reply) => {
+                        let found = peers.into_iter().find(|info| info.peer_id == target);
+                        let answer = match found {
+                            Some(info) => Ok(PeerLookup {
+                                peer: target,
+                                addrs: if info.addrs.is_empty() {
+                                    self.routing_addrs(&target)
+                                } else {
+                                    info.addrs
+                                },
+                                requests: stats.num_requests(),
+                                successes: stats.num_successes(),
+                                duration: stats.duration(),
+                            }),
+                            None => Err(NetError::PeerNotFound {
+                                peer: target,
+                                requests: stats.num_requests(),
+                            }),
+                        };
+                        let _ = reply.send(answer);
+                    }
+                    QueryWaiter::Closest(key, reply) => {
+                        let answer = if peers.is_empty() && timed_out {
+                            Err(NetError::Timeout {
+                                what: "looking up the closest peers",
+                                after: stats.duration().unwrap_or_default(),
+                            })
+                        } else {
+                            let mut ids: Vec<PeerId> =
+                                peers.into_iter().map(|info| info.peer_id).collect();
+                            sort_by_distance(&key, &mut ids);
+                            Ok(ids)
+                        };
+                        let _ = reply.send(answer);
+                    }
+                    QueryWaiter::Bootstrap(reply) => {
+                        // Not reachable: bootstrap queries report as Bootstrap.
+                        let _ = reply.send(Ok(()));
+                    }
+                }
+            }
+            kad::QueryResult::Bootstrap(result) => {
+                if !step.last {
+                    return;
+                }
+                if let Some(QueryWaiter::Bootstrap(reply)) = self.pending_queries.remove(&id) {
+                    let answer = match result {
+                        Ok(_) => Ok(()),
+                        Err(kad::BootstrapError::Timeout { .. }) => Err(NetError::Timeout {
+                            what: "bootstrapping",
+                            after: stats.duration().unwrap_or_default(),
+                        }),
+                    };
+                    let _ = reply.send(answer);
+                }
+            }
+            other => trace!(?other, "kademlia query result"),
+        }
+    }
+
+    /// A peer's addresses from our own routing table.
+    fn routing_addrs(&mut self, peer: &PeerId) -> Vec<Multiaddr> {
+        let key = kad::KBucketKey::from(*peer);
+        self.swarm
+            .behaviour_mut()
+            .kad
+            .kbucket(*peer)
+            .and_then(|bucket| {
+                bucket
+                    .iter()
+                    .find(|entry| *entry.node.key == key)
+                    .map(|entry| entry.node.value.iter().cloned().collect())
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn dial_error(addr: Multiaddr, error: &DialError) -> NetError {
+    let reason = match error {
+        DialError::WrongPeerId { obtained, .. } => format!(
+            "a different peer answered ({obtained}); the /p2p/ part of the address may be outdated"
+        ),
+        DialError::LocalPeerId { .. } => "that is this node's own address".to_owned(),
+        DialError::Denied { cause } => format!("refused by local limits: {cause}"),
+        DialError::NoAddresses => "no address to dial".to_owned(),
+        DialError::Transport(attempts) => {
+            let mut reasons: Vec<String> = Vec::new();
+            for (attempt, error) in attempts {
+                let reason = describe(error);
+                let reason = if *attempt == addr || attempts.len() == 1 {
+                    reason
+                } else {
+                    format!("{attempt}: {reason}")
+                };
+                if !reasons.contains(&reason) {
+                    reasons.push(reason);
+                }
+            }
+            reasons.join("; ")
+        }
+        other => describe(other),
+    };
+    NetError::Dial { addr, reason }
+}

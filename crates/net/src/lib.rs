@@ -1,0 +1,198 @@
+//! kith's network layer: libp2p behind a cloneable handle.
+//!
+//! [`spawn`] builds a libp2p swarm from the node's [`Identity`] and a
+//! [`NetConfig`], starts listening, and moves the swarm into one event-loop
+//! task that alone owns it. Everything else talks to that task through a
+//! [`Client`]: a cheap, cloneable handle whose async methods send a command
+//! over a bounded channel and await the answer. [`Client::events`] streams
+//! what happens (peers connecting, new listen addresses).
+//!
+//! The stack: TCP (Noise, Yamux) and QUIC transports, plus the circuit-relay
+//! transport; identify, ping, Kademlia under kith's own protocol id
+//! ([`KAD_PROTOCOL`]), mDNS, AutoNAT, a relay server and client, DCUtR hole
+//! punching, and connection and memory limits. `docs/network.md` lists the
+//! protocols, their ids and every limit.
+//!
+//! There is no built-in peer, relay or DNS name: a node finds others on its
+//! LAN (mDNS), through bootstrap addresses it is given, and through the peer
+//! table it saved last time ([`Client::known_peers`]).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), kith_net::NetError> {
+//! use kith_base::Identity;
+//! use kith_net::{NetConfig, parse_multiaddr};
+//!
+//! let config = NetConfig::default()
+//!     .with_listen([parse_multiaddr("/ip4/127.0.0.1/tcp/0")?])
+//!     .with_mdns(false);
+//! let (client, task) = kith_net::spawn(&Identity::generate(), config).await?;
+//! for addr in client.listen_addrs().await? {
+//!     println!("{addr}/p2p/{}", client.local_peer_id());
+//! }
+//! client.shutdown().await?;
+//! task.await.ok();
+//! # Ok(())
+//! # }
+//! ```
+
+mod behaviour;
+mod client;
+mod config;
+mod error;
+mod event_loop;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use kith_base::Identity;
+use libp2p::{SwarmBuilder, kad, noise, tcp, yamux};
+use tokio::sync::{broadcast, mpsc};
+use tracing::{debug, warn};
+
+pub use client::{Client, NetEvent, PeerLookup};
+pub use config::{
+    ConnectionLimits, IDENTIFY_PROTOCOL, KAD_PROTOCOL, NetConfig, RelayLimits, parse_multiaddr,
+    peer_id_of,
+};
+pub use error::NetError;
+pub use libp2p::{Multiaddr, PeerId};
+
+use crate::error::describe;
+use crate::event_loop::EventLoop;
+
+/// How long [`spawn`] waits for its listeners to report their addresses.
+const LISTEN_STARTUP_LIMIT: Duration = Duration::from_secs(10);
+
+/// Starts the network: builds the swarm, listens on every configured
+/// address (waiting until each reports its actual address, so port 0
+/// works), dials the bootstrap peers, and spawns the event loop on the
+/// current tokio runtime.
+///
+/// Returns the client and the event loop's task, which ends after
+/// [`Client::shutdown`] or once every client is dropped.
+///
+/// # Errors
+///
+/// - [`NetError::MissingPeerId`] if a bootstrap address lacks `/p2p/<peer id>`;
+/// - [`NetError::Listen`] naming the address if one cannot be listened on
+///   (e.g. the port is in use);
+/// - [`NetError::Setup`] if the libp2p stack cannot be assembled.
+///
+/// # Panics
+///
+/// If called outside a tokio runtime.
+pub async fn spawn(
+    identity: &Identity,
+    config: NetConfig,
+) -> Result<(Client, tokio::task::JoinHandle<()>), NetError> {
+    // Validate everything the caller gave before touching the network.
+    let mut bootstrap = Vec::with_capacity(config.bootstrap.len());
+    for addr in &config.bootstrap {
+        let peer =
+            peer_id_of(addr).ok_or_else(|| NetError::MissingPeerId { addr: addr.clone() })?;
+        bootstrap.push((peer, addr.clone()));
+    }
+
+    let behaviour_config = config.clone();
+    let mut swarm = SwarmBuilder::with_existing_identity(identity.keypair().clone())
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|error| NetError::Setup(describe(&error)))?
+        .with_quic()
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|error| NetError::Setup(describe(&error)))?
+        .with_behaviour(|keypair, relay_client| {
+            behaviour::build(keypair, relay_client, &behaviour_config)
+                .map_err(|error| Box::new(error) as Box<dyn std::error::Error + Send + Sync>)
+        })
+        .map_err(|error| NetError::Setup(describe(&error)))?
+        .with_swarm_config(|swarm_config| {
+            swarm_config.with_idle_connection_timeout(config.idle_timeout)
+        })
+        .build();
+
+    let mut listeners = HashMap::new();
+    for addr in &config.listen {
+        check_port_free(addr)?;
+        let listener = swarm
+            .listen_on(addr.clone())
+            .map_err(|error| NetError::Listen {
+                addr: addr.clone(),
+                reason: describe(&error),
+            })?;
+        listeners.insert(listener, addr.clone());
+    }
+    for addr in &config.external_addrs {
+        swarm.add_external_address(addr.clone());
+    }
+
+    let (command_tx, command_rx) = mpsc::channel(config.command_capacity.max(1));
+    let (event_tx, _) = broadcast::channel(config.event_capacity.max(1));
+    let local_peer_id = *swarm.local_peer_id();
+    let mut event_loop = EventLoop::new(swarm, command_rx, event_tx.clone());
+    event_loop
+        .wait_listening(listeners, LISTEN_STARTUP_LIMIT)
+        .await?;
+
+    let swarm = event_loop.swarm_mut();
+    for (peer, addr) in &config.known_peers {
+        swarm.behaviour_mut().kad.add_address(peer, addr.clone());
+    }
+    for (peer, addr) in bootstrap {
+        swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+        if let Err(error) = swarm.dial(addr.clone()) {
+            warn!(%addr, error = %describe(&error), "cannot dial bootstrap peer");
+        }
+    }
+    debug!(%local_peer_id, "network started");
+
+    let task = tokio::spawn(event_loop.run());
+    let client = Client::new(
+        command_tx,
+        event_tx,
+        local_peer_id,
+        config.dial_timeout,
+        config.query_timeout,
+    );
+    Ok((client, task))
+}
+
+/// Fails if a fixed TCP or UDP port in `addr` is already taken.
+///
+/// libp2p-tcp sets `SO_REUSEPORT` on every listening socket, so on Linux a
+/// second node listening on a port already in use would *succeed* and the
+/// kernel would then split incoming connections between the two nodes. A
+/// plain bind without `SO_REUSEPORT` fails on a taken port, so probing with
+/// one (and closing it at once) turns that silent sharing into a clear
+/// error. QUIC's UDP port is probed the same way only for the message:
+/// libp2p-quic reports the failure itself, but wrapped beyond recognition.
+fn check_port_free(addr: &Multiaddr) -> Result<(), NetError> {
+    use libp2p::multiaddr::Protocol;
+    let mut parts = addr.iter();
+    let ip: std::net::IpAddr = match parts.next() {
+        Some(Protocol::Ip4(ip)) => ip.into(),
+        Some(Protocol::Ip6(ip)) => ip.into(),
+        _ => return Ok(()),
+    };
+    let probe = match parts.next() {
+        Some(Protocol::Tcp(port)) if port != 0 => std::net::TcpListener::bind((ip, port)).map(drop),
+        Some(Protocol::Udp(port)) if port != 0 => std::net::UdpSocket::bind((ip, port)).map(drop),
+        _ => return Ok(()),
+    };
+    probe.map_err(|error| NetError::Listen {
+        addr: addr.clone(),
+        reason: describe(&error),
+    })
+}
+
+/// Sorts peers by their Kademlia distance to a 32-byte key, closest first:
+/// the order [`Client::closest_peers`] answers in. Use it to rank this
+/// node among the answer, since a lookup never returns the node itself.
+pub fn sort_by_distance(key: &[u8; 32], peers: &mut [PeerId]) {
+    let target = kad::KBucketKey::new(key.to_vec());
+    peers.sort_by_cached_key(|peer| kad::KBucketKey::from(*peer).distance(&target));
+}

@@ -1,0 +1,95 @@
+//! Circuit relay: a node reachable only through a relay is dialed through
+//! it by a peer that never learnt its direct address.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{eventually, loopback_config, start, stop_all};
+use kith_net::{NetEvent, peer_id_of};
+use libp2p::multiaddr::Protocol;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_connects_through_a_relay() {
+    // A: the relay. It must know itself reachable to offer relaying; on
+    // loopback nothing can confirm that, so it is told.
+    let relay = start(loopback_config().with_relay_server(true)).await;
+    let relay_listen = relay.client.listen_addrs().await.unwrap()[0].clone();
+    relay.client.add_external_addr(relay_listen).await.unwrap();
+
+    // C: listens through A.
+    let hidden = start(loopback_config().with_relay_server(false)).await;
+    let mut hidden_events = hidden.client.events();
+    let circuit = hidden
+        .client
+        .listen_via_relay(relay.addr.clone())
+        .await
+        .unwrap();
+    assert!(
+        circuit.iter().any(|p| p == Protocol::P2pCircuit),
+        "{circuit}"
+    );
+    assert_eq!(peer_id_of(&circuit), Some(hidden.client.local_peer_id()));
+    let reserved = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let NetEvent::RelayReservation { relay } = hidden_events.recv().await.unwrap() {
+                return relay;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(reserved, relay.client.local_peer_id());
+
+    // B: knows only the relayed address of C.
+    let dialer = start(loopback_config().with_relay_server(false)).await;
+    let peer = dialer.client.dial(circuit.clone()).await.unwrap();
+    assert_eq!(peer, hidden.client.local_peer_id());
+
+    let hidden_id = hidden.client.local_peer_id();
+    let dialer_id = dialer.client.local_peer_id();
+    eventually(Duration::from_secs(10), || async {
+        let on_dialer = dialer
+            .client
+            .connected_peers()
+            .await
+            .map_err(|e| e.to_string())?;
+        let on_hidden = hidden
+            .client
+            .connected_peers()
+            .await
+            .map_err(|e| e.to_string())?;
+        if on_dialer.contains(&hidden_id) && on_hidden.contains(&dialer_id) {
+            Ok(())
+        } else {
+            Err(format!(
+                "dialer sees {on_dialer:?}, hidden sees {on_hidden:?}"
+            ))
+        }
+    })
+    .await;
+    // The connection carries traffic.
+    dialer.client.ping(hidden_id).await.unwrap();
+
+    stop_all(vec![dialer, hidden, relay]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_without_reachable_address_refuses_clearly() {
+    // A relay that has no external address does not offer relaying.
+    let relay = start(loopback_config().with_relay_server(true)).await;
+    let hidden = start(loopback_config()).await;
+    let error = hidden
+        .client
+        .listen_via_relay(relay.addr.clone())
+        .await
+        .unwrap_err();
+    eprintln!("{error}");
+    assert!(
+        error.to_string().contains(&relay.addr.to_string()),
+        "{error}"
+    );
+    stop_all(vec![hidden, relay]).await;
+}

@@ -1,0 +1,279 @@
+//! Node settings: defaults, the `config.toml` file, and command-line flags.
+//!
+//! The same settings can come from three places, later ones winning:
+//! built-in defaults, `DIR/config.toml`, and `kith up` flags. List settings
+//! (listen and bootstrap addresses) given on the command line replace the
+//! file's list rather than adding to it, so a flag always means exactly what
+//! it says.
+//!
+//! ```toml
+//! # DIR/config.toml — every key is optional
+//! listen = ["/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"]
+//! bootstrap = ["/ip4/192.0.2.7/tcp/4001/p2p/12D3KooW…"]
+//! mdns = true
+//! relay = true          # offer to relay for others when reachable
+//! api = "127.0.0.1:5050"
+//! quota = "50G"
+//! ```
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+
+use kith_base::ByteSize;
+use kith_net::{Multiaddr, parse_multiaddr};
+use serde::Deserialize;
+
+/// The file in the data folder that holds the node's settings.
+pub const CONFIG_FILE: &str = "config.toml";
+
+/// Everything a node needs to start, after defaults, file and flags.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Addresses to listen on; port 0 picks a free port.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to join through (each ending in `/p2p/<peer id>`).
+    pub bootstrap: Vec<Multiaddr>,
+    /// Find peers on the LAN with mDNS.
+    pub mdns: bool,
+    /// Relay for peers that cannot be reached directly (when reachable).
+    pub relay: bool,
+    /// Where the HTTP API listens.
+    pub api: SocketAddr,
+    /// Most bytes of other peers' shares this node stores; `None` picks a
+    /// share of the free disk when the store opens.
+    pub quota: Option<ByteSize>,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec![
+                fixed("/ip4/0.0.0.0/tcp/0"),
+                fixed("/ip4/0.0.0.0/udp/0/quic-v1"),
+            ],
+            bootstrap: Vec::new(),
+            mdns: true,
+            relay: true,
+            api: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            quota: None,
+        }
+    }
+}
+
+#[allow(clippy::expect_used)]
+fn fixed(text: &str) -> Multiaddr {
+    text.parse().expect("a built-in address parses")
+}
+
+/// Why the settings are not usable. Messages name the file or flag.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has unknown keys.
+    #[error("{path} is not a valid kith config: {message}")]
+    Syntax {
+        /// The file.
+        path: String,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A value has the right type but is not acceptable.
+    #[error("{source_name}: {message}")]
+    Value {
+        /// Where the value came from: the file, or the flag.
+        source_name: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+/// The settings as written in `config.toml`; every key optional.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Listen addresses.
+    pub listen: Option<Vec<String>>,
+    /// Bootstrap addresses.
+    pub bootstrap: Option<Vec<String>>,
+    /// mDNS on or off.
+    pub mdns: Option<bool>,
+    /// Relay server on or off.
+    pub relay: Option<bool>,
+    /// API address, `HOST:PORT`.
+    pub api: Option<String>,
+    /// Storage quota, e.g. `50G`.
+    pub quota: Option<String>,
+}
+
+impl ConfigFile {
+    /// Reads `config.toml` from `dir`; a missing file is an empty config.
+    pub fn load(dir: &Path) -> Result<Self, ConfigError> {
+        let path = dir.join(CONFIG_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Self::default());
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                });
+            }
+        };
+        toml::from_str(&text).map_err(|error| ConfigError::Syntax {
+            path: path.display().to_string(),
+            message: error.to_string().trim().replace('\n', " "),
+        })
+    }
+}
+
+/// Settings given on the command line; `None`/empty means "not given".
+#[derive(Debug, Default, Clone)]
+pub struct Flags {
+    /// `--listen`, repeatable.
+    pub listen: Vec<String>,
+    /// `--bootstrap`, repeatable.
+    pub bootstrap: Vec<String>,
+    /// `--no-mdns`.
+    pub no_mdns: bool,
+    /// `--no-relay`.
+    pub no_relay: bool,
+    /// `--api HOST:PORT`.
+    pub api: Option<String>,
+    /// `--quota SIZE`.
+    pub quota: Option<String>,
+}
+
+impl NodeConfig {
+    /// Defaults, overridden by the file, overridden by the flags.
+    pub fn resolve(file: &ConfigFile, flags: &Flags) -> Result<Self, ConfigError> {
+        let mut config = Self::default();
+        let file_name = CONFIG_FILE.to_owned();
+        if let Some(listen) = &file.listen {
+            config.listen = addrs(listen, &file_name)?;
+        }
+        if !flags.listen.is_empty() {
+            config.listen = addrs(&flags.listen, "--listen")?;
+        }
+        if let Some(bootstrap) = &file.bootstrap {
+            config.bootstrap = addrs(bootstrap, &file_name)?;
+        }
+        if !flags.bootstrap.is_empty() {
+            config.bootstrap = addrs(&flags.bootstrap, "--bootstrap")?;
+        }
+        config.mdns = file.mdns.unwrap_or(true) && !flags.no_mdns;
+        config.relay = file.relay.unwrap_or(true) && !flags.no_relay;
+        if let Some(api) = flags.api.as_ref().or(file.api.as_ref()) {
+            let origin = if flags.api.is_some() {
+                "--api"
+            } else {
+                CONFIG_FILE
+            };
+            config.api = api.trim().parse().map_err(|_| ConfigError::Value {
+                source_name: origin.to_owned(),
+                message: format!(
+                    "{api:?} is not an address and port; write HOST:PORT, e.g. 127.0.0.1:5050"
+                ),
+            })?;
+        }
+        if let Some(quota) = flags.quota.as_ref().or(file.quota.as_ref()) {
+            let origin = if flags.quota.is_some() {
+                "--quota"
+            } else {
+                CONFIG_FILE
+            };
+            config.quota = Some(quota.parse().map_err(|error: kith_base::ByteSizeError| {
+                ConfigError::Value {
+                    source_name: origin.to_owned(),
+                    message: error.to_string(),
+                }
+            })?);
+        }
+        if config.listen.is_empty() {
+            return Err(ConfigError::Value {
+                source_name: "listen".to_owned(),
+                message: "a node needs at least one listen address".to_owned(),
+            });
+        }
+        Ok(config)
+    }
+}
+
+fn addrs(texts: &[String], origin: &str) -> Result<Vec<Multiaddr>, ConfigError> {
+    texts
+        .iter()
+        .map(|text| {
+            parse_multiaddr(text).map_err(|error| ConfigError::Value {
+                source_name: origin.to_owned(),
+                message: error.to_string(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_override_defaults() {
+        let file: ConfigFile = toml::from_str(
+            "listen = [\"/ip4/127.0.0.1/tcp/4001\"]\nmdns = false\nquota = \"1G\"\napi = \"127.0.0.1:5050\"\n",
+        )
+        .unwrap();
+        let config = NodeConfig::resolve(&file, &Flags::default()).unwrap();
+        assert_eq!(config.listen.len(), 1);
+        assert!(!config.mdns);
+        assert_eq!(config.quota, Some(ByteSize(1 << 30)));
+        assert_eq!(config.api.port(), 5050);
+
+        let flags = Flags {
+            listen: vec![
+                "/ip4/127.0.0.1/tcp/0".into(),
+                "/ip4/127.0.0.1/udp/0/quic-v1".into(),
+            ],
+            quota: Some("2G".into()),
+            ..Flags::default()
+        };
+        let config = NodeConfig::resolve(&file, &flags).unwrap();
+        assert_eq!(config.listen.len(), 2);
+        assert_eq!(config.quota, Some(ByteSize(2 << 30)));
+    }
+
+    #[test]
+    fn bad_values_name_their_source() {
+        let flags = Flags {
+            listen: vec!["not-an-addr".into()],
+            ..Flags::default()
+        };
+        let error = NodeConfig::resolve(&ConfigFile::default(), &flags).unwrap_err();
+        assert!(error.to_string().starts_with("--listen:"), "{error}");
+        let flags = Flags {
+            api: Some("localhost".into()),
+            ..Flags::default()
+        };
+        let error = NodeConfig::resolve(&ConfigFile::default(), &flags).unwrap_err();
+        assert!(error.to_string().contains("HOST:PORT"), "{error}");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_toml_are_errors() {
+        let temp = tempfile::tempdir().unwrap();
+        std::fs::write(temp.path().join(CONFIG_FILE), "lisen = []\n").unwrap();
+        let error = ConfigFile::load(temp.path()).unwrap_err();
+        assert!(error.to_string().contains("lisen"), "{error}");
+        std::fs::write(temp.path().join(CONFIG_FILE), "listen = [\n").unwrap();
+        assert!(ConfigFile::load(temp.path()).is_err());
+        std::fs::remove_file(temp.path().join(CONFIG_FILE)).unwrap();
+        assert!(ConfigFile::load(temp.path()).unwrap().listen.is_none());
+    }
+}

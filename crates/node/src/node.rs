@@ -1,0 +1,271 @@
+//! The running node: one cloneable handle over the data folder and the
+//! network, started with a config and stopped with [`Node::shutdown`].
+//!
+//! The API server, the command line and the tests all drive this handle,
+//! never the layers below it directly.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kith_base::{Identity, PeerId};
+use kith_net::{Client, Multiaddr, NetConfig, NetError, NetEvent};
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::config::NodeConfig;
+use crate::data_dir::{DataDir, DataDirError, DirLock};
+use crate::peer_table::{self, PEER_TABLE_FILE};
+
+/// How often the peer table is saved while the node runs (it is also saved
+/// at shutdown, so this only matters after a crash).
+const PEER_TABLE_SAVE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A connected peer, as `kith peers` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// The peer's id.
+    pub peer: PeerId,
+    /// Addresses we know for it.
+    pub addrs: Vec<Multiaddr>,
+}
+
+/// Why the node could not start or do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// A problem with the data folder (lock, identity, files).
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    /// A problem on the network.
+    #[error(transparent)]
+    Net(#[from] NetError),
+}
+
+/// A running kith node. Clone it freely: all clones drive the same node.
+#[derive(Clone, Debug)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    identity: Identity,
+    data_dir: DataDir,
+    net: Client,
+    started: Instant,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    _lock: DirLock,
+}
+
+impl Node {
+    /// Starts a node on `data_dir`: takes the folder's lock (one node per
+    /// folder), creates the identity if missing, starts the network on the
+    /// configured addresses, and rejoins peers from the saved peer table.
+    ///
+    /// Must be called inside a tokio runtime.
+    pub async fn start(data_dir: DataDir, config: NodeConfig) -> Result<Self, NodeError> {
+        let lock = data_dir.lock()?;
+        let (identity, created) = data_dir.init()?;
+        if created {
+            info!(peer = %identity.peer_id(), "created a new identity");
+        }
+        let known_peers = load_peer_table(&data_dir);
+        let rejoin = !known_peers.is_empty();
+        let mut net_config = NetConfig::default()
+            .with_listen(config.listen.clone())
+            .with_mdns(config.mdns)
+            .with_relay_server(config.relay);
+        net_config.bootstrap = config.bootstrap.clone();
+        net_config.known_peers = known_peers;
+        let (net, net_task) = kith_net::spawn(&identity, net_config).await?;
+        let node = Self {
+            inner: Arc::new(Inner {
+                identity,
+                data_dir,
+                net,
+                started: Instant::now(),
+                tasks: Mutex::new(vec![net_task]),
+                _lock: lock,
+            }),
+        };
+        if rejoin || !config.bootstrap.is_empty() {
+            // Fill the routing table from the peers we know. Runs in the
+            // background: a lookup can take seconds and start-up must not wait.
+            let net = node.inner.net.clone();
+            node.spawn(async move {
+                if let Err(error) = net.bootstrap().await {
+                    debug!(%error, "first bootstrap did not complete");
+                }
+            })
+            .await;
+        }
+        node.spawn(save_peer_table_periodically(node.clone())).await;
+        node.spawn(log_network_events(node.inner.net.events()))
+            .await;
+        Ok(node)
+    }
+
+    async fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.inner.tasks.lock().await.push(tokio::spawn(task));
+    }
+
+    /// This node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.inner.identity.peer_id()
+    }
+
+    /// This node's identity.
+    pub fn identity(&self) -> &Identity {
+        &self.inner.identity
+    }
+
+    /// The data folder.
+    pub fn data_dir(&self) -> &DataDir {
+        &self.inner.data_dir
+    }
+
+    /// The network client, for layers built on the node.
+    pub fn net(&self) -> &Client {
+        &self.inner.net
+    }
+
+    /// How long the node has been running.
+    pub fn uptime(&self) -> Duration {
+        self.inner.started.elapsed()
+    }
+
+    /// The addresses the node listens on, each ending in `/p2p/<peer id>` so
+    /// that they can be given to `kith connect` or `--bootstrap` as they are.
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NodeError> {
+        let peer = self.peer_id();
+        Ok(self
+            .inner
+            .net
+            .listen_addrs()
+            .await?
+            .into_iter()
+            .map(|addr| addr.with_p2p(peer).unwrap_or_else(|addr| addr))
+            .collect())
+    }
+
+    /// The peers this node is connected to, sorted by id.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
+        let connected = self.inner.net.connected_peers().await?;
+        let known = self.inner.net.known_peers().await?;
+        let mut peers: Vec<PeerInfo> = connected
+            .into_iter()
+            .map(|peer| PeerInfo {
+                peer,
+                addrs: known
+                    .iter()
+                    .find(|(id, _)| *id == peer)
+                    .map(|(_, addrs)| addrs.clone())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        peers.sort_by_key(|info| info.peer.to_string());
+        Ok(peers)
+    }
+
+    /// Dials a peer by address and waits until connected.
+    pub async fn connect(&self, addr: Multiaddr) -> Result<PeerId, NodeError> {
+        let peer = self.inner.net.dial(addr.clone()).await?;
+        if let Some(without_p2p) = strip_p2p(&addr) {
+            let _ = self.inner.net.add_known_peer(peer, without_p2p).await;
+        }
+        Ok(peer)
+    }
+
+    /// Measures the round trip to a connected peer.
+    pub async fn ping(&self, peer: PeerId) -> Result<Duration, NodeError> {
+        Ok(self.inner.net.ping(peer).await?)
+    }
+
+    /// Saves the peer table, stops the network and waits for every task.
+    /// The data folder's lock is released when the last clone is dropped.
+    pub async fn shutdown(&self) {
+        save_peer_table(self).await;
+        if let Err(error) = self.inner.net.shutdown().await {
+            debug!(%error, "network already stopped");
+        }
+        let tasks = std::mem::take(&mut *self.inner.tasks.lock().await);
+        for task in tasks {
+            task.abort();
+            let _ = task.await;
+        }
+        info!("node stopped");
+    }
+}
+
+fn strip_p2p(addr: &Multiaddr) -> Option<Multiaddr> {
+    let mut addr = addr.clone();
+    if kith_net::peer_id_of(&addr).is_some() {
+        addr.pop();
+    }
+    (!addr.is_empty()).then_some(addr)
+}
+
+fn load_peer_table(data_dir: &DataDir) -> Vec<(PeerId, Multiaddr)> {
+    let path = data_dir.path(PEER_TABLE_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(error) => {
+            warn!(path = %path.display(), %error, "cannot read the peer table; starting without it");
+            return Vec::new();
+        }
+    };
+    let (peers, bad) = peer_table::parse(&text);
+    if bad > 0 {
+        warn!(path = %path.display(), bad, "skipped unreadable lines in the peer table");
+    }
+    info!(count = peers.len(), "loaded the peer table");
+    peers
+}
+
+async fn save_peer_table(node: &Node) {
+    let known = match node.inner.net.known_peers().await {
+        Ok(known) => known,
+        Err(error) => {
+            debug!(%error, "cannot read the routing table to save it");
+            return;
+        }
+    };
+    if known.is_empty() {
+        return;
+    }
+    let text = peer_table::render(&known);
+    if let Err(error) = node
+        .inner
+        .data_dir
+        .write_replace(PEER_TABLE_FILE, text.as_bytes(), 0o644)
+    {
+        warn!(%error, "cannot save the peer table");
+    }
+}
+
+async fn save_peer_table_periodically(node: Node) {
+    let mut interval = tokio::time::interval(PEER_TABLE_SAVE_INTERVAL);
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        save_peer_table(&node).await;
+    }
+}
+
+async fn log_network_events(mut events: tokio::sync::broadcast::Receiver<NetEvent>) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match events.recv().await {
+            Ok(NetEvent::PeerConnected(peer)) => info!(%peer, "peer connected"),
+            Ok(NetEvent::PeerDisconnected(peer)) => info!(%peer, "peer disconnected"),
+            Ok(NetEvent::ListenAddr(addr)) => info!(%addr, "listening"),
+            Ok(NetEvent::RelayReservation { relay }) => info!(%relay, "reachable through relay"),
+            Ok(NetEvent::ExternalAddr(addr)) => info!(%addr, "confirmed external address"),
+            Ok(other) => debug!(?other, "network event"),
+            Err(RecvError::Lagged(missed)) => debug!(missed, "missed network events"),
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
