@@ -71,6 +71,14 @@ pub(crate) struct UpArgs {
     /// Do not relay for peers that cannot reach each other.
     #[arg(long)]
     pub(crate) no_relay: bool,
+    /// An address at which other nodes can reach this one (repeatable), e.g.
+    /// a public address or forwarded port; it makes this node a relay for others.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) external: Vec<String>,
+    /// Be reachable through this relay (repeatable), for a node that others
+    /// cannot dial directly; the address must end in /p2p/<relay id>.
+    #[arg(long = "relay", value_name = "ADDR")]
+    pub(crate) relays: Vec<String>,
     /// Where the local API listens [default: 127.0.0.1, a free port].
     #[arg(long, value_name = "HOST:PORT")]
     pub(crate) api: Option<String>,

@@ -43,6 +43,22 @@ fn chain(error: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
+/// Prints one line of results on stdout. A closed pipe (`kith peers | head -1`)
+/// ends the program quietly, as it does for other Unix tools, instead of
+/// panicking like `println!`.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        if let Err(error) = writeln!(stdout, $($arg)*).and_then(|()| stdout.flush()) {
+            if error.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            return Err(anyhow::Error::from(error).context("cannot write to stdout"));
+        }
+    }};
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     let dir = match cli.dir {
         Some(path) => DataDir::new(path),
@@ -59,19 +75,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 eprintln!("{} already has an identity", dir.root().display());
             }
-            println!("{}", identity.peer_id());
+            out!("{}", identity.peer_id());
         }
         Command::Up(args) => up(dir, args)?,
         Command::Id => {
             let identity = dir.load_identity().with_context(|| {
                 format!("cannot read this node's id from {}", dir.root().display())
             })?;
-            println!("{}", identity.peer_id());
+            out!("{}", identity.peer_id());
             // Addresses only if the node runs; `kith id` must work without it.
             match ApiClient::from_dir(&dir).and_then(|api| api.get::<Id>("/v1/id")) {
                 Ok(id) => {
                     for addr in id.listen_addrs {
-                        println!("{addr}");
+                        out!("{addr}");
                     }
                 }
                 Err(error) => {
@@ -88,21 +104,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let peers: Peers = ApiClient::from_dir(&dir)?.get("/v1/peers")?;
             for peer in peers.peers {
                 if peer.addrs.is_empty() {
-                    println!("{}", peer.peer_id);
+                    out!("{}", peer.peer_id);
                 } else {
-                    println!("{} {}", peer.peer_id, peer.addrs.join(" "));
+                    out!("{} {}", peer.peer_id, peer.addrs.join(" "));
                 }
             }
         }
         Command::Connect { addr } => {
             let connected: Connected =
                 ApiClient::from_dir(&dir)?.post("/v1/connect", &ConnectRequest { addr })?;
-            println!("{}", connected.peer_id);
+            out!("{}", connected.peer_id);
         }
         Command::Ping { peer } => {
             let pong: Pong =
                 ApiClient::from_dir(&dir)?.post("/v1/ping", &PingRequest { peer_id: peer })?;
-            println!("{} {:.2} ms", pong.peer_id, pong.rtt_ms);
+            out!("{} {:.2} ms", pong.peer_id, pong.rtt_ms);
         }
     }
     Ok(())
@@ -116,6 +132,8 @@ fn up(dir: DataDir, args: UpArgs) -> anyhow::Result<()> {
         bootstrap: args.bootstrap,
         no_mdns: args.no_mdns,
         no_relay: args.no_relay,
+        external: args.external,
+        relays: args.relays,
         api: args.api,
         quota: args.quota,
     };
@@ -127,11 +145,11 @@ fn up(dir: DataDir, args: UpArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let running = kith_api::up(dir, config).await?;
         let node = running.node();
-        println!("kith node {}", node.peer_id());
+        out!("kith node {}", node.peer_id());
         for addr in node.listen_addrs().await? {
-            println!("listening on {addr}");
+            out!("listening on {addr}");
         }
-        println!("api on {}", running.api_addr());
+        out!("api on {}", running.api_addr());
         running.run_until(shutdown_signal()).await;
         anyhow::Ok(())
     })
@@ -155,10 +173,12 @@ async fn shutdown_signal() {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,libp2p=warn,libp2p_kad=error")
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }

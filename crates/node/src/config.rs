@@ -12,6 +12,8 @@
 //! bootstrap = ["/ip4/192.0.2.7/tcp/4001/p2p/12D3KooW…"]
 //! mdns = true
 //! relay = true          # offer to relay for others when reachable
+//! external = ["/ip4/198.51.100.4/tcp/4001"]   # where others can reach us
+//! relays = ["/ip4/198.51.100.4/tcp/4001/p2p/12D3KooW…"]  # listen through these
 //! api = "127.0.0.1:5050"
 //! quota = "50G"
 //! ```
@@ -37,6 +39,13 @@ pub struct NodeConfig {
     pub mdns: bool,
     /// Relay for peers that cannot be reached directly (when reachable).
     pub relay: bool,
+    /// Addresses at which others can reach this node (a public address or a
+    /// forwarded port); announced to peers, and they make the relay server
+    /// available.
+    pub external: Vec<Multiaddr>,
+    /// Relays to listen through (each ending in `/p2p/<relay id>`), for a
+    /// node that others cannot reach directly.
+    pub relays: Vec<Multiaddr>,
     /// Where the HTTP API listens.
     pub api: SocketAddr,
     /// Most bytes of other peers' shares this node stores; `None` picks a
@@ -54,6 +63,8 @@ impl Default for NodeConfig {
             bootstrap: Vec::new(),
             mdns: true,
             relay: true,
+            external: Vec::new(),
+            relays: Vec::new(),
             api: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             quota: None,
         }
@@ -107,6 +118,10 @@ pub struct ConfigFile {
     pub mdns: Option<bool>,
     /// Relay server on or off.
     pub relay: Option<bool>,
+    /// External addresses.
+    pub external: Option<Vec<String>>,
+    /// Relays to listen through.
+    pub relays: Option<Vec<String>>,
     /// API address, `HOST:PORT`.
     pub api: Option<String>,
     /// Storage quota, e.g. `50G`.
@@ -147,6 +162,10 @@ pub struct Flags {
     pub no_mdns: bool,
     /// `--no-relay`.
     pub no_relay: bool,
+    /// `--external`, repeatable.
+    pub external: Vec<String>,
+    /// `--relay`, repeatable.
+    pub relays: Vec<String>,
     /// `--api HOST:PORT`.
     pub api: Option<String>,
     /// `--quota SIZE`.
@@ -169,6 +188,18 @@ impl NodeConfig {
         }
         if !flags.bootstrap.is_empty() {
             config.bootstrap = addrs(&flags.bootstrap, "--bootstrap")?;
+        }
+        if let Some(external) = &file.external {
+            config.external = addrs(external, &file_name)?;
+        }
+        if !flags.external.is_empty() {
+            config.external = addrs(&flags.external, "--external")?;
+        }
+        if let Some(relays) = &file.relays {
+            config.relays = addrs(relays, &file_name)?;
+        }
+        if !flags.relays.is_empty() {
+            config.relays = addrs(&flags.relays, "--relay")?;
         }
         config.mdns = file.mdns.unwrap_or(true) && !flags.no_mdns;
         config.relay = file.relay.unwrap_or(true) && !flags.no_relay;

@@ -78,6 +78,7 @@ impl Node {
             .with_relay_server(config.relay);
         net_config.bootstrap = config.bootstrap.clone();
         net_config.known_peers = known_peers;
+        net_config.external_addrs = config.external.clone();
         let (net, net_task) = kith_net::spawn(&identity, net_config).await?;
         let node = Self {
             inner: Arc::new(Inner {
@@ -99,6 +100,10 @@ impl Node {
                 }
             })
             .await;
+        }
+        for relay in &config.relays {
+            node.spawn(listen_via_relay(node.inner.net.clone(), relay.clone()))
+                .await;
         }
         node.spawn(save_peer_table_periodically(node.clone())).await;
         node.spawn(log_network_events(node.inner.net.events()))
@@ -242,6 +247,24 @@ async fn save_peer_table(node: &Node) {
         .write_replace(PEER_TABLE_FILE, text.as_bytes(), 0o644)
     {
         warn!(%error, "cannot save the peer table");
+    }
+}
+
+/// Keeps a reservation on `relay`, retrying while the relay is unreachable.
+async fn listen_via_relay(net: Client, relay: Multiaddr) {
+    const RETRY: Duration = Duration::from_secs(5);
+    loop {
+        match net.listen_via_relay(relay.clone()).await {
+            Ok(addr) => {
+                info!(%addr, "reachable through relay");
+                return;
+            }
+            Err(NetError::Stopped) => return,
+            Err(error) => {
+                warn!(%relay, %error, "cannot listen through relay; retrying");
+                tokio::time::sleep(RETRY).await;
+            }
+        }
     }
 }
 
