@@ -201,6 +201,17 @@ impl NodeConfig {
         if !flags.relays.is_empty() {
             config.relays = addrs(&flags.relays, "--relay")?;
         }
+        for (addrs, origin) in [(&config.bootstrap, "bootstrap"), (&config.relays, "relay")] {
+            if let Some(addr) = addrs
+                .iter()
+                .find(|addr| kith_net::peer_id_of(addr).is_none())
+            {
+                return Err(ConfigError::Value {
+                    source_name: origin.to_owned(),
+                    message: kith_net::NetError::MissingPeerId { addr: addr.clone() }.to_string(),
+                });
+            }
+        }
         config.mdns = file.mdns.unwrap_or(true) && !flags.no_mdns;
         config.relay = file.relay.unwrap_or(true) && !flags.no_relay;
         if let Some(api) = flags.api.as_ref().or(file.api.as_ref()) {

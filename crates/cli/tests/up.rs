@@ -1,0 +1,474 @@
+//! `kith up` as real processes on 127.0.0.1: several nodes joining each
+//! other, graceful shutdown, and every kind of bad input `kith up` and the
+//! API must refuse with a clear message and an intact data folder.
+//!
+//! Each test starts its own nodes on free ports with mDNS off, so tests can
+//! run in parallel without finding each other.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+const START_LIMIT: Duration = Duration::from_secs(30);
+
+fn kith_command(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kith"));
+    command.arg("--dir").arg(dir).env_remove("KITH_DIR");
+    command
+}
+
+fn kith(dir: &Path, args: &[&str]) -> Output {
+    kith_command(dir).args(args).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A `kith up` process, stopped (SIGTERM, then SIGKILL) when dropped.
+struct Daemon {
+    child: Child,
+    dir: PathBuf,
+    peer_id: String,
+    addrs: Vec<String>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Daemon {
+    /// Starts `kith up` with mDNS off on a free loopback port plus `extra`
+    /// flags, and waits until it prints its API address.
+    fn start(dir: &Path, extra: &[&str]) -> Self {
+        let mut child = kith_command(dir)
+            .args(["up", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut err_pipe = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = err_pipe.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().push_str(&text(&buffer[..n]));
+            }
+        });
+        let (lines_tx, lines_rx) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + START_LIMIT;
+        let mut peer_id = String::new();
+        let mut addrs = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match lines_rx.recv_timeout(left) {
+                Ok(line) => line,
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "kith up did not start within {START_LIMIT:?}; stderr:\n{}",
+                        stderr.lock().unwrap()
+                    );
+                }
+            };
+            if let Some(id) = line.strip_prefix("kith node ") {
+                peer_id = id.to_owned();
+            } else if let Some(addr) = line.strip_prefix("listening on ") {
+                addrs.push(addr.to_owned());
+            } else if line.starts_with("api on ") {
+                break;
+            }
+        }
+        assert!(peer_id.starts_with("12D3KooW"), "{peer_id}");
+        assert!(!addrs.is_empty());
+        Self {
+            child,
+            dir: dir.to_owned(),
+            peer_id,
+            addrs,
+            stderr,
+        }
+    }
+
+    fn addr(&self) -> &str {
+        &self.addrs[0]
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kith up ignored SIGTERM; stderr:\n{}",
+                self.stderr.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Polls `condition` every 100 ms until it holds or `limit` passes.
+fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn peer_ids(dir: &Path) -> Vec<String> {
+    let output = kith(dir, &["peers"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    text(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
+        .collect()
+}
+
+/// A snapshot of every file in a folder, to show that nothing changed.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.path().is_file())
+        .map(|entry| {
+            (
+                entry.file_name().to_string_lossy().into_owned(),
+                fs::read(entry.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn three_processes_list_each_other_as_peers() {
+    let temp = tempfile::tempdir().unwrap();
+    let first = Daemon::start(&temp.path().join("a"), &[]);
+    let second = Daemon::start(&temp.path().join("b"), &["--bootstrap", first.addr()]);
+    let third = Daemon::start(&temp.path().join("c"), &["--bootstrap", first.addr()]);
+    let nodes = [&first, &second, &third];
+    for node in nodes {
+        let others: Vec<&str> = nodes
+            .iter()
+            .filter(|other| other.peer_id != node.peer_id)
+            .map(|other| other.peer_id.as_str())
+            .collect();
+        wait_for(
+            &format!("{} to list the other two", node.dir.display()),
+            Duration::from_secs(60),
+            || {
+                let listed = peer_ids(&node.dir);
+                others
+                    .iter()
+                    .all(|other| listed.iter().any(|id| id == other))
+            },
+        );
+    }
+    // `kith id` on a running node adds its listen addresses.
+    let id = kith(&second.dir, &["id"]);
+    let lines: Vec<String> = text(&id.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(lines[0], second.peer_id);
+    assert!(
+        lines[1..]
+            .iter()
+            .any(|line| line.ends_with(&second.peer_id)),
+        "{lines:?}"
+    );
+    // And ping works between them.
+    let ping = kith(&third.dir, &["ping", &first.peer_id]);
+    assert!(ping.status.success(), "{}", text(&ping.stderr));
+    assert!(text(&ping.stdout).contains(" ms"));
+}
+
+#[test]
+fn connect_dials_a_peer_by_address() {
+    let temp = tempfile::tempdir().unwrap();
+    let first = Daemon::start(&temp.path().join("a"), &[]);
+    let second = Daemon::start(&temp.path().join("b"), &[]);
+    let output = kith(&second.dir, &["connect", first.addr()]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout).trim(), first.peer_id);
+    assert!(peer_ids(&second.dir).contains(&first.peer_id));
+
+    let bad = kith(&second.dir, &["connect", "/ip4/127.0.0.1/tcp/notaport"]);
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("not a valid network address"),
+        "{}",
+        text(&bad.stderr)
+    );
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_a_restart_rejoins_without_bootstrap() {
+    let temp = tempfile::tempdir().unwrap();
+    let first = Daemon::start(&temp.path().join("a"), &[]);
+    let second_dir = temp.path().join("b");
+    let second = Daemon::start(&second_dir, &["--bootstrap", first.addr()]);
+    wait_for("the nodes to connect", Duration::from_secs(30), || {
+        peer_ids(&second_dir).contains(&first.peer_id)
+    });
+    let status = second.terminate();
+    assert!(status.success(), "kith up exited with {status}");
+    assert!(
+        !second_dir.join("api.addr").exists(),
+        "api.addr left behind"
+    );
+    let table = fs::read_to_string(second_dir.join("peers")).unwrap();
+    assert!(table.contains(&first.peer_id), "peer table: {table}");
+
+    let after = kith(&second_dir, &["peers"]);
+    assert!(!after.status.success());
+    assert!(
+        text(&after.stderr).contains("no kith node is running"),
+        "{}",
+        text(&after.stderr)
+    );
+
+    // No --bootstrap this time: the saved peer table is enough.
+    let again = Daemon::start(&second_dir, &[]);
+    wait_for(
+        "the restarted node to rejoin",
+        Duration::from_secs(60),
+        || peer_ids(&again.dir).contains(&first.peer_id),
+    );
+}
+
+#[test]
+fn a_second_node_on_the_same_folder_is_refused() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("a");
+    let first = Daemon::start(&dir, &[]);
+    let before = snapshot(&dir);
+    let output = kith(
+        &dir,
+        &["up", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"],
+    );
+    assert!(!output.status.success());
+    let message = text(&output.stderr);
+    assert!(message.contains("already running"), "{message}");
+    assert_eq!(
+        snapshot(&dir),
+        before,
+        "the refused node changed the data folder"
+    );
+    // The first node is unharmed.
+    assert!(kith(&dir, &["peers"]).status.success());
+    drop(first);
+}
+
+#[test]
+fn invalid_addresses_and_settings_are_refused_before_anything_is_written() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("a");
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["--listen", "/ip4/127.0.0.1/tcp/x"],
+            "not a valid network address",
+        ),
+        (
+            &["--listen", "127.0.0.1:4001"],
+            "not a valid network address",
+        ),
+        (&["--bootstrap", "/ip4/127.0.0.1/tcp/4001"], "/p2p/"),
+        (&["--api", "localhost"], "HOST:PORT"),
+        (&["--quota", "lots"], "not a size"),
+    ];
+    for (flags, expected) in cases {
+        let output = kith_command(&dir).arg("up").args(flags).output().unwrap();
+        assert!(!output.status.success(), "{flags:?} was accepted");
+        let message = text(&output.stderr);
+        assert!(message.contains(expected), "{flags:?}: {message}");
+        assert_eq!(message.lines().count(), 1, "not one sentence: {message}");
+        assert!(output.stdout.is_empty());
+    }
+    assert!(
+        !dir.join("identity.key").exists(),
+        "a refused start created an identity"
+    );
+}
+
+#[test]
+fn a_port_in_use_is_a_clear_error() {
+    let temp = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let listen = format!("/ip4/127.0.0.1/tcp/{port}");
+    let output = kith_command(&temp.path().join("a"))
+        .args(["up", "--no-mdns", "--listen", &listen])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let message = text(&output.stderr);
+    assert!(
+        message.contains(&listen) && message.contains("in use"),
+        "{message}"
+    );
+    assert!(!temp.path().join("a/api.addr").exists());
+
+    let api = format!("127.0.0.1:{port}");
+    let output = kith_command(&temp.path().join("b"))
+        .args([
+            "up",
+            "--no-mdns",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--api",
+            &api,
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let message = text(&output.stderr);
+    assert!(message.contains("cannot listen for the API"), "{message}");
+    assert!(!temp.path().join("b/api.addr").exists());
+}
+
+#[test]
+fn a_damaged_data_folder_is_reported_and_left_as_it_was() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("a");
+    assert!(kith(&dir, &["init"]).status.success());
+    let key = dir.join("identity.key");
+    let mut damaged = fs::read(&key).unwrap();
+    let at = damaged.len() - 5;
+    damaged[at] = if damaged[at] == b'a' { b'b' } else { b'a' };
+    fs::write(&key, &damaged).unwrap();
+    let before = snapshot(&dir);
+    let output = kith(
+        &dir,
+        &["up", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"],
+    );
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("identity"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert_eq!(
+        snapshot(&dir).get("identity.key"),
+        before.get("identity.key")
+    );
+
+    // A config file that is not TOML.
+    let other = temp.path().join("b");
+    fs::create_dir_all(&other).unwrap();
+    fs::write(other.join("config.toml"), "listen = [\n").unwrap();
+    let output = kith(&other, &["up"]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("config.toml"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert_eq!(
+        fs::read(other.join("config.toml")).unwrap(),
+        b"listen = [\n"
+    );
+}
+
+#[test]
+fn the_api_needs_the_right_token_and_refuses_other_origins() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("a");
+    let node = Daemon::start(&dir, &[]);
+    let addr = fs::read_to_string(dir.join("api.addr"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let token = fs::read_to_string(dir.join("api.token"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let url = format!("http://{addr}/v1/peers");
+    let status = |request: ureq::RequestBuilder<ureq::typestate::WithoutBody>| {
+        request.call().unwrap().status().as_u16()
+    };
+    assert_eq!(status(agent.get(&url)), 401);
+    assert_eq!(
+        status(agent.get(&url).header("Authorization", "Bearer 00")),
+        401
+    );
+    assert_eq!(
+        status(
+            agent
+                .get(&url)
+                .header("Authorization", format!("Bearer {token}"))
+        ),
+        200
+    );
+    assert_eq!(
+        status(
+            agent
+                .get(&url)
+                .header("Authorization", format!("Bearer {token}"))
+                .header("Origin", "http://evil.example")
+        ),
+        403
+    );
+    // The CLI with a wrong token in the folder says so.
+    let token_path = dir.join("api.token");
+    fs::write(&token_path, format!("{}\n", "0".repeat(64))).unwrap();
+    let output = kith(&dir, &["peers"]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("wrong API token"),
+        "{}",
+        text(&output.stderr)
+    );
+    fs::write(&token_path, format!("{token}\n")).unwrap();
+    assert!(kith(&dir, &["peers"]).status.success());
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&fs::metadata(&token_path).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    drop(node);
+}
