@@ -13,7 +13,7 @@ kith=${CARGO_TARGET_DIR:-target}/release/kith
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
-ms_now() { date +%s%N | awk '{ printf "%d", $1 / 1000000 }'; }
+ms_now() { echo $(( $(date +%s%N) / 1000000 )); }
 
 starts=()
 rss=()
@@ -25,17 +25,20 @@ for i in $(seq 1 "$runs"); do
     t0=$(ms_now)
     "$kith" --dir "$dir" up --no-mdns --listen /ip4/127.0.0.1/tcp/0 >"$fifo" 2>/dev/null &
     pid=$!
-    while read -r line; do
+    # Hold the read end open for the node's whole life: closing it would end
+    # the node with a broken pipe at its next line of output.
+    exec 3<"$fifo"
+    while read -r line <&3; do
         case "$line" in "listening on"*) break ;; esac
-    done <"$fifo"
+    done
     t1=$(ms_now)
     starts+=($((t1 - t0)))
-    # Keep draining stdout so the node never blocks on a full pipe.
-    cat "$fifo" >/dev/null &
+    cat <&3 >/dev/null &
     # Idle: let start-up work settle, then read the resident set.
     for _ in $(seq 1 30); do sleep 0.1; done
     rss+=($(awk '/VmRSS/ { print $2 }' "/proc/$pid/status"))
     kill "$pid"; wait "$pid" 2>/dev/null || true
+    exec 3<&-
 done
 
 sorted_starts=$(printf '%s\n' "${starts[@]}" | sort -n)
