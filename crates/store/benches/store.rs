@@ -1,0 +1,191 @@
+//! Where share bodies should live: plain files (what `kith-store` does) or
+//! redb values. Puts 64 shares of 1 MiB, each durable before the next (as a
+//! node acknowledges each share it receives), then gets them back with the
+//! hash check a read always does.
+//!
+//! Run with `CARGO_TARGET_DIR=... cargo bench -p kith-store --bench store`;
+//! `docs/store.md` records the numbers. The temp folders are created under
+//! `KITH_BENCH_DIR` if set (to measure a particular disk), else the system
+//! temp folder.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use kith_store::{ContentId, Store, StoreConfig};
+use redb::{Database, ReadableDatabase, TableDefinition};
+use tempfile::TempDir;
+
+const SHARES: usize = 64;
+const SHARE_LEN: usize = 1 << 20;
+const BODIES: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("bodies");
+
+fn shares() -> Vec<(ContentId, Vec<u8>)> {
+    (0..SHARES)
+        .map(|s| {
+            // Cheap pseudo-random bytes, different per share.
+            let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ s as u64;
+            let bytes: Vec<u8> = (0..SHARE_LEN)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            (ContentId::of(&bytes), bytes)
+        })
+        .collect()
+}
+
+fn temp_dir() -> TempDir {
+    match std::env::var_os("KITH_BENCH_DIR") {
+        Some(dir) => tempfile::tempdir_in(PathBuf::from(dir)).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    }
+}
+
+fn open_store(dir: &TempDir) -> Store {
+    Store::open(
+        dir.path(),
+        StoreConfig {
+            quota_bytes: 1 << 30,
+        },
+    )
+    .unwrap()
+}
+
+fn put_store(store: &Store, shares: &[(ContentId, Vec<u8>)]) {
+    let stripe = ContentId::of(b"bench stripe");
+    for (i, (id, bytes)) in shares.iter().enumerate() {
+        store.put_share(stripe, i as u8, *id, bytes).unwrap();
+    }
+}
+
+/// Bodies as redb values, with redb's default (1 GiB) cache: its best case.
+fn put_redb(db: &Database, shares: &[(ContentId, Vec<u8>)], one_txn: bool) {
+    if one_txn {
+        let txn = db.begin_write().unwrap();
+        {
+            let mut table = txn.open_table(BODIES).unwrap();
+            for (id, bytes) in shares {
+                table.insert(id.as_bytes(), bytes.as_slice()).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+        return;
+    }
+    for (id, bytes) in shares {
+        let txn = db.begin_write().unwrap();
+        txn.open_table(BODIES)
+            .unwrap()
+            .insert(id.as_bytes(), bytes.as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+}
+
+fn bench_put(c: &mut Criterion) {
+    let shares = shares();
+    let mut group = c.benchmark_group("put_64x1MiB");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(20));
+    group.throughput(Throughput::Bytes((SHARES * SHARE_LEN) as u64));
+
+    group.bench_function("files (kith-store)", |b| {
+        b.iter_batched(
+            || {
+                let dir = temp_dir();
+                let store = open_store(&dir);
+                (dir, store)
+            },
+            |(dir, store)| {
+                put_store(&store, &shares);
+                (dir, store)
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    for (name, one_txn) in [
+        ("redb values, commit per share", false),
+        ("redb values, one commit", true),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || {
+                    let dir = temp_dir();
+                    let db = Database::create(dir.path().join("bodies.redb")).unwrap();
+                    (dir, db)
+                },
+                |(dir, db)| {
+                    put_redb(&db, &shares, one_txn);
+                    (dir, db)
+                },
+                BatchSize::PerIteration,
+            );
+        });
+    }
+    group.finish();
+}
+
+fn bench_get(c: &mut Criterion) {
+    let shares = shares();
+    let mut group = c.benchmark_group("get_64x1MiB");
+    group.sample_size(20);
+    group.throughput(Throughput::Bytes((SHARES * SHARE_LEN) as u64));
+
+    let store_dir = temp_dir();
+    let store = open_store(&store_dir);
+    put_store(&store, &shares);
+    group.bench_function("files (kith-store)", |b| {
+        b.iter(|| {
+            for (id, _) in &shares {
+                black_box(store.get_share(id).unwrap().unwrap());
+            }
+        });
+    });
+
+    // redb's default 1 GiB cache holds all 64 MiB; the 32 MiB cache the
+    // store gives redb (sized for a Raspberry Pi) does not.
+    for (name, cache) in [
+        ("redb values, 1 GiB cache", 1usize << 30),
+        ("redb values, 32 MiB cache", 32 << 20),
+    ] {
+        bench_get_redb(&mut group, &shares, name, cache);
+    }
+    group.finish();
+}
+
+fn bench_get_redb(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    shares: &[(ContentId, Vec<u8>)],
+    name: &str,
+    cache: usize,
+) {
+    let redb_dir = temp_dir();
+    let db = redb::Builder::new()
+        .set_cache_size(cache)
+        .create(redb_dir.path().join("bodies.redb"))
+        .unwrap();
+    put_redb(&db, shares, false);
+    group.bench_function(name, |b| {
+        b.iter(|| {
+            let txn = db.begin_read().unwrap();
+            let table = txn.open_table(BODIES).unwrap();
+            for (id, _) in shares {
+                let value = redb::ReadableTable::get(&table, id.as_bytes())
+                    .unwrap()
+                    .unwrap();
+                // The same check and the same owned copy as `get_share`.
+                assert!(id.verifies(value.value()));
+                black_box(value.value().to_vec());
+            }
+        });
+    });
+}
+
+criterion_group!(benches, bench_put, bench_get);
+criterion_main!(benches);

@@ -1,0 +1,61 @@
+//! kith's local share store: the bytes a node holds for the network.
+//!
+//! A storage node keeps *shares* (opaque ciphertext, named by the BLAKE3
+//! hash of its bytes) and the public *stripe records* that say which shares
+//! make up a stripe. This crate keeps them on local disk so that:
+//!
+//! - a share is either fully present and verified, or absent — after any
+//!   crash (the write order and the recovery pass on open see to it);
+//! - every read is checked against the share's id, so a damaged disk yields
+//!   a typed [`StoreError::Corrupt`] naming the stripe to repair, never
+//!   wrong bytes;
+//! - peers cannot fill the disk past the quota, and a full disk is reported
+//!   as [`StoreError::DiskFull`] with nothing left half-written;
+//! - a background [`Store::scrub_step`] finds bit rot at a bounded rate, and
+//!   leases say when a share may be dropped.
+//!
+//! Share bodies are plain files (`shares/ab/cd/<id>`), metadata lives in
+//! [redb](https://docs.rs/redb). `docs/store.md` explains the layout, the
+//! crash-safety argument and the measurement behind "bodies as files".
+//!
+//! The API is synchronous; the node calls it through
+//! `tokio::task::spawn_blocking`. [`Store`] is a cheap, cloneable handle.
+//!
+//! ```
+//! use kith_base::ContentId;
+//! use kith_store::{PutOutcome, Store, StoreConfig, StoreError};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = Store::open(dir.path(), StoreConfig { quota_bytes: 1 << 20 })?;
+//! let stripe = ContentId::of(b"some stripe record");
+//! let share = b"opaque ciphertext".to_vec();
+//! let id = ContentId::of(&share);
+//!
+//! assert_eq!(store.put_share(stripe, 0, id, &share)?, PutOutcome::Stored);
+//! assert_eq!(store.get_share(&id)?, Some(share));
+//! assert_eq!(store.shares_of_stripe(&stripe)?, vec![(0, id)]);
+//!
+//! // Bytes that are not the share named are refused.
+//! assert!(matches!(
+//!     store.put_share(stripe, 1, id, b"something else"),
+//!     Err(StoreError::Mismatch { .. })
+//! ));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod error;
+mod layout;
+mod lease;
+mod quota;
+mod recovery;
+mod scrub;
+mod store;
+mod tables;
+
+pub use error::{Result, StoreError};
+pub use kith_base::ContentId;
+pub use quota::{DEFAULT_QUOTA_CAP, DEFAULT_QUOTA_DIVISOR, default_quota, free_space};
+pub use recovery::RecoveryReport;
+pub use scrub::ScrubReport;
+pub use store::{CorruptShare, MAX_SHARE_LEN, PutOutcome, Store, StoreConfig, Usage};
+pub use tables::ShareInfo;

@@ -1,0 +1,925 @@
+//! The [`Store`] handle: opening, and putting, getting and removing shares and
+//! stripe records.
+//!
+//! The write path is the heart of the crate's crash safety. A share becomes
+//! visible only when its metadata row is committed, and the row is committed
+//! only after the body is complete, synced and renamed into place:
+//!
+//! 1. hash the offered bytes; refuse them unless they are the share named;
+//! 2. reserve quota (in memory, so concurrent puts cannot both take the last
+//!    free bytes);
+//! 3. write the body to `tmp/`, `fsync` it;
+//! 4. rename it to `shares/ab/cd/<id>`, `fsync` that folder;
+//! 5. commit the metadata row (redb, durable on return).
+//!
+//! A crash after 3 leaves a temp file, after 4 a body without a row; the
+//! recovery pass on open deletes both (see [`crate::recovery`]). Removal runs
+//! the other way round — row first, then body — so its crash leftover is
+//! again a body without a row. Nothing ever needs a row whose body might be
+//! missing, except bit rot or a person deleting files, which the reads catch.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use kith_base::ContentId;
+use kith_codec::StripeRecord;
+use kith_codec::stripe::MAX_CIPHER_LEN;
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
+
+use crate::error::{DbContext, Result, StoreError, io_error};
+use crate::layout::{Layout, create_dir_durable, remove_file_if_present, sync_dir};
+use crate::quota::{disk_size, free_space};
+use crate::recovery::{self, RecoveryReport};
+use crate::tables::{
+    BY_STRIPE, EXPIRY, FORMAT_VERSION, META, META_FORMAT, RECORDS, SHARES, ShareInfo,
+    split_stripe_key, stripe_key,
+};
+
+/// The largest share the storage format allows: a whole 64 MiB stripe with
+/// k = 1. Anything larger is refused before it is hashed or written.
+pub const MAX_SHARE_LEN: u64 = MAX_CIPHER_LEN as u64;
+
+/// Page cache redb may use. Metadata rows are ~100 bytes, so 32 MiB keeps
+/// the hot part of a million-share store in memory, and stays small enough
+/// for a Raspberry Pi (redb's default is 1 GiB).
+const DB_CACHE_BYTES: usize = 32 << 20;
+
+/// Number of per-id locks. Puts and removes of different shares run in
+/// parallel (their file writes and fsyncs overlap); the same id is
+/// serialised so that a put and a remove cannot interleave their file and
+/// metadata steps.
+const ID_LOCKS: usize = 64;
+
+/// How a store is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// Most bytes (share bodies plus stripe records) the store will hold.
+    /// See [`crate::default_quota`].
+    pub quota_bytes: u64,
+}
+
+/// What [`Store::put_share`] and [`Store::put_record`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// Newly stored.
+    Stored,
+    /// The store already held it; nothing changed.
+    AlreadyHad,
+}
+
+/// How full the store is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Usage {
+    /// Bytes held: share bodies plus stripe records.
+    pub bytes: u64,
+    /// Shares held.
+    pub shares: u64,
+    /// Stripe records held.
+    pub records: u64,
+    /// The quota the store was opened with.
+    pub quota: u64,
+}
+
+impl Usage {
+    /// Bytes still free under the quota.
+    pub fn free(&self) -> u64 {
+        self.quota.saturating_sub(self.bytes)
+    }
+}
+
+/// A share the store found damaged (and removed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CorruptShare {
+    /// The share.
+    pub id: ContentId,
+    /// The stripe it belonged to: the one to repair.
+    pub stripe: ContentId,
+    /// Its index in that stripe.
+    pub index: u8,
+}
+
+/// A node's local share store. Cheap to clone; all clones share one
+/// database and one quota. Safe to use from many threads: the node calls it
+/// through `tokio::task::spawn_blocking`, since every call may block on disk.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.inner.layout.dir)
+            .field("usage", &self.usage())
+            .finish()
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) layout: Layout,
+    pub(crate) db: Database,
+    quota: u64,
+    counters: Mutex<Counters>,
+    id_locks: Vec<Mutex<()>>,
+    tmp_seq: AtomicU64,
+    recovery: RecoveryReport,
+    /// Disk space puts leave free (see [`headroom_for`]).
+    headroom: u64,
+}
+
+/// In-memory totals, rebuilt from the database on open and updated after
+/// every commit. `reserved` is quota promised to puts in flight.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Counters {
+    pub(crate) bytes: u64,
+    pub(crate) shares: u64,
+    pub(crate) records: u64,
+    pub(crate) reserved: u64,
+}
+
+/// Quota promised to one put. Dropping it unused gives the bytes back, so
+/// every early return releases its reservation.
+struct Reservation<'a> {
+    counters: &'a Mutex<Counters>,
+    bytes: u64,
+}
+
+impl Reservation<'_> {
+    /// Turns the reservation into stored bytes.
+    fn stored(self, share: bool) {
+        let mut counters = lock(self.counters);
+        counters.reserved -= self.bytes;
+        counters.bytes += self.bytes;
+        if share {
+            counters.shares += 1;
+        } else {
+            counters.records += 1;
+        }
+        drop(counters);
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        lock(self.counters).reserved -= self.bytes;
+    }
+}
+
+/// Where a test wants `put_share` to "crash": stop without any cleanup,
+/// leaving the disk exactly as a power cut at that point would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) enum CrashAt {
+    Never,
+    AfterTempFile,
+    AfterRename,
+}
+
+/// The outcome of reading a share and checking it against its id.
+enum Loaded {
+    Absent,
+    Good(Vec<u8>),
+    Bad(ShareInfo),
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded data are plain counters (or nothing) that every critical
+    // section leaves consistent, so a panic elsewhere does not poison them.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Store {
+    /// Opens the store in `dir`, creating it if needed, and runs the recovery
+    /// pass that removes whatever a crash left half-done.
+    ///
+    /// Fails with [`StoreError::Locked`] if another `Store` (in this process
+    /// or another) has it open: redb takes an exclusive lock on its file.
+    /// Opening takes time proportional to the number of shares (each body
+    /// file's length is checked).
+    pub fn open(dir: impl AsRef<Path>, config: StoreConfig) -> Result<Self> {
+        let dir = dir.as_ref();
+        let layout = Layout::new(dir);
+        layout.create()?;
+        let db = match redb::Builder::new()
+            .set_cache_size(DB_CACHE_BYTES)
+            .create(&layout.db)
+        {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(StoreError::Locked {
+                    dir: layout.dir.clone(),
+                });
+            }
+            Err(error) => return Err(crate::error::db_error(&layout.db, error)),
+        };
+        init_tables(&layout, &db)?;
+        let (counters, report) = recovery::recover(&layout, &db)?;
+        if !report.is_clean() {
+            tracing::warn!(dir = %layout.dir.display(), ?report, "store recovered from an unclean shutdown");
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                layout,
+                db,
+                quota: config.quota_bytes,
+                counters: Mutex::new(counters),
+                id_locks: (0..ID_LOCKS).map(|_| Mutex::new(())).collect(),
+                tmp_seq: AtomicU64::new(0),
+                recovery: report,
+                headroom: headroom_for(disk_size(dir)?),
+            }),
+        })
+    }
+
+    /// The store folder.
+    pub fn dir(&self) -> &Path {
+        &self.inner.layout.dir
+    }
+
+    /// What the recovery pass at open found and removed.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.inner.recovery
+    }
+
+    /// How full the store is. Never blocks on disk.
+    pub fn usage(&self) -> Usage {
+        let counters = *lock(&self.inner.counters);
+        Usage {
+            bytes: counters.bytes,
+            shares: counters.shares,
+            records: counters.records,
+            quota: self.inner.quota,
+        }
+    }
+
+    /// Stores share `index` of `stripe`, named `share_id`.
+    ///
+    /// The bytes must hash to `share_id` ([`StoreError::Mismatch`]); if the
+    /// store holds the stripe's record, the share must also be the record's
+    /// share `index` ([`StoreError::NotInStripe`]). Returns once the share
+    /// is durable. A share already held is not rewritten, and keeps the
+    /// stripe and index it was first stored under.
+    pub fn put_share(
+        &self,
+        stripe: ContentId,
+        index: u8,
+        share_id: ContentId,
+        bytes: &[u8],
+    ) -> Result<PutOutcome> {
+        self.put_share_at(stripe, index, share_id, bytes, CrashAt::Never)
+    }
+
+    pub(crate) fn put_share_at(
+        &self,
+        stripe: ContentId,
+        index: u8,
+        share_id: ContentId,
+        bytes: &[u8],
+        crash: CrashAt,
+    ) -> Result<PutOutcome> {
+        let len = bytes.len() as u64;
+        if len > MAX_SHARE_LEN {
+            return Err(StoreError::TooLarge {
+                len,
+                max: MAX_SHARE_LEN,
+            });
+        }
+        let actual = ContentId::of(bytes);
+        if actual != share_id {
+            return Err(StoreError::Mismatch {
+                expected: share_id,
+                actual,
+            });
+        }
+        let _id_lock = self.lock_id(&share_id);
+        {
+            let txn = self.read_txn()?;
+            let db = self.db_path();
+            if txn
+                .open_table(SHARES)
+                .db(db)?
+                .get(share_id.as_bytes())
+                .db(db)?
+                .is_some()
+            {
+                return Ok(PutOutcome::AlreadyHad);
+            }
+            if let Some(record) = txn
+                .open_table(RECORDS)
+                .db(db)?
+                .get(stripe.as_bytes())
+                .db(db)?
+                && let Ok(record) = StripeRecord::from_bytes(record.value())
+                && record.verify_share(usize::from(index), bytes).is_err()
+            {
+                return Err(StoreError::NotInStripe {
+                    stripe,
+                    index,
+                    share: share_id,
+                });
+            }
+        }
+        let reservation = self.reserve(len)?;
+
+        let temp = self.write_temp(&share_id, bytes)?;
+        if crash == CrashAt::AfterTempFile {
+            return Ok(PutOutcome::Stored);
+        }
+        let body = self.place_body(&share_id, &temp)?;
+        if crash == CrashAt::AfterRename {
+            return Ok(PutOutcome::Stored);
+        }
+
+        let info = ShareInfo {
+            stripe,
+            index,
+            len,
+            owner: [0; 32],
+            expires_at: None,
+        };
+        match self.commit_share(&share_id, &info) {
+            Ok(true) => {
+                reservation.stored(true);
+                Ok(PutOutcome::Stored)
+            }
+            // Cannot happen while we hold the id lock; if it did, the body we
+            // renamed over the old one has the same bytes, so all is well.
+            Ok(false) => Ok(PutOutcome::AlreadyHad),
+            Err(error) => {
+                // No row points at the body: remove it so that nothing is
+                // half there even before the next recovery pass.
+                if let Err(cleanup) = remove_file_if_present(&body) {
+                    tracing::warn!(%cleanup, "could not remove an uncommitted share body");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Writes `bytes` to a fresh temp file and syncs it. On failure the temp
+    /// file is removed, so a full disk leaves nothing behind.
+    fn write_temp(&self, id: &ContentId, bytes: &[u8]) -> Result<PathBuf> {
+        let seq = self.inner.tmp_seq.fetch_add(1, Ordering::Relaxed);
+        let path = self
+            .inner
+            .layout
+            .tmp
+            .join(format!("{}.{}.{seq}", id, std::process::id()));
+        let written = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .and_then(|mut file| {
+                file.write_all(bytes)?;
+                file.sync_all()
+            });
+        match written {
+            Ok(()) => Ok(path),
+            Err(error) => {
+                // Best effort: the recovery pass empties tmp/ anyway.
+                let _ = fs::remove_file(&path);
+                Err(io_error("write", &path, error))
+            }
+        }
+    }
+
+    /// Renames a synced temp file to the share's body path and syncs the
+    /// folder, so the rename is durable before the metadata commit.
+    fn place_body(&self, id: &ContentId, temp: &Path) -> Result<PathBuf> {
+        let layout = &self.inner.layout;
+        let dir = layout.body_dir(id);
+        let body = layout.body_path(id);
+        let placed = create_dir_durable(&dir)
+            .and_then(|()| {
+                fs::rename(temp, &body).map_err(|e| io_error("move into place", &body, e))
+            })
+            .and_then(|()| sync_dir(&dir));
+        if let Err(error) = placed {
+            let _ = fs::remove_file(temp);
+            let _ = fs::remove_file(&body);
+            return Err(error);
+        }
+        Ok(body)
+    }
+
+    /// Commits a share's metadata rows. Returns false if a row was already
+    /// there (and leaves it).
+    fn commit_share(&self, id: &ContentId, info: &ShareInfo) -> Result<bool> {
+        let db = self.db_path();
+        let txn = self.write_txn()?;
+        {
+            let mut shares = txn.open_table(SHARES).db(db)?;
+            if shares.get(id.as_bytes()).db(db)?.is_some() {
+                return Ok(false);
+            }
+            shares
+                .insert(id.as_bytes(), info.encode().as_slice())
+                .db(db)?;
+            txn.open_table(BY_STRIPE)
+                .db(db)?
+                .insert(&stripe_key(&info.stripe, info.index, id), ())
+                .db(db)?;
+        }
+        txn.commit().db(db)?;
+        Ok(true)
+    }
+
+    /// The bytes of share `id`, checked against the id; `None` if the store
+    /// does not hold it.
+    ///
+    /// If the bytes on disk are damaged, the share is removed and
+    /// [`StoreError::Corrupt`] names it and its stripe, so the caller can
+    /// repair the stripe. Wrong bytes are never returned.
+    pub fn get_share(&self, id: &ContentId) -> Result<Option<Vec<u8>>> {
+        match self.load(id)? {
+            Loaded::Absent => Ok(None),
+            Loaded::Good(bytes) => Ok(Some(bytes)),
+            Loaded::Bad(_) => match self.confirm_corrupt(id)? {
+                Ok(bytes) => Ok(bytes),
+                Err(corrupt) => Err(StoreError::Corrupt {
+                    id: corrupt.id,
+                    stripe: corrupt.stripe,
+                    index: corrupt.index,
+                }),
+            },
+        }
+    }
+
+    /// Reads a share and checks its length and hash.
+    fn load(&self, id: &ContentId) -> Result<Loaded> {
+        let Some(info) = self.share_info(id)? else {
+            return Ok(Loaded::Absent);
+        };
+        let path = self.inner.layout.body_path(id);
+        let read = File::open(&path).and_then(|file| {
+            if file.metadata()?.len() != info.len {
+                return Ok(None);
+            }
+            let mut bytes = Vec::with_capacity(info.len as usize);
+            file.take(info.len).read_to_end(&mut bytes)?;
+            Ok(Some(bytes))
+        });
+        match read {
+            Ok(Some(bytes)) if bytes.len() as u64 == info.len && id.verifies(&bytes) => {
+                Ok(Loaded::Good(bytes))
+            }
+            Ok(_) => Ok(Loaded::Bad(info)),
+            // A missing body, or a disk that cannot read it (EIO), is as lost
+            // as a damaged one.
+            Err(error)
+                if error.kind() == io::ErrorKind::NotFound
+                    || error.raw_os_error() == Some(rustix::io::Errno::IO.raw_os_error()) =>
+            {
+                Ok(Loaded::Bad(info))
+            }
+            Err(error) => Err(io_error("read", &path, error)),
+        }
+    }
+
+    /// A read found share `id` damaged. Under its lock (a concurrent remove
+    /// or put may explain what we saw), read it again; if it is still bad,
+    /// remove it. Returns the good bytes (or `None` if it vanished), or the
+    /// share that was removed.
+    fn confirm_corrupt(&self, id: &ContentId) -> Result<Result<Option<Vec<u8>>, CorruptShare>> {
+        let _id_lock = self.lock_id(id);
+        match self.load(id)? {
+            Loaded::Absent => Ok(Ok(None)),
+            Loaded::Good(bytes) => Ok(Ok(Some(bytes))),
+            Loaded::Bad(info) => {
+                tracing::warn!(share = %id, stripe = %info.stripe, index = info.index,
+                    "share damaged on disk; removing it");
+                self.remove_locked(id)?;
+                Ok(Err(CorruptShare {
+                    id: *id,
+                    stripe: info.stripe,
+                    index: info.index,
+                }))
+            }
+        }
+    }
+
+    /// For each id, whether the store holds that share (metadata only: the
+    /// bytes are checked when read).
+    pub fn has_shares(&self, ids: &[ContentId]) -> Result<Vec<bool>> {
+        let db = self.db_path();
+        let txn = self.read_txn()?;
+        let shares = txn.open_table(SHARES).db(db)?;
+        ids.iter()
+            .map(|id| Ok(shares.get(id.as_bytes()).db(db)?.is_some()))
+            .collect()
+    }
+
+    /// What the store knows about share `id` besides its bytes.
+    pub fn share_info(&self, id: &ContentId) -> Result<Option<ShareInfo>> {
+        let db = self.db_path();
+        let txn = self.read_txn()?;
+        let shares = txn.open_table(SHARES).db(db)?;
+        let row = shares.get(id.as_bytes()).db(db)?;
+        Ok(row.and_then(|row| ShareInfo::decode(row.value())))
+    }
+
+    /// Removes share `id`. Returns whether the store held it.
+    pub fn remove_share(&self, id: &ContentId) -> Result<bool> {
+        let _id_lock = self.lock_id(id);
+        Ok(self.remove_locked(id)?.is_some())
+    }
+
+    /// Removes a share's rows, then its body (the caller holds its id
+    /// lock). A crash in between leaves a body without a row, which the
+    /// recovery pass deletes.
+    fn remove_locked(&self, id: &ContentId) -> Result<Option<ShareInfo>> {
+        let db = self.db_path();
+        let txn = self.write_txn()?;
+        let removed = remove_share_rows(&txn, db, id)?;
+        txn.commit().db(db)?;
+        if let Some(info) = removed {
+            remove_file_if_present(&self.inner.layout.body_path(id))?;
+            let mut counters = lock(&self.inner.counters);
+            counters.bytes = counters.bytes.saturating_sub(info.len);
+            counters.shares = counters.shares.saturating_sub(1);
+        }
+        Ok(removed)
+    }
+
+    /// The shares of `stripe` the store holds, as (index, id), by index.
+    pub fn shares_of_stripe(&self, stripe: &ContentId) -> Result<Vec<(u8, ContentId)>> {
+        let db = self.db_path();
+        let txn = self.read_txn()?;
+        let table = txn.open_table(BY_STRIPE).db(db)?;
+        let low = stripe_key(stripe, 0, &ContentId::from_bytes([0; 32]));
+        let high = stripe_key(stripe, u8::MAX, &ContentId::from_bytes([0xff; 32]));
+        let mut out = Vec::new();
+        for entry in table.range::<&[u8; 65]>(&low..=&high).db(db)? {
+            let (key, _) = entry.db(db)?;
+            let (_, index, share) = split_stripe_key(key.value());
+            out.push((index, share));
+        }
+        Ok(out)
+    }
+
+    /// Stores a stripe record (named by its hash, the stripe id).
+    pub fn put_record(&self, record: &StripeRecord) -> Result<PutOutcome> {
+        let bytes = record.to_bytes();
+        let stripe = ContentId::of(&bytes);
+        let db = self.db_path();
+        {
+            let txn = self.read_txn()?;
+            let records = txn.open_table(RECORDS).db(db)?;
+            if records.get(stripe.as_bytes()).db(db)?.is_some() {
+                return Ok(PutOutcome::AlreadyHad);
+            }
+        }
+        let reservation = self.reserve(bytes.len() as u64)?;
+        let txn = self.write_txn()?;
+        let existed = txn
+            .open_table(RECORDS)
+            .db(db)?
+            .insert(stripe.as_bytes(), bytes.as_slice())
+            .db(db)?
+            .is_some();
+        txn.commit().db(db)?;
+        if existed {
+            // A concurrent put of the same record won; it counted the bytes.
+            return Ok(PutOutcome::AlreadyHad);
+        }
+        reservation.stored(false);
+        Ok(PutOutcome::Stored)
+    }
+
+    /// The record of `stripe`, checked against the stripe id; `None` if the
+    /// store does not hold it. A damaged record is removed and reported as
+    /// [`StoreError::CorruptRecord`].
+    pub fn get_record(&self, stripe: &ContentId) -> Result<Option<StripeRecord>> {
+        let db = self.db_path();
+        let bytes = {
+            let txn = self.read_txn()?;
+            let records = txn.open_table(RECORDS).db(db)?;
+            let Some(row) = records.get(stripe.as_bytes()).db(db)? else {
+                return Ok(None);
+            };
+            row.value().to_vec()
+        };
+        if stripe.verifies(&bytes)
+            && let Ok(record) = StripeRecord::from_bytes(&bytes)
+        {
+            return Ok(Some(record));
+        }
+        tracing::warn!(%stripe, "stripe record damaged; removing it");
+        self.remove_record_if(stripe, Some(&bytes))?;
+        Err(StoreError::CorruptRecord { stripe: *stripe })
+    }
+
+    /// Removes the record of `stripe`. Returns whether the store held it.
+    pub fn remove_record(&self, stripe: &ContentId) -> Result<bool> {
+        self.remove_record_if(stripe, None)
+    }
+
+    /// Removes a record, only if it still has `expected` bytes when given
+    /// (a damaged record may have been replaced by a good one meanwhile).
+    fn remove_record_if(&self, stripe: &ContentId, expected: Option<&[u8]>) -> Result<bool> {
+        let db = self.db_path();
+        let txn = self.write_txn()?;
+        let removed = {
+            let mut records = txn.open_table(RECORDS).db(db)?;
+            let current = records
+                .get(stripe.as_bytes())
+                .db(db)?
+                .map(|row| row.value().to_vec());
+            match current {
+                Some(bytes) if expected.is_none_or(|expected| expected == bytes.as_slice()) => {
+                    records.remove(stripe.as_bytes()).db(db)?;
+                    Some(bytes.len() as u64)
+                }
+                _ => None,
+            }
+        };
+        txn.commit().db(db)?;
+        if let Some(len) = removed {
+            let mut counters = lock(&self.inner.counters);
+            counters.bytes = counters.bytes.saturating_sub(len);
+            counters.records = counters.records.saturating_sub(1);
+        }
+        Ok(removed.is_some())
+    }
+
+    /// Up to `limit` stripe ids the store knows (holds a record or at least
+    /// one share of), in id order, strictly after `after`. Pass the last id
+    /// of a page as `after` to get the next page; an empty page is the end.
+    pub fn list_stripes(&self, after: Option<&ContentId>, limit: usize) -> Result<Vec<ContentId>> {
+        let db = self.db_path();
+        let txn = self.read_txn()?;
+        let mut from_records = Vec::new();
+        {
+            let records = txn.open_table(RECORDS).db(db)?;
+            let range = match after {
+                Some(after) => records.range::<&[u8; 32]>((
+                    std::ops::Bound::Excluded(after.as_bytes()),
+                    std::ops::Bound::Unbounded,
+                )),
+                None => records.range::<&[u8; 32]>(..),
+            };
+            for entry in range.db(db)?.take(limit) {
+                let (key, _) = entry.db(db)?;
+                from_records.push(ContentId::from_bytes(*key.value()));
+            }
+        }
+        let mut from_shares: Vec<ContentId> = Vec::new();
+        {
+            let table = txn.open_table(BY_STRIPE).db(db)?;
+            let start =
+                after.map(|after| stripe_key(after, u8::MAX, &ContentId::from_bytes([0xff; 32])));
+            let range = match &start {
+                Some(start) => table.range::<&[u8; 65]>((
+                    std::ops::Bound::Excluded(start),
+                    std::ops::Bound::Unbounded,
+                )),
+                None => table.range::<&[u8; 65]>(..),
+            };
+            for entry in range.db(db)? {
+                let (key, _) = entry.db(db)?;
+                let (stripe, _, _) = split_stripe_key(key.value());
+                if from_shares.last() != Some(&stripe) {
+                    if from_shares.len() == limit {
+                        break;
+                    }
+                    from_shares.push(stripe);
+                }
+            }
+        }
+        // Each list holds its first `limit` stripes, so their merge holds the
+        // first `limit` of the union.
+        from_records.extend(from_shares);
+        from_records.sort_unstable();
+        from_records.dedup();
+        from_records.truncate(limit);
+        Ok(from_records)
+    }
+
+    /// Promises `needed` bytes of quota to a put, or refuses: past the
+    /// quota, or when the disk itself would be left with less than the
+    /// headroom the metadata database needs.
+    fn reserve(&self, needed: u64) -> Result<Reservation<'_>> {
+        let free_disk = free_space(&self.inner.layout.dir)?;
+        if free_disk < needed.saturating_add(self.inner.headroom) {
+            return Err(StoreError::DiskFull {
+                path: self.inner.layout.dir.clone(),
+            });
+        }
+        let mut counters = lock(&self.inner.counters);
+        let quota = self.inner.quota;
+        let used = counters.bytes + counters.reserved;
+        if used.saturating_add(needed) > quota {
+            return Err(StoreError::QuotaExceeded {
+                needed,
+                free: quota.saturating_sub(used),
+                quota,
+            });
+        }
+        counters.reserved += needed;
+        Ok(Reservation {
+            counters: &self.inner.counters,
+            bytes: needed,
+        })
+    }
+
+    fn lock_id(&self, id: &ContentId) -> MutexGuard<'_, ()> {
+        lock(&self.inner.id_locks[usize::from(id.as_bytes()[0]) % ID_LOCKS])
+    }
+
+    pub(crate) fn db_path(&self) -> &Path {
+        &self.inner.layout.db
+    }
+
+    pub(crate) fn read_txn(&self) -> Result<ReadTransaction> {
+        self.inner.db.begin_read().db(self.db_path())
+    }
+
+    pub(crate) fn write_txn(&self) -> Result<WriteTransaction> {
+        self.inner.db.begin_write().db(self.db_path())
+    }
+}
+
+/// Disk space a put must leave free: 1% of the file system, between
+/// 256 KiB and 64 MiB.
+///
+/// Without it, the store's own body writes could fill the disk to the last
+/// byte, and the next metadata commit — even one that removes a share, since
+/// redb copies pages on write — would fail with ENOSPC. redb then refuses
+/// every write until the database is reopened, so a node could not free
+/// space without a restart. The headroom keeps our own writes from getting
+/// there; another program filling the disk still can (see
+/// [`StoreError::DatabaseStopped`]).
+fn headroom_for(disk_size: u64) -> u64 {
+    (disk_size / 100).clamp(256 << 10, 64 << 20)
+}
+
+/// Deletes a share's row and its index entries inside `txn`; returns what
+/// the row said, if there was one.
+pub(crate) fn remove_share_rows(
+    txn: &WriteTransaction,
+    db: &Path,
+    id: &ContentId,
+) -> Result<Option<ShareInfo>> {
+    let row = {
+        let mut shares = txn.open_table(SHARES).db(db)?;
+        let row = shares.remove(id.as_bytes()).db(db)?;
+        row.map(|row| row.value().to_vec())
+    };
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let Some(info) = ShareInfo::decode(&row) else {
+        // Not a row this code wrote: the recovery pass sweeps any index
+        // entries it may have had.
+        return Ok(None);
+    };
+    txn.open_table(BY_STRIPE)
+        .db(db)?
+        .remove(&stripe_key(&info.stripe, info.index, id))
+        .db(db)?;
+    if let Some(at) = info.expires_at {
+        txn.open_table(EXPIRY)
+            .db(db)?
+            .remove((at, id.as_bytes()))
+            .db(db)?;
+    }
+    Ok(Some(info))
+}
+
+/// Creates the tables (so that read transactions can open them) and checks
+/// or records the format version.
+fn init_tables(layout: &Layout, db: &Database) -> Result<()> {
+    let path = &layout.db;
+    let txn = db.begin_write().db(path)?;
+    {
+        txn.open_table(SHARES).db(path)?;
+        txn.open_table(BY_STRIPE).db(path)?;
+        txn.open_table(RECORDS).db(path)?;
+        txn.open_table(EXPIRY).db(path)?;
+        let mut meta = txn.open_table(META).db(path)?;
+        let found = meta
+            .get(META_FORMAT)
+            .db(path)?
+            .map(|row| row.value().to_vec());
+        match found {
+            None => {
+                meta.insert(META_FORMAT, FORMAT_VERSION.to_le_bytes().as_slice())
+                    .db(path)?;
+            }
+            Some(bytes) => {
+                let found = <[u8; 4]>::try_from(bytes.as_slice())
+                    .map(u32::from_le_bytes)
+                    .unwrap_or(u32::MAX);
+                if found != FORMAT_VERSION {
+                    return Err(StoreError::UnknownFormat {
+                        dir: layout.dir.clone(),
+                        found,
+                        supported: FORMAT_VERSION,
+                    });
+                }
+            }
+        }
+    }
+    txn.commit().db(path)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &Path) -> Store {
+        Store::open(
+            dir,
+            StoreConfig {
+                quota_bytes: 1 << 20,
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_crash_at_each_step_of_put_leaves_nothing_half_there() {
+        let stripe = ContentId::of(b"stripe");
+        let kept = b"stored before the crash".to_vec();
+        let kept_id = ContentId::of(&kept);
+        let lost = b"being stored when the power went".to_vec();
+        let lost_id = ContentId::of(&lost);
+        for crash in [CrashAt::AfterTempFile, CrashAt::AfterRename] {
+            let dir = tempfile::tempdir().unwrap();
+            let layout = Layout::new(dir.path());
+            {
+                let store = open(dir.path());
+                store.put_share(stripe, 0, kept_id, &kept).unwrap();
+                store
+                    .put_share_at(stripe, 1, lost_id, &lost, crash)
+                    .unwrap();
+                // The disk now looks as a power cut at `crash` leaves it.
+                let temps = fs::read_dir(&layout.tmp).unwrap().count();
+                let body = layout.body_path(&lost_id).exists();
+                assert_eq!(
+                    (temps, body),
+                    match crash {
+                        CrashAt::AfterTempFile => (1, false),
+                        _ => (0, true),
+                    }
+                );
+            }
+            let store = open(dir.path());
+            let report = *store.recovery_report();
+            match crash {
+                CrashAt::AfterTempFile => assert_eq!(report.temp_files, 1, "{report:?}"),
+                _ => assert_eq!(report.orphan_bodies, 1, "{report:?}"),
+            }
+            assert_eq!(fs::read_dir(&layout.tmp).unwrap().count(), 0);
+            assert!(!layout.body_path(&lost_id).exists());
+            assert_eq!(store.get_share(&lost_id).unwrap(), None);
+            assert_eq!(
+                store.has_shares(&[kept_id, lost_id]).unwrap(),
+                vec![true, false]
+            );
+            assert_eq!(store.get_share(&kept_id).unwrap(), Some(kept.clone()));
+            assert_eq!(store.shares_of_stripe(&stripe).unwrap(), vec![(0, kept_id)]);
+            assert_eq!(store.usage().bytes, kept.len() as u64);
+            // The sender retries, and this time it works.
+            assert_eq!(
+                store.put_share(stripe, 1, lost_id, &lost).unwrap(),
+                PutOutcome::Stored
+            );
+            assert_eq!(store.get_share(&lost_id).unwrap(), Some(lost.clone()));
+        }
+    }
+
+    #[test]
+    fn a_failed_put_releases_its_reservation_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let bytes = vec![1u8; 1000];
+        let id = ContentId::of(&bytes);
+        // Writing the temp file fails (its folder is gone).
+        fs::remove_dir_all(dir.path().join("tmp")).unwrap();
+        let error = store.put_share(id, 0, id, &bytes).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                StoreError::Io {
+                    action: "write",
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert_eq!(lock(&store.inner.counters).reserved, 0);
+        assert_eq!(store.usage().bytes, 0);
+        assert!(!store.inner.layout.body_path(&id).exists());
+        fs::create_dir(dir.path().join("tmp")).unwrap();
+        store.put_share(id, 0, id, &bytes).unwrap();
+        let counters = *lock(&store.inner.counters);
+        assert_eq!((counters.reserved, counters.bytes), (0, 1000));
+    }
+}

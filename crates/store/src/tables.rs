@@ -1,0 +1,163 @@
+//! The redb tables that hold the store's metadata, and the byte layout of a
+//! share's row.
+//!
+//! Every key is fixed-width bytes, so the sort order redb keeps is the byte
+//! order of ids, which is what the paginated listings and the scrub cursor
+//! rely on. A share row is our own fixed-width encoding with a version byte
+//! rather than a redb tuple: a tuple's type name is part of the table's
+//! identity in redb, so adding a field later would need a table migration,
+//! while a versioned row can be read old and new side by side.
+
+use kith_base::ContentId;
+use redb::TableDefinition;
+
+/// share id → [`ShareRow`] bytes. A row here means "the body file is fully
+/// written, synced, in place and verified".
+pub(crate) const SHARES: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("shares");
+
+/// stripe id ‖ index ‖ share id → (). Answers "which shares of this stripe
+/// do I hold" with one range scan. The share id is part of the key, not the
+/// value, so that a wrong share sent for an index (before the record is
+/// known) cannot overwrite the right one.
+pub(crate) const BY_STRIPE: TableDefinition<'_, &[u8; 65], ()> = TableDefinition::new("by_stripe");
+
+/// stripe id → stripe record bytes.
+pub(crate) const RECORDS: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("records");
+
+/// (expires_at, share id) → (). Answers "which leases ended before now" with
+/// one range scan, oldest first.
+pub(crate) const EXPIRY: TableDefinition<'_, (u64, &[u8; 32]), ()> = TableDefinition::new("expiry");
+
+/// Small named values: the format version and the scrub cursor.
+pub(crate) const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
+
+/// Key in [`META`] of the store format version (u32 LE).
+pub(crate) const META_FORMAT: &str = "format";
+/// Key in [`META`] of the id the scrub checked last (32 bytes; absent at the
+/// start of a pass).
+pub(crate) const META_SCRUB_CURSOR: &str = "scrub_cursor";
+
+/// The on-disk format this code writes and reads.
+pub(crate) const FORMAT_VERSION: u32 = 1;
+
+/// What the store knows about one share, besides its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShareInfo {
+    /// The stripe the share belongs to.
+    pub stripe: ContentId,
+    /// Its index in the stripe.
+    pub index: u8,
+    /// Its length in bytes.
+    pub len: u64,
+    /// Who leased it (all zeros until [`crate::Store::set_lease`] is called).
+    pub owner: [u8; 32],
+    /// When its lease ends, in Unix seconds; `None` = no expiry.
+    pub expires_at: Option<u64>,
+}
+
+/// Length of an encoded share row, version 1.
+const ROW_LEN: usize = 1 + 32 + 1 + 8 + 32 + 1 + 8;
+const ROW_VERSION: u8 = 1;
+
+impl ShareInfo {
+    /// Row layout v1: `1 | stripe:32 | index:u8 | len:u64 | owner:32 |
+    /// has_expiry:u8 | expires_at:u64`, integers little-endian.
+    pub(crate) fn encode(&self) -> [u8; ROW_LEN] {
+        let mut row = [0u8; ROW_LEN];
+        row[0] = ROW_VERSION;
+        row[1..33].copy_from_slice(self.stripe.as_bytes());
+        row[33] = self.index;
+        row[34..42].copy_from_slice(&self.len.to_le_bytes());
+        row[42..74].copy_from_slice(&self.owner);
+        if let Some(at) = self.expires_at {
+            row[74] = 1;
+            row[75..83].copy_from_slice(&at.to_le_bytes());
+        }
+        row
+    }
+
+    /// Reads a row; `None` if it is not a row this code wrote.
+    pub(crate) fn decode(row: &[u8]) -> Option<Self> {
+        if row.len() != ROW_LEN || row[0] != ROW_VERSION {
+            return None;
+        }
+        let u64_at = |at: usize| {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(&row[at..at + 8]);
+            u64::from_le_bytes(bytes)
+        };
+        let mut stripe = [0u8; 32];
+        stripe.copy_from_slice(&row[1..33]);
+        let mut owner = [0u8; 32];
+        owner.copy_from_slice(&row[42..74]);
+        let expires_at = match row[74] {
+            0 => None,
+            1 => Some(u64_at(75)),
+            _ => return None,
+        };
+        Some(Self {
+            stripe: ContentId::from_bytes(stripe),
+            index: row[33],
+            len: u64_at(34),
+            owner,
+            expires_at,
+        })
+    }
+}
+
+/// The [`BY_STRIPE`] key of a share.
+pub(crate) fn stripe_key(stripe: &ContentId, index: u8, share: &ContentId) -> [u8; 65] {
+    let mut key = [0u8; 65];
+    key[..32].copy_from_slice(stripe.as_bytes());
+    key[32] = index;
+    key[33..].copy_from_slice(share.as_bytes());
+    key
+}
+
+/// Splits a [`BY_STRIPE`] key into stripe, index and share.
+pub(crate) fn split_stripe_key(key: &[u8; 65]) -> (ContentId, u8, ContentId) {
+    let mut stripe = [0u8; 32];
+    stripe.copy_from_slice(&key[..32]);
+    let mut share = [0u8; 32];
+    share.copy_from_slice(&key[33..]);
+    (
+        ContentId::from_bytes(stripe),
+        key[32],
+        ContentId::from_bytes(share),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_round_trip() {
+        let info = ShareInfo {
+            stripe: ContentId::of(b"stripe"),
+            index: 7,
+            len: 1 << 20,
+            owner: [9; 32],
+            expires_at: Some(1_800_000_000),
+        };
+        assert_eq!(ShareInfo::decode(&info.encode()), Some(info));
+        let bare = ShareInfo {
+            expires_at: None,
+            ..info
+        };
+        assert_eq!(ShareInfo::decode(&bare.encode()), Some(bare));
+        let mut bad = info.encode();
+        bad[0] = 2;
+        assert_eq!(ShareInfo::decode(&bad), None);
+        assert_eq!(ShareInfo::decode(&info.encode()[1..]), None);
+    }
+
+    #[test]
+    fn stripe_key_round_trip() {
+        let (stripe, share) = (ContentId::of(b"s"), ContentId::of(b"x"));
+        assert_eq!(
+            split_stripe_key(&stripe_key(&stripe, 3, &share)),
+            (stripe, 3, share)
+        );
+    }
+}
