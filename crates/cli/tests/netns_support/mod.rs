@@ -1,0 +1,455 @@
+//! A small lab of Linux network namespaces for running real `kith up`
+//! processes on private, isolated networks.
+//!
+//! A [`Lab`] owns everything it makes: namespaces, the links between them
+//! and the `kith` processes started inside them. Dropping it — at the end of
+//! a test or while a test panics — stops every process (SIGTERM, then
+//! SIGKILL after a bounded wait) and deletes every namespace, which also
+//! removes the veths and bridges inside them. While a test panics, it first
+//! prints the tail of every node's log.
+//!
+//! Nothing here touches the host's own network: every interface is created
+//! directly inside one of the lab's namespaces (`ip link add ... netns`),
+//! bridges live in a namespace of their own, and no namespace has a default
+//! route, NAT or a link to the outside. Addresses are in 10.231.0.0/16.
+//!
+//! Names: namespaces are `kithns<pid>-<lab>-<name>`, so parallel tests and runs
+//! never collide; interface names only need to be unique inside their own
+//! namespace and are short fixed names (≤ 15 characters).
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long one poll loop may wait for a condition, unless told otherwise.
+pub(crate) const WAIT: Duration = Duration::from_secs(60);
+/// Pause between two checks of a condition.
+const POLL: Duration = Duration::from_millis(250);
+/// How long a node gets to stop after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// Lines of a node's log printed when a test fails.
+const LOG_TAIL_LINES: usize = 60;
+/// Prefix of every namespace a lab makes (followed by the test process id).
+const NS_PREFIX: &str = "kithns";
+
+/// Namespaces, links and `kith` processes of one test; see the module docs.
+pub(crate) struct Lab {
+    label: String,
+    namespaces: Vec<String>,
+    nodes: Vec<Node>,
+    temp: tempfile::TempDir,
+}
+
+/// One `kith up` process inside a namespace.
+pub(crate) struct Node {
+    /// A short name for messages ("a", "relay", ...).
+    pub(crate) name: String,
+    /// The namespace it runs in.
+    pub(crate) ns: String,
+    /// Its data folder.
+    pub(crate) dir: PathBuf,
+    /// Its peer id, from the first line `kith up` prints.
+    pub(crate) peer_id: String,
+    /// Lines `kith up` printed on stdout so far.
+    stdout: Arc<Mutex<Vec<String>>>,
+    log: PathBuf,
+    child: Child,
+}
+
+impl Lab {
+    /// Makes an empty lab, or returns `None` after printing why when this
+    /// machine does not let us create network namespaces (not root, no
+    /// `ip`, a sandbox without CAP_SYS_ADMIN).
+    pub(crate) fn new(label: &str) -> Option<Self> {
+        remove_stale_namespaces();
+        let lab = Self {
+            label: label.to_owned(),
+            namespaces: Vec::new(),
+            nodes: Vec::new(),
+            temp: tempfile::Builder::new()
+                .prefix(&format!("{NS_PREFIX}{}-{label}-", std::process::id()))
+                .tempdir()
+                .expect("a temporary folder"),
+        };
+        let probe = lab.ns_name("probe");
+        match run("ip", &["netns", "add", &probe]) {
+            Ok(_) => {
+                let _ = run("ip", &["netns", "del", &probe]);
+                Some(lab)
+            }
+            Err(reason) => {
+                eprintln!("skipping: cannot create network namespaces: {reason}");
+                None
+            }
+        }
+    }
+
+    fn ns_name(&self, name: &str) -> String {
+        format!("{NS_PREFIX}{}-{}-{name}", std::process::id(), self.label)
+    }
+
+    /// Creates a namespace with `lo` up and returns its full name.
+    pub(crate) fn namespace(&mut self, name: &str) -> String {
+        let ns = self.ns_name(name);
+        must(run("ip", &["netns", "add", &ns]));
+        self.namespaces.push(ns.clone());
+        must(run("ip", &["-n", &ns, "link", "set", "lo", "up"]));
+        ns
+    }
+
+    /// Creates a bridge `br0` in namespace `ns` that forwards multicast
+    /// (snooping off, so mDNS reaches every port whatever IGMP says).
+    pub(crate) fn bridge(&mut self, ns: &str) {
+        must(run(
+            "ip",
+            &[
+                "-n",
+                ns,
+                "link",
+                "add",
+                "br0",
+                "type",
+                "bridge",
+                "mcast_snooping",
+                "0",
+            ],
+        ));
+        must(run("ip", &["-n", ns, "link", "set", "br0", "up"]));
+    }
+
+    /// Links `ns` to the bridge in `switch`: interface `eth0` in `ns` with
+    /// `addr` (CIDR), and port `port` on the bridge. Adds a multicast route
+    /// through `eth0` so that mDNS leaves by it; there is no default route.
+    pub(crate) fn attach(&mut self, ns: &str, addr: &str, switch: &str, port: &str) {
+        self.veth(ns, "eth0", switch, port);
+        must(run(
+            "ip",
+            &["-n", switch, "link", "set", port, "master", "br0"],
+        ));
+        must(run("ip", &["-n", switch, "link", "set", port, "up"]));
+        self.configure(ns, "eth0", addr);
+        must(run(
+            "ip",
+            &["-n", ns, "route", "add", "224.0.0.0/4", "dev", "eth0"],
+        ));
+    }
+
+    /// Links two namespaces point to point: `if_a` in `a` with `addr_a`,
+    /// `if_b` in `b` with `addr_b` (both CIDR, on the same subnet).
+    pub(crate) fn link(
+        &mut self,
+        a: &str,
+        if_a: &str,
+        addr_a: &str,
+        b: &str,
+        if_b: &str,
+        addr_b: &str,
+    ) {
+        self.veth(a, if_a, b, if_b);
+        self.configure(a, if_a, addr_a);
+        self.configure(b, if_b, addr_b);
+    }
+
+    /// A veth pair whose two ends are created directly in their
+    /// namespaces: neither ever exists in the host's namespace.
+    fn veth(&mut self, a: &str, if_a: &str, b: &str, if_b: &str) {
+        must(run(
+            "ip",
+            &[
+                "link", "add", "name", if_a, "netns", a, "type", "veth", "peer", "name", if_b,
+                "netns", b,
+            ],
+        ));
+    }
+
+    fn configure(&mut self, ns: &str, iface: &str, addr: &str) {
+        must(run(
+            "ip",
+            &["-n", ns, "link", "set", iface, "multicast", "on"],
+        ));
+        must(run("ip", &["-n", ns, "addr", "add", addr, "dev", iface]));
+        must(run("ip", &["-n", ns, "link", "set", iface, "up"]));
+    }
+
+    /// Runs `kith --dir <lab>/<name> up ARGS` in `ns` and waits until it
+    /// printed its API address (it is then ready for commands).
+    pub(crate) fn start(&mut self, name: &str, ns: &str, args: &[&str]) -> usize {
+        let dir = self.temp.path().join(name);
+        let log = self.temp.path().join(format!("{name}.log"));
+        let log_file = std::fs::File::create(&log).expect("a log file");
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_kith"), "--dir"])
+            .arg(&dir)
+            .arg("up")
+            .args(args)
+            .env_remove("KITH_DIR")
+            .env(
+                "RUST_LOG",
+                "info,libp2p=warn,libp2p_kad=error,kith_net=debug,libp2p_mdns=debug,libp2p_relay=debug",
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .expect("`ip netns exec` starts");
+        // `ip netns exec` execs kith in place: the child's pid is kith's.
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let pipe = child.stdout.take().expect("a piped stdout");
+        let lines = Arc::clone(&stdout);
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                lines.lock().expect("stdout lines").push(line);
+            }
+        });
+        self.nodes.push(Node {
+            name: name.to_owned(),
+            ns: ns.to_owned(),
+            dir,
+            peer_id: String::new(),
+            stdout,
+            log,
+            child,
+        });
+        let index = self.nodes.len() - 1;
+        self.wait_up(index);
+        index
+    }
+
+    fn wait_up(&mut self, index: usize) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let node = &mut self.nodes[index];
+            let lines = node.stdout.lock().expect("stdout lines").clone();
+            if lines.iter().any(|line| line.starts_with("api on ")) {
+                let first = lines.first().map(String::as_str).unwrap_or_default();
+                node.peer_id = first
+                    .strip_prefix("kith node ")
+                    .unwrap_or_else(|| panic!("{}: unexpected first line {first:?}", node.name))
+                    .to_owned();
+                return;
+            }
+            if let Ok(Some(status)) = node.child.try_wait() {
+                panic!(
+                    "{}: `kith up` exited ({status}) before it was ready",
+                    node.name
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: `kith up` not ready after {WAIT:?}; stdout so far: {lines:?}",
+                node.name
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// The node started as number `index`.
+    pub(crate) fn node(&self, index: usize) -> &Node {
+        &self.nodes[index]
+    }
+
+    /// Runs `kith --dir <node's dir> ARGS` in the node's namespace (the
+    /// API listens on 127.0.0.1 there) and returns stdout, or the error.
+    pub(crate) fn kith(&self, index: usize, args: &[&str]) -> Result<String, String> {
+        let node = &self.nodes[index];
+        let mut all = vec![
+            "netns",
+            "exec",
+            node.ns.as_str(),
+            env!("CARGO_BIN_EXE_kith"),
+            "--dir",
+        ];
+        let dir = node.dir.to_str().expect("a UTF-8 path");
+        all.push(dir);
+        all.extend_from_slice(args);
+        run("ip", &all)
+    }
+
+    /// The peer ids `kith peers` lists on node `index`, each with its
+    /// addresses.
+    pub(crate) fn peers(&self, index: usize) -> Result<Vec<(String, Vec<String>)>, String> {
+        let out = self.kith(index, &["peers"])?;
+        Ok(out
+            .lines()
+            .filter_map(|line| {
+                let mut words = line.split_whitespace();
+                let id = words.next()?.to_owned();
+                Some((id, words.map(str::to_owned).collect()))
+            })
+            .collect())
+    }
+
+    /// Runs `ip ARGS` (e.g. `-n ns route get ...`).
+    pub(crate) fn ip(&self, args: &[&str]) -> Result<String, String> {
+        run("ip", args)
+    }
+
+    /// The tail of every node's log, for failure messages.
+    pub(crate) fn log_tails(&self) -> String {
+        let mut text = String::new();
+        for node in &self.nodes {
+            let _ = writeln!(
+                text,
+                "----- {} ({}, {}) stdout -----\n{}",
+                node.name,
+                node.peer_id,
+                node.ns,
+                node.stdout.lock().map(|l| l.join("\n")).unwrap_or_default()
+            );
+            let _ = writeln!(
+                text,
+                "----- {} log, last {LOG_TAIL_LINES} lines -----\n{}",
+                node.name,
+                tail(&node.log, LOG_TAIL_LINES)
+            );
+        }
+        text
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "\n===== lab {}: node logs =====\n{}",
+                self.label,
+                self.log_tails()
+            );
+        }
+        // SIGTERM everyone first so they stop in parallel, then wait.
+        for node in &mut self.nodes {
+            if matches!(node.child.try_wait(), Ok(None)) {
+                let _ = run("kill", &["-TERM", &node.child.id().to_string()]);
+            }
+        }
+        let deadline = Instant::now() + STOP_GRACE;
+        for node in &mut self.nodes {
+            loop {
+                match node.child.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if Instant::now() >= deadline => {
+                        eprintln!("{}: did not stop after SIGTERM; killing it", node.name);
+                        let _ = node.child.kill();
+                        let _ = node.child.wait();
+                        break;
+                    }
+                    Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+        }
+        // Deleting a namespace removes its veth ends (and so their peers)
+        // and its bridge.
+        for ns in self.namespaces.iter().rev() {
+            if let Err(error) = run("ip", &["netns", "del", ns]) {
+                eprintln!("cannot delete namespace {ns}: {error}");
+            }
+        }
+    }
+}
+
+/// Waits until `check` returns `Ok`, checking every [`POLL`] for at most
+/// `limit`; panics with the last error otherwise.
+pub(crate) fn eventually<T>(
+    what: &str,
+    limit: Duration,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
+    let start = Instant::now();
+    loop {
+        match check() {
+            Ok(value) => {
+                eprintln!("{what}: after {:.1} s", start.elapsed().as_secs_f64());
+                return value;
+            }
+            Err(error) if start.elapsed() >= limit => {
+                panic!("{what}: not done after {limit:?}; last: {error}")
+            }
+            Err(_) => std::thread::sleep(POLL),
+        }
+    }
+}
+
+/// Ids that `peers` lists.
+pub(crate) fn ids(peers: &[(String, Vec<String>)]) -> BTreeSet<String> {
+    peers.iter().map(|(id, _)| id.clone()).collect()
+}
+
+/// Runs a program; its stdout on success, else a one-line reason.
+fn run(program: &str, args: &[&str]) -> Result<String, String> {
+    let output: Output = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|error| format!("cannot run {program}: {error}"))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(format!(
+            "`{program} {}` failed ({}): {}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
+#[track_caller]
+fn must(result: Result<String, String>) {
+    if let Err(error) = result {
+        panic!("{error}");
+    }
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| format!("(cannot read: {e})"));
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Deletes namespaces and data folders left by earlier runs of these tests
+/// that died without cleaning up (SIGKILL, power loss): those named with
+/// our prefix and the id of a process that no longer exists. Processes
+/// still inside such a namespace (`kith up` of that dead run) are killed by
+/// id first.
+fn remove_stale_namespaces() {
+    let list = run("ip", &["netns", "list"]).unwrap_or_default();
+    for name in list
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+    {
+        if stale_pid(name).is_none() {
+            continue;
+        }
+        if let Ok(pids) = run("ip", &["netns", "pids", name]) {
+            for stray in pids.split_whitespace() {
+                let _ = run("kill", &["-KILL", stray]);
+            }
+        }
+        let _ = run("ip", &["netns", "del", name]);
+    }
+    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+        for entry in entries.flatten() {
+            if stale_pid(&entry.file_name().to_string_lossy()).is_some() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+}
+
+/// The id of the dead test process that made `name`, if `name` is one of
+/// ours (`kithns<pid>-...`) and that process is gone.
+fn stale_pid(name: &str) -> Option<u32> {
+    let pid: u32 = name
+        .strip_prefix(NS_PREFIX)?
+        .split('-')
+        .next()?
+        .parse()
+        .ok()?;
+    let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
+    (!alive).then_some(pid)
+}
