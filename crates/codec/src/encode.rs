@@ -1,39 +1,46 @@
-//! Encoding a file: read segments, encode batches of them in parallel, yield
-//! stripes in file order, then build and encode the manifest.
+//! Encoding a file: read segments, encode them in parallel through a sliding
+//! window, yield stripes in file order, then build and encode the manifest.
 //!
 //! The [`Encoder`] is an iterator so the caller decides what happens to each
 //! stripe (store it, send it, count it) and how fast: it pulls, the encoder
-//! reads. Memory is therefore bounded by one batch — `B` segments of
-//! `segment_size × n/k` bytes of shares — plus whatever the caller keeps,
-//! whatever the file size. `B` is twice the number of rayon threads (at least
-//! 2), enough to keep every core busy even when segments take uneven time.
+//! reads. Memory is therefore bounded by the window — `W` segments of
+//! `segment_size × n/k` bytes of shares in flight — plus as many spare
+//! buffers and whatever the caller keeps, whatever the file size. `W` is
+//! four times the number of rayon threads (at least 4).
 //!
-//! Inside a batch each segment is independent (own nonce, own buffer), so
-//! rayon encodes them with no coordination. Rejected alternatives: a pipeline
-//! of stage threads (encrypt → code → hash) moves each segment between cores
-//! and caches three times and balances only as well as its slowest stage;
-//! parallelism inside one segment (hash shares on several cores) only pays
-//! when there are fewer segments than cores, i.e. for files of a few MiB, where
-//! the whole encode takes milliseconds anyway.
+//! The calling thread reads (so the reader need not be `Send`: a locked
+//! stdin is not) and hands each segment to the rayon pool as soon as it is
+//! read; each segment is one independent task (own nonce, own buffer:
+//! encrypt, Reed–Solomon, hash). Results come back in file order. As soon as
+//! the oldest segment is yielded, one more is read and started, so the
+//! workers always have up to `W` segments to work on: a worker that is slow
+//! or descheduled (another process on the machine) delays only its own
+//! segment, never a whole batch. An earlier version encoded fixed batches
+//! of `B` segments with a barrier between them; the window replaced it
+//! (`docs/codec.md` has the figures).
 //!
-//! Reading is overlapped with encoding: while rayon encodes batch `i`, the
-//! calling thread reads batch `i + 1` (reading is a copy from the page cache
-//! or a socket buffer, and would otherwise leave the cores idle between
-//! batches). So at most two batches are in memory: about
-//! `2 × B × segment_size × n/k` bytes (24 MiB at 3-of-5, 1 MiB segments, two
-//! cores), plus the stripes the caller has taken and not yet dropped.
+//! Buffers: each stripe gives its buffer back to the encoder's pool when the
+//! caller drops it (or passes it to [`Encoder::recycle`]), and the next
+//! segment is read into it. Fresh multi-MiB allocations are served by `mmap`,
+//! so every 4 KiB page would be faulted in and zeroed by the kernel, then
+//! unmapped again, which cost about a quarter of the encoder's time.
+//!
+//! Rejected alternatives: a pipeline of stage threads (encrypt → code →
+//! hash) moves each segment between cores and caches three times and
+//! balances only as well as its slowest stage.
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, mpsc};
 
 use kith_base::{Capability, ContentId, FileKey};
-use rayon::prelude::*;
 
 use crate::crypto::FileCipher;
 use crate::error::{EncodeError, Part};
 use crate::manifest::{FileMeta, Manifest, max_stripes};
 use crate::params::Params;
-use crate::stripe::{EncodedStripe, buffer_len, seal_stripe};
+use crate::stripe::{BufferPool, EncodedStripe, buffer_len, seal_stripe};
 
 /// The result of encoding a file, once all data stripes have been taken.
 #[derive(Debug)]
@@ -53,6 +60,9 @@ struct Pending {
     /// Exactly the segment's plaintext, with room for its shares.
     buffer: Vec<u8>,
 }
+
+/// A segment handed to the pool; its stripe arrives on the channel.
+type InFlight = mpsc::Receiver<Result<EncodedStripe, EncodeError>>;
 
 /// Streams a file into encoded stripes. See the module docs.
 ///
@@ -76,54 +86,51 @@ pub struct Encoder<R> {
     input: Input<R>,
     params: Params,
     key: FileKey,
-    cipher: FileCipher,
+    cipher: Arc<FileCipher>,
     meta: FileMeta,
-    /// Encoded, waiting to be yielded.
-    ready: VecDeque<EncodedStripe>,
-    /// Read ahead, waiting to be encoded.
-    read_ahead: Vec<Pending>,
+    /// Most segments encoding at once.
+    window: usize,
+    /// Segments on the pool, oldest first.
+    in_flight: VecDeque<InFlight>,
+    /// Buffers given back by dropped or recycled stripes.
+    pool: Arc<BufferPool>,
     stripes: Vec<ContentId>,
     failed: bool,
 }
 
-/// The reading side, split from the rest so that it can read the next batch
-/// while the cipher encodes this one.
+/// The reading side.
 struct Input<R> {
     reader: R,
     params: Params,
-    batch: usize,
     max_stripes: u64,
     next_index: u32,
     file_size: u64,
     done: bool,
     /// An error met while reading, reported after the stripes before it.
     error: Option<EncodeError>,
-    /// Buffers given back with [`Encoder::recycle`].
-    spares: Vec<Vec<u8>>,
 }
 
 impl<R: Read> Encoder<R> {
     /// An encoder reading the file from `reader`.
     pub fn new(reader: R, params: Params, key: FileKey, meta: FileMeta) -> Self {
-        let batch = (2 * rayon::current_num_threads()).max(2);
+        let window = (4 * rayon::current_num_threads()).max(4);
         Self {
             input: Input {
                 reader,
                 params,
-                batch,
                 max_stripes: max_stripes(&meta),
                 next_index: 0,
                 file_size: 0,
                 done: false,
                 error: None,
-                spares: Vec::new(),
             },
             params,
-            cipher: FileCipher::new(&key),
+            cipher: Arc::new(FileCipher::new(&key)),
             key,
             meta,
-            ready: VecDeque::with_capacity(batch),
-            read_ahead: Vec::new(),
+            window,
+            in_flight: VecDeque::with_capacity(window),
+            pool: Arc::new(BufferPool::new(window)),
             stripes: Vec::new(),
             failed: false,
         }
@@ -149,13 +156,12 @@ impl<R: Read> Encoder<R> {
     }
 
     /// Gives a stripe's buffer back once its shares have been stored or
-    /// sent, to be reused for a later segment. Optional: it spares the
-    /// allocator fresh multi-MiB buffers (a page fault per 4 KiB on first
-    /// touch), which is worth several percent of encoding speed.
+    /// sent, to be reused for a later segment. Dropping a stripe made by
+    /// this encoder does the same; this also takes stripes from elsewhere.
+    /// Reusing buffers spares the allocator fresh multi-MiB buffers (a page
+    /// fault per 4 KiB on first touch).
     pub fn recycle(&mut self, stripe: EncodedStripe) {
-        if self.input.spares.len() < 2 * self.input.batch {
-            self.input.spares.push(stripe.into_parts().1);
-        }
+        self.pool.put(stripe.into_parts().1);
     }
 
     /// Builds and encodes the manifest. Call it after the iterator returned
@@ -165,8 +171,7 @@ impl<R: Read> Encoder<R> {
         if self.failed
             || !self.input.done
             || self.input.error.is_some()
-            || !self.ready.is_empty()
-            || !self.read_ahead.is_empty()
+            || !self.in_flight.is_empty()
         {
             return Err(EncodeError::Unfinished);
         }
@@ -184,133 +189,147 @@ impl<R: Read> Encoder<R> {
             capability,
         })
     }
-}
 
-impl<R: Read> Input<R> {
-    /// Reads up to one batch of segments. Stops early at the end of the input
-    /// or on an error, which is kept to be reported after the segments before
-    /// it. Each segment is read straight into the front of the buffer its
-    /// shares will occupy.
-    fn read_batch(&mut self) -> Vec<Pending> {
-        let mut batch = Vec::with_capacity(self.batch);
+    /// Reads segments and starts them on the pool until the window is full
+    /// or the input ends.
+    fn fill(&mut self) {
         let (k, n) = (self.params.k(), self.params.n());
-        let segment = self.params.segment_size() as usize;
-        while batch.len() < self.batch && !self.done {
-            if u64::from(self.next_index) >= self.max_stripes {
-                // One more segment would overflow the manifest. Only an
-                // error if there is more input: peek one byte.
-                let mut probe = [0u8; 1];
-                self.done = true;
-                match read_full(&mut self.reader, &mut probe) {
-                    Ok(0) => {}
-                    Ok(_) => {
-                        self.error = Some(EncodeError::ManifestTooLarge {
-                            stripes: u64::from(self.next_index) + 1,
-                            max_stripes: self.max_stripes,
-                        });
-                    }
-                    Err(error) => self.error = Some(error.into()),
-                }
+        while self.in_flight.len() < self.window {
+            let Some(Pending { index, buffer }) = self.input.read_segment(&self.pool) else {
                 break;
-            }
-            // Read into spare capacity: `read_to_end` on a `Take` fills it
-            // without zeroing it first (for readers that implement
-            // `read_buf`, as files, sockets and slices do).
-            let mut buffer = self.spares.pop().unwrap_or_default();
-            buffer.clear();
-            buffer.reserve_exact(buffer_len(segment, k, n));
-            match (&mut self.reader)
-                .take(segment as u64)
-                .read_to_end(&mut buffer)
-            {
-                Ok(len) => {
-                    if len < segment {
-                        self.done = true;
-                    }
-                    // A file whose size is a multiple of the segment size
-                    // ends with an empty read; only the first segment of a
-                    // file (the empty file) may be empty.
-                    if len == 0 && self.next_index > 0 {
-                        break;
-                    }
-                    self.file_size += len as u64;
-                    batch.push(Pending {
-                        index: self.next_index,
-                        buffer,
-                    });
-                    self.next_index += 1;
-                }
-                Err(error) => {
-                    self.error = Some(error.into());
-                    self.done = true;
-                }
-            }
+            };
+            let (sender, receiver) = mpsc::sync_channel(1);
+            let cipher = Arc::clone(&self.cipher);
+            let pool = Arc::clone(&self.pool);
+            rayon::spawn(move || {
+                let part = Part::Segment(index);
+                let result = catch_unwind(AssertUnwindSafe(|| {
+                    seal_stripe(&cipher, part, buffer, k, n)
+                }))
+                .unwrap_or_else(|_| Err(EncodeError::Internal(format!("encoding {part} panicked"))))
+                .map(|stripe| stripe.with_pool(pool));
+                // The encoder may have been dropped meanwhile: then nobody
+                // wants the stripe.
+                let _ = sender.send(result);
+            });
+            self.in_flight.push_back(receiver);
         }
-        batch
     }
 }
 
-fn encode_batch(
-    cipher: &FileCipher,
-    params: Params,
-    batch: Vec<Pending>,
-) -> Vec<Result<EncodedStripe, EncodeError>> {
-    let (k, n) = (params.k(), params.n());
-    batch
-        .into_par_iter()
-        .map(|pending| seal_stripe(cipher, Part::Segment(pending.index), pending.buffer, k, n))
-        .collect()
+/// Waits for a segment's stripe. On a rayon worker thread (an encoder driven
+/// from inside the pool) it runs other pool tasks while it waits, so that it
+/// cannot block the very worker its segment is queued for.
+fn wait(in_flight: &InFlight) -> Result<EncodedStripe, EncodeError> {
+    let lost = || EncodeError::Internal("an encoding task vanished".to_owned());
+    if rayon::current_thread_index().is_none() {
+        return in_flight.recv().map_err(|_| lost())?;
+    }
+    loop {
+        match in_flight.try_recv() {
+            Ok(result) => return result,
+            Err(mpsc::TryRecvError::Disconnected) => return Err(lost()),
+            Err(mpsc::TryRecvError::Empty) => match rayon::yield_now() {
+                Some(rayon::Yield::Executed) => {}
+                _ => std::thread::yield_now(),
+            },
+        }
+    }
+}
+
+impl<R: Read> Input<R> {
+    /// Reads the next segment into a buffer from the pool, straight into
+    /// the front of the space its shares will occupy. Returns `None` at the
+    /// end of the input or on an error, which is kept to be reported after
+    /// the segments before it.
+    fn read_segment(&mut self, pool: &BufferPool) -> Option<Pending> {
+        if self.done {
+            return None;
+        }
+        let (k, n) = (self.params.k(), self.params.n());
+        let segment = self.params.segment_size() as usize;
+        if u64::from(self.next_index) >= self.max_stripes {
+            // One more segment would overflow the manifest. Only an error
+            // if there is more input: peek one byte.
+            let mut probe = [0u8; 1];
+            self.done = true;
+            match read_full(&mut self.reader, &mut probe) {
+                Ok(0) => {}
+                Ok(_) => {
+                    self.error = Some(EncodeError::ManifestTooLarge {
+                        stripes: u64::from(self.next_index) + 1,
+                        max_stripes: self.max_stripes,
+                    });
+                }
+                Err(error) => self.error = Some(error.into()),
+            }
+            return None;
+        }
+        // Read into spare capacity: `read_to_end` on a `Take` fills it
+        // without zeroing it first (for readers that implement `read_buf`,
+        // as files, sockets and slices do).
+        let mut buffer = pool.take();
+        buffer.reserve_exact(buffer_len(segment, k, n));
+        match (&mut self.reader)
+            .take(segment as u64)
+            .read_to_end(&mut buffer)
+        {
+            Ok(len) => {
+                if len < segment {
+                    self.done = true;
+                }
+                // A file whose size is a multiple of the segment size ends
+                // with an empty read; only the first segment of a file (the
+                // empty file) may be empty.
+                if len == 0 && self.next_index > 0 {
+                    pool.put(buffer);
+                    return None;
+                }
+                self.file_size += len as u64;
+                let index = self.next_index;
+                self.next_index += 1;
+                Some(Pending { index, buffer })
+            }
+            Err(error) => {
+                pool.put(buffer);
+                self.error = Some(error.into());
+                self.done = true;
+                None
+            }
+        }
+    }
 }
 
 impl<R: Read> Iterator for Encoder<R> {
     type Item = Result<EncodedStripe, EncodeError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if let Some(stripe) = self.ready.pop_front() {
-            return Some(Ok(stripe));
-        }
         if self.failed {
             return None;
         }
-        if self.read_ahead.is_empty() && !self.input.done {
-            self.read_ahead = self.input.read_batch();
-        }
-        if self.read_ahead.is_empty() {
+        self.fill();
+        let Some(oldest) = self.in_flight.pop_front() else {
             // Nothing left to encode: report a pending read error, or end.
             return self.input.error.take().map(|error| {
                 self.failed = true;
                 Err(error)
             });
-        }
-        let batch = std::mem::take(&mut self.read_ahead);
-        let (cipher, params, input) = (&self.cipher, self.params, &mut self.input);
-        // Encode this batch on the pool while this thread reads the next.
-        // `in_place_scope` keeps the reading here, so the reader need not be
-        // `Send` (a locked stdin is not).
-        let mut encoded = Vec::new();
-        let mut next = Vec::new();
-        rayon::in_place_scope(|scope| {
-            scope.spawn(|_| encoded = encode_batch(cipher, params, batch));
-            if !input.done {
-                next = input.read_batch();
+        };
+        let result = wait(&oldest);
+        match result {
+            Ok(stripe) => {
+                // Start the next segment before handing this one over, so
+                // the pool works while the caller stores the stripe.
+                self.fill();
+                self.stripes.push(stripe.id());
+                Some(Ok(stripe))
             }
-        });
-        self.read_ahead = next;
-        for result in encoded {
-            match result {
-                Ok(stripe) => {
-                    self.stripes.push(stripe.id());
-                    self.ready.push_back(stripe);
-                }
-                Err(error) => {
-                    self.failed = true;
-                    self.ready.clear();
-                    self.read_ahead.clear();
-                    return Some(Err(error));
-                }
+            Err(error) => {
+                self.failed = true;
+                self.in_flight.clear();
+                Some(Err(error))
             }
         }
-        self.ready.pop_front().map(Ok)
     }
 }
 
@@ -402,6 +421,45 @@ mod tests {
             Encoder::<&[u8]>::check_file_size(params, &FileMeta::none(), 1 << 40).unwrap_err();
         assert!(error.to_string().contains("larger segments"), "{error}");
         assert!(Encoder::<&[u8]>::check_file_size(params, &FileMeta::none(), 1 << 30).is_ok());
+    }
+
+    #[test]
+    fn encoding_inside_a_one_thread_pool_does_not_deadlock() {
+        let params = Params::new(2, 3, 4096).unwrap();
+        let data = vec![3u8; 20 * 4096 + 7];
+        let encode = || {
+            let key = FileKey::from_bytes([1; 32]);
+            let mut encoder = Encoder::new(&data[..], params, key, FileMeta::none());
+            let ids: Vec<ContentId> = (&mut encoder).map(|s| s.unwrap().id()).collect();
+            (ids, encoder.finish().unwrap().capability)
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let inside = pool.install(encode);
+        assert_eq!(inside.0.len(), 21);
+        assert_eq!(inside, encode());
+    }
+
+    #[test]
+    fn dropped_stripes_give_their_buffers_back() {
+        let params = Params::new(2, 3, 4096).unwrap();
+        let data = vec![5u8; 40 * 4096];
+        let mut encoder = Encoder::new(
+            &data[..],
+            params,
+            FileKey::from_bytes([1; 32]),
+            FileMeta::none(),
+        );
+        let first = encoder.next().unwrap().unwrap();
+        let pool = Arc::clone(&encoder.pool);
+        drop(first);
+        assert!(!pool.lock_len_is_zero(), "the buffer went back to the pool");
+        for stripe in &mut encoder {
+            drop(stripe.unwrap());
+        }
+        encoder.finish().unwrap();
     }
 
     #[test]

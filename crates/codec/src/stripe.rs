@@ -19,8 +19,10 @@
 //! byte strings never describe the same stripe and the stripe id is canonical.
 
 use std::fmt;
+use std::sync::{Arc, Mutex};
 
 use kith_base::ContentId;
+use rayon::prelude::*;
 
 use crate::crypto::{FileCipher, TAG_LEN};
 use crate::erasure;
@@ -224,11 +226,86 @@ fn check_sizes(k: u8, share_len: u32, cipher_len: u32) -> Result<(), RecordError
 /// Share `i` is bytes `i × share_len .. (i + 1) × share_len`. One buffer
 /// instead of n `Vec`s: the segment is read, encrypted, padded and coded in
 /// place, with no copy between stages.
+///
+/// A stripe made by an [`Encoder`](crate::Encoder) gives its buffer back to
+/// that encoder when dropped, to be reused for a later segment: the encoder
+/// then allocates (and page-faults) its buffers once per file, not once per
+/// segment. [`EncodedStripe::into_parts`] takes the buffer out for good;
+/// a clone is an ordinary allocation.
 #[derive(Clone)]
 pub struct EncodedStripe {
     record: StripeRecord,
     id: ContentId,
-    shares: Vec<u8>,
+    shares: PooledBytes,
+}
+
+/// Spare stripe buffers shared by an encoder and the stripes it made.
+/// Bounded: buffers given back beyond `max` are freed.
+#[derive(Debug)]
+pub(crate) struct BufferPool {
+    spares: Mutex<Vec<Vec<u8>>>,
+    max: usize,
+}
+
+impl BufferPool {
+    pub(crate) fn new(max: usize) -> Self {
+        Self {
+            spares: Mutex::new(Vec::with_capacity(max)),
+            max,
+        }
+    }
+
+    /// A spare buffer (empty, with capacity), or a new empty one.
+    pub(crate) fn take(&self) -> Vec<u8> {
+        self.lock().pop().unwrap_or_default()
+    }
+
+    /// Keeps `buffer` for reuse if the pool has room.
+    pub(crate) fn put(&self, mut buffer: Vec<u8>) {
+        if buffer.capacity() == 0 {
+            return;
+        }
+        buffer.clear();
+        let mut spares = self.lock();
+        if spares.len() < self.max {
+            spares.push(buffer);
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn lock_len_is_zero(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
+        // A panic while holding the lock leaves a valid Vec behind.
+        self.spares
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A stripe's bytes, returned to their pool on drop.
+struct PooledBytes {
+    bytes: Vec<u8>,
+    pool: Option<Arc<BufferPool>>,
+}
+
+impl Clone for PooledBytes {
+    fn clone(&self) -> Self {
+        Self {
+            bytes: self.bytes.clone(),
+            pool: None,
+        }
+    }
+}
+
+impl Drop for PooledBytes {
+    fn drop(&mut self) {
+        if let Some(pool) = &self.pool {
+            pool.put(std::mem::take(&mut self.bytes));
+        }
+    }
 }
 
 impl EncodedStripe {
@@ -253,17 +330,26 @@ impl EncodedStripe {
     /// If `index >= n`.
     pub fn share(&self, index: usize) -> &[u8] {
         let len = self.share_len();
-        &self.shares[index * len..(index + 1) * len]
+        &self.shares.bytes[index * len..(index + 1) * len]
     }
 
     /// The n shares in index order.
     pub fn shares(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
-        self.shares.chunks_exact(self.share_len())
+        self.shares.bytes.chunks_exact(self.share_len())
     }
 
     /// Gives up the record and the contiguous `n × share_len` share bytes.
     pub fn into_parts(self) -> (StripeRecord, Vec<u8>) {
-        (self.record, self.shares)
+        let Self {
+            record, mut shares, ..
+        } = self;
+        (record, std::mem::take(&mut shares.bytes))
+    }
+
+    /// Makes the stripe give its buffer back to `pool` when dropped.
+    pub(crate) fn with_pool(mut self, pool: Arc<BufferPool>) -> Self {
+        self.shares.pool = Some(pool);
+        self
     }
 }
 
@@ -311,8 +397,11 @@ pub(crate) fn seal_stripe(
     buffer.resize(k_len * share_bytes, 0);
     erasure::encode(&mut buffer, k_len, n_len, share_bytes)
         .map_err(|error| EncodeError::Internal(format!("erasure coding {part}: {error}")))?;
+    // Hash the shares as parallel tasks: when every core is busy with other
+    // segments they simply run here, one after the other; when cores are
+    // idle (the last segments of a file, a small file) they help.
     let share_ids = buffer
-        .chunks_exact(share_bytes)
+        .par_chunks_exact(share_bytes)
         .map(ContentId::of)
         .collect();
     let record = StripeRecord {
@@ -326,7 +415,10 @@ pub(crate) fn seal_stripe(
     Ok(EncodedStripe {
         record,
         id,
-        shares: buffer,
+        shares: PooledBytes {
+            bytes: buffer,
+            pool: None,
+        },
     })
 }
 

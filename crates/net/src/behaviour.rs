@@ -40,6 +40,10 @@ pub(crate) struct Behaviour {
     pub(crate) relay_server: Toggle<relay::Behaviour>,
     pub(crate) relay_client: relay::client::Behaviour,
     pub(crate) dcutr: dcutr::Behaviour,
+    /// kith's own byte-stream protocols (share transfer and the like).
+    /// Streams are opened and accepted through a [`libp2p_stream::Control`]
+    /// held by clients, so bulk bytes never pass through the event loop.
+    pub(crate) streams: libp2p_stream::Behaviour,
 }
 
 /// Assembles the behaviour. `relay_client` comes from the swarm builder,
@@ -132,6 +136,7 @@ pub(crate) fn build(
         relay_server: Toggle::from(relay_server),
         relay_client,
         dcutr: dcutr::Behaviour::new(local),
+        streams: libp2p_stream::Behaviour::new(),
     })
 }
 

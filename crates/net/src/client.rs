@@ -107,6 +107,18 @@ pub struct Client {
     local_peer_id: PeerId,
     dial_timeout: Duration,
     query_timeout: Duration,
+    streams: Streams,
+}
+
+/// The stream control, wrapped so that [`Client`] can keep deriving `Debug`
+/// (`libp2p_stream::Control` does not implement it).
+#[derive(Clone)]
+struct Streams(libp2p_stream::Control);
+
+impl std::fmt::Debug for Streams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Control")
+    }
 }
 
 /// Extra time given to the event loop beyond a libp2p-level timeout, so
@@ -120,6 +132,7 @@ impl Client {
         local_peer_id: PeerId,
         dial_timeout: Duration,
         query_timeout: Duration,
+        streams: libp2p_stream::Control,
     ) -> Self {
         Self {
             commands,
@@ -127,6 +140,7 @@ impl Client {
             local_peer_id,
             dial_timeout,
             query_timeout,
+            streams: Streams(streams),
         }
     }
 
@@ -140,6 +154,38 @@ impl Client {
     /// events behind gets `RecvError::Lagged` and misses those events.
     pub fn events(&self) -> broadcast::Receiver<NetEvent> {
         self.events.subscribe()
+    }
+
+    /// A handle for kith's own byte-stream protocols: open a stream to a
+    /// peer with [`Control::open_stream`](crate::Control::open_stream)`(peer,
+    /// protocol)` and accept a protocol's inbound streams with
+    /// [`Control::accept`](crate::Control::accept)`(protocol)`.
+    ///
+    /// Streams bypass the event loop: once open, their bytes flow between
+    /// the connection and the caller's task without a command per read or
+    /// write, so bulk transfers do not queue behind DHT or identify work.
+    ///
+    /// Rules for protocols built on this (see `docs/network.md`):
+    ///
+    /// - the protocol id is versioned, `/kith/<name>/<major.minor.patch>`
+    ///   (e.g. `/kith/share/1.0.0`);
+    /// - every frame read from a stream has a maximum size, checked before
+    ///   allocating (a peer must not be able to make us buffer without bound);
+    /// - reads and writes carry a timeout: a stalled peer must not hold a
+    ///   task forever.
+    ///
+    /// Opening a stream to a peer without a connection dials it with the
+    /// addresses the swarm knows. Each clone of the returned control has one
+    /// slot for an open request in flight (back-pressure); clone it per task,
+    /// not per stream. Only one [`IncomingStreams`](crate::IncomingStreams)
+    /// may exist per protocol at a time, and inbound streams that arrive
+    /// while its consumer is not polling are dropped (the opener sees the
+    /// stream reset), so accept in a loop and hand streams off to tasks.
+    ///
+    /// The control stays usable after [`Client::shutdown`], but opening a
+    /// stream then fails.
+    pub fn streams(&self) -> crate::Control {
+        self.streams.0.clone()
     }
 
     /// Sends a command and waits for its answer, optionally bounded in time.

@@ -494,6 +494,8 @@ impl EventLoop {
             }
             BehaviourEvent::RelayClient(event) => debug!(?event, "relay client"),
             BehaviourEvent::Dcutr(event) => debug!(?event, "hole punching"),
+            // Streams are handed to clients directly, not reported here.
+            BehaviourEvent::Streams(()) => {}
             BehaviourEvent::Limits(never) | BehaviourEvent::Memory(never) => match never {},
         }
     }

@@ -13,6 +13,10 @@
 //! punching, and connection and memory limits. `docs/network.md` lists the
 //! protocols, their ids and every limit.
 //!
+//! Bulk bytes (share transfer and the like) do not go through the event
+//! loop: [`Client::streams`] gives a [`Control`] that opens and accepts
+//! [`Stream`]s on kith's own versioned protocols directly.
+//!
 //! There is no built-in peer, relay or DNS name: a node finds others on its
 //! LAN (mDNS), through bootstrap addresses it is given, and through the peer
 //! table it saved last time ([`Client::known_peers`]).
@@ -55,7 +59,8 @@ pub use config::{
     peer_id_of,
 };
 pub use error::NetError;
-pub use libp2p::{Multiaddr, PeerId};
+pub use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
+pub use libp2p_stream::{AlreadyRegistered, Control, IncomingStreams, OpenStreamError};
 
 use crate::error::describe;
 use crate::event_loop::EventLoop;
@@ -133,6 +138,7 @@ pub async fn spawn(
     let (command_tx, command_rx) = mpsc::channel(config.command_capacity.max(1));
     let (event_tx, _) = broadcast::channel(config.event_capacity.max(1));
     let local_peer_id = *swarm.local_peer_id();
+    let streams = swarm.behaviour().streams.new_control();
     let mut event_loop = EventLoop::new(swarm, command_rx, event_tx.clone());
     event_loop
         .wait_listening(listeners, LISTEN_STARTUP_LIMIT)
@@ -157,6 +163,7 @@ pub async fn spawn(
         local_peer_id,
         config.dial_timeout,
         config.query_timeout,
+        streams,
     );
     Ok((client, task))
 }

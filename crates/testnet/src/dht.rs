@@ -1,0 +1,407 @@
+//! The DHT benchmark behind `kith-testnet dht`: start a network in one
+//! process, let the routing tables settle, then time random peer lookups.
+//!
+//! Kademlia (libp2p's implementation) does not count hops: a lookup keeps
+//! α = 3 requests in flight and stops when the k closest peers it has heard
+//! of have all answered. The number of requests a lookup sent
+//! ([`kith_net::PeerLookup::requests`]) is therefore the measure of its
+//! cost reported here, standing in for "hops × α" — it is not a hop count.
+//!
+//! Settling: after every node has started, each node runs one Kademlia
+//! bootstrap (a lookup of its own id, then one random lookup per more
+//! distant bucket); that is the *join*. Further bootstrap rounds follow
+//! until the routing tables together grow by less than 1 % in a round (or
+//! [`DhtBenchConfig::max_settle_rounds`] is reached), so the lookups
+//! measure a settled network rather than one still filling its tables.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kith_base::PeerId;
+use kith_node::Node;
+use tracing::{info, warn};
+
+use crate::stats::{SplitMix64, open_files, percentile, resident_bytes};
+use crate::{Testnet, TestnetConfig, TestnetError, raise_fd_limit};
+
+/// The longest one node's bootstrap may take in a round before the round
+/// counts it as failed and moves on (the bootstrap itself runs to its end in
+/// the background). Keeps a round bounded when some nodes cannot be reached.
+const BOOTSTRAP_LIMIT: Duration = Duration::from_secs(30);
+
+/// What the benchmark does.
+#[derive(Debug, Clone)]
+pub struct DhtBenchConfig {
+    /// Nodes to start.
+    pub nodes: usize,
+    /// Random lookups to time.
+    pub lookups: usize,
+    /// Lookups in flight at once, over all nodes.
+    pub concurrency: usize,
+    /// Nodes starting, or bootstrapping, at once.
+    pub start_concurrency: usize,
+    /// Most bootstrap rounds after the join, while tables still grow.
+    pub max_settle_rounds: usize,
+    /// Seed for choosing (querier, target) pairs.
+    pub seed: u64,
+}
+
+impl Default for DhtBenchConfig {
+    fn default() -> Self {
+        Self {
+            nodes: 200,
+            lookups: 1000,
+            concurrency: 32,
+            start_concurrency: 16,
+            max_settle_rounds: 3,
+            seed: 1,
+        }
+    }
+}
+
+/// What the benchmark measured. [`fmt::Display`] prints it as a table.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct DhtReport {
+    /// The configuration that ran.
+    pub nodes: usize,
+    /// Lookups in flight at once.
+    pub concurrency: usize,
+    /// From the first start until every node listened.
+    pub start_time: Duration,
+    /// From the first start until every node had also finished one bootstrap.
+    pub join_time: Duration,
+    /// Bootstraps in the join round that failed or timed out.
+    pub join_failures: usize,
+    /// Bootstrap rounds run after the join.
+    pub settle_rounds: usize,
+    /// How long those rounds took.
+    pub settle_time: Duration,
+    /// Routing-table sizes after settling: median and smallest.
+    pub table_median: usize,
+    /// Smallest routing table after settling.
+    pub table_min: usize,
+    /// Lookups run.
+    pub lookups: usize,
+    /// Lookups that found their peer.
+    pub found: usize,
+    /// Why the others failed, with counts.
+    pub failures: BTreeMap<String, usize>,
+    /// Requests per successful lookup: median and 95th percentile.
+    pub requests: Option<(u32, u32)>,
+    /// Wall-clock time per successful lookup: median and 95th percentile.
+    pub lookup_time: Option<(Duration, Duration)>,
+    /// Time for all lookups.
+    pub lookups_time: Duration,
+    /// Process RSS before the first node started.
+    pub rss_before: Option<u64>,
+    /// Process RSS after the network settled.
+    pub rss_settled: Option<u64>,
+    /// Process RSS after the lookups.
+    pub rss_after: Option<u64>,
+    /// Connected peers per node after the lookups (median).
+    pub connections_median: usize,
+    /// Open files (mostly sockets) in the process after the lookups.
+    pub open_files: Option<usize>,
+    /// The process's open-file limit.
+    pub fd_limit: Option<u64>,
+    /// Open files the network needs once every node has a connection to
+    /// every other: two sockets per pair, plus one listener per node.
+    pub fd_full_mesh: u64,
+}
+
+/// Descriptors `nodes` in one process need when all are connected to all:
+/// both ends of each of the n(n−1)/2 connections live in this process.
+pub fn full_mesh_files(nodes: usize) -> u64 {
+    let n = nodes as u64;
+    n * n.saturating_sub(1) + n + 64
+}
+
+/// Runs the benchmark on the current tokio runtime.
+///
+/// # Errors
+///
+/// A [`TestnetError`] if the network cannot be started; failed lookups
+/// are counted in the report, not returned as errors.
+pub async fn run(config: &DhtBenchConfig) -> Result<DhtReport, TestnetError> {
+    let mut report = DhtReport {
+        nodes: config.nodes,
+        concurrency: config.concurrency.max(1),
+        fd_limit: raise_fd_limit(),
+        rss_before: resident_bytes(),
+        fd_full_mesh: full_mesh_files(config.nodes),
+        ..DhtReport::default()
+    };
+    if let Some(limit) = report.fd_limit.filter(|&limit| limit < report.fd_full_mesh) {
+        warn!(
+            limit,
+            full_mesh = report.fd_full_mesh,
+            "the open-file limit is below what {} nodes need once each has talked to every \
+             other (connections stay open 60 s after their last use); expect \
+             'Too many open files' and failed lookups",
+            config.nodes
+        );
+    }
+    let started = Instant::now();
+    let net = Testnet::start(
+        config.nodes,
+        TestnetConfig {
+            start_concurrency: config.start_concurrency,
+            ..TestnetConfig::default()
+        },
+    )
+    .await?;
+    report.start_time = started.elapsed();
+    info!(nodes = config.nodes, after = ?report.start_time, "all nodes listen; bootstrapping each");
+
+    report.join_failures = bootstrap_round(&net, config.start_concurrency).await;
+    report.join_time = started.elapsed();
+    info!(after = ?report.join_time, failures = report.join_failures, "joined");
+
+    let settling = Instant::now();
+    let mut sizes = table_sizes(&net).await;
+    while report.settle_rounds < config.max_settle_rounds {
+        let before: usize = sizes.iter().sum();
+        bootstrap_round(&net, config.start_concurrency).await;
+        report.settle_rounds += 1;
+        sizes = table_sizes(&net).await;
+        let after: usize = sizes.iter().sum();
+        info!(
+            round = report.settle_rounds,
+            entries_before = before,
+            entries_after = after,
+            open_files = open_files(),
+            "settling"
+        );
+        if after.saturating_sub(before) * 100 < before.max(1) {
+            break;
+        }
+    }
+    report.settle_time = settling.elapsed();
+    report.table_median = percentile(&mut sizes, 50.0).unwrap_or(0);
+    report.table_min = sizes.first().copied().unwrap_or(0);
+    report.rss_settled = resident_bytes();
+
+    if config.nodes >= 2 {
+        info!(lookups = config.lookups, "looking up random peers");
+        lookups(&net, config, &mut report).await;
+    }
+    report.rss_after = resident_bytes();
+    report.open_files = open_files();
+    let mut connections = Vec::with_capacity(net.len());
+    for (_, node) in net.nodes() {
+        connections.push(node.net().connected_peers().await.map_or(0, |p| p.len()));
+    }
+    report.connections_median = percentile(&mut connections, 50.0).unwrap_or(0);
+    net.shutdown().await;
+    Ok(report)
+}
+
+/// Runs `config.lookups` random lookups and records them in `report`.
+async fn lookups(net: &Testnet, config: &DhtBenchConfig, report: &mut DhtReport) {
+    let mut rng = SplitMix64::new(config.seed);
+    let n = net.len();
+    let pairs: Vec<(Node, PeerId)> = (0..config.lookups)
+        .map(|_| {
+            let querier = rng.below(n);
+            let target = (querier + 1 + rng.below(n - 1)) % n;
+            (net.node(querier).clone(), net.peer_id(target))
+        })
+        .collect();
+    let began = Instant::now();
+    let results: Vec<_> = futures::stream::iter(pairs)
+        .map(|(node, target)| async move {
+            let asked = Instant::now();
+            let result = node.net().find_peer(target).await;
+            (result, asked.elapsed())
+        })
+        .buffer_unordered(config.concurrency.max(1))
+        .collect()
+        .await;
+    report.lookups_time = began.elapsed();
+    report.lookups = results.len();
+    let mut requests = Vec::new();
+    let mut times = Vec::new();
+    for (result, elapsed) in results {
+        match result {
+            Ok(lookup) => {
+                requests.push(lookup.requests);
+                times.push(elapsed);
+            }
+            Err(error) => {
+                *report.failures.entry(failure_kind(&error)).or_default() += 1;
+            }
+        }
+    }
+    report.found = requests.len();
+    report.requests = percentile(&mut requests, 50.0).zip(percentile(&mut requests, 95.0));
+    report.lookup_time = percentile(&mut times, 50.0).zip(percentile(&mut times, 95.0));
+}
+
+/// The error's message with peer ids and numbers blanked, so that equal
+/// failures count together.
+fn failure_kind(error: &kith_net::NetError) -> String {
+    error
+        .to_string()
+        .split_whitespace()
+        .map(|word| {
+            if word.starts_with("12D3Koo") || word.chars().any(|c| c.is_ascii_digit()) {
+                "…"
+            } else {
+                word
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Every running node runs one Kademlia bootstrap, `concurrency` at once.
+/// Returns how many failed.
+async fn bootstrap_round(net: &Testnet, concurrency: usize) -> usize {
+    futures::stream::iter(net.nodes())
+        .map(|(_, node)| async move {
+            !matches!(
+                tokio::time::timeout(BOOTSTRAP_LIMIT, node.net().bootstrap()).await,
+                Ok(Ok(()))
+            )
+        })
+        .buffer_unordered(concurrency.max(1))
+        .filter(|failed| std::future::ready(*failed))
+        .count()
+        .await
+}
+
+/// Every running node's routing-table size, sorted.
+async fn table_sizes(net: &Testnet) -> Vec<usize> {
+    let mut sizes = Vec::with_capacity(net.len());
+    for (_, node) in net.nodes() {
+        sizes.push(
+            node.net()
+                .known_peers()
+                .await
+                .map_or(0, |peers| peers.len()),
+        );
+    }
+    sizes.sort_unstable();
+    sizes
+}
+
+impl fmt::Display for DhtReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let row = |f: &mut fmt::Formatter<'_>, name: &str, value: String| {
+            writeln!(f, "| {name} | {value} |")
+        };
+        writeln!(f, "| figure | value |")?;
+        writeln!(f, "|---|---|")?;
+        row(f, "nodes", self.nodes.to_string())?;
+        row(f, "all nodes started (listening)", secs(self.start_time))?;
+        row(
+            f,
+            "time to join (all started + one bootstrap each)",
+            format!(
+                "{} ({} bootstraps failed or took over 30 s)",
+                secs(self.join_time),
+                self.join_failures
+            ),
+        )?;
+        row(
+            f,
+            "settling",
+            format!(
+                "{} more bootstrap rounds, {}",
+                self.settle_rounds,
+                secs(self.settle_time)
+            ),
+        )?;
+        row(
+            f,
+            "routing-table size, median / smallest",
+            format!("{} / {}", self.table_median, self.table_min),
+        )?;
+        let rate = if self.lookups == 0 {
+            0.0
+        } else {
+            100.0 * self.found as f64 / self.lookups as f64
+        };
+        row(
+            f,
+            "lookup success",
+            format!(
+                "{}/{} ({rate:.1} %), {} in flight, all done in {}",
+                self.found,
+                self.lookups,
+                self.concurrency,
+                secs(self.lookups_time)
+            ),
+        )?;
+        row(
+            f,
+            "requests per lookup (proxy for hops), median / p95",
+            self.requests
+                .map_or_else(|| "–".to_owned(), |(m, p)| format!("{m} / {p}")),
+        )?;
+        row(
+            f,
+            "lookup time, median / p95",
+            self.lookup_time.map_or_else(
+                || "–".to_owned(),
+                |(m, p)| format!("{} / {}", millis(m), millis(p)),
+            ),
+        )?;
+        let per_node = |rss: Option<u64>| match (rss, self.rss_before) {
+            (Some(after), Some(before)) if self.nodes > 0 => {
+                mib(after.saturating_sub(before) / self.nodes as u64)
+            }
+            _ => "–".to_owned(),
+        };
+        row(
+            f,
+            "memory per node (RSS after settling − before) / N",
+            per_node(self.rss_settled),
+        )?;
+        row(
+            f,
+            "memory per node after the lookups",
+            format!(
+                "{} (process RSS {})",
+                per_node(self.rss_after),
+                self.rss_after.map_or_else(|| "–".to_owned(), mib)
+            ),
+        )?;
+        row(
+            f,
+            "connected peers per node after the lookups (median)",
+            self.connections_median.to_string(),
+        )?;
+        row(
+            f,
+            "open files after the lookups / limit / full mesh would need",
+            format!(
+                "{} / {} / {}",
+                self.open_files
+                    .map_or_else(|| "–".to_owned(), |n| n.to_string()),
+                self.fd_limit
+                    .map_or_else(|| "–".to_owned(), |n| n.to_string()),
+                self.fd_full_mesh
+            ),
+        )?;
+        for (kind, count) in &self.failures {
+            writeln!(f, "\nfailed lookups ({count}): {kind}")?;
+        }
+        Ok(())
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
+fn millis(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.2} MiB", bytes as f64 / (1024.0 * 1024.0))
+}

@@ -1,0 +1,440 @@
+//! The [`Testnet`]: `n` real nodes in one process, each on its own data
+//! folder, started, stopped and restarted by index.
+//!
+//! Nodes start in bounded batches ([`TestnetConfig::start_concurrency`]):
+//! one at a time would make 200 nodes take minutes (each start binds a
+//! socket, writes an identity and waits for its listener), while all at once
+//! would open every node's bootstrap connection to node 0 in the same
+//! instant and overrun its pending-connection limit.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::future::join_all;
+use kith_base::PeerId;
+use kith_net::{Multiaddr, NetError};
+use kith_node::{DataDir, Node, NodeConfig, NodeError};
+use libp2p::multiaddr::Protocol;
+use tempfile::TempDir;
+use tracing::{debug, warn};
+
+use crate::TestnetError;
+use crate::wait::wait_for;
+
+/// How a [`Testnet`] starts its nodes.
+#[derive(Debug, Clone)]
+pub struct TestnetConfig {
+    /// How many nodes start at once (at least 1). Default 16: well under
+    /// node 0's limit of 64 pending inbound handshakes, so no bootstrap
+    /// connection is refused while everyone joins.
+    pub start_concurrency: usize,
+    /// Whether nodes offer to relay for others. Off by default: nodes on
+    /// loopback reach each other directly, and a relay server costs memory.
+    pub relay: bool,
+}
+
+impl Default for TestnetConfig {
+    fn default() -> Self {
+        Self {
+            start_concurrency: 16,
+            relay: false,
+        }
+    }
+}
+
+/// Many kith nodes in one process. Node `i` keeps its index, peer id and
+/// data folder for the testnet's whole life, also across restarts.
+///
+/// Stop it with [`Testnet::shutdown`]. If it is dropped instead, the nodes
+/// are shut down in a background task on the current runtime, and the data
+/// folder is removed once they have stopped (or when the runtime ends).
+#[derive(Debug)]
+pub struct Testnet {
+    /// `Some` until dropped; taken by `shutdown` and `Drop`.
+    dir: Option<TempDir>,
+    root: PathBuf,
+    config: TestnetConfig,
+    slots: Vec<Slot>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    node: Option<Node>,
+    peer: PeerId,
+    addr: Multiaddr,
+    dir: PathBuf,
+}
+
+impl Testnet {
+    /// Starts `n` nodes on the current tokio runtime: node 0 first, then
+    /// the others in batches, each bootstrapping from node 0. Returns once
+    /// every node listens; joining the DHT goes on in the background (wait
+    /// for what a test needs with [`Testnet::wait_for`]).
+    ///
+    /// Every node listens on `127.0.0.1` on a free TCP port, with mDNS off
+    /// (nodes must find each other through the DHT, not the LAN, and two
+    /// tests must not find each other's nodes).
+    ///
+    /// Also raises the soft open-file limit to the hard limit
+    /// ([`raise_fd_limit`]): every connection between two nodes of the
+    /// testnet costs two file descriptors in this process.
+    ///
+    /// # Errors
+    ///
+    /// [`TestnetError::TempDir`] if the folder cannot be created;
+    /// [`TestnetError::Start`] naming the first node that failed (the
+    /// others are shut down again).
+    pub async fn start(n: usize, config: TestnetConfig) -> Result<Self, TestnetError> {
+        raise_fd_limit();
+        let dir = tempfile::Builder::new()
+            .prefix("kith-testnet-")
+            .tempdir()
+            .map_err(TestnetError::TempDir)?;
+        let mut net = Self {
+            root: dir.path().to_owned(),
+            dir: Some(dir),
+            config,
+            slots: Vec::with_capacity(n),
+        };
+        if n == 0 {
+            return Ok(net);
+        }
+        let relay = net.config.relay;
+        let first = start_node(0, net.node_dir(0), any_port(), Vec::new(), relay).await?;
+        let seed = first.addr.clone();
+        net.slots.push(first);
+
+        let started: Vec<Result<Slot, TestnetError>> = futures::stream::iter(1..n)
+            .map(|index| {
+                start_node(
+                    index,
+                    net.node_dir(index),
+                    any_port(),
+                    vec![seed.clone()],
+                    relay,
+                )
+            })
+            .buffered(net.config.start_concurrency.max(1))
+            .collect()
+            .await;
+        let mut failure = None;
+        for result in started {
+            match result {
+                Ok(slot) => net.slots.push(slot),
+                Err(error) => {
+                    failure.get_or_insert(error);
+                }
+            }
+        }
+        match failure {
+            None => Ok(net),
+            Some(error) => {
+                net.shutdown().await;
+                Err(error)
+            }
+        }
+    }
+
+    /// How many nodes the testnet has, running or stopped.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether the testnet has no nodes at all.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The folder that holds every node's data folder (`node-0`, …).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Node `i`.
+    ///
+    /// # Panics
+    ///
+    /// If there is no node `i` or it is stopped; see [`Testnet::try_node`].
+    pub fn node(&self, i: usize) -> &Node {
+        match self.try_node(i) {
+            Ok(node) => node,
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    /// Node `i`, or why it cannot be had.
+    ///
+    /// # Errors
+    ///
+    /// [`TestnetError::NoSuchNode`] or [`TestnetError::NotRunning`].
+    pub fn try_node(&self, i: usize) -> Result<&Node, TestnetError> {
+        self.slot(i)?
+            .node
+            .as_ref()
+            .ok_or(TestnetError::NotRunning { index: i })
+    }
+
+    /// Whether node `i` exists and is running.
+    pub fn is_running(&self, i: usize) -> bool {
+        self.try_node(i).is_ok()
+    }
+
+    /// The running nodes with their indexes.
+    pub fn nodes(&self) -> impl Iterator<Item = (usize, &Node)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, slot)| slot.node.as_ref().map(|node| (i, node)))
+    }
+
+    /// Node `i`'s peer id (known while it is stopped, too).
+    ///
+    /// # Panics
+    ///
+    /// If there is no node `i`.
+    pub fn peer_id(&self, i: usize) -> PeerId {
+        self.slots[i].peer
+    }
+
+    /// Node `i`'s first listen address, ending in `/p2p/<peer id>`: the
+    /// address it was last running on.
+    ///
+    /// # Panics
+    ///
+    /// If there is no node `i`.
+    pub fn addr(&self, i: usize) -> &Multiaddr {
+        &self.slots[i].addr
+    }
+
+    /// Node `i`'s data folder.
+    ///
+    /// # Panics
+    ///
+    /// If there is no node `i`.
+    pub fn data_dir(&self, i: usize) -> &Path {
+        &self.slots[i].dir
+    }
+
+    /// Stops node `i` with [`Node::shutdown`] (which saves its peer table)
+    /// and keeps its data folder for [`Testnet::restart`].
+    ///
+    /// The folder's lock is released when the last handle to the node is
+    /// dropped: drop any clone of it taken from [`Testnet::node`] before
+    /// restarting it.
+    ///
+    /// # Errors
+    ///
+    /// [`TestnetError::NoSuchNode`] or [`TestnetError::NotRunning`].
+    pub async fn kill(&mut self, i: usize) -> Result<(), TestnetError> {
+        let node = self
+            .slot_mut(i)?
+            .node
+            .take()
+            .ok_or(TestnetError::NotRunning { index: i })?;
+        node.shutdown().await;
+        debug!(index = i, "testnet node stopped");
+        Ok(())
+    }
+
+    /// Starts node `i` again on its data folder (same identity, same saved
+    /// peer table), on the port it had if that port is still free.
+    ///
+    /// With `bootstrap` it is given node 0's address (or, to restart node
+    /// 0, the first other running node's). Without it, it has only the peer
+    /// table it saved when it stopped to find the network again.
+    ///
+    /// # Errors
+    ///
+    /// [`TestnetError::NoSuchNode`], [`TestnetError::AlreadyRunning`], or
+    /// [`TestnetError::Start`] if the node does not start.
+    pub async fn restart(&mut self, i: usize, bootstrap: bool) -> Result<(), TestnetError> {
+        let slot = self.slot(i)?;
+        if slot.node.is_some() {
+            return Err(TestnetError::AlreadyRunning { index: i });
+        }
+        let seeds: Vec<Multiaddr> = if bootstrap {
+            self.nodes()
+                .map(|(j, _)| j)
+                .find(|&j| j != i)
+                .map(|j| self.slots[j].addr.clone())
+                .into_iter()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let dir = slot.dir.clone();
+        let relay = self.config.relay;
+        // Peers remember the old address, so take the old port if it is
+        // still free; otherwise any port (they learn it through identify).
+        let started = match tcp_port(&slot.addr) {
+            Some(port) => {
+                match start_node(i, dir.clone(), port_addr(port), seeds.clone(), relay).await {
+                    Err(TestnetError::Start {
+                        source: NodeError::Net(NetError::Listen { .. }),
+                        ..
+                    }) => None,
+                    other => Some(other),
+                }
+            }
+            None => None,
+        };
+        let started = match started {
+            Some(started) => started,
+            None => start_node(i, dir, any_port(), seeds, relay).await,
+        }?;
+        let slot = self.slot_mut(i)?;
+        if started.peer != slot.peer {
+            warn!(index = i, "restarted node has a new identity");
+        }
+        *slot = started;
+        Ok(())
+    }
+
+    /// Waits until `condition` holds, polling; see [`wait_for`].
+    ///
+    /// # Errors
+    ///
+    /// [`TestnetError::Timeout`] with `description`.
+    pub async fn wait_for<F, Fut>(
+        &self,
+        description: &str,
+        timeout: Duration,
+        condition: F,
+    ) -> Result<(), TestnetError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        wait_for(description, timeout, condition).await
+    }
+
+    /// Stops every running node (all at once) and removes the data folder.
+    pub async fn shutdown(mut self) {
+        let nodes: Vec<Node> = self
+            .slots
+            .iter_mut()
+            .filter_map(|slot| slot.node.take())
+            .collect();
+        join_all(nodes.iter().map(Node::shutdown)).await;
+        drop(nodes);
+        drop(self.dir.take());
+    }
+
+    fn node_dir(&self, i: usize) -> PathBuf {
+        self.root.join(format!("node-{i}"))
+    }
+
+    fn slot(&self, i: usize) -> Result<&Slot, TestnetError> {
+        let len = self.slots.len();
+        self.slots
+            .get(i)
+            .ok_or(TestnetError::NoSuchNode { index: i, len })
+    }
+
+    fn slot_mut(&mut self, i: usize) -> Result<&mut Slot, TestnetError> {
+        let len = self.slots.len();
+        self.slots
+            .get_mut(i)
+            .ok_or(TestnetError::NoSuchNode { index: i, len })
+    }
+}
+
+impl Drop for Testnet {
+    fn drop(&mut self) {
+        let nodes: Vec<Node> = self
+            .slots
+            .iter_mut()
+            .filter_map(|slot| slot.node.take())
+            .collect();
+        let dir = self.dir.take();
+        if nodes.is_empty() {
+            return;
+        }
+        // Nodes keep running until shut down (each holds a handle to
+        // itself in its background tasks), so shut them down here, and
+        // remove the folder only after they stopped writing to it. If the
+        // runtime is gone or ends first, the task is dropped with it, and
+        // dropping the task removes the folder.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                join_all(nodes.iter().map(Node::shutdown)).await;
+                drop(nodes);
+                drop(dir);
+            });
+        }
+    }
+}
+
+/// Raises this process's soft limit on open files to its hard limit, and
+/// returns the new soft limit (`None` where there is no such limit or it
+/// cannot be read). Each connection between two nodes in one process uses
+/// two descriptors, so a few hundred nodes can need tens of thousands.
+pub fn raise_fd_limit() -> Option<u64> {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => Some(limit),
+        Err(error) => {
+            debug!(%error, "cannot raise the open-file limit");
+            None
+        }
+    }
+}
+
+/// Starts one node on `dir` and reads its address.
+async fn start_node(
+    index: usize,
+    dir: PathBuf,
+    listen: Multiaddr,
+    bootstrap: Vec<Multiaddr>,
+    relay: bool,
+) -> Result<Slot, TestnetError> {
+    let config = NodeConfig {
+        listen: vec![listen],
+        bootstrap,
+        mdns: false,
+        relay,
+        ..NodeConfig::default()
+    };
+    let node = Node::start(DataDir::new(&dir), config)
+        .await
+        .map_err(|source| TestnetError::Start { index, source })?;
+    let addr = match node
+        .listen_addrs()
+        .await
+        .map(|addrs| addrs.into_iter().next())
+    {
+        Ok(Some(addr)) => addr,
+        Ok(None) => {
+            node.shutdown().await;
+            return Err(TestnetError::NoListenAddr { index });
+        }
+        Err(source) => {
+            node.shutdown().await;
+            return Err(TestnetError::Start { index, source });
+        }
+    };
+    Ok(Slot {
+        peer: node.peer_id(),
+        node: Some(node),
+        addr,
+        dir,
+    })
+}
+
+fn any_port() -> Multiaddr {
+    port_addr(0)
+}
+
+fn port_addr(port: u16) -> Multiaddr {
+    Multiaddr::empty()
+        .with(Protocol::Ip4(Ipv4Addr::LOCALHOST))
+        .with(Protocol::Tcp(port))
+}
+
+fn tcp_port(addr: &Multiaddr) -> Option<u16> {
+    addr.iter().find_map(|part| match part {
+        Protocol::Tcp(port) => Some(port),
+        _ => None,
+    })
+}
