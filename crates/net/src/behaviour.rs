@@ -11,6 +11,8 @@
 //! order whether to accept a connection, so a denied connection never
 //! reaches the protocol behaviours.
 
+use std::time::Duration;
+
 use libp2p::{
     StreamProtocol, autonat, connection_limits, dcutr, identify,
     identity::Keypair,
@@ -21,11 +23,26 @@ use libp2p::{
 
 use crate::config::{IDENTIFY_PROTOCOL, KAD_PROTOCOL, NetConfig};
 
-/// Records the DHT store may hold. kith does not use Kademlia records (they
-/// are filtered, see [`build`]); this only bounds the store as a backstop.
+/// Records the DHT store may hold. kith does not use Kademlia value records
+/// (inbound ones are filtered and dropped, see [`build`]); this only bounds
+/// the store as a backstop.
 const MAX_KAD_RECORDS: usize = 256;
 /// Largest Kademlia record value accepted, in bytes (backstop, as above).
 const MAX_KAD_RECORD_BYTES: usize = 16 * 1024;
+/// Keys the provider store may hold: the keys this node provides *and* the
+/// keys other peers announced to it count together. An announcement for a
+/// new key beyond this is dropped; [`Client::start_providing`](crate::Client::start_providing)
+/// fails with [`NetError::ProviderStoreFull`](crate::NetError::ProviderStoreFull).
+pub(crate) const MAX_PROVIDER_KEYS: usize = 2048;
+/// Providers remembered per key (Kademlia's k). Further announcements for a
+/// full key are ignored, which also blunts floods of fake providers.
+pub(crate) const MAX_PROVIDERS_PER_KEY: usize = kad::K_VALUE.get();
+/// Addresses kept from one provider announcement.
+pub(crate) const MAX_PROVIDER_ADDRS: usize = 4;
+/// How long peers keep a provider record after its last announcement.
+pub(crate) const PROVIDER_RECORD_TTL: Duration = Duration::from_secs(48 * 60 * 60);
+/// How often this node re-announces the keys it provides.
+pub(crate) const PROVIDER_REPUBLISH_INTERVAL: Duration = Duration::from_secs(12 * 60 * 60);
 
 /// Every protocol of a kith node.
 #[derive(NetworkBehaviour)]
@@ -71,19 +88,22 @@ pub(crate) fn build(
     let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
     kad_config
         .set_query_timeout(config.query_timeout)
-        // kith keeps its data in its own protocols, not in DHT records:
-        // inbound PUT_VALUE / ADD_PROVIDER are reported to us and dropped.
+        // kith keeps its data in its own protocols, not in DHT value
+        // records: inbound PUT_VALUE / ADD_PROVIDER are reported to the event
+        // loop, which drops the former and stores the latter (with their
+        // addresses trimmed). Provider records say who holds what.
         .set_record_filtering(kad::StoreInserts::FilterBoth)
         .set_replication_interval(None)
         .set_publication_interval(None)
-        .set_provider_publication_interval(None);
+        .set_provider_record_ttl(Some(PROVIDER_RECORD_TTL))
+        .set_provider_publication_interval(Some(PROVIDER_REPUBLISH_INTERVAL));
     let store = MemoryStore::with_config(
         local,
         kad::store::MemoryStoreConfig {
             max_records: MAX_KAD_RECORDS,
             max_value_bytes: MAX_KAD_RECORD_BYTES,
-            max_providers_per_key: kad::K_VALUE.get(),
-            max_provided_keys: MAX_KAD_RECORDS,
+            max_providers_per_key: MAX_PROVIDERS_PER_KEY,
+            max_provided_keys: MAX_PROVIDER_KEYS,
         },
     );
     let mut kad = kad::Behaviour::with_config(local, store, kad_config);
@@ -110,7 +130,14 @@ pub(crate) fn build(
             max_circuit_bytes: relay_limits.max_circuit_bytes,
             ..relay::Config::default()
         };
-        relay::Behaviour::new(local, relay_config)
+        let mut server = relay::Behaviour::new(local, relay_config);
+        // libp2p would switch the service on for any confirmed external
+        // address, including a `/p2p-circuit` one: a node reachable only
+        // through a relay would offer to relay. The event loop decides
+        // instead (`EventLoop::update_relay_status`), counting direct
+        // addresses only.
+        server.set_status(Some(relay::Status::Disable));
+        server
     });
 
     Ok(Behaviour {

@@ -75,6 +75,18 @@ pub(crate) enum Command {
         key: [u8; 32],
         reply: oneshot::Sender<Result<Vec<PeerId>, NetError>>,
     },
+    StartProviding {
+        key: [u8; 32],
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    StopProviding {
+        key: [u8; 32],
+        reply: oneshot::Sender<()>,
+    },
+    Providers {
+        key: [u8; 32],
+        reply: oneshot::Sender<Result<Vec<PeerId>, NetError>>,
+    },
     Bootstrap(oneshot::Sender<Result<(), NetError>>),
     KnownPeers(oneshot::Sender<Vec<(PeerId, Vec<Multiaddr>)>>),
     AddKnownPeer {
@@ -276,6 +288,66 @@ impl Client {
         self.request(
             |reply| Command::ClosestPeers { key, reply },
             Some(("looking up the closest peers", after)),
+        )
+        .await?
+    }
+
+    /// Announces this node as a provider of a 32-byte key (a content or
+    /// stripe id): records it locally, then sends a Kademlia `ADD_PROVIDER`
+    /// to the 20 peers closest to the key, found by a lookup. Resolves once
+    /// the announcement has been sent. Peers keep the record for 48 h; the
+    /// node re-announces every key it provides every 12 h until
+    /// [`Client::stop_providing`].
+    ///
+    /// `ADD_PROVIDER` has no answer, so success means the lookup reached
+    /// peers and the announcement went out to them, not that each stored it.
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::NoKnownPeers`] if the routing table is empty (nothing is
+    /// recorded then; call again once the node has peers),
+    /// [`NetError::NotAnnounced`] if no peer answered the lookup (the key
+    /// stays recorded locally and is re-announced later),
+    /// [`NetError::ProviderStoreFull`] if the local provider store holds its
+    /// maximum of keys, [`NetError::Busy`] if too many lookups are running.
+    ///
+    /// Cancel-safe; a cancelled announcement still runs to its end.
+    pub async fn start_providing(&self, key: [u8; 32]) -> Result<(), NetError> {
+        let after = self.query_timeout * 2 + GRACE;
+        self.request(
+            |reply| Command::StartProviding { key, reply },
+            Some(("announcing a provider record", after)),
+        )
+        .await?
+    }
+
+    /// Stops announcing this node as a provider of `key`. Local only: peers
+    /// that stored the record keep answering with it until it expires
+    /// (48 h after the last announcement).
+    ///
+    /// Cancel-safe.
+    pub async fn stop_providing(&self, key: [u8; 32]) -> Result<(), NetError> {
+        self.request(|reply| Command::StopProviding { key, reply }, None)
+            .await
+    }
+
+    /// The peers that announced themselves as providers of `key`, found by
+    /// a Kademlia `GET_PROVIDERS` lookup: deduplicated, without this node,
+    /// at most 64. The lookup stops early once one step has brought the
+    /// total to 20 or more. An empty list means no provider was found.
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::NoKnownPeers`] if the routing table is empty,
+    /// [`NetError::Timeout`] if the lookup timed out without any peer
+    /// answering, [`NetError::Busy`] if too many lookups are running.
+    ///
+    /// Cancel-safe; a cancelled lookup still runs to its end.
+    pub async fn providers(&self, key: [u8; 32]) -> Result<Vec<PeerId>, NetError> {
+        let after = self.query_timeout + GRACE;
+        self.request(
+            |reply| Command::Providers { key, reply },
+            Some(("looking up providers", after)),
         )
         .await?
     }

@@ -87,6 +87,20 @@ pub enum NetError {
     )]
     NoKnownPeers,
 
+    /// A provider announcement reached no peer: the lookup for the peers
+    /// closest to the key got no answer.
+    #[error(
+        "the provider announcement reached no peer: none of the known peers answered \
+         (the key stays recorded here and is announced again later)"
+    )]
+    NotAnnounced,
+
+    /// The local provider store holds its maximum of keys (its own and
+    /// those other peers announced to it), so this node cannot provide
+    /// one more.
+    #[error("the provider store is full ({0} keys): stop providing some keys first")]
+    ProviderStoreFull(usize),
+
     /// The operation needs an open connection to the peer.
     #[error("not connected to peer {0}")]
     NotConnected(PeerId),

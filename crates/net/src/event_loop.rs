@@ -19,7 +19,8 @@ use futures::StreamExt;
 use libp2p::{
     Multiaddr, PeerId, Swarm, autonat,
     core::{ConnectedPoint, transport::ListenerId},
-    identify, kad,
+    identify,
+    kad::{self, store::RecordStore},
     multiaddr::Protocol,
     ping, relay,
     swarm::{
@@ -30,7 +31,9 @@ use libp2p::{
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, trace, warn};
 
-use crate::behaviour::{Behaviour, BehaviourEvent, MAX_ADDRS_PER_PEER};
+use crate::behaviour::{
+    Behaviour, BehaviourEvent, MAX_ADDRS_PER_PEER, MAX_PROVIDER_ADDRS, MAX_PROVIDER_KEYS,
+};
 use crate::client::{Command, NetEvent, PeerLookup};
 use crate::config::{IDENTIFY_PROTOCOL, KAD_PROTOCOL, peer_id_of};
 use crate::error::describe;
@@ -38,6 +41,11 @@ use crate::{NetError, sort_by_distance};
 
 /// Most Kademlia lookups started by clients that may run at once.
 pub(crate) const MAX_INFLIGHT_QUERIES: usize = 256;
+/// Most providers one [`Client::providers`](crate::Client::providers) call
+/// collects.
+pub(crate) const MAX_PROVIDERS_COLLECTED: usize = 64;
+/// A providers lookup stops after the step that brings it to this many.
+pub(crate) const PROVIDERS_ENOUGH: usize = 20;
 
 type Reply<T> = oneshot::Sender<T>;
 
@@ -46,6 +54,9 @@ enum QueryWaiter {
     FindPeer(PeerId, Reply<Result<PeerLookup, NetError>>),
     Closest([u8; 32], Reply<Result<Vec<PeerId>, NetError>>),
     Bootstrap(Reply<Result<(), NetError>>),
+    StartProviding(Reply<Result<(), NetError>>),
+    /// Providers found so far (deduplicated, without this node).
+    Providers(Vec<PeerId>, Reply<Result<Vec<PeerId>, NetError>>),
 }
 
 pub(crate) struct EventLoop {
@@ -72,7 +83,7 @@ impl EventLoop {
         commands: mpsc::Receiver<Command>,
         events: broadcast::Sender<NetEvent>,
     ) -> Self {
-        Self {
+        let mut event_loop = Self {
             swarm,
             commands,
             events,
@@ -81,7 +92,10 @@ impl EventLoop {
             pending_pings: HashMap::new(),
             pending_relays: HashMap::new(),
             rtts: HashMap::new(),
-        }
+        };
+        // External addresses given in the config are already on the swarm.
+        event_loop.update_relay_status();
+        event_loop
     }
 
     pub(crate) fn swarm_mut(&mut self) -> &mut Swarm<Behaviour> {
@@ -205,6 +219,43 @@ impl EventLoop {
                         .insert(id, QueryWaiter::Closest(key, reply));
                 }
             }
+            Command::StartProviding { key, reply } => {
+                if let Err(error) = self.check_can_query() {
+                    let _ = reply.send(Err(error));
+                } else {
+                    let kad = &mut self.swarm.behaviour_mut().kad;
+                    match kad.start_providing(kad::RecordKey::new(&key)) {
+                        Ok(id) => {
+                            self.pending_queries
+                                .insert(id, QueryWaiter::StartProviding(reply));
+                        }
+                        Err(error) => {
+                            debug!(?error, "cannot record a provided key");
+                            let _ = reply.send(Err(NetError::ProviderStoreFull(MAX_PROVIDER_KEYS)));
+                        }
+                    }
+                }
+            }
+            Command::StopProviding { key, reply } => {
+                self.swarm
+                    .behaviour_mut()
+                    .kad
+                    .stop_providing(&kad::RecordKey::new(&key));
+                let _ = reply.send(());
+            }
+            Command::Providers { key, reply } => {
+                if let Err(error) = self.check_can_query() {
+                    let _ = reply.send(Err(error));
+                } else {
+                    let id = self
+                        .swarm
+                        .behaviour_mut()
+                        .kad
+                        .get_providers(kad::RecordKey::new(&key));
+                    self.pending_queries
+                        .insert(id, QueryWaiter::Providers(Vec::new(), reply));
+                }
+            }
             Command::Bootstrap(reply) => {
                 if self.pending_queries.len() >= MAX_INFLIGHT_QUERIES {
                     let _ = reply.send(Err(NetError::Busy(self.pending_queries.len())));
@@ -237,7 +288,9 @@ impl EventLoop {
                 let _ = reply.send(!matches!(update, kad::RoutingUpdate::Failed));
             }
             Command::AddExternalAddr { addr, reply } => {
+                // The swarm reports no event for an address added by hand.
                 self.swarm.add_external_address(addr);
+                self.update_relay_status();
                 let _ = reply.send(());
             }
             Command::Ping { peer, reply } => {
@@ -409,7 +462,12 @@ impl EventLoop {
             }
             SwarmEvent::ExternalAddrConfirmed { address } => {
                 info!(%address, "external address confirmed");
+                self.update_relay_status();
                 self.emit(NetEvent::ExternalAddr(address));
+            }
+            SwarmEvent::ExternalAddrExpired { address } => {
+                debug!(%address, "external address expired");
+                self.update_relay_status();
             }
             other => trace!(?other, "swarm event"),
         }
@@ -422,8 +480,18 @@ impl EventLoop {
                 // table, with a bounded number of their announced addresses.
                 let serves_kad = info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL);
                 if info.protocol_version == IDENTIFY_PROTOCOL && serves_kad {
+                    // A peer's loopback address only reaches it from its own
+                    // machine; unless we listen on loopback too (then the
+                    // peer may well share our machine), it would only make
+                    // us dial ourselves or nothing.
+                    let keep_loopback = self.swarm.listeners().any(is_loopback);
                     let kad = &mut self.swarm.behaviour_mut().kad;
-                    for addr in info.listen_addrs.into_iter().take(MAX_ADDRS_PER_PEER) {
+                    for addr in info
+                        .listen_addrs
+                        .into_iter()
+                        .filter(|addr| keep_loopback || !is_loopback(addr))
+                        .take(MAX_ADDRS_PER_PEER)
+                    {
                         kad.add_address(&peer_id, addr);
                     }
                 } else {
@@ -500,16 +568,55 @@ impl EventLoop {
         }
     }
 
+    /// Switches the relay server's advertisement on while the node has a
+    /// confirmed external address that is not itself relayed, off otherwise.
+    fn update_relay_status(&mut self) {
+        let serve = offers_relay(self.swarm.external_addresses());
+        if let Some(server) = self.swarm.behaviour_mut().relay_server.as_mut() {
+            let status = if serve {
+                relay::Status::Enable
+            } else {
+                relay::Status::Disable
+            };
+            // Only a change reaches the connection handlers.
+            server.set_status(Some(status));
+        }
+    }
+
     fn on_kad_event(&mut self, event: kad::Event) {
-        let kad::Event::OutboundQueryProgressed {
-            id,
-            result,
-            stats,
-            step,
-        } = event
-        else {
-            trace!(?event, "kademlia");
-            return;
+        let (id, result, stats, step) = match event {
+            kad::Event::OutboundQueryProgressed {
+                id,
+                result,
+                stats,
+                step,
+            } => (id, result, stats, step),
+            kad::Event::InboundRequest {
+                request:
+                    kad::InboundRequest::AddProvider {
+                        record: Some(mut record),
+                    },
+            } => {
+                // Filtered inserts come to us; keep a bounded record.
+                // libp2p has already checked that the announcing peer is
+                // the provider named in the record.
+                record.addresses.truncate(MAX_PROVIDER_ADDRS);
+                let provider = record.provider;
+                if let Err(error) = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .store_mut()
+                    .add_provider(record)
+                {
+                    debug!(%provider, ?error, "provider record not stored");
+                }
+                return;
+            }
+            other => {
+                trace!(event = ?other, "kademlia");
+                return;
+            }
         };
         match result {
             kad::QueryResult::GetClosestPeers(result) => {
@@ -560,6 +667,10 @@ impl EventLoop {
                         // Not reachable: bootstrap queries report as Bootstrap.
                         let _ = reply.send(Ok(()));
                     }
+                    // Not reachable either: provider queries report as
+                    // such. Dropping the reply tells the caller the node
+                    // gave no answer.
+                    QueryWaiter::StartProviding(_) | QueryWaiter::Providers(..) => {}
                 }
             }
             kad::QueryResult::Bootstrap(result) => {
@@ -575,6 +686,73 @@ impl EventLoop {
                         }),
                     };
                     let _ = reply.send(answer);
+                }
+            }
+            kad::QueryResult::StartProviding(result) => {
+                let Some(QueryWaiter::StartProviding(reply)) = self.pending_queries.remove(&id)
+                else {
+                    return;
+                };
+                // ADD_PROVIDER has no answer: a success is a peer that
+                // answered the lookup and was then sent the record.
+                let reached = stats.num_successes() > 0;
+                let answer = match result {
+                    Ok(_) if reached => Ok(()),
+                    Ok(_) => Err(NetError::NotAnnounced),
+                    Err(kad::AddProviderError::Timeout { .. }) if reached => Ok(()),
+                    Err(kad::AddProviderError::Timeout { .. }) => Err(NetError::Timeout {
+                        what: "announcing a provider record",
+                        after: stats.duration().unwrap_or_default(),
+                    }),
+                };
+                let _ = reply.send(answer);
+            }
+            kad::QueryResult::GetProviders(result) => {
+                let local = *self.swarm.local_peer_id();
+                let Some(QueryWaiter::Providers(found, _)) = self.pending_queries.get_mut(&id)
+                else {
+                    return;
+                };
+                let done = match result {
+                    Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => {
+                        for provider in providers {
+                            if found.len() >= MAX_PROVIDERS_COLLECTED {
+                                break;
+                            }
+                            if provider != local && !found.contains(&provider) {
+                                found.push(provider);
+                            }
+                        }
+                        let enough = found.len() >= PROVIDERS_ENOUGH;
+                        if enough
+                            && !step.last
+                            && let Some(mut query) = self.swarm.behaviour_mut().kad.query_mut(&id)
+                        {
+                            query.finish();
+                        }
+                        enough || step.last
+                    }
+                    Ok(kad::GetProvidersOk::FinishedWithNoAdditionalRecord { .. }) => true,
+                    Err(kad::GetProvidersError::Timeout { .. }) => {
+                        if found.is_empty() && stats.num_successes() == 0 {
+                            if let Some(QueryWaiter::Providers(_, reply)) =
+                                self.pending_queries.remove(&id)
+                            {
+                                let _ = reply.send(Err(NetError::Timeout {
+                                    what: "looking up providers",
+                                    after: stats.duration().unwrap_or_default(),
+                                }));
+                            }
+                            return;
+                        }
+                        true
+                    }
+                };
+                if done
+                    && let Some(QueryWaiter::Providers(found, reply)) =
+                        self.pending_queries.remove(&id)
+                {
+                    let _ = reply.send(Ok(found));
                 }
             }
             other => trace!(?other, "kademlia query result"),
@@ -596,6 +774,27 @@ impl EventLoop {
             })
             .unwrap_or_default()
     }
+}
+
+/// Whether an address goes through a relay (`…/p2p-circuit/…`).
+fn is_relayed(addr: &Multiaddr) -> bool {
+    addr.iter().any(|part| matches!(part, Protocol::P2pCircuit))
+}
+
+/// Whether an address is on the loopback interface (127.0.0.0/8, ::1).
+fn is_loopback(addr: &Multiaddr) -> bool {
+    match addr.iter().next() {
+        Some(Protocol::Ip4(ip)) => ip.is_loopback(),
+        Some(Protocol::Ip6(ip)) => ip.is_loopback(),
+        _ => false,
+    }
+}
+
+/// Whether a node with these confirmed external addresses should offer to
+/// relay: only with at least one that is reachable directly. A relayed
+/// address means the node itself needs a relay.
+fn offers_relay<'a>(external: impl IntoIterator<Item = &'a Multiaddr>) -> bool {
+    external.into_iter().any(|addr| !is_relayed(addr))
 }
 
 fn dial_error(addr: Multiaddr, error: &DialError) -> NetError {
@@ -624,4 +823,45 @@ fn dial_error(addr: Multiaddr, error: &DialError) -> NetError {
         other => describe(other),
     };
     NetError::Dial { addr, reason }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn addr(text: &str) -> Multiaddr {
+        text.parse().unwrap()
+    }
+
+    const RELAY: &str =
+        "/ip4/192.0.2.1/tcp/4001/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA";
+
+    #[test]
+    fn a_relayed_address_does_not_switch_the_relay_server_on() {
+        let circuit = addr(&format!("{RELAY}/p2p-circuit"));
+        assert!(is_relayed(&circuit));
+        assert!(!offers_relay([&circuit]));
+        assert!(!offers_relay(std::iter::empty()));
+    }
+
+    #[test]
+    fn a_direct_address_switches_the_relay_server_on() {
+        let direct = addr("/ip4/198.51.100.7/tcp/4001");
+        let circuit = addr(&format!("{RELAY}/p2p-circuit"));
+        assert!(!is_relayed(&direct));
+        assert!(offers_relay([&direct]));
+        assert!(offers_relay([&circuit, &direct]));
+    }
+
+    #[test]
+    fn loopback_addresses_are_recognised() {
+        assert!(is_loopback(&addr("/ip4/127.0.0.1/tcp/1")));
+        assert!(is_loopback(&addr("/ip4/127.3.2.1/udp/1/quic-v1")));
+        assert!(is_loopback(&addr("/ip6/::1/tcp/1")));
+        assert!(!is_loopback(&addr("/ip4/10.0.0.1/tcp/1")));
+        assert!(!is_loopback(&addr("/ip6/fe80::1/tcp/1")));
+        assert!(!is_loopback(&addr("/dns4/localhost/tcp/1")));
+    }
 }
