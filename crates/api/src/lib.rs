@@ -15,12 +15,17 @@
 //! | `GET /v1/peers` | | `{"peers":[{"peer_id","addrs":[…]}]}` |
 //! | `POST /v1/connect` | `{"addr"}` | `{"peer_id"}` |
 //! | `POST /v1/ping` | `{"peer_id"}` | `{"peer_id","rtt_ms"}` |
+//! | `POST /v1/put?shares=K/N&name=NAME` | the file's bytes (streamed) | `{"capability","size","stripes","shares","peers"}` |
+//! | `GET /v1/get?cap=CAP` | | the file's bytes (streamed, `Content-Length`, `x-kith-download: ID`) |
+//! | `GET /v1/downloads/ID` | | `{"corrupt":[{"peer_id","stripe","index"}],"peers","shares"}` |
+//! | `GET /v1/stat?cap=CAP` | | `{"size","name","shares","asked","manifest":{…},"stripes":[{"id","health","shares","peers","holders":[{"index","peer_id"}]}]}` |
 //!
 //! Errors are `{"error": "one sentence"}` with a 4xx or 5xx status.
 //!
 //! [`up`] starts a node and its API together and writes the API's address
 //! into the data folder, where the command line finds it.
 
+mod files;
 mod routes;
 mod security;
 mod up;

@@ -32,6 +32,8 @@ pub fn router(node: Node, token: &str, local: SocketAddr) -> Router {
         .route("/v1/peers", get(peers))
         .route("/v1/connect", post(connect))
         .route("/v1/ping", post(ping))
+        .with_state(node.clone())
+        .merge(crate::files::router(node))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .route_layer(middleware::from_fn_with_state(
@@ -39,7 +41,6 @@ pub fn router(node: Node, token: &str, local: SocketAddr) -> Router {
             security::check,
         ))
         .layer(middleware::from_fn_with_state(guard, security::check))
-        .with_state(node)
 }
 
 /// An error answer: `{"error": message}` with `status`.

@@ -76,3 +76,81 @@ pub struct ErrorBody {
     /// One sentence saying what went wrong.
     pub error: String,
 }
+
+/// `POST /v1/put` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Stored {
+    /// The read capability, `kith:…`.
+    pub capability: String,
+    /// Bytes in the file.
+    pub size: u64,
+    /// Data stripes.
+    pub stripes: usize,
+    /// The code, `K/N`.
+    pub shares: String,
+    /// Distinct peers holding shares.
+    pub peers: usize,
+}
+
+/// A bad share met by a download.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CorruptShare {
+    /// The peer that served it.
+    pub peer_id: String,
+    /// The stripe.
+    pub stripe: String,
+    /// The share index.
+    pub index: u8,
+}
+
+/// `GET /v1/downloads/ID` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DownloadReport {
+    /// Shares that failed verification (not used).
+    pub corrupt: Vec<CorruptShare>,
+    /// Distinct peers that served good shares.
+    pub peers: usize,
+    /// Good shares fetched.
+    pub shares: usize,
+}
+
+/// One holder of one share.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Holder {
+    /// Share index.
+    pub index: u8,
+    /// The holder.
+    pub peer_id: String,
+}
+
+/// One stripe in `GET /v1/stat`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatStripe {
+    /// Stripe id.
+    pub id: String,
+    /// `healthy`, `degraded` or `lost`.
+    pub health: String,
+    /// Distinct shares held.
+    pub shares: usize,
+    /// Distinct peers holding them.
+    pub peers: usize,
+    /// Who holds which share.
+    pub holders: Vec<Holder>,
+}
+
+/// `GET /v1/stat` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatAnswer {
+    /// Bytes in the file.
+    pub size: u64,
+    /// The file's name, if it was stored with one.
+    pub name: Option<String>,
+    /// The code, `K/N`.
+    pub shares: String,
+    /// Peers asked.
+    pub asked: usize,
+    /// The manifest's stripe.
+    pub manifest: StatStripe,
+    /// The data stripes, in file order.
+    pub stripes: Vec<StatStripe>,
+}

@@ -53,6 +53,39 @@ pub(crate) enum Command {
         /// The peer's id (12D3KooW…).
         peer: String,
     },
+    /// Store a file on the network; prints its capability (kith:…) on stdout.
+    ///
+    /// The file is encrypted on this node, cut into 1 MiB segments,
+    /// erasure-coded K-of-N and spread so that every stripe's N shares sit on
+    /// N distinct peers; any K of them rebuild it. Succeeds only once every
+    /// share is stored. Whoever has the capability can fetch the file.
+    Put {
+        /// The file to store ('-' reads standard input).
+        file: PathBuf,
+        /// Erasure code: any K of N shares rebuild the data [default: 3/5].
+        #[arg(long, value_name = "K/N")]
+        shares: Option<String>,
+    },
+    /// Fetch a file by capability, verify and decrypt it.
+    ///
+    /// Shares come from several peers at once; bad or missing ones are
+    /// replaced from others. Writes to PATH only once the whole file has
+    /// arrived and checked out; without -o (or with -o -) streams to stdout.
+    Get {
+        /// The capability `kith put` printed (kith:…).
+        cap: String,
+        /// Where to write the file; '-' for stdout.
+        #[arg(short = 'o', long = "output", value_name = "PATH")]
+        output: Option<PathBuf>,
+    },
+    /// Show where the shares of each stripe of a file are, and their health.
+    ///
+    /// One line per stripe: healthy (N shares on N distinct peers), degraded
+    /// (at least K) or lost (fewer than K); then a summary line.
+    Stat {
+        /// The file's capability (kith:…).
+        cap: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -16,6 +16,9 @@ use serde::de::DeserializeOwned;
 /// A connection to the node that owns a data folder.
 pub(crate) struct ApiClient {
     agent: ureq::Agent,
+    /// For file transfers: no overall time limit (a large file takes as
+    /// long as it takes), but a bounded wait for each read.
+    transfer: ureq::Agent,
     base: String,
     token: String,
     dir: String,
@@ -30,8 +33,16 @@ impl ApiClient {
             .timeout_global(Some(Duration::from_secs(120)))
             .build()
             .into();
+        let transfer: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_recv_response(Some(Duration::from_secs(600)))
+            .timeout_recv_body(Some(Duration::from_secs(300)))
+            .build()
+            .into();
         Ok(Self {
             agent,
+            transfer,
             base: format!("http://{addr}"),
             token,
             dir: dir.root().display().to_string(),
@@ -62,11 +73,55 @@ impl ApiClient {
         self.decode(response)
     }
 
-    fn decode<T: DeserializeOwned>(
+    /// `POST path` with a streamed body of `len` bytes (if known), decoded
+    /// as `T`.
+    pub(crate) fn post_stream<T: DeserializeOwned>(
         &self,
-        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+        path: &str,
+        body: impl std::io::Read + 'static,
+        len: Option<u64>,
     ) -> anyhow::Result<T> {
-        let mut response = response.map_err(|error| match error {
+        let mut request = self
+            .transfer
+            .post(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .header("Content-Type", "application/octet-stream");
+        if let Some(len) = len {
+            request = request.header("Content-Length", len.to_string());
+        }
+        let response = request.send(ureq::SendBody::from_owned_reader(body));
+        self.decode(response)
+    }
+
+    /// `GET path` for a streamed answer: the response on success, the
+    /// node's error sentence otherwise.
+    pub(crate) fn get_stream(
+        &self,
+        path: &str,
+    ) -> anyhow::Result<ureq::http::Response<ureq::Body>> {
+        let response = self
+            .transfer
+            .get(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .call();
+        let mut response = response.map_err(|error| self.connection_error(error))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let body = response
+            .body_mut()
+            .read_to_string()
+            .context("cannot read the node's answer")?;
+        Err(anyhow!(
+            serde_json::from_str::<ErrorBody>(&body)
+                .map(|error| error.error)
+                .unwrap_or_else(|_| format!("the node answered {status}"))
+        ))
+    }
+
+    fn connection_error(&self, error: ureq::Error) -> anyhow::Error {
+        match error {
             ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => {
                 anyhow!(
                     "no kith node is answering for the data folder {dir} (it may have stopped); \
@@ -76,7 +131,14 @@ impl ApiClient {
             }
             ureq::Error::Timeout(_) => anyhow!("the node did not answer in time"),
             other => anyhow!("cannot talk to the node: {other}"),
-        })?;
+        }
+    }
+
+    fn decode<T: DeserializeOwned>(
+        &self,
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> anyhow::Result<T> {
+        let mut response = response.map_err(|error| self.connection_error(error))?;
         let status = response.status();
         let body = response
             .body_mut()

@@ -8,6 +8,7 @@
 
 mod cli;
 mod client;
+mod files;
 
 use std::process::ExitCode;
 
@@ -119,6 +120,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let pong: Pong =
                 ApiClient::from_dir(&dir)?.post("/v1/ping", &PingRequest { peer_id: peer })?;
             out!("{} {:.2} ms", pong.peer_id, pong.rtt_ms);
+        }
+        Command::Put { file, shares } => {
+            let api = ApiClient::from_dir(&dir)?;
+            let capability = files::put(&api, &file, shares.as_deref())?;
+            out!("{capability}");
+        }
+        Command::Get { cap, output } => {
+            // A malformed capability fails before the node is even looked for.
+            cap.trim()
+                .parse::<kith_base::Capability>()
+                .map_err(|error| anyhow::anyhow!("not a valid capability: {error}"))?;
+            let api = ApiClient::from_dir(&dir)?;
+            files::get(&api, &cap, output.as_deref())?;
+        }
+        Command::Stat { cap } => {
+            cap.trim()
+                .parse::<kith_base::Capability>()
+                .map_err(|error| anyhow::anyhow!("not a valid capability: {error}"))?;
+            let api = ApiClient::from_dir(&dir)?;
+            for line in files::stat(&api, &cap)? {
+                out!("{line}");
+            }
         }
     }
     Ok(())

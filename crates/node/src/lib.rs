@@ -7,7 +7,9 @@
 //!   peer table — written atomically, secrets 0600;
 //! - [`config`]: defaults, `config.toml` and flags, merged;
 //! - [`Node`]: the running node, a cloneable handle started with a config and
-//!   stopped with [`Node::shutdown`].
+//!   stopped with [`Node::shutdown`];
+//! - files on the network ([`Node::put`], [`Node::get`], [`Node::stat`]):
+//!   the share protocol, placement, swarming (module `share`).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), kith_node::NodeError> {
@@ -24,7 +26,14 @@ pub mod config;
 pub mod data_dir;
 mod node;
 pub mod peer_table;
+mod share;
 
 pub use config::{ConfigError, ConfigFile, Flags, NodeConfig};
 pub use data_dir::{DataDir, DataDirError};
-pub use node::{Node, NodeError, PeerInfo};
+pub use kith_base::Capability;
+pub use kith_codec::{FileMeta, Manifest, Params};
+pub use node::{Node, NodeError, PeerInfo, STORE_DIR};
+pub use share::{
+    CorruptShareReport, Download, GetError, GetReport, Health, PutError, PutReport, StatReport,
+    StripeStat,
+};

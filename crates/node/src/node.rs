@@ -13,13 +13,21 @@ use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use kith_base::Capability;
+use kith_codec::{FileMeta, Params};
+use kith_store::{Store, StoreConfig, StoreError};
+
 use crate::config::NodeConfig;
 use crate::data_dir::{DataDir, DataDirError, DirLock};
 use crate::peer_table::{self, PEER_TABLE_FILE};
+use crate::share::{Download, GetError, PutError, PutReport, Server, Shares, StatReport};
 
 /// How often the peer table is saved while the node runs (it is also saved
 /// at shutdown, so this only matters after a crash).
 const PEER_TABLE_SAVE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The share store's folder inside the data folder.
+pub const STORE_DIR: &str = "store";
 
 /// A connected peer, as `kith peers` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +48,12 @@ pub enum NodeError {
     /// A problem on the network.
     #[error(transparent)]
     Net(#[from] NetError),
+    /// Something inside the node failed.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// The share store could not be opened.
+    #[error("cannot open the share store: {0}")]
+    Store(#[from] StoreError),
 }
 
 /// A running kith node. Clone it freely: all clones drive the same node.
@@ -53,6 +67,8 @@ struct Inner {
     identity: Identity,
     data_dir: DataDir,
     net: Client,
+    store: Store,
+    shares: Shares,
     started: Instant,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     _lock: DirLock,
@@ -79,14 +95,29 @@ impl Node {
         net_config.bootstrap = config.bootstrap.clone();
         net_config.known_peers = known_peers;
         net_config.external_addrs = config.external.clone();
+        let store_dir = data_dir.path(STORE_DIR);
+        let quota_bytes = match config.quota {
+            Some(quota) => quota.0,
+            None => kith_store::default_quota(&store_dir)?,
+        };
+        let store = {
+            let dir = store_dir.clone();
+            tokio::task::spawn_blocking(move || Store::open(dir, StoreConfig { quota_bytes }))
+                .await
+                .map_err(|error| NodeError::Internal(error.to_string()))??
+        };
         let (net, net_task) = kith_net::spawn(&identity, net_config).await?;
+        let shares = Shares::new(identity.peer_id(), net.clone(), store.clone());
+        let server = tokio::spawn(Server::new(store.clone()).run(net.streams()));
         let node = Self {
             inner: Arc::new(Inner {
                 identity,
                 data_dir,
                 net,
+                store,
+                shares,
                 started: Instant::now(),
-                tasks: Mutex::new(vec![net_task]),
+                tasks: Mutex::new(vec![net_task, server]),
                 _lock: lock,
             }),
         };
@@ -180,6 +211,34 @@ impl Node {
             let _ = self.inner.net.add_known_peer(peer, without_p2p).await;
         }
         Ok(peer)
+    }
+
+    /// The local share store (shares this node holds for the network).
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Stores a file on the network: encrypts and erasure-codes what
+    /// `reader` yields and places every share on distinct peers. Returns
+    /// only once every stripe has all its shares accepted.
+    pub async fn put(
+        &self,
+        reader: Box<dyn std::io::Read + Send>,
+        params: Params,
+        meta: FileMeta,
+    ) -> Result<PutReport, PutError> {
+        self.inner.shares.put(reader, params, meta).await
+    }
+
+    /// Finds and opens a file's manifest; fetch the bytes with
+    /// [`Download::into_stream`].
+    pub async fn get(&self, capability: &Capability) -> Result<Download, GetError> {
+        self.inner.shares.open(capability).await
+    }
+
+    /// Where the shares of a file are, stripe by stripe.
+    pub async fn stat(&self, capability: &Capability) -> Result<StatReport, GetError> {
+        self.inner.shares.stat(capability).await
     }
 
     /// Measures the round trip to a connected peer.

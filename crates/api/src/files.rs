@@ -1,0 +1,294 @@
+//! The file routes: put (streamed request body), get (streamed answer
+//! body), the report of a finished download, and stat.
+//!
+//! - `POST /v1/put?shares=K/N&name=NAME` — the body is the file; the answer
+//!   is [`Stored`] once every share is placed. The body is read as it
+//!   arrives (a bounded channel feeds the encoder), so a 10 GiB file never
+//!   sits in memory. On failure the rest of the body is read and dropped
+//!   before the error is sent, so the client sees the error, not a reset.
+//! - `GET /v1/get?cap=CAP` — the manifest is opened first (so "not found"
+//!   and a bad capability are proper error answers), then the file is
+//!   streamed with its `Content-Length`; a failure midway cuts the body
+//!   short, which the client detects by the length. The `x-kith-download`
+//!   header names the download, whose report (bad shares met, peers used)
+//!   `GET /v1/downloads/ID` gives once the body has ended.
+//! - `GET /v1/stat?cap=CAP` — [`StatAnswer`].
+
+use std::collections::VecDeque;
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures::StreamExt;
+use kith_base::Capability;
+use kith_node::{FileMeta, GetError, GetReport, Node, Params, PutError};
+use serde::Deserialize;
+
+use crate::routes::error_response;
+use crate::types::{CorruptShare, DownloadReport, Holder, StatAnswer, StatStripe, Stored};
+
+/// Finished or running downloads whose reports are kept.
+const REPORTS_KEPT: usize = 64;
+/// Chunks of request body buffered between the connection and the encoder.
+const BODY_CHUNKS_AHEAD: usize = 16;
+
+type ReportFn = Box<dyn Fn() -> GetReport + Send + Sync>;
+
+#[derive(Clone)]
+struct Files {
+    node: Node,
+    next_id: Arc<AtomicU64>,
+    reports: Arc<Mutex<VecDeque<(u64, ReportFn)>>>,
+}
+
+/// The file routes, with their state.
+pub(crate) fn router(node: Node) -> Router {
+    let files = Files {
+        node,
+        next_id: Arc::new(AtomicU64::new(1)),
+        reports: Arc::new(Mutex::new(VecDeque::new())),
+    };
+    Router::new()
+        .route("/v1/put", post(put))
+        .route("/v1/get", get(get_file))
+        .route("/v1/downloads/{id}", get(download_report))
+        .route("/v1/stat", get(stat))
+        .with_state(files)
+}
+
+#[derive(Debug, Deserialize)]
+struct PutQuery {
+    shares: Option<String>,
+    name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CapQuery {
+    cap: String,
+}
+
+fn bad_request(message: String) -> Response {
+    error_response(StatusCode::BAD_REQUEST, message)
+}
+
+/// Parses a capability from a query; the error is the message for a 400.
+fn parse_cap(text: &str) -> Result<Capability, String> {
+    text.trim()
+        .parse::<Capability>()
+        .map_err(|error| format!("not a valid capability: {error}"))
+}
+
+fn get_status(error: &GetError) -> StatusCode {
+    match error {
+        GetError::NotFound { .. } => StatusCode::NOT_FOUND,
+        GetError::Lost { .. } => StatusCode::BAD_GATEWAY,
+        GetError::Decode(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+async fn put(
+    State(files): State<Files>,
+    Query(query): Query<PutQuery>,
+    request: Request,
+) -> Response {
+    let params = match query.shares.as_deref() {
+        None => Params::default(),
+        Some(text) => match text.parse::<Params>() {
+            Ok(params) => params,
+            Err(error) => return bad_request(format!("--shares {text:?}: {error}")),
+        },
+    };
+    let meta = match query.name.as_deref() {
+        None => FileMeta::none(),
+        Some(name) => match FileMeta::none().with_name(name) {
+            Ok(meta) => meta,
+            Err(error) => return bad_request(format!("file name {name:?}: {error}")),
+        },
+    };
+    let (sender, receiver) = std::sync::mpsc::sync_channel(BODY_CHUNKS_AHEAD);
+    let mut body = request.into_body().into_data_stream();
+    // Feeds the encoder; once the encoder stops taking (done or failed),
+    // keeps reading so the client gets to read the answer.
+    let pump = tokio::spawn(async move {
+        let mut open = true;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|error| std::io::Error::other(error.to_string()));
+            let failed = chunk.is_err();
+            if open {
+                let sender = sender.clone();
+                open = tokio::task::spawn_blocking(move || sender.send(chunk).is_ok())
+                    .await
+                    .unwrap_or(false);
+            }
+            if failed {
+                break;
+            }
+        }
+    });
+    let reader = ChannelReader {
+        receiver,
+        chunk: Vec::new(),
+        at: 0,
+    };
+    let result = files.node.put(Box::new(reader), params, meta).await;
+    let _ = pump.await;
+    match result {
+        Ok(report) => Json(Stored {
+            capability: report.capability.to_string(),
+            size: report.file_size,
+            stripes: report.stripes,
+            shares: format!("{}/{}", report.params.k(), report.params.n()),
+            peers: report.peers,
+        })
+        .into_response(),
+        Err(error) => {
+            let status = match error {
+                PutError::NotEnoughPeers { .. } | PutError::Placement { .. } => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                PutError::Encode(_) => StatusCode::BAD_REQUEST,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            error_response(status, error.to_string())
+        }
+    }
+}
+
+/// A `Read` over the chunks of a request body.
+struct ChannelReader {
+    receiver: std::sync::mpsc::Receiver<Result<axum::body::Bytes, std::io::Error>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.chunk.len() {
+            match self.receiver.recv() {
+                Ok(Ok(chunk)) => {
+                    self.chunk = chunk.into();
+                    self.at = 0;
+                }
+                Ok(Err(error)) => return Err(error),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+async fn get_file(State(files): State<Files>, Query(query): Query<CapQuery>) -> Response {
+    let capability = match parse_cap(&query.cap) {
+        Ok(capability) => capability,
+        Err(message) => return bad_request(message),
+    };
+    let download = match files.node.get(&capability).await {
+        Ok(download) => download,
+        Err(error) => return error_response(get_status(&error), error.to_string()),
+    };
+    let size = download.manifest().file_size();
+    let name = download.manifest().meta().name().map(str::to_owned);
+    let id = files.next_id.fetch_add(1, Ordering::Relaxed);
+    {
+        let mut reports = files.reports.lock().unwrap_or_else(|e| e.into_inner());
+        if reports.len() >= REPORTS_KEPT {
+            reports.pop_front();
+        }
+        reports.push_back((id, Box::new(download.report_handle())));
+    }
+    let segments = download.into_stream();
+    let body = futures::stream::unfold(segments, |mut segments| async move {
+        let item = segments.recv().await?;
+        let item = item.map(axum::body::Bytes::from).map_err(|error| {
+            tracing::warn!(%error, "download failed midway");
+            std::io::Error::other(error.to_string())
+        });
+        Some((item, segments))
+    });
+    let mut response = Response::new(Body::from_stream(body));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert("x-kith-download", HeaderValue::from(id));
+    if let Some(name) = name.and_then(|name| HeaderValue::from_str(&name).ok()) {
+        headers.insert("x-kith-name", name);
+    }
+    response
+}
+
+async fn download_report(State(files): State<Files>, Path(id): Path<u64>) -> Response {
+    let reports = files.reports.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((_, report)) = reports.iter().find(|(kept, _)| *kept == id) else {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            format!("no download {id} (only the last {REPORTS_KEPT} are kept)"),
+        );
+    };
+    let report = report();
+    Json(DownloadReport {
+        corrupt: report
+            .corrupt
+            .iter()
+            .map(|bad| CorruptShare {
+                peer_id: bad.peer.to_string(),
+                stripe: bad.stripe.to_string(),
+                index: bad.index,
+            })
+            .collect(),
+        peers: report.peers,
+        shares: report.shares,
+    })
+    .into_response()
+}
+
+async fn stat(State(files): State<Files>, Query(query): Query<CapQuery>) -> Response {
+    let capability = match parse_cap(&query.cap) {
+        Ok(capability) => capability,
+        Err(message) => return bad_request(message),
+    };
+    let report = match files.node.stat(&capability).await {
+        Ok(report) => report,
+        Err(error) => return error_response(get_status(&error), error.to_string()),
+    };
+    let stripe = |stat: &kith_node::StripeStat| StatStripe {
+        id: stat.id.to_string(),
+        health: stat.health.to_string(),
+        shares: stat.shares,
+        peers: stat.peers,
+        holders: stat
+            .holders
+            .iter()
+            .map(|(index, peer)| Holder {
+                index: *index,
+                peer_id: peer.to_string(),
+            })
+            .collect(),
+    };
+    Json(StatAnswer {
+        size: report.manifest.file_size(),
+        name: report.manifest.meta().name().map(str::to_owned),
+        shares: format!(
+            "{}/{}",
+            report.manifest.params().k(),
+            report.manifest.params().n()
+        ),
+        asked: report.asked,
+        manifest: stripe(&report.manifest_stripe),
+        stripes: report.stripes.iter().map(stripe).collect(),
+    })
+    .into_response()
+}

@@ -1,0 +1,429 @@
+//! Get: find the holders, fetch k verified shares of each stripe from
+//! several peers in parallel, decrypt, and hand the plaintext out in order.
+//!
+//! 1. The manifest stripe is located around its own id (which the
+//!    capability carries), fetched and opened: a capability no peer knows is
+//!    a clear "not found" once the closest peers have answered.
+//! 2. Each extent of stripes is located with one lookup and one `have`
+//!    round, when its first stripe is needed.
+//! 3. Up to [`STRIPES_IN_FLIGHT`] stripes are fetched at once. For each,
+//!    k shares are asked of different peers at once (data shares first: no
+//!    erasure decoding when they are all there). Every share is checked
+//!    against the stripe record, itself checked against the stripe id from
+//!    the manifest. A share that is missing, late or bad is replaced by
+//!    another (index, peer) at once; a peer that served a bad share gets a
+//!    strike, is reported, and is asked last from then on.
+//! 4. As soon as k good shares are in, the stripe is decoded on a blocking
+//!    thread; stripes come out in file order.
+//!
+//! Memory: [`STRIPES_IN_FLIGHT`] stripes of shares and plaintext, plus what
+//! the reader of [`Download::into_stream`] has not taken yet (a channel of
+//! [`STRIPES_AHEAD`] segments), whatever the file size.
+//!
+//! Swarming: fetched shares are also kept in this node's store (within its
+//! quota, best effort, off the download's path), so this node answers `have`
+//! for them and later downloads draw from it too.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use kith_base::{Capability, ContentId};
+use kith_codec::{DecodeError, Manifest, StripeRecord, decode_stripe, open_manifest};
+use kith_net::PeerId;
+use tokio::sync::{OnceCell, mpsc};
+use tracing::{debug, warn};
+
+use super::Shares;
+use super::placement::{EXTENT_STRIPES, extent_count, extent_key, extent_of, extent_stripes};
+use super::wire::{Answer, MAX_SHARE, OutRequest};
+
+/// Stripes fetched at once.
+const STRIPES_IN_FLIGHT: usize = 8;
+/// Decoded segments waiting for the reader.
+const STRIPES_AHEAD: usize = 4;
+/// Stripes waiting to be cached; more are not cached.
+const CACHE_QUEUE: usize = 8;
+
+/// The holders of one extent, found once on first need: per stripe of the
+/// extent, the `(share index, peer)` pairs that said they hold a share.
+type ExtentHolders = OnceCell<Vec<Vec<(u8, PeerId)>>>;
+
+/// Why a get failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GetError {
+    /// No peer holds the manifest.
+    #[error(
+        "not found: none of the {asked} peer(s) asked holds this file (is the capability from \
+         this network, and are its holders online?)"
+    )]
+    NotFound {
+        /// Peers asked, this node included.
+        asked: usize,
+    },
+    /// Too few good shares of a stripe could be fetched.
+    #[error(
+        "stripe {stripe} is lost: only {found} good share(s) could be fetched and {needed} are \
+         needed ({holders} holder(s) found)"
+    )]
+    Lost {
+        /// The stripe.
+        stripe: ContentId,
+        /// Good shares fetched.
+        found: usize,
+        /// k.
+        needed: usize,
+        /// (index, peer) pairs that claimed to hold a share.
+        holders: usize,
+    },
+    /// The manifest or a stripe did not decode (wrong key, tampering).
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// Something inside the node failed.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// A share that failed verification, and who served it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorruptShareReport {
+    /// The peer that served it.
+    pub peer: PeerId,
+    /// The stripe.
+    pub stripe: ContentId,
+    /// The share's index in the stripe.
+    pub index: u8,
+}
+
+/// What a download met on its way.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct GetReport {
+    /// Bad shares detected (and not used).
+    pub corrupt: Vec<CorruptShareReport>,
+    /// Distinct peers that served good shares.
+    pub peers: usize,
+    /// Shares fetched and verified.
+    pub shares: usize,
+}
+
+/// A download whose manifest is open; [`Download::into_stream`] fetches the
+/// file.
+#[derive(Debug)]
+pub struct Download {
+    shares: Shares,
+    capability: Capability,
+    manifest: Arc<Manifest>,
+    report: Arc<Mutex<ReportState>>,
+}
+
+#[derive(Debug, Default)]
+struct ReportState {
+    corrupt: Vec<CorruptShareReport>,
+    peers: HashSet<PeerId>,
+    shares: usize,
+}
+
+impl Download {
+    /// The file's manifest: size, name, stripes.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// What the download met so far.
+    pub fn report(&self) -> GetReport {
+        report_of(&self.report)
+    }
+
+    /// A handle on the report that stays valid after
+    /// [`Download::into_stream`].
+    pub fn report_handle(&self) -> impl Fn() -> GetReport + Send + Sync + 'static {
+        let report = self.report.clone();
+        move || report_of(&report)
+    }
+
+    /// Fetches the file in the background; its segments come out of the
+    /// returned channel in order. An error ends the stream.
+    pub fn into_stream(self) -> mpsc::Receiver<Result<Vec<u8>, GetError>> {
+        let (sender, receiver) = mpsc::channel(STRIPES_AHEAD);
+        tokio::spawn(async move {
+            let count = self.manifest.stripes().len();
+            let extents: Arc<Vec<ExtentHolders>> =
+                Arc::new((0..extent_count(count)).map(|_| OnceCell::new()).collect());
+            let this = Arc::new(self);
+            let mut segments = futures::stream::iter(0..count)
+                .map(|index| {
+                    let this = this.clone();
+                    let extents = extents.clone();
+                    async move { this.segment(index, &extents).await }
+                })
+                .buffered(STRIPES_IN_FLIGHT);
+            while let Some(segment) = segments.next().await {
+                let failed = segment.is_err();
+                if sender.send(segment).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        receiver
+    }
+
+    async fn segment(
+        &self,
+        index: usize,
+        extents: &[ExtentHolders],
+    ) -> Result<Vec<u8>, GetError> {
+        let stripes = self.manifest.stripes();
+        let extent = extent_of(index);
+        let holders = extents[extent]
+            .get_or_init(|| async {
+                self.shares
+                    .locate(extent_key(stripes, extent), extent_stripes(stripes, extent))
+                    .await
+                    .0
+            })
+            .await;
+        let stripe = stripes[index];
+        let k = usize::from(self.manifest.params().k());
+        let (record, shares) = self
+            .shares
+            .fetch_stripe(
+                stripe,
+                &holders[index - extent * EXTENT_STRIPES],
+                Some(k),
+                &self.report,
+            )
+            .await?;
+        let key = self.capability.clone();
+        let manifest = self.manifest.clone();
+        let (plaintext, record, shares) = tokio::task::spawn_blocking(move || {
+            let refs: Vec<Option<&[u8]>> = shares.iter().map(|s| s.as_deref()).collect();
+            let plaintext = decode_stripe(key.key(), &manifest, index as u32, &record, &refs);
+            (plaintext, record, shares)
+        })
+        .await
+        .map_err(|error| GetError::Internal(error.to_string()))?;
+        let plaintext = plaintext?;
+        self.shares.cache(record, shares);
+        Ok(plaintext)
+    }
+}
+
+fn report_of(report: &Mutex<ReportState>) -> GetReport {
+    let state = report.lock().unwrap_or_else(|e| e.into_inner());
+    GetReport {
+        corrupt: state.corrupt.clone(),
+        peers: state.peers.len(),
+        shares: state.shares,
+    }
+}
+
+impl Shares {
+    /// Finds and opens the manifest of `capability`.
+    pub(crate) async fn open(&self, capability: &Capability) -> Result<Download, GetError> {
+        let manifest_id = capability.manifest();
+        let (holders, asked) = self.locate(*manifest_id.as_bytes(), &[manifest_id]).await;
+        if holders[0].is_empty() {
+            return Err(GetError::NotFound { asked });
+        }
+        let report = Arc::new(Mutex::new(ReportState::default()));
+        let (record, shares) = self
+            .fetch_stripe(manifest_id, &holders[0], None, &report)
+            .await?;
+        let cap = capability.clone();
+        let manifest = tokio::task::spawn_blocking(move || {
+            let refs: Vec<Option<&[u8]>> = shares.iter().map(|s| s.as_deref()).collect();
+            open_manifest(&cap, &record, &refs)
+        })
+        .await
+        .map_err(|error| GetError::Internal(error.to_string()))??;
+        Ok(Download {
+            shares: self.clone(),
+            capability: capability.clone(),
+            manifest: Arc::new(manifest),
+            report,
+        })
+    }
+
+    /// Fetches k verified shares of `stripe` from `holders` ((index, peer)
+    /// pairs). `k` is `None` when not known yet (the manifest stripe): then
+    /// one share is fetched first, and its record tells.
+    async fn fetch_stripe(
+        &self,
+        stripe: ContentId,
+        holders: &[(u8, PeerId)],
+        k: Option<usize>,
+        report: &Mutex<ReportState>,
+    ) -> Result<(StripeRecord, Vec<Option<Vec<u8>>>), GetError> {
+        let mut options = self.order(stripe, holders);
+        let mut record: Option<StripeRecord> = None;
+        let mut good: BTreeMap<u8, Vec<u8>> = BTreeMap::new();
+        let mut asking: HashSet<u8> = HashSet::new();
+        let mut pending = FuturesUnordered::new();
+        loop {
+            let want = record
+                .as_ref()
+                .map(|r| usize::from(r.k()))
+                .or(k)
+                .unwrap_or(1);
+            if record.is_some() && good.len() >= want {
+                break;
+            }
+            while good.len() + asking.len() < want {
+                let Some(at) = options
+                    .iter()
+                    .position(|(index, _)| !good.contains_key(index) && !asking.contains(index))
+                else {
+                    break;
+                };
+                let (index, peer) = options.remove(at);
+                asking.insert(index);
+                let this = self.clone();
+                pending.push(async move {
+                    let result = this.fetch_share(peer, stripe, index).await;
+                    (index, peer, result)
+                });
+            }
+            let Some((index, peer, result)) = pending.next().await else {
+                return Err(GetError::Lost {
+                    stripe,
+                    found: good.len(),
+                    needed: want,
+                    holders: holders.len(),
+                });
+            };
+            asking.remove(&index);
+            let (record_bytes, share) = match result {
+                Ok(found) => found,
+                Err(reason) => {
+                    debug!(%peer, %stripe, index, %reason, "share not fetched");
+                    continue;
+                }
+            };
+            if record.is_none() {
+                match StripeRecord::from_bytes(&record_bytes) {
+                    Ok(parsed) if parsed.id() == stripe => record = Some(parsed),
+                    _ => {
+                        self.strike(report, peer, stripe, index);
+                        continue;
+                    }
+                }
+            }
+            let Some(checked) = record.as_ref() else {
+                continue;
+            };
+            if checked.verify_share(usize::from(index), &share).is_ok() {
+                good.insert(index, share);
+                let mut state = report.lock().unwrap_or_else(|e| e.into_inner());
+                state.peers.insert(peer);
+                state.shares += 1;
+            } else {
+                self.strike(report, peer, stripe, index);
+            }
+        }
+        let Some(record) = record else {
+            return Err(GetError::Internal("no record".into()));
+        };
+        let mut shares: Vec<Option<Vec<u8>>> = vec![None; usize::from(record.n())];
+        for (index, share) in good {
+            if let Some(slot) = shares.get_mut(usize::from(index)) {
+                *slot = Some(share);
+            }
+        }
+        Ok((record, shares))
+    }
+
+    /// Orders the (index, peer) options of a stripe: this node first (no
+    /// network), then by index (data shares first), with peers that served
+    /// bad data last; among equals, rotated by the stripe so that
+    /// consecutive stripes draw from different peers.
+    fn order(&self, stripe: ContentId, holders: &[(u8, PeerId)]) -> Vec<(u8, PeerId)> {
+        let spin = stripe.as_bytes()[0] as usize;
+        let mut options: Vec<(usize, (u8, PeerId))> = holders
+            .iter()
+            .enumerate()
+            .map(|(at, pair)| ((at + spin) % holders.len().max(1), *pair))
+            .collect();
+        options.sort_by_key(|(spun, (index, peer))| {
+            (self.bad.strikes(peer), *peer != self.me, *index, *spun)
+        });
+        options.into_iter().map(|(_, pair)| pair).collect()
+    }
+
+    fn strike(&self, report: &Mutex<ReportState>, peer: PeerId, stripe: ContentId, index: u8) {
+        warn!(%peer, %stripe, index, "a peer served a share that failed verification; avoiding it");
+        self.bad.strike(peer);
+        self.client.forget(&peer);
+        report
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .corrupt
+            .push(CorruptShareReport {
+                peer,
+                stripe,
+                index,
+            });
+    }
+
+    /// One share and its record, from a peer or from this node's store.
+    async fn fetch_share(
+        &self,
+        peer: PeerId,
+        stripe: ContentId,
+        index: u8,
+    ) -> Result<(Vec<u8>, Vec<u8>), String> {
+        if peer == self.me {
+            return self
+                .blocking(move |store| super::server::local_share(store, stripe, index))
+                .await
+                .ok_or_else(|| "no longer held here".to_owned());
+        }
+        match self
+            .client
+            .call(
+                peer,
+                OutRequest::Get { stripe, index },
+                MAX_SHARE.min(64 << 20),
+            )
+            .await
+        {
+            Ok(Answer::Share { record, share }) => Ok((record, share)),
+            Ok(Answer::NotFound) => Err("not found".into()),
+            Ok(other) => Err(format!("unexpected answer {other:?}")),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+
+    /// Keeps fetched, verified shares in this node's store so that it
+    /// serves them too. Best effort: skipped when the queue is full or the
+    /// store refuses.
+    fn cache(&self, record: StripeRecord, shares: Vec<Option<Vec<u8>>>) {
+        let Ok(permit) = self.cache_slots.clone().try_acquire_owned() else {
+            debug!("cache queue full; not caching a stripe");
+            return;
+        };
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let stripe = record.id();
+            for (index, share) in shares.iter().enumerate() {
+                let Some(share) = share else { continue };
+                let share_id = record.share_ids()[index];
+                if let Err(error) = store
+                    .put_share(stripe, index as u8, share_id, share)
+                    .and_then(|_| store.put_record(&record))
+                {
+                    debug!(%error, "not caching a share");
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// The queue of stripes waiting to be cached.
+pub(crate) fn cache_slots() -> Arc<tokio::sync::Semaphore> {
+    Arc::new(tokio::sync::Semaphore::new(CACHE_QUEUE))
+}

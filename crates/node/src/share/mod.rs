@@ -1,0 +1,193 @@
+//! Files on the network: put, get and stat over the share protocol.
+//!
+//! - [`wire`]: the frames of `/kith/share/1.0.0`, with their size limits;
+//! - [`server`]: serving shares to peers (store, fetch, "which do you hold");
+//! - [`client`]: asking a peer, over a pool of reusable streams;
+//! - [`placement`]: which peers hold which shares (XOR distance, extents);
+//! - [`put`], [`get`], [`stat`]: the operations, driven by [`Shares`].
+//!
+//! `docs/storage.md` describes the whole flow; `docs/threat-model.md` what
+//! each kind of peer can learn and do.
+
+mod client;
+mod get;
+mod placement;
+mod put;
+mod server;
+mod stat;
+mod wire;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kith_base::ContentId;
+use kith_net::{Client, PeerId};
+use kith_store::Store;
+use tracing::debug;
+
+pub use get::{CorruptShareReport, Download, GetError, GetReport};
+pub use put::{PutError, PutReport};
+pub use stat::{Health, StatReport, StripeStat};
+
+pub(crate) use server::Server;
+
+use client::ShareClient;
+use wire::{Answer, OutRequest};
+
+/// How long a `have` round may wait for one peer.
+const HAVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything put, get and stat need. Cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct Shares {
+    me: PeerId,
+    net: Client,
+    store: Store,
+    client: ShareClient,
+    bad: BadPeers,
+    cache_slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl Shares {
+    pub(crate) fn new(me: PeerId, net: Client, store: Store) -> Self {
+        let client = ShareClient::new(net.streams());
+        Self {
+            me,
+            net,
+            store,
+            client,
+            bad: BadPeers::default(),
+            cache_slots: get::cache_slots(),
+        }
+    }
+
+    /// The peers to place around (or look for) `key`, closest first: the
+    /// DHT's closest peers and this node, with peers that served bad data
+    /// moved to the end.
+    async fn candidates(&self, key: [u8; 32]) -> Vec<PeerId> {
+        let mut peers = match self.net.closest_peers(key).await {
+            Ok(peers) => peers,
+            Err(error) => {
+                debug!(%error, "no closest peers");
+                Vec::new()
+            }
+        };
+        peers.retain(|peer| *peer != self.me);
+        peers.push(self.me);
+        kith_net::sort_by_distance(&key, &mut peers);
+        // Stable: distance order stays among the good and among the bad.
+        peers.sort_by_key(|peer| self.bad.strikes(peer));
+        peers
+    }
+
+    /// Asks the candidates around `key` which shares of `stripes` they
+    /// hold. Returns, per stripe, the (share index, holder) pairs found,
+    /// and how many peers were asked.
+    async fn locate(
+        &self,
+        key: [u8; 32],
+        stripes: &[ContentId],
+    ) -> (Vec<Vec<(u8, PeerId)>>, usize) {
+        let peers = self.candidates(key).await;
+        let asked = peers.len();
+        let answers = futures::future::join_all(peers.into_iter().map(|peer| {
+            let this = self.clone();
+            let stripes = stripes.to_vec();
+            async move {
+                let bitmaps = if peer == this.me {
+                    this.local_have(stripes).await
+                } else {
+                    let ask = this.client.call(
+                        peer,
+                        OutRequest::Have { stripes: &stripes },
+                        32 * stripes.len(),
+                    );
+                    match tokio::time::timeout(HAVE_TIMEOUT, ask).await {
+                        Ok(Ok(Answer::Holding(bitmaps))) if bitmaps.len() == stripes.len() => {
+                            bitmaps
+                        }
+                        Ok(Ok(other)) => {
+                            debug!(%peer, ?other, "unexpected answer to have");
+                            Vec::new()
+                        }
+                        Ok(Err(error)) => {
+                            debug!(%peer, %error, "have failed");
+                            Vec::new()
+                        }
+                        Err(_) => {
+                            debug!(%peer, "have timed out");
+                            Vec::new()
+                        }
+                    }
+                };
+                (peer, bitmaps)
+            }
+        }))
+        .await;
+        let mut holders = vec![Vec::new(); stripes.len()];
+        for (peer, bitmaps) in answers {
+            for (stripe, bitmap) in bitmaps.iter().enumerate() {
+                for index in 0..=u8::MAX {
+                    if wire::bit(bitmap, index) {
+                        holders[stripe].push((index, peer));
+                    }
+                }
+            }
+        }
+        (holders, asked)
+    }
+
+    async fn local_have(&self, stripes: Vec<ContentId>) -> Vec<[u8; 32]> {
+        self.blocking(move |store| {
+            stripes
+                .iter()
+                .map(|stripe| {
+                    let mut bitmap = [0u8; 32];
+                    for (index, _) in store.shares_of_stripe(stripe).unwrap_or_default() {
+                        wire::set_bit(&mut bitmap, index);
+                    }
+                    bitmap
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// Runs a store call on the blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Store) -> T + Send + 'static,
+    ) -> T {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || work(&store)).await {
+            Ok(value) => value,
+            Err(error) => std::panic::resume_unwind(error.into_panic()),
+        }
+    }
+}
+
+/// Peers that served data that failed verification, with a count of
+/// strikes. They are asked last; the count is kept for the node's life.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct BadPeers(Arc<Mutex<HashMap<PeerId, u32>>>);
+
+impl BadPeers {
+    fn strike(&self, peer: PeerId) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(peer)
+            .or_default() += 1;
+    }
+
+    fn strikes(&self, peer: &PeerId) -> u32 {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(peer)
+            .copied()
+            .unwrap_or(0)
+    }
+}

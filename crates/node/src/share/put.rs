@@ -1,0 +1,333 @@
+//! Put: encode a file and place every share of every stripe on distinct
+//! peers, or fail saying why.
+//!
+//! The codec runs on a blocking thread and hands stripes over a channel of
+//! [`ENCODED_AHEAD`] stripes; up to [`STRIPES_IN_FLIGHT`] stripes are being
+//! sent at once, each to its n peers in parallel. Memory is therefore
+//! bounded by the codec's window plus those stripes, whatever the file size.
+//!
+//! A put succeeds only when every stripe, the manifest's included, has all n
+//! shares accepted by n distinct peers (the "happy" count is n: a file
+//! reported stored has its full redundancy). A peer that refuses (store
+//! full) or fails is replaced by the next closest one; when no peer is left
+//! the put fails with how many peers it found and how many it needs.
+
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+
+use kith_base::{Capability, ContentId, FileKey};
+use kith_codec::{EncodeError, EncodedStripe, Encoder, FileMeta, Params};
+use kith_net::PeerId;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{debug, info};
+
+use super::Shares;
+use super::placement::{EXTENT_STRIPES, ExtentPlacement};
+use super::wire::{Answer, OutRequest};
+
+/// Stripes the codec may run ahead of the network.
+const ENCODED_AHEAD: usize = 4;
+/// Stripes being sent at once.
+const STRIPES_IN_FLIGHT: usize = 6;
+
+/// What a successful put stored.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PutReport {
+    /// The read capability.
+    pub capability: Capability,
+    /// Bytes in the file.
+    pub file_size: u64,
+    /// Data stripes (the manifest stripe not counted).
+    pub stripes: usize,
+    /// The code used.
+    pub params: Params,
+    /// Distinct peers that received shares (this node included if it did).
+    pub peers: usize,
+}
+
+/// Why a put failed. Nothing is reported stored after any of these.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PutError {
+    /// Not enough peers are known to place n shares on distinct peers.
+    #[error(
+        "only {found} peer(s) are available to hold shares (this node included), but {k}-of-{n} \
+         needs {n} distinct peers; connect more peers or choose fewer shares with --shares"
+    )]
+    NotEnoughPeers {
+        /// Peers found, this node included.
+        found: usize,
+        /// k.
+        k: u8,
+        /// n.
+        n: u8,
+    },
+    /// Peers refused or failed until too few were left for a stripe.
+    #[error(
+        "could not place share {index} of stripe {stripe}: {failed} of the {found} peers found \
+         refused or failed, and {n} distinct peers are needed; last error: {last}"
+    )]
+    Placement {
+        /// The stripe.
+        stripe: ContentId,
+        /// The share that found no home.
+        index: u8,
+        /// Peers found for the stripe's extent.
+        found: usize,
+        /// Of which refused or failed.
+        failed: usize,
+        /// Shares per stripe.
+        n: u8,
+        /// What the last peer said.
+        last: String,
+    },
+    /// Reading or encoding the file failed.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// Something inside the node failed.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+enum Encoded {
+    Stripe(EncodedStripe),
+    Done(kith_codec::EncodedFile),
+    Failed(EncodeError),
+}
+
+impl Shares {
+    /// Stores the file read from `reader`. See the module docs.
+    pub(crate) async fn put(
+        &self,
+        reader: Box<dyn Read + Send>,
+        params: Params,
+        meta: FileMeta,
+    ) -> Result<PutReport, PutError> {
+        let (k, n) = (params.k(), params.n());
+        // Fail before reading anything when the network is plainly too small.
+        let known = self.net.known_peers().await.map(|p| p.len()).unwrap_or(0);
+        let connected = self
+            .net
+            .connected_peers()
+            .await
+            .map(|p| p.len())
+            .unwrap_or(0);
+        let found = known.max(connected) + 1;
+        if found < usize::from(n) {
+            return Err(PutError::NotEnoughPeers { found, k, n });
+        }
+
+        let (sender, mut encoded) = mpsc::channel(ENCODED_AHEAD);
+        let encoder = tokio::task::spawn_blocking(move || encode(reader, params, meta, sender));
+        let mut sending: std::collections::VecDeque<JoinHandle<Result<Vec<PeerId>, PutError>>> =
+            std::collections::VecDeque::new();
+        let mut peers = std::collections::HashSet::new();
+        let mut placement = None;
+        let mut stripes = 0usize;
+        let result = 'put: loop {
+            while sending.len() >= STRIPES_IN_FLIGHT {
+                match join(sending.pop_front()).await {
+                    Ok(used) => peers.extend(used),
+                    Err(error) => break 'put Err(error),
+                }
+            }
+            let Some(message) = encoded.recv().await else {
+                break Err(PutError::Internal("the encoder stopped".into()));
+            };
+            match message {
+                Encoded::Stripe(stripe) => {
+                    if stripes.is_multiple_of(EXTENT_STRIPES) {
+                        match self.place(*stripe.id().as_bytes(), k, n).await {
+                            Ok(new) => placement = Some(new),
+                            Err(error) => break Err(error),
+                        }
+                    }
+                    let Some(placement) = placement.clone() else {
+                        break Err(PutError::Internal("no placement".into()));
+                    };
+                    let this = self.clone();
+                    sending.push_back(tokio::spawn(async move {
+                        this.send_stripe(Arc::new(stripe), placement).await
+                    }));
+                    stripes += 1;
+                }
+                Encoded::Failed(error) => break Err(error.into()),
+                Encoded::Done(file) => {
+                    while let Some(task) = sending.pop_front() {
+                        match join(Some(task)).await {
+                            Ok(used) => peers.extend(used),
+                            Err(error) => break 'put Err(error),
+                        }
+                    }
+                    let manifest = Arc::new(file.manifest_stripe);
+                    let placement = match self.place(*manifest.id().as_bytes(), k, n).await {
+                        Ok(placement) => placement,
+                        Err(error) => break Err(error),
+                    };
+                    match self.send_stripe(manifest, placement).await {
+                        Ok(used) => peers.extend(used),
+                        Err(error) => break Err(error),
+                    }
+                    break Ok(PutReport {
+                        capability: file.capability,
+                        file_size: file.manifest.file_size(),
+                        stripes,
+                        params,
+                        peers: peers.len(),
+                    });
+                }
+            }
+        };
+        for task in &sending {
+            task.abort();
+        }
+        drop(encoded);
+        let _ = encoder.await;
+        match &result {
+            Ok(report) => info!(
+                size = report.file_size,
+                stripes = report.stripes,
+                peers = report.peers,
+                "stored a file"
+            ),
+            Err(error) => info!(%error, "put failed"),
+        }
+        result
+    }
+
+    /// Chooses the n peers of an extent around `key`.
+    async fn place(
+        &self,
+        key: [u8; 32],
+        k: u8,
+        n: u8,
+    ) -> Result<Arc<Mutex<ExtentPlacement>>, PutError> {
+        let candidates = self.candidates(key).await;
+        let found = candidates.len();
+        debug!(found, "placing an extent");
+        ExtentPlacement::new(candidates, usize::from(n))
+            .map(|placement| Arc::new(Mutex::new(placement)))
+            .ok_or(PutError::NotEnoughPeers { found, k, n })
+    }
+
+    /// Sends the n shares of a stripe to their peers; returns the peers.
+    async fn send_stripe(
+        &self,
+        stripe: Arc<EncodedStripe>,
+        placement: Arc<Mutex<ExtentPlacement>>,
+    ) -> Result<Vec<PeerId>, PutError> {
+        let record = Arc::new(stripe.record().to_bytes());
+        let n = stripe.record().n();
+        let sends = (0..n).map(|index| {
+            let this = self.clone();
+            let stripe = stripe.clone();
+            let record = record.clone();
+            let placement = placement.clone();
+            async move { this.send_share(&stripe, &record, index, &placement).await }
+        });
+        futures::future::try_join_all(sends).await
+    }
+
+    async fn send_share(
+        &self,
+        stripe: &Arc<EncodedStripe>,
+        record: &[u8],
+        index: u8,
+        placement: &Mutex<ExtentPlacement>,
+    ) -> Result<PeerId, PutError> {
+        let lock = || placement.lock().unwrap_or_else(|e| e.into_inner());
+        let mut peer = lock().target(usize::from(index));
+        loop {
+            let outcome = if peer == self.me {
+                self.store_locally(stripe.clone(), index).await
+            } else {
+                let request = OutRequest::Put {
+                    stripe: stripe.id(),
+                    index,
+                    record,
+                    share: stripe.share(usize::from(index)),
+                };
+                match self.client.call(peer, request, 1).await {
+                    Ok(Answer::Stored { .. }) => Ok(()),
+                    Ok(Answer::Refused { message, .. }) => Err(format!("peer {peer}: {message}")),
+                    Ok(other) => Err(format!("peer {peer} answered {other:?}")),
+                    Err(error) => Err(format!("peer {peer}: {error}")),
+                }
+            };
+            match outcome {
+                Ok(()) => return Ok(peer),
+                Err(last) => {
+                    debug!(%last, index, "share not placed; trying the next peer");
+                    let mut placement = lock();
+                    match placement.replace(usize::from(index), peer) {
+                        Some(next) => peer = next,
+                        None => {
+                            let (found, failed) = placement.counts();
+                            return Err(PutError::Placement {
+                                stripe: stripe.id(),
+                                index,
+                                found,
+                                failed,
+                                n: stripe.record().n(),
+                                last,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn store_locally(&self, stripe: Arc<EncodedStripe>, index: u8) -> Result<(), String> {
+        self.blocking(move |store| {
+            let i = usize::from(index);
+            let share_id = stripe.record().share_ids()[i];
+            store
+                .put_share(stripe.id(), index, share_id, stripe.share(i))
+                .and_then(|_| store.put_record(stripe.record()))
+                .map(|_| ())
+                .map_err(|error| format!("this node: {error}"))
+        })
+        .await
+    }
+}
+
+/// Awaits one sending task.
+async fn join(
+    task: Option<JoinHandle<Result<Vec<PeerId>, PutError>>>,
+) -> Result<Vec<PeerId>, PutError> {
+    match task {
+        None => Ok(Vec::new()),
+        Some(task) => task
+            .await
+            .map_err(|error| PutError::Internal(format!("a sending task failed: {error}")))?,
+    }
+}
+
+/// The codec's side: runs on a blocking thread.
+fn encode(
+    reader: Box<dyn Read + Send>,
+    params: Params,
+    meta: FileMeta,
+    sender: mpsc::Sender<Encoded>,
+) {
+    let mut encoder = Encoder::new(reader, params, FileKey::random(), meta);
+    for stripe in &mut encoder {
+        let message = match stripe {
+            Ok(stripe) => Encoded::Stripe(stripe),
+            Err(error) => {
+                let _ = sender.blocking_send(Encoded::Failed(error));
+                return;
+            }
+        };
+        if sender.blocking_send(message).is_err() {
+            return;
+        }
+    }
+    let _ = sender.blocking_send(match encoder.finish() {
+        Ok(file) => Encoded::Done(file),
+        Err(error) => Encoded::Failed(error),
+    });
+}

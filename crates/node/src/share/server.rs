@@ -1,0 +1,288 @@
+//! The serving side of `/kith/share/1.0.0`: stores shares peers send, hands
+//! out the shares this node holds, and says which it holds.
+//!
+//! Bounds, so that no peer can exhaust the node:
+//!
+//! - at most [`MAX_STREAMS`] share streams at once, [`MAX_STREAMS_PER_PEER`]
+//!   per peer; more are dropped (the opener sees a reset and tries later);
+//! - frame payloads are buffered only after taking their size from a
+//!   node-wide memory budget of [`INBOUND_BUDGET`] bytes, so a hundred
+//!   streams announcing 64 MiB shares wait for each other instead of
+//!   allocating 6 GiB;
+//! - an idle stream is closed after [`IDLE`]; every frame has a
+//!   size-scaled timeout (see [`super::wire::transfer_timeout`]).
+//!
+//! Nothing received is trusted: a stored share must hash to the id its
+//! stripe record gives for its index, and the record must hash to the
+//! stripe id; the store checks both again on every read.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use kith_base::ContentId;
+use kith_codec::StripeRecord;
+use kith_net::{Control, PeerId, Stream};
+use kith_store::{PutOutcome, Store, StoreError};
+use tokio::sync::Semaphore;
+use tracing::{debug, warn};
+
+use super::wire::{self, Answer, RefuseReason, Request, WireError};
+
+/// Most share streams served at once.
+pub(crate) const MAX_STREAMS: usize = 256;
+/// Most share streams served at once for one peer.
+pub(crate) const MAX_STREAMS_PER_PEER: usize = 32;
+/// Bytes of inbound frames buffered at once, over all streams.
+pub(crate) const INBOUND_BUDGET: usize = 256 << 20;
+/// How long a stream may sit between requests.
+pub(crate) const IDLE: Duration = Duration::from_secs(120);
+
+/// Shared state of the server.
+#[derive(Clone)]
+pub(crate) struct Server {
+    store: Store,
+    budget: Arc<Semaphore>,
+    streams: Arc<Mutex<HashMap<PeerId, usize>>>,
+}
+
+impl Server {
+    pub(crate) fn new(store: Store) -> Self {
+        Self {
+            store,
+            budget: Arc::new(Semaphore::new(INBOUND_BUDGET)),
+            streams: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Accepts share streams until the network stops.
+    pub(crate) async fn run(self, mut control: Control) {
+        let mut incoming = match control.accept(wire::PROTOCOL) {
+            Ok(incoming) => incoming,
+            Err(error) => {
+                warn!(%error, "cannot serve the share protocol");
+                return;
+            }
+        };
+        while let Some((peer, stream)) = incoming.next().await {
+            // Only hand off here: libp2p-stream drops inbound streams that
+            // arrive while this loop is busy.
+            let Some(slot) = self.admit(peer) else {
+                debug!(%peer, "too many share streams; dropping one");
+                continue;
+            };
+            let server = self.clone();
+            tokio::spawn(async move {
+                if let Err(error) = server.serve(peer, stream).await {
+                    debug!(%peer, %error, "share stream ended");
+                }
+                drop(slot);
+            });
+        }
+    }
+
+    fn admit(&self, peer: PeerId) -> Option<StreamSlot> {
+        let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        let total: usize = streams.values().sum();
+        let mine = streams.entry(peer).or_default();
+        if total >= MAX_STREAMS || *mine >= MAX_STREAMS_PER_PEER {
+            return None;
+        }
+        *mine += 1;
+        Some(StreamSlot {
+            peer,
+            streams: self.streams.clone(),
+        })
+    }
+
+    async fn serve(&self, peer: PeerId, mut stream: Stream) -> Result<(), WireError> {
+        loop {
+            let Some((tag, len)) = wire::read_header(&mut stream, IDLE).await? else {
+                return Ok(());
+            };
+            // `len` ≤ the tag's maximum ≤ 64 MiB + a little, so it fits.
+            let permits = u32::try_from(len.max(1)).unwrap_or(u32::MAX);
+            let _memory = self
+                .budget
+                .acquire_many(permits)
+                .await
+                .map_err(|_| WireError::Closed)?;
+            let payload = wire::read_payload(&mut stream, len).await?;
+            let request = wire::parse_request(tag, payload)?;
+            match request {
+                Request::Get { stripe, index } => {
+                    match self
+                        .blocking(move |store| local_share(store, stripe, index))
+                        .await
+                    {
+                        Some((record, share)) => {
+                            wire::write_share(&mut stream, &record, &share).await?;
+                        }
+                        None => wire::write_answer(&mut stream, &Answer::NotFound).await?,
+                    }
+                }
+                other => {
+                    let answer = self.answer(peer, other).await;
+                    wire::write_answer(&mut stream, &answer).await?;
+                }
+            }
+        }
+    }
+
+    async fn answer(&self, peer: PeerId, request: Request) -> Answer {
+        match request {
+            Request::Put {
+                stripe,
+                index,
+                record,
+                share,
+            } => {
+                let answer = self
+                    .blocking(move |store| store_share(store, stripe, index, &record, &share))
+                    .await;
+                if let Answer::Refused { message, .. } = &answer {
+                    debug!(%peer, %stripe, index, %message, "refused a share");
+                }
+                answer
+            }
+            Request::Have { stripes } => {
+                let bitmaps = self
+                    .blocking(move |store| {
+                        stripes
+                            .iter()
+                            .map(|stripe| {
+                                let mut bitmap = [0u8; 32];
+                                for (index, _) in store.shares_of_stripe(stripe).unwrap_or_default()
+                                {
+                                    wire::set_bit(&mut bitmap, index);
+                                }
+                                bitmap
+                            })
+                            .collect()
+                    })
+                    .await;
+                Answer::Holding(bitmaps)
+            }
+            Request::Get { .. } => Answer::Refused {
+                reason: RefuseReason::Internal,
+                message: "get is answered elsewhere".into(),
+            },
+        }
+    }
+
+    /// Runs a store call on the blocking pool (every store call may wait on
+    /// the disk).
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Store) -> T + Send + 'static,
+    ) -> T {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || work(&store)).await {
+            Ok(value) => value,
+            Err(error) => std::panic::resume_unwind(error.into_panic()),
+        }
+    }
+}
+
+/// A stream counted against its peer's limit until dropped.
+struct StreamSlot {
+    peer: PeerId,
+    streams: Arc<Mutex<HashMap<PeerId, usize>>>,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = streams.get_mut(&self.peer) {
+            *count -= 1;
+            if *count == 0 {
+                streams.remove(&self.peer);
+            }
+        }
+    }
+}
+
+/// Checks and stores a share a peer sent.
+fn store_share(store: &Store, stripe: ContentId, index: u8, record: &[u8], share: &[u8]) -> Answer {
+    let refuse = |reason, message: String| Answer::Refused { reason, message };
+    let record = match StripeRecord::from_bytes(record) {
+        Ok(record) => record,
+        Err(error) => {
+            return refuse(RefuseReason::Invalid, format!("bad stripe record: {error}"));
+        }
+    };
+    if record.id() != stripe {
+        return refuse(
+            RefuseReason::Invalid,
+            format!("the stripe record does not hash to stripe {stripe}"),
+        );
+    }
+    let Some(&share_id) = record.share_ids().get(usize::from(index)) else {
+        return refuse(
+            RefuseReason::Invalid,
+            format!(
+                "share index {index} is outside a {}-share stripe",
+                record.n()
+            ),
+        );
+    };
+    if share.len() != record.share_len() as usize {
+        return refuse(
+            RefuseReason::Invalid,
+            format!(
+                "share is {} bytes; the stripe's shares are {}",
+                share.len(),
+                record.share_len()
+            ),
+        );
+    }
+    // The share first: if it is refused (quota, mismatch) no record is left
+    // behind for it.
+    let stored = store
+        .put_share(stripe, index, share_id, share)
+        .and_then(|outcome| store.put_record(&record).map(|_| outcome));
+    match stored {
+        Ok(outcome) => Answer::Stored {
+            already_held: outcome == PutOutcome::AlreadyHad,
+        },
+        Err(error @ (StoreError::QuotaExceeded { .. } | StoreError::DiskFull { .. })) => {
+            refuse(RefuseReason::Full, error.to_string())
+        }
+        Err(error @ (StoreError::Mismatch { .. } | StoreError::NotInStripe { .. })) => {
+            refuse(RefuseReason::Invalid, error.to_string())
+        }
+        Err(error) => {
+            warn!(%error, "cannot store a share");
+            refuse(
+                RefuseReason::Internal,
+                format!("cannot store the share: {error}"),
+            )
+        }
+    }
+}
+
+/// The record and share `index` of `stripe`, if this node holds them intact.
+pub(crate) fn local_share(
+    store: &Store,
+    stripe: ContentId,
+    index: u8,
+) -> Option<(Vec<u8>, Vec<u8>)> {
+    let share_id = store
+        .shares_of_stripe(&stripe)
+        .ok()?
+        .into_iter()
+        .find(|(i, _)| *i == index)?
+        .1;
+    let record = store.get_record(&stripe).ok()??;
+    match store.get_share(&share_id) {
+        Ok(Some(share)) => Some((record.to_bytes(), share)),
+        Ok(None) => None,
+        Err(error) => {
+            // A damaged share has been dropped by the store; repair will
+            // notice the stripe is short.
+            warn!(%error, "not serving a damaged share");
+            None
+        }
+    }
+}

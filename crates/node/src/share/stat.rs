@@ -1,0 +1,185 @@
+//! Stat: where the shares of each stripe of a file are, and how healthy
+//! each stripe is.
+//!
+//! - `healthy`: all n shares held, on n distinct peers;
+//! - `degraded`: at least k distinct shares held, so the stripe can be
+//!   read (and repaired), but fewer than n on distinct peers;
+//! - `lost`: fewer than k distinct shares held.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use kith_base::{Capability, ContentId};
+use kith_codec::Manifest;
+use kith_net::PeerId;
+
+use super::Shares;
+use super::get::GetError;
+use super::placement::{extent_count, extent_key, extent_stripes};
+
+/// The health of one stripe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// n shares on n distinct peers.
+    Healthy,
+    /// Readable (≥ k shares) but below full redundancy.
+    Degraded,
+    /// Fewer than k shares: unreadable.
+    Lost,
+}
+
+impl std::fmt::Display for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Healthy => "healthy",
+            Self::Degraded => "degraded",
+            Self::Lost => "lost",
+        })
+    }
+}
+
+/// One stripe's holders.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StripeStat {
+    /// The stripe id.
+    pub id: ContentId,
+    /// Who holds which share: (index, holder), by index.
+    pub holders: Vec<(u8, PeerId)>,
+    /// Distinct share indices held.
+    pub shares: usize,
+    /// Distinct peers holding a share.
+    pub peers: usize,
+    /// The verdict.
+    pub health: Health,
+}
+
+/// A file's stripes and their holders.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StatReport {
+    /// The manifest (sizes, code, name).
+    pub manifest: Manifest,
+    /// The manifest's own stripe.
+    pub manifest_stripe: StripeStat,
+    /// The data stripes, in file order.
+    pub stripes: Vec<StripeStat>,
+    /// Peers asked.
+    pub asked: usize,
+}
+
+impl Shares {
+    /// Reports where the shares of `capability`'s file are.
+    pub(crate) async fn stat(&self, capability: &Capability) -> Result<StatReport, GetError> {
+        let download = self.open(capability).await?;
+        let manifest = download.manifest().clone();
+        let (k, n) = (
+            usize::from(manifest.params().k()),
+            usize::from(manifest.params().n()),
+        );
+        let manifest_id = capability.manifest();
+        let (holders, mut asked) = self.locate(*manifest_id.as_bytes(), &[manifest_id]).await;
+        let manifest_stripe = judge(manifest_id, &holders[0], k, n);
+        let stripes = manifest.stripes();
+        let mut stats = Vec::with_capacity(stripes.len());
+        for extent in 0..extent_count(stripes.len()) {
+            let ids = extent_stripes(stripes, extent);
+            let (holders, extent_asked) = self.locate(extent_key(stripes, extent), ids).await;
+            asked = asked.max(extent_asked);
+            for (id, holders) in ids.iter().zip(&holders) {
+                stats.push(judge(*id, holders, k, n));
+            }
+        }
+        Ok(StatReport {
+            manifest,
+            manifest_stripe,
+            stripes: stats,
+            asked,
+        })
+    }
+}
+
+/// Classifies a stripe from its holders.
+fn judge(id: ContentId, holders: &[(u8, PeerId)], k: usize, n: usize) -> StripeStat {
+    let mut by_index: BTreeMap<u8, Vec<PeerId>> = BTreeMap::new();
+    for (index, peer) in holders {
+        if usize::from(*index) < n {
+            by_index.entry(*index).or_default().push(*peer);
+        }
+    }
+    let shares = by_index.len();
+    let peers: HashSet<PeerId> = by_index.values().flatten().copied().collect();
+    let placed = distinct_placement(&by_index);
+    let health = if shares == n && placed == n {
+        Health::Healthy
+    } else if shares >= k {
+        Health::Degraded
+    } else {
+        Health::Lost
+    };
+    let mut sorted = holders.to_vec();
+    sorted.sort_by_key(|(index, peer)| (*index, peer.to_string()));
+    StripeStat {
+        id,
+        holders: sorted,
+        shares,
+        peers: peers.len(),
+        health,
+    }
+}
+
+/// The most share indices that can be given each to a different peer (a
+/// bipartite matching, by augmenting paths; n ≤ 255, so this is cheap).
+fn distinct_placement(by_index: &BTreeMap<u8, Vec<PeerId>>) -> usize {
+    let mut owner: BTreeMap<PeerId, u8> = BTreeMap::new();
+    fn augment(
+        index: u8,
+        by_index: &BTreeMap<u8, Vec<PeerId>>,
+        owner: &mut BTreeMap<PeerId, u8>,
+        seen: &mut BTreeSet<PeerId>,
+    ) -> bool {
+        for peer in by_index.get(&index).into_iter().flatten() {
+            if seen.insert(*peer) {
+                let free = match owner.get(peer) {
+                    None => true,
+                    Some(&other) => augment(other, by_index, owner, seen),
+                };
+                if free {
+                    owner.insert(*peer, index);
+                    return true;
+                }
+            }
+        }
+        false
+    }
+    by_index
+        .keys()
+        .filter(|index| augment(**index, by_index, &mut owner, &mut BTreeSet::new()))
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_verdicts() {
+        let id = ContentId::of(b"s");
+        let p: Vec<PeerId> = (0..5).map(|_| PeerId::random()).collect();
+        let all: Vec<(u8, PeerId)> = (0..5).map(|i| (i as u8, p[i])).collect();
+        assert_eq!(judge(id, &all, 3, 5).health, Health::Healthy);
+        assert_eq!(judge(id, &all[..3], 3, 5).health, Health::Degraded);
+        assert_eq!(judge(id, &all[..2], 3, 5).health, Health::Lost);
+        // All five shares, but two on one peer: degraded.
+        let mut doubled = all[..4].to_vec();
+        doubled.push((4, p[0]));
+        let stat = judge(id, &doubled, 3, 5);
+        assert_eq!(
+            (stat.health, stat.shares, stat.peers),
+            (Health::Degraded, 5, 4)
+        );
+        // A cached extra copy does not hurt, and matching finds the spread.
+        let mut extra = all.clone();
+        extra.push((0, p[1]));
+        assert_eq!(judge(id, &extra, 3, 5).health, Health::Healthy);
+    }
+}

@@ -1,0 +1,623 @@
+//! The share protocol's wire format, `/kith/share/1.0.0`.
+//!
+//! A stream carries a sequence of request/answer pairs, one at a time. Every
+//! message is one frame:
+//!
+//! ```text
+//! tag: u8 ‖ payload length: u32 LE ‖ payload
+//! ```
+//!
+//! | tag | message | payload |
+//! |---|---|---|
+//! | `0x01` | put | stripe id (32) ‖ index (1) ‖ record length u16 LE ‖ stripe record ‖ share bytes |
+//! | `0x02` | get | stripe id (32) ‖ index (1) |
+//! | `0x03` | have | count u16 LE ‖ count × stripe id (32), count ≤ [`MAX_HAVE`] |
+//! | `0x81` | stored | 1 byte: 0 = newly stored, 1 = already held |
+//! | `0x82` | refused | reason (1: store full, 2: invalid request, 3: internal error, 4: busy) ‖ UTF-8 sentence |
+//! | `0x83` | share | record length u16 LE ‖ stripe record ‖ share bytes |
+//! | `0x84` | not found | empty |
+//! | `0x85` | holding | count × 32-byte bitmap (bit i of byte i/8 = holds share i), in the order asked |
+//!
+//! The length of a frame is checked against the maximum for its tag before
+//! anything is allocated ([`max_payload`]), and every read and write runs
+//! under a timeout that grows with the frame's size, so a peer can neither
+//! make a node buffer without bound nor hold a task forever. Nothing in a
+//! frame is trusted: the record is checked against the stripe id the
+//! requester already holds, and every share against the record.
+//!
+//! Written by hand rather than with a serialisation crate: the messages are
+//! a handful of fixed layouts around one large byte string (the share), and
+//! writing that string straight from the codec's buffer — no copy into an
+//! intermediate encoding — is the point of the format.
+
+use std::time::Duration;
+
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use kith_base::ContentId;
+use kith_net::StreamProtocol;
+
+/// The protocol id of share transfer.
+pub(crate) const PROTOCOL: StreamProtocol = StreamProtocol::new("/kith/share/1.0.0");
+
+/// Largest stripe record: a 255-share stripe's record is ~8.2 KiB.
+pub(crate) const MAX_RECORD: usize = 16 * 1024;
+/// Largest share: a whole 64 MiB segment with k = 1 (the format's limit).
+pub(crate) const MAX_SHARE: usize = kith_store::MAX_SHARE_LEN as usize;
+/// Most stripes one `have` request may ask about.
+pub(crate) const MAX_HAVE: usize = 512;
+/// Longest refusal sentence.
+const MAX_MESSAGE: usize = 1024;
+
+const TAG_PUT: u8 = 0x01;
+const TAG_GET: u8 = 0x02;
+const TAG_HAVE: u8 = 0x03;
+const TAG_STORED: u8 = 0x81;
+const TAG_REFUSED: u8 = 0x82;
+const TAG_SHARE: u8 = 0x83;
+const TAG_NOT_FOUND: u8 = 0x84;
+const TAG_HOLDING: u8 = 0x85;
+
+/// Time allowed for a frame of `len` bytes to cross: a base plus the size at
+/// a slow link's 256 KiB/s, so a 1 MiB share gets 14 s and a stalled peer is
+/// dropped rather than waited for.
+pub(crate) fn transfer_timeout(len: usize) -> Duration {
+    Duration::from_secs(10) + Duration::from_millis((len / 256) as u64)
+}
+
+/// Why a frame could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WireError {
+    #[error("the stream failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the peer closed the stream")]
+    Closed,
+    #[error("the peer took longer than {0:?} to send or take a frame")]
+    Timeout(Duration),
+    #[error("the peer sent a {len}-byte frame of type {tag:#04x}; at most {max} bytes are allowed")]
+    TooLarge { tag: u8, len: usize, max: usize },
+    #[error("the peer sent an unknown frame type {0:#04x}")]
+    UnknownTag(u8),
+    #[error("the peer sent a malformed frame: {0}")]
+    Malformed(&'static str),
+}
+
+/// Why a node refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RefuseReason {
+    /// Its store is over quota.
+    Full,
+    /// The request did not check out (bad record, share not matching it).
+    Invalid,
+    /// Something failed on its side.
+    Internal,
+    /// Too many requests at once; try later or elsewhere.
+    Busy,
+}
+
+impl RefuseReason {
+    fn code(self) -> u8 {
+        match self {
+            Self::Full => 1,
+            Self::Invalid => 2,
+            Self::Internal => 3,
+            Self::Busy => 4,
+        }
+    }
+
+    fn from_code(code: u8) -> Self {
+        match code {
+            1 => Self::Full,
+            2 => Self::Invalid,
+            4 => Self::Busy,
+            _ => Self::Internal,
+        }
+    }
+}
+
+/// A request, as received by a serving node.
+#[derive(Debug)]
+pub(crate) enum Request {
+    Put {
+        stripe: ContentId,
+        index: u8,
+        record: Vec<u8>,
+        share: Vec<u8>,
+    },
+    Get {
+        stripe: ContentId,
+        index: u8,
+    },
+    Have {
+        stripes: Vec<ContentId>,
+    },
+}
+
+/// A request, as sent: borrows the caller's buffers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum OutRequest<'a> {
+    Put {
+        stripe: ContentId,
+        index: u8,
+        record: &'a [u8],
+        share: &'a [u8],
+    },
+    Get {
+        stripe: ContentId,
+        index: u8,
+    },
+    Have {
+        stripes: &'a [ContentId],
+    },
+}
+
+/// An answer.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Answer {
+    Stored {
+        already_held: bool,
+    },
+    Refused {
+        reason: RefuseReason,
+        message: String,
+    },
+    Share {
+        record: Vec<u8>,
+        share: Vec<u8>,
+    },
+    NotFound,
+    Holding(Vec<[u8; 32]>),
+}
+
+/// The most payload bytes a frame of `tag` may carry; `None` for an
+/// unknown tag.
+pub(crate) fn max_payload(tag: u8) -> Option<usize> {
+    Some(match tag {
+        TAG_PUT => 32 + 1 + 2 + MAX_RECORD + MAX_SHARE,
+        TAG_GET => 33,
+        TAG_HAVE => 2 + 32 * MAX_HAVE,
+        TAG_STORED => 1,
+        TAG_REFUSED => 1 + MAX_MESSAGE,
+        TAG_SHARE => 2 + MAX_RECORD + MAX_SHARE,
+        TAG_NOT_FOUND => 0,
+        TAG_HOLDING => 32 * MAX_HAVE,
+        _ => return None,
+    })
+}
+
+/// Writes one frame made of `parts`, under a timeout.
+async fn write_frame<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    tag: u8,
+    parts: &[&[u8]],
+) -> Result<(), WireError> {
+    let len: usize = parts.iter().map(|part| part.len()).sum();
+    let limit = transfer_timeout(len);
+    let write = async {
+        let mut header = [0u8; 5];
+        header[0] = tag;
+        header[1..].copy_from_slice(&(len as u32).to_le_bytes());
+        writer.write_all(&header).await?;
+        for part in parts {
+            writer.write_all(part).await?;
+        }
+        writer.flush().await?;
+        Ok::<_, std::io::Error>(())
+    };
+    tokio::time::timeout(limit, write)
+        .await
+        .map_err(|_| WireError::Timeout(limit))??;
+    Ok(())
+}
+
+/// Reads a frame header: `None` if the stream ended cleanly first.
+/// `idle` bounds the wait for the first byte.
+pub(crate) async fn read_header<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    idle: Duration,
+) -> Result<Option<(u8, usize)>, WireError> {
+    let mut header = [0u8; 5];
+    let read = async {
+        let mut filled = 0;
+        while filled < header.len() {
+            let got = reader.read(&mut header[filled..]).await?;
+            if got == 0 {
+                if filled == 0 {
+                    return Ok(false);
+                }
+                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+            }
+            filled += got;
+        }
+        Ok::<bool, std::io::Error>(true)
+    };
+    match tokio::time::timeout(idle, read).await {
+        Err(_) => Err(WireError::Timeout(idle)),
+        Ok(Err(error)) => Err(error.into()),
+        Ok(Ok(false)) => Ok(None),
+        Ok(Ok(true)) => {
+            let tag = header[0];
+            let len = u32::from_le_bytes([header[1], header[2], header[3], header[4]]) as usize;
+            let max = max_payload(tag).ok_or(WireError::UnknownTag(tag))?;
+            if len > max {
+                return Err(WireError::TooLarge { tag, len, max });
+            }
+            Ok(Some((tag, len)))
+        }
+    }
+}
+
+/// Reads a payload of `len` bytes (already checked against its maximum).
+pub(crate) async fn read_payload<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    len: usize,
+) -> Result<Vec<u8>, WireError> {
+    let limit = transfer_timeout(len);
+    let mut payload = vec![0u8; len];
+    tokio::time::timeout(limit, reader.read_exact(&mut payload))
+        .await
+        .map_err(|_| WireError::Timeout(limit))??;
+    Ok(payload)
+}
+
+/// Sends a request.
+pub(crate) async fn write_request<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    request: OutRequest<'_>,
+) -> Result<(), WireError> {
+    match request {
+        OutRequest::Put {
+            stripe,
+            index,
+            record,
+            share,
+        } => {
+            let record_len = u16::try_from(record.len())
+                .ok()
+                .filter(|len| usize::from(*len) <= MAX_RECORD)
+                .ok_or(WireError::Malformed("stripe record too long"))?;
+            write_frame(
+                writer,
+                TAG_PUT,
+                &[
+                    stripe.as_bytes(),
+                    &[index],
+                    &record_len.to_le_bytes(),
+                    record,
+                    share,
+                ],
+            )
+            .await
+        }
+        OutRequest::Get { stripe, index } => {
+            write_frame(writer, TAG_GET, &[stripe.as_bytes(), &[index]]).await
+        }
+        OutRequest::Have { stripes } => {
+            if stripes.len() > MAX_HAVE {
+                return Err(WireError::Malformed("too many stripes in one have request"));
+            }
+            let mut payload = Vec::with_capacity(2 + 32 * stripes.len());
+            payload.extend_from_slice(&(stripes.len() as u16).to_le_bytes());
+            for stripe in stripes {
+                payload.extend_from_slice(stripe.as_bytes());
+            }
+            write_frame(writer, TAG_HAVE, &[&payload]).await
+        }
+    }
+}
+
+/// Parses a request frame.
+pub(crate) fn parse_request(tag: u8, payload: Vec<u8>) -> Result<Request, WireError> {
+    match tag {
+        TAG_PUT => {
+            let (stripe, index, rest) = stripe_and_index(&payload)?;
+            let (record, share_at) = record_at(rest, 33)?;
+            let mut payload = payload;
+            let share = payload.split_off(share_at);
+            Ok(Request::Put {
+                stripe,
+                index,
+                record,
+                share,
+            })
+        }
+        TAG_GET => {
+            let (stripe, index, rest) = stripe_and_index(&payload)?;
+            if !rest.is_empty() {
+                return Err(WireError::Malformed("get request too long"));
+            }
+            Ok(Request::Get { stripe, index })
+        }
+        TAG_HAVE => {
+            let count = u16_at(&payload, 0)? as usize;
+            let ids = &payload[2..];
+            if count > MAX_HAVE || ids.len() != 32 * count {
+                return Err(WireError::Malformed(
+                    "have request length does not match its count",
+                ));
+            }
+            let stripes = ids.chunks_exact(32).map(id_from).collect();
+            Ok(Request::Have { stripes })
+        }
+        other => Err(WireError::UnknownTag(other)),
+    }
+}
+
+/// Sends an answer.
+pub(crate) async fn write_answer<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    answer: &Answer,
+) -> Result<(), WireError> {
+    match answer {
+        Answer::Stored { already_held } => {
+            write_frame(writer, TAG_STORED, &[&[u8::from(*already_held)]]).await
+        }
+        Answer::Refused { reason, message } => {
+            let mut end = message.len().min(MAX_MESSAGE);
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            write_frame(
+                writer,
+                TAG_REFUSED,
+                &[&[reason.code()], &message.as_bytes()[..end]],
+            )
+            .await
+        }
+        Answer::Share { record, share } => write_share(writer, record, share).await,
+        Answer::NotFound => write_frame(writer, TAG_NOT_FOUND, &[]).await,
+        Answer::Holding(bitmaps) => {
+            let flat: Vec<u8> = bitmaps.iter().flatten().copied().collect();
+            write_frame(writer, TAG_HOLDING, &[&flat]).await
+        }
+    }
+}
+
+/// Sends a share answer straight from borrowed buffers.
+pub(crate) async fn write_share<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    record: &[u8],
+    share: &[u8],
+) -> Result<(), WireError> {
+    let record_len =
+        u16::try_from(record.len()).map_err(|_| WireError::Malformed("stripe record too long"))?;
+    write_frame(
+        writer,
+        TAG_SHARE,
+        &[&record_len.to_le_bytes(), record, share],
+    )
+    .await
+}
+
+/// Reads and parses one answer.
+pub(crate) async fn read_answer<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    wait: Duration,
+) -> Result<Answer, WireError> {
+    let (tag, len) = read_header(reader, wait).await?.ok_or(WireError::Closed)?;
+    let payload = read_payload(reader, len).await?;
+    parse_answer(tag, payload)
+}
+
+fn parse_answer(tag: u8, mut payload: Vec<u8>) -> Result<Answer, WireError> {
+    match tag {
+        TAG_STORED => match payload.as_slice() {
+            [0] => Ok(Answer::Stored {
+                already_held: false,
+            }),
+            [1] => Ok(Answer::Stored { already_held: true }),
+            _ => Err(WireError::Malformed("stored answer")),
+        },
+        TAG_REFUSED => {
+            let (&code, message) = payload
+                .split_first()
+                .ok_or(WireError::Malformed("empty refusal"))?;
+            Ok(Answer::Refused {
+                reason: RefuseReason::from_code(code),
+                message: String::from_utf8_lossy(message).into_owned(),
+            })
+        }
+        TAG_SHARE => {
+            let (record, share_at) = record_at(&payload, 0)?;
+            let share = payload.split_off(share_at);
+            Ok(Answer::Share { record, share })
+        }
+        TAG_NOT_FOUND => Ok(Answer::NotFound),
+        TAG_HOLDING => {
+            if !payload.len().is_multiple_of(32) {
+                return Err(WireError::Malformed("holding answer is not whole bitmaps"));
+            }
+            Ok(Answer::Holding(
+                payload
+                    .chunks_exact(32)
+                    .map(|chunk| {
+                        let mut bitmap = [0u8; 32];
+                        bitmap.copy_from_slice(chunk);
+                        bitmap
+                    })
+                    .collect(),
+            ))
+        }
+        other => Err(WireError::UnknownTag(other)),
+    }
+}
+
+/// Marks share `index` as held in a bitmap.
+pub(crate) fn set_bit(bitmap: &mut [u8; 32], index: u8) {
+    bitmap[usize::from(index / 8)] |= 1 << (index % 8);
+}
+
+/// Whether share `index` is marked held.
+pub(crate) fn bit(bitmap: &[u8; 32], index: u8) -> bool {
+    bitmap[usize::from(index / 8)] & (1 << (index % 8)) != 0
+}
+
+fn id_from(bytes: &[u8]) -> ContentId {
+    let mut id = [0u8; 32];
+    id.copy_from_slice(bytes);
+    ContentId::from_bytes(id)
+}
+
+fn stripe_and_index(payload: &[u8]) -> Result<(ContentId, u8, &[u8]), WireError> {
+    if payload.len() < 33 {
+        return Err(WireError::Malformed("request too short"));
+    }
+    Ok((id_from(&payload[..32]), payload[32], &payload[33..]))
+}
+
+fn u16_at(bytes: &[u8], at: usize) -> Result<u16, WireError> {
+    bytes
+        .get(at..at + 2)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        .ok_or(WireError::Malformed("frame too short"))
+}
+
+/// Reads `record length u16 ‖ record` at the start of `bytes`; returns the
+/// record and where the share starts, counted from `base` (the offset of
+/// `bytes` in the whole payload).
+fn record_at(bytes: &[u8], base: usize) -> Result<(Vec<u8>, usize), WireError> {
+    let len = usize::from(u16_at(bytes, 0)?);
+    if len > MAX_RECORD {
+        return Err(WireError::Malformed("stripe record too long"));
+    }
+    let record = bytes
+        .get(2..2 + len)
+        .ok_or(WireError::Malformed("stripe record cut short"))?
+        .to_vec();
+    Ok((record, base + 2 + len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn round_trip_request(request: OutRequest<'_>) -> Request {
+        let mut wire = Vec::new();
+        write_request(&mut wire, request).await.unwrap();
+        let mut reader = futures::io::Cursor::new(wire);
+        let (tag, len) = read_header(&mut reader, Duration::from_secs(1))
+            .await
+            .unwrap()
+            .unwrap();
+        let payload = read_payload(&mut reader, len).await.unwrap();
+        parse_request(tag, payload).unwrap()
+    }
+
+    async fn round_trip_answer(answer: &Answer) -> Answer {
+        let mut wire = Vec::new();
+        write_answer(&mut wire, answer).await.unwrap();
+        read_answer(&mut futures::io::Cursor::new(wire), Duration::from_secs(1))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn requests_round_trip() {
+        let stripe = ContentId::of(b"stripe");
+        let got = round_trip_request(OutRequest::Put {
+            stripe,
+            index: 4,
+            record: b"record",
+            share: b"share bytes",
+        })
+        .await;
+        match got {
+            Request::Put {
+                stripe: s,
+                index,
+                record,
+                share,
+            } => {
+                assert_eq!((s, index), (stripe, 4));
+                assert_eq!(record, b"record");
+                assert_eq!(share, b"share bytes");
+            }
+            other => panic!("{other:?}"),
+        }
+        let got = round_trip_request(OutRequest::Get { stripe, index: 2 }).await;
+        assert!(matches!(got, Request::Get { stripe: s, index: 2 } if s == stripe));
+        let ids = [stripe, ContentId::of(b"other")];
+        let got = round_trip_request(OutRequest::Have { stripes: &ids }).await;
+        assert!(matches!(got, Request::Have { stripes } if stripes == ids));
+    }
+
+    #[tokio::test]
+    async fn answers_round_trip() {
+        let mut bitmap = [0u8; 32];
+        set_bit(&mut bitmap, 0);
+        set_bit(&mut bitmap, 254);
+        assert!(bit(&bitmap, 254) && bit(&bitmap, 0) && !bit(&bitmap, 1));
+        for answer in [
+            Answer::Stored {
+                already_held: false,
+            },
+            Answer::Stored { already_held: true },
+            Answer::Refused {
+                reason: RefuseReason::Full,
+                message: "store is full".into(),
+            },
+            Answer::Share {
+                record: b"rec".to_vec(),
+                share: vec![9; 1000],
+            },
+            Answer::NotFound,
+            Answer::Holding(vec![bitmap, [0; 32]]),
+        ] {
+            assert_eq!(round_trip_answer(&answer).await, answer);
+        }
+    }
+
+    #[tokio::test]
+    async fn oversized_frames_are_refused_before_allocating() {
+        // A get frame claiming 4 GiB of payload.
+        let wire = [TAG_GET, 0xff, 0xff, 0xff, 0xff];
+        let error = read_header(
+            &mut futures::io::Cursor::new(wire.to_vec()),
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(error, WireError::TooLarge { len, max: 33, .. } if len == u32::MAX as usize),
+            "{error}"
+        );
+        let wire = [0x7f, 0, 0, 0, 0];
+        let error = read_header(
+            &mut futures::io::Cursor::new(wire.to_vec()),
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(error, WireError::UnknownTag(0x7f)));
+    }
+
+    #[tokio::test]
+    async fn truncated_and_malformed_frames_are_errors() {
+        // Header cut short.
+        let error = read_header(
+            &mut futures::io::Cursor::new(vec![TAG_GET, 1]),
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(error, WireError::Io(_)), "{error}");
+        // A clean end before any byte is not an error.
+        assert!(
+            read_header(
+                &mut futures::io::Cursor::new(Vec::new()),
+                Duration::from_secs(1)
+            )
+            .await
+            .unwrap()
+            .is_none()
+        );
+        assert!(parse_request(TAG_GET, vec![0; 10]).is_err());
+        assert!(parse_request(TAG_HAVE, vec![3, 0, 1, 2]).is_err());
+        // A record length pointing past the end.
+        let mut put = vec![0u8; 33];
+        put.extend_from_slice(&100u16.to_le_bytes());
+        put.extend_from_slice(b"short");
+        assert!(parse_request(TAG_PUT, put).is_err());
+        assert!(parse_answer(TAG_HOLDING, vec![0; 33]).is_err());
+        assert!(parse_answer(TAG_STORED, vec![7]).is_err());
+    }
+}
