@@ -28,7 +28,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
 use kith_base::Capability;
-use kith_node::{FileMeta, GetError, GetReport, Node, Params, PutError};
+use kith_node::{Detected, FileMeta, GetError, GetReport, Node, Params, PutError};
 use serde::Deserialize;
 
 use crate::routes::error_response;
@@ -247,6 +247,11 @@ async fn download_report(State(files): State<Files>, Path(id): Path<u64>) -> Res
                 peer_id: bad.peer.to_string(),
                 stripe: bad.stripe.to_string(),
                 index: bad.index,
+                detected: match bad.detected {
+                    Detected::OnHolderDisk => "holder",
+                    Detected::ByVerification => "verification",
+                }
+                .to_owned(),
             })
             .collect(),
         peers: report.peers,

@@ -101,6 +101,10 @@ pub struct CorruptShare {
     pub stripe: String,
     /// The share index.
     pub index: u8,
+    /// Who noticed: `"holder"` (the holder found it damaged on its own
+    /// disk, dropped it and said so) or `"verification"` (the share this
+    /// node received failed verification; the peer is avoided).
+    pub detected: String,
 }
 
 /// `GET /v1/downloads/ID` answer.

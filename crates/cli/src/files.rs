@@ -174,11 +174,19 @@ fn report_bad_shares(api: &ApiClient, id: &str) {
     match api.get::<DownloadReport>(&format!("/v1/downloads/{id}")) {
         Ok(report) => {
             for bad in &report.corrupt {
-                eprintln!(
-                    "warning: peer {} served a damaged share (share {} of stripe {}); it was \
-                     detected, skipped and fetched elsewhere",
-                    bad.peer_id, bad.index, bad.stripe
-                );
+                if bad.detected == "holder" {
+                    eprintln!(
+                        "warning: peer {} found its copy of share {} of stripe {} damaged on \
+                         disk and dropped it; the share was fetched elsewhere",
+                        bad.peer_id, bad.index, bad.stripe
+                    );
+                } else {
+                    eprintln!(
+                        "warning: peer {} served a damaged share (share {} of stripe {}); it \
+                         was detected, skipped and fetched elsewhere, and the peer is avoided",
+                        bad.peer_id, bad.index, bad.stripe
+                    );
+                }
             }
         }
         Err(error) => eprintln!("(cannot read the download's report: {error})"),

@@ -34,6 +34,6 @@ pub use kith_base::Capability;
 pub use kith_codec::{FileMeta, Manifest, Params};
 pub use node::{Node, NodeError, PeerInfo, STORE_DIR};
 pub use share::{
-    CorruptShareReport, Download, GetError, GetReport, Health, PutError, PutReport, StatReport,
-    StripeStat,
+    CorruptShareReport, Detected, Download, GetError, GetReport, Health, PutError, PutReport,
+    StatReport, StripeStat,
 };

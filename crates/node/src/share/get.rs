@@ -37,6 +37,7 @@ use tracing::{debug, warn};
 
 use super::Shares;
 use super::placement::{EXTENT_STRIPES, extent_count, extent_key, extent_of, extent_stripes};
+use super::server::LocalShare;
 use super::wire::{Answer, MAX_SHARE, OutRequest};
 
 /// Stripes fetched at once.
@@ -89,12 +90,52 @@ pub enum GetError {
 /// A share that failed verification, and who served it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CorruptShareReport {
-    /// The peer that served it.
+    /// The peer that served it (or held it).
     pub peer: PeerId,
     /// The stripe.
     pub stripe: ContentId,
     /// The share's index in the stripe.
     pub index: u8,
+    /// Who noticed.
+    pub detected: Detected,
+}
+
+/// Who noticed a bad share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detected {
+    /// The holder, reading it from its own disk: it dropped the share and
+    /// said so instead of serving it. An honest peer with a bad disk.
+    OnHolderDisk,
+    /// This node: the share the peer sent failed verification against the
+    /// stripe record. The peer is avoided from then on.
+    ByVerification,
+}
+
+/// Why a share could not be fetched from one holder.
+enum FetchFailure {
+    /// The holder found it damaged and dropped it.
+    Damaged,
+    /// Anything else: not held, unreachable, unexpected answer.
+    Other(String),
+}
+
+fn report_bad(
+    report: &Mutex<ReportState>,
+    peer: PeerId,
+    stripe: ContentId,
+    index: u8,
+    detected: Detected,
+) {
+    report
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .corrupt
+        .push(CorruptShareReport {
+            peer,
+            stripe,
+            index,
+            detected,
+        });
 }
 
 /// What a download met on its way.
@@ -170,11 +211,7 @@ impl Download {
         receiver
     }
 
-    async fn segment(
-        &self,
-        index: usize,
-        extents: &[ExtentHolders],
-    ) -> Result<Vec<u8>, GetError> {
+    async fn segment(&self, index: usize, extents: &[ExtentHolders]) -> Result<Vec<u8>, GetError> {
         let stripes = self.manifest.stripes();
         let extent = extent_of(index);
         let holders = extents[extent]
@@ -206,7 +243,8 @@ impl Download {
         .await
         .map_err(|error| GetError::Internal(error.to_string()))?;
         let plaintext = plaintext?;
-        self.shares.cache(record, shares);
+        self.shares
+            .cache(record, shares, extent_key(stripes, extent));
         Ok(plaintext)
     }
 }
@@ -233,12 +271,14 @@ impl Shares {
             .fetch_stripe(manifest_id, &holders[0], None, &report)
             .await?;
         let cap = capability.clone();
-        let manifest = tokio::task::spawn_blocking(move || {
+        let (manifest, record, shares) = tokio::task::spawn_blocking(move || {
             let refs: Vec<Option<&[u8]>> = shares.iter().map(|s| s.as_deref()).collect();
-            open_manifest(&cap, &record, &refs)
+            (open_manifest(&cap, &record, &refs), record, shares)
         })
         .await
-        .map_err(|error| GetError::Internal(error.to_string()))??;
+        .map_err(|error| GetError::Internal(error.to_string()))?;
+        let manifest = manifest?;
+        self.cache(record, shares, *manifest_id.as_bytes());
         Ok(Download {
             shares: self.clone(),
             capability: capability.clone(),
@@ -297,7 +337,12 @@ impl Shares {
             asking.remove(&index);
             let (record_bytes, share) = match result {
                 Ok(found) => found,
-                Err(reason) => {
+                Err(FetchFailure::Damaged) => {
+                    warn!(%peer, %stripe, index, "the holder found its share damaged on disk");
+                    report_bad(report, peer, stripe, index, Detected::OnHolderDisk);
+                    continue;
+                }
+                Err(FetchFailure::Other(reason)) => {
                     debug!(%peer, %stripe, index, %reason, "share not fetched");
                     continue;
                 }
@@ -356,15 +401,7 @@ impl Shares {
         warn!(%peer, %stripe, index, "a peer served a share that failed verification; avoiding it");
         self.bad.strike(peer);
         self.client.forget(&peer);
-        report
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .corrupt
-            .push(CorruptShareReport {
-                peer,
-                stripe,
-                index,
-            });
+        report_bad(report, peer, stripe, index, Detected::ByVerification);
     }
 
     /// One share and its record, from a peer or from this node's store.
@@ -373,12 +410,16 @@ impl Shares {
         peer: PeerId,
         stripe: ContentId,
         index: u8,
-    ) -> Result<(Vec<u8>, Vec<u8>), String> {
+    ) -> Result<(Vec<u8>, Vec<u8>), FetchFailure> {
         if peer == self.me {
-            return self
+            return match self
                 .blocking(move |store| super::server::local_share(store, stripe, index))
                 .await
-                .ok_or_else(|| "no longer held here".to_owned());
+            {
+                LocalShare::Found { record, share } => Ok((record, share)),
+                LocalShare::Missing => Err(FetchFailure::Other("no longer held here".into())),
+                LocalShare::Damaged => Err(FetchFailure::Damaged),
+            };
         }
         match self
             .client
@@ -390,34 +431,51 @@ impl Shares {
             .await
         {
             Ok(Answer::Share { record, share }) => Ok((record, share)),
-            Ok(Answer::NotFound) => Err("not found".into()),
-            Ok(other) => Err(format!("unexpected answer {other:?}")),
-            Err(error) => Err(error.to_string()),
+            Ok(Answer::NotFound) => Err(FetchFailure::Other("not found".into())),
+            Ok(Answer::Damaged) => Err(FetchFailure::Damaged),
+            Ok(other) => Err(FetchFailure::Other(format!("unexpected answer {other:?}"))),
+            Err(error) => Err(FetchFailure::Other(error.to_string())),
         }
     }
 
     /// Keeps fetched, verified shares in this node's store so that it
     /// serves them too. Best effort: skipped when the queue is full or the
     /// store refuses.
-    fn cache(&self, record: StripeRecord, shares: Vec<Option<Vec<u8>>>) {
+    ///
+    /// Once a stripe is cached, the node announces itself in the DHT as a
+    /// provider of `provider_key` (the stripe's extent key, or the manifest
+    /// id), so that later downloads find it beside the placed holders.
+    fn cache(&self, record: StripeRecord, shares: Vec<Option<Vec<u8>>>, provider_key: [u8; 32]) {
         let Ok(permit) = self.cache_slots.clone().try_acquire_owned() else {
             debug!("cache queue full; not caching a stripe");
             return;
         };
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || {
+        let this = self.clone();
+        tokio::spawn(async move {
             let _permit = permit;
-            let stripe = record.id();
-            for (index, share) in shares.iter().enumerate() {
-                let Some(share) = share else { continue };
-                let share_id = record.share_ids()[index];
-                if let Err(error) = store
-                    .put_share(stripe, index as u8, share_id, share)
-                    .and_then(|_| store.put_record(&record))
-                {
-                    debug!(%error, "not caching a share");
-                    return;
-                }
+            let stored = this
+                .blocking(move |store| {
+                    let stripe = record.id();
+                    let mut stored = false;
+                    for (index, share) in shares.iter().enumerate() {
+                        let Some(share) = share else { continue };
+                        let share_id = record.share_ids()[index];
+                        match store
+                            .put_share(stripe, index as u8, share_id, share)
+                            .and_then(|_| store.put_record(&record))
+                        {
+                            Ok(_) => stored = true,
+                            Err(error) => {
+                                debug!(%error, "not caching a share");
+                                break;
+                            }
+                        }
+                    }
+                    stored
+                })
+                .await;
+            if stored {
+                this.announce(provider_key).await;
             }
         });
     }

@@ -17,7 +17,7 @@ mod server;
 mod stat;
 mod wire;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ use kith_net::{Client, PeerId};
 use kith_store::Store;
 use tracing::debug;
 
-pub use get::{CorruptShareReport, Download, GetError, GetReport};
+pub use get::{CorruptShareReport, Detected, Download, GetError, GetReport};
 pub use put::{PutError, PutReport};
 pub use stat::{Health, StatReport, StripeStat};
 
@@ -37,6 +37,11 @@ use wire::{Answer, OutRequest};
 
 /// How long a `have` round may wait for one peer.
 const HAVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a provider lookup may take before a get goes on without it.
+const PROVIDERS_TIMEOUT: Duration = Duration::from_secs(10);
+/// Provider keys remembered as announced; beyond this the set starts over
+/// (a repeated announcement is harmless, only wasted work).
+const ANNOUNCED_MEMORY: usize = 4096;
 
 /// Everything put, get and stat need. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -47,6 +52,8 @@ pub(crate) struct Shares {
     client: ShareClient,
     bad: BadPeers,
     cache_slots: Arc<tokio::sync::Semaphore>,
+    /// Provider keys this node has announced (cached content).
+    announced: Arc<Mutex<HashSet<[u8; 32]>>>,
 }
 
 impl Shares {
@@ -59,6 +66,7 @@ impl Shares {
             client,
             bad: BadPeers::default(),
             cache_slots: get::cache_slots(),
+            announced: Arc::default(),
         }
     }
 
@@ -81,15 +89,59 @@ impl Shares {
         peers
     }
 
-    /// Asks the candidates around `key` which shares of `stripes` they
-    /// hold. Returns, per stripe, the (share index, holder) pairs found,
+    /// Where shares keyed by `key` may be: the placement candidates, then
+    /// the peers that announced they cached them (provider records).
+    async fn holder_candidates(&self, key: [u8; 32]) -> Vec<PeerId> {
+        let providers = async {
+            match tokio::time::timeout(PROVIDERS_TIMEOUT, self.net.providers(key)).await {
+                Ok(Ok(providers)) => providers,
+                Ok(Err(error)) => {
+                    debug!(%error, "no providers");
+                    Vec::new()
+                }
+                Err(_) => {
+                    debug!("provider lookup timed out");
+                    Vec::new()
+                }
+            }
+        };
+        let (mut peers, providers) = tokio::join!(self.candidates(key), providers);
+        for provider in providers {
+            if !peers.contains(&provider) {
+                peers.push(provider);
+            }
+        }
+        peers
+    }
+
+    /// Announces this node as a provider of `key` in the DHT, once per key.
+    /// Best effort: a failure is logged, and the next cached stripe of the
+    /// same key does not retry (the node re-announces what it provides
+    /// every 12 hours anyway).
+    async fn announce(&self, key: [u8; 32]) {
+        {
+            let mut announced = self.announced.lock().unwrap_or_else(|e| e.into_inner());
+            if announced.len() >= ANNOUNCED_MEMORY {
+                announced.clear();
+            }
+            if !announced.insert(key) {
+                return;
+            }
+        }
+        if let Err(error) = self.net.start_providing(key).await {
+            debug!(%error, "could not announce cached content");
+        }
+    }
+
+    /// Asks the candidates around `key`, and the peers that announced they
+    /// hold them, which shares of `stripes` they hold. Returns, per stripe, the (share index, holder) pairs found,
     /// and how many peers were asked.
     async fn locate(
         &self,
         key: [u8; 32],
         stripes: &[ContentId],
     ) -> (Vec<Vec<(u8, PeerId)>>, usize) {
-        let peers = self.candidates(key).await;
+        let peers = self.holder_candidates(key).await;
         let asked = peers.len();
         let answers = futures::future::join_all(peers.into_iter().map(|peer| {
             let this = self.clone();

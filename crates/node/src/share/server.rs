@@ -116,10 +116,15 @@ impl Server {
                         .blocking(move |store| local_share(store, stripe, index))
                         .await
                     {
-                        Some((record, share)) => {
+                        LocalShare::Found { record, share } => {
                             wire::write_share(&mut stream, &record, &share).await?;
                         }
-                        None => wire::write_answer(&mut stream, &Answer::NotFound).await?,
+                        LocalShare::Missing => {
+                            wire::write_answer(&mut stream, &Answer::NotFound).await?;
+                        }
+                        LocalShare::Damaged => {
+                            wire::write_answer(&mut stream, &Answer::Damaged).await?;
+                        }
                     }
                 }
                 other => {
@@ -262,27 +267,44 @@ fn store_share(store: &Store, stripe: ContentId, index: u8, record: &[u8], share
     }
 }
 
+/// What this node's store has of one share.
+pub(crate) enum LocalShare {
+    /// The stripe record and the share, verified.
+    Found { record: Vec<u8>, share: Vec<u8> },
+    /// Not held.
+    Missing,
+    /// Held, but damaged on disk: the store has just dropped it.
+    Damaged,
+}
+
 /// The record and share `index` of `stripe`, if this node holds them intact.
-pub(crate) fn local_share(
-    store: &Store,
-    stripe: ContentId,
-    index: u8,
-) -> Option<(Vec<u8>, Vec<u8>)> {
-    let share_id = store
+pub(crate) fn local_share(store: &Store, stripe: ContentId, index: u8) -> LocalShare {
+    let Some(share_id) = store
         .shares_of_stripe(&stripe)
-        .ok()?
-        .into_iter()
-        .find(|(i, _)| *i == index)?
-        .1;
-    let record = store.get_record(&stripe).ok()??;
+        .ok()
+        .and_then(|shares| shares.into_iter().find(|(i, _)| *i == index))
+        .map(|(_, id)| id)
+    else {
+        return LocalShare::Missing;
+    };
+    let Ok(Some(record)) = store.get_record(&stripe) else {
+        return LocalShare::Missing;
+    };
     match store.get_share(&share_id) {
-        Ok(Some(share)) => Some((record.to_bytes(), share)),
-        Ok(None) => None,
+        Ok(Some(share)) => LocalShare::Found {
+            record: record.to_bytes(),
+            share,
+        },
+        Ok(None) => LocalShare::Missing,
         Err(error) => {
-            // A damaged share has been dropped by the store; repair will
-            // notice the stripe is short.
+            // The store has dropped the damaged share (repair will notice the
+            // stripe is short); the asker hears why it is missing.
             warn!(%error, "not serving a damaged share");
-            None
+            if matches!(error, kith_store::StoreError::Corrupt { .. }) {
+                LocalShare::Damaged
+            } else {
+                LocalShare::Missing
+            }
         }
     }
 }

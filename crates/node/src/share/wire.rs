@@ -56,6 +56,7 @@ const TAG_REFUSED: u8 = 0x82;
 const TAG_SHARE: u8 = 0x83;
 const TAG_NOT_FOUND: u8 = 0x84;
 const TAG_HOLDING: u8 = 0x85;
+const TAG_DAMAGED: u8 = 0x86;
 
 /// Time allowed for a frame of `len` bytes to cross: a base plus the size at
 /// a slow link's 256 KiB/s, so a 1 MiB share gets 14 s and a stalled peer is
@@ -165,6 +166,9 @@ pub(crate) enum Answer {
         share: Vec<u8>,
     },
     NotFound,
+    /// The peer had the share, found it damaged on its disk when reading
+    /// it, and dropped it.
+    Damaged,
     Holding(Vec<[u8; 32]>),
 }
 
@@ -179,6 +183,7 @@ pub(crate) fn max_payload(tag: u8) -> Option<usize> {
         TAG_REFUSED => 1 + MAX_MESSAGE,
         TAG_SHARE => 2 + MAX_RECORD + MAX_SHARE,
         TAG_NOT_FOUND => 0,
+        TAG_DAMAGED => 0,
         TAG_HOLDING => 32 * MAX_HAVE,
         _ => return None,
     })
@@ -365,6 +370,7 @@ pub(crate) async fn write_answer<W: AsyncWrite + Unpin>(
         }
         Answer::Share { record, share } => write_share(writer, record, share).await,
         Answer::NotFound => write_frame(writer, TAG_NOT_FOUND, &[]).await,
+        Answer::Damaged => write_frame(writer, TAG_DAMAGED, &[]).await,
         Answer::Holding(bitmaps) => {
             let flat: Vec<u8> = bitmaps.iter().flatten().copied().collect();
             write_frame(writer, TAG_HOLDING, &[&flat]).await
@@ -422,6 +428,7 @@ fn parse_answer(tag: u8, mut payload: Vec<u8>) -> Result<Answer, WireError> {
             Ok(Answer::Share { record, share })
         }
         TAG_NOT_FOUND => Ok(Answer::NotFound),
+        TAG_DAMAGED => Ok(Answer::Damaged),
         TAG_HOLDING => {
             if !payload.len().is_multiple_of(32) {
                 return Err(WireError::Malformed("holding answer is not whole bitmaps"));
@@ -560,6 +567,7 @@ mod tests {
                 share: vec![9; 1000],
             },
             Answer::NotFound,
+            Answer::Damaged,
             Answer::Holding(vec![bitmap, [0; 32]]),
         ] {
             assert_eq!(round_trip_answer(&answer).await, answer);
