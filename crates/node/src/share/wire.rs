@@ -17,6 +17,7 @@
 //! | `0x83` | share | record length u16 LE ‖ stripe record ‖ share bytes |
 //! | `0x84` | not found | empty |
 //! | `0x85` | holding | count × 32-byte bitmap (bit i of byte i/8 = holds share i), in the order asked |
+//! | `0x86` | damaged | empty: the peer held the share but found it damaged on its disk, and dropped it |
 //!
 //! The length of a frame is checked against the maximum for its tag before
 //! anything is allocated ([`max_payload`]), and every read and write runs
