@@ -60,9 +60,10 @@ fn get(node: &Daemon, cap: &str, out: &Path) -> String {
         .unwrap();
     assert!(
         output.status.success(),
-        "get on {} failed: {}",
+        "get on {} failed: {}\nthe node's log ends:\n{}",
         node.dir.display(),
-        text(&output.stderr)
+        text(&output.stderr),
+        log_tail(node)
     );
     text(&output.stderr)
 }
@@ -70,6 +71,13 @@ fn get(node: &Daemon, cap: &str, out: &Path) -> String {
 /// Node `i` of a network where some nodes were stopped.
 fn node(nodes: &[Option<Daemon>], i: usize) -> &Daemon {
     nodes[i].as_ref().expect("that node was stopped")
+}
+
+/// The last lines a daemon logged.
+fn log_tail(node: &Daemon) -> String {
+    let log = node.stderr.lock().unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
 fn assert_same(original: &Path, copy: &Path) {
@@ -176,8 +184,16 @@ fn ten_nodes_keep_files_through_stops_kills_and_damaged_disks() {
         assert_same(original, &copy);
     }
 
-    // Two nodes are killed outright: a file put just before comes back,
-    // and so do the earlier ones.
+    // The uploader comes back; then two nodes are killed outright. A file
+    // put just before comes back, and so do the earlier ones. (With the
+    // uploader still away that would be three nodes down, more than the
+    // n − k = 2 losses 3-of-5 is built to survive.)
+    let back = Daemon::start(
+        &temp.path().join("n1"),
+        &["--bootstrap", node(&nodes, 0).addr()],
+    );
+    wait_until_peers(&back, 6);
+    nodes[1] = Some(back);
     let fresh = files.join("fresh");
     random_file(&fresh, 5 << 20);
     let fresh_cap = put(node(&nodes, 0), &fresh, &[]);
