@@ -51,6 +51,11 @@ pub struct NodeConfig {
     /// Most bytes of other peers' shares this node stores; `None` picks a
     /// share of the free disk when the store opens.
     pub quota: Option<ByteSize>,
+    /// How long a connection nobody uses stays open; `None` keeps the
+    /// network layer's default (60 s). Not in the settings file: it is for
+    /// running many nodes in one process (`kith-testnet`), where every
+    /// connection costs two file descriptors.
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 impl Default for NodeConfig {
@@ -67,6 +72,7 @@ impl Default for NodeConfig {
             relays: Vec::new(),
             api: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             quota: None,
+            idle_timeout: None,
         }
     }
 }

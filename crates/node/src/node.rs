@@ -95,6 +95,9 @@ impl Node {
         net_config.bootstrap = config.bootstrap.clone();
         net_config.known_peers = known_peers;
         net_config.external_addrs = config.external.clone();
+        if let Some(idle) = config.idle_timeout {
+            net_config.idle_timeout = idle;
+        }
         let store_dir = data_dir.path(STORE_DIR);
         let quota_bytes = match config.quota {
             Some(quota) => quota.0,

@@ -38,6 +38,10 @@ enum Command {
         /// Seed for choosing lookups.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Seconds an unused connection stays open (each costs two file
+        /// descriptors in one process).
+        #[arg(long, default_value_t = 60)]
+        idle_secs: u64,
     },
 }
 
@@ -61,6 +65,7 @@ fn main() -> Result<()> {
             start_concurrency,
             settle_rounds,
             seed,
+            idle_secs,
         } => {
             let config = DhtBenchConfig {
                 nodes,
@@ -69,6 +74,7 @@ fn main() -> Result<()> {
                 start_concurrency,
                 max_settle_rounds: settle_rounds,
                 seed,
+                idle_timeout: std::time::Duration::from_secs(idle_secs),
             };
             eprintln!("starting {nodes} nodes…");
             let report = runtime.block_on(dht::run(&config))?;

@@ -33,6 +33,10 @@ pub struct TestnetConfig {
     /// Whether nodes offer to relay for others. Off by default: nodes on
     /// loopback reach each other directly, and a relay server costs memory.
     pub relay: bool,
+    /// How long an unused connection stays open (`None`: the network
+    /// default, 60 s). In one process every connection holds two file
+    /// descriptors, one per end, so big testnets close idle ones sooner.
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 impl Default for TestnetConfig {
@@ -40,6 +44,7 @@ impl Default for TestnetConfig {
         Self {
             start_concurrency: 16,
             relay: false,
+            idle_timeout: None,
         }
     }
 }
@@ -101,7 +106,7 @@ impl Testnet {
         if n == 0 {
             return Ok(net);
         }
-        let relay = net.config.relay;
+        let relay = NodeOptions::of(&net.config);
         let first = start_node(0, net.node_dir(0), any_port(), Vec::new(), relay).await?;
         let seed = first.addr.clone();
         net.slots.push(first);
@@ -265,7 +270,7 @@ impl Testnet {
             Vec::new()
         };
         let dir = slot.dir.clone();
-        let relay = self.config.relay;
+        let relay = NodeOptions::of(&self.config);
         // Peers remember the old address, so take the old port if it is
         // still free; otherwise any port (they learn it through identify).
         let started = match tcp_port(&slot.addr) {
@@ -381,19 +386,36 @@ pub fn raise_fd_limit() -> Option<u64> {
     }
 }
 
+/// The per-node settings a [`TestnetConfig`] carries.
+#[derive(Debug, Clone, Copy)]
+struct NodeOptions {
+    relay: bool,
+    idle_timeout: Option<std::time::Duration>,
+}
+
+impl NodeOptions {
+    fn of(config: &TestnetConfig) -> Self {
+        Self {
+            relay: config.relay,
+            idle_timeout: config.idle_timeout,
+        }
+    }
+}
+
 /// Starts one node on `dir` and reads its address.
 async fn start_node(
     index: usize,
     dir: PathBuf,
     listen: Multiaddr,
     bootstrap: Vec<Multiaddr>,
-    relay: bool,
+    options: NodeOptions,
 ) -> Result<Slot, TestnetError> {
     let config = NodeConfig {
         listen: vec![listen],
         bootstrap,
         mdns: false,
-        relay,
+        relay: options.relay,
+        idle_timeout: options.idle_timeout,
         ..NodeConfig::default()
     };
     let node = Node::start(DataDir::new(&dir), config)
