@@ -53,7 +53,8 @@ pub fn open_manifest(
     shares: &[Option<&[u8]>],
 ) -> Result<Manifest, DecodeError> {
     let cipher = FileCipher::new(cap.key());
-    open_manifest_with(&cipher, cap.manifest(), record, shares, false).map(|(manifest, _)| manifest)
+    open_manifest_with(&cipher, cap.manifest(), record, shares, ShareCheck::Strict)
+        .map(|(manifest, _)| manifest)
 }
 
 fn open_manifest_with<S: AsRef<[u8]>>(
@@ -61,10 +62,10 @@ fn open_manifest_with<S: AsRef<[u8]>>(
     expected: ContentId,
     record: &StripeRecord,
     shares: &[Option<S>],
-    tolerant: bool,
+    check: ShareCheck,
 ) -> Result<(Manifest, Vec<u8>), DecodeError> {
     let stripe = check_record(expected, record)?;
-    let (mut buffer, corrupt) = rebuild(stripe, record, shares, tolerant, Vec::new())?;
+    let (mut buffer, corrupt) = rebuild(stripe, record, shares, check, Vec::new())?;
     let len = decrypt(cipher, Part::Manifest, record, &mut buffer)?;
     let manifest = Manifest::from_bytes(&buffer[..len])?;
     let params = manifest.params();
@@ -88,8 +89,16 @@ pub fn decode_stripe(
     shares: &[Option<&[u8]>],
 ) -> Result<Vec<u8>, DecodeError> {
     let cipher = FileCipher::new(key);
-    decode_with(&cipher, manifest, index, record, shares, false, Vec::new())
-        .map(|decoded| decoded.plaintext)
+    decode_with(
+        &cipher,
+        manifest,
+        index,
+        record,
+        shares,
+        ShareCheck::Strict,
+        Vec::new(),
+    )
+    .map(|decoded| decoded.plaintext)
 }
 
 /// Like [`decode_stripe`], but skips given shares that do not match their ids
@@ -103,7 +112,54 @@ pub fn decode_stripe_tolerant(
     shares: &[Option<&[u8]>],
 ) -> Result<DecodedStripe, DecodeError> {
     let cipher = FileCipher::new(key);
-    decode_with(&cipher, manifest, index, record, shares, true, Vec::new())
+    decode_with(
+        &cipher,
+        manifest,
+        index,
+        record,
+        shares,
+        ShareCheck::Tolerant,
+        Vec::new(),
+    )
+}
+
+/// Like [`decode_stripe`], for shares the caller has already checked one by
+/// one with [`StripeRecord::verify_share`] (as a downloader does, to know
+/// which peer sent a bad one): their hashes are not computed a second time.
+///
+/// Only the lengths are checked here. A share that was not in fact checked
+/// still cannot produce wrong plaintext — the segment's AEAD tag fails
+/// ([`DecodeError::DecryptFailed`]) — but the error can then not say which
+/// share was bad.
+pub fn decode_stripe_checked(
+    key: &FileKey,
+    manifest: &Manifest,
+    index: u32,
+    record: &StripeRecord,
+    shares: &[Option<&[u8]>],
+) -> Result<Vec<u8>, DecodeError> {
+    let cipher = FileCipher::new(key);
+    decode_with(
+        &cipher,
+        manifest,
+        index,
+        record,
+        shares,
+        ShareCheck::Checked,
+        Vec::new(),
+    )
+    .map(|decoded| decoded.plaintext)
+}
+
+/// How [`rebuild`] treats the hash of each given share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ShareCheck {
+    /// Hash every share; a mismatch is an error.
+    Strict,
+    /// Hash every share; skip mismatches while k good ones remain.
+    Tolerant,
+    /// The caller hashed them already; check lengths only.
+    Checked,
 }
 
 fn decode_with<S: AsRef<[u8]>>(
@@ -112,7 +168,7 @@ fn decode_with<S: AsRef<[u8]>>(
     index: u32,
     record: &StripeRecord,
     shares: &[Option<S>],
-    tolerant: bool,
+    check: ShareCheck,
     spare: Vec<u8>,
 ) -> Result<DecodedStripe, DecodeError> {
     let part = Part::Segment(index);
@@ -140,7 +196,7 @@ fn decode_with<S: AsRef<[u8]>>(
             got: record.cipher_len(),
         });
     }
-    let (mut buffer, corrupt) = rebuild(stripe, record, shares, tolerant, spare)?;
+    let (mut buffer, corrupt) = rebuild(stripe, record, shares, check, spare)?;
     let len = decrypt(cipher, part, record, &mut buffer)?;
     buffer.truncate(len);
     Ok(DecodedStripe {
@@ -163,7 +219,7 @@ pub fn reconstruct_shares(
     shares: &[Option<&[u8]>],
 ) -> Result<Vec<Vec<u8>>, DecodeError> {
     let stripe = record.id();
-    let (data, _) = rebuild(stripe, record, shares, false, Vec::new())?;
+    let (data, _) = rebuild(stripe, record, shares, ShareCheck::Strict, Vec::new())?;
     let (k, n) = (usize::from(record.k()), usize::from(record.n()));
     let share_len = record.share_len() as usize;
     let mut all = data;
@@ -214,7 +270,13 @@ where
         stripe: cap.manifest(),
         what: Part::Manifest,
     })?;
-    let (manifest, _) = open_manifest_with(&cipher, cap.manifest(), &record, &shares, true)?;
+    let (manifest, _) = open_manifest_with(
+        &cipher,
+        cap.manifest(),
+        &record,
+        &shares,
+        ShareCheck::Tolerant,
+    )?;
     drop(shares);
 
     let batch = (2 * rayon::current_num_threads()).max(2);
@@ -241,7 +303,7 @@ where
                     index,
                     &record,
                     &shares,
-                    true,
+                    ShareCheck::Tolerant,
                     spare.unwrap_or_default(),
                 )
                 .map(|decoded| decoded.plaintext)
@@ -305,7 +367,7 @@ fn rebuild<S: AsRef<[u8]>>(
     stripe: ContentId,
     record: &StripeRecord,
     shares: &[Option<S>],
-    tolerant: bool,
+    check: ShareCheck,
     spare: Vec<u8>,
 ) -> Result<(Vec<u8>, Vec<u8>), DecodeError> {
     let (k, n) = (record.k(), record.n());
@@ -321,11 +383,13 @@ fn rebuild<S: AsRef<[u8]>>(
     let mut valid: Vec<Option<&[u8]>> = Vec::with_capacity(shares.len());
     for (index, share) in shares.iter().enumerate() {
         let share = share.as_ref().map(AsRef::as_ref);
-        let good = share
-            .filter(|bytes| bytes.len() == share_len && record.share_ids()[index].verifies(bytes));
+        let good = share.filter(|bytes| {
+            bytes.len() == share_len
+                && (check == ShareCheck::Checked || record.share_ids()[index].verifies(bytes))
+        });
         if share.is_some() && good.is_none() {
             // `index < n <= 255`.
-            if !tolerant {
+            if check != ShareCheck::Tolerant {
                 return Err(DecodeError::ShareCorrupt {
                     stripe,
                     index: index as u8,

@@ -64,8 +64,8 @@ pub mod params;
 pub mod stripe;
 
 pub use decode::{
-    DecodedStripe, decode_stripe, decode_stripe_tolerant, decode_to_writer, open_manifest,
-    reconstruct_shares,
+    DecodedStripe, decode_stripe, decode_stripe_checked, decode_stripe_tolerant, decode_to_writer,
+    open_manifest, reconstruct_shares,
 };
 pub use encode::{EncodedFile, Encoder, encode_all};
 pub use error::{

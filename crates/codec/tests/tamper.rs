@@ -9,7 +9,8 @@ mod common;
 use common::{decode, encode, pattern, slots};
 use kith_codec::{
     Capability, DecodeError, EncodedStripe, FileKey, FileMeta, Params, Part, StripeRecord,
-    decode_stripe, decode_stripe_tolerant, open_manifest, reconstruct_shares,
+    decode_stripe, decode_stripe_checked, decode_stripe_tolerant, open_manifest,
+    reconstruct_shares,
 };
 use proptest::prelude::*;
 
@@ -359,4 +360,64 @@ fn decoding_never_panics_on_garbage_records() {
     // Whole-file decode with everything fine still works after all that.
     let out = decode(cap, &file.manifest_stripe, &stripes, |_, _| true).unwrap();
     assert_eq!(out.len(), 5000);
+}
+
+/// `decode_stripe_checked` skips the hashes the caller computed already: it
+/// decodes good shares exactly, and a flipped bit in any share it was
+/// (wrongly) handed still gives an error, never wrong bytes — the AEAD tag
+/// catches what the skipped hash would have.
+#[test]
+fn checked_decoding_of_unchecked_bad_shares_still_never_gives_wrong_bytes() {
+    let (stripes, file) = sample([9; 32], 3 * SEGMENT as usize + 100);
+    let manifest = &file.manifest_stripe;
+    let opened = open_manifest(
+        &file.capability,
+        manifest.record(),
+        &slots(manifest, |_| true),
+    )
+    .unwrap();
+    let key = file.capability.key();
+    for (index, stripe) in stripes.iter().enumerate() {
+        let index = index as u32;
+        let strict = decode_stripe(
+            key,
+            &opened,
+            index,
+            stripe.record(),
+            &slots(stripe, |_| true),
+        )
+        .unwrap();
+        let checked = decode_stripe_checked(
+            key,
+            &opened,
+            index,
+            stripe.record(),
+            &slots(stripe, |_| true),
+        )
+        .unwrap();
+        assert_eq!(strict, checked);
+        // Shares 0, 2 and 4 given (one recovery share in the solve); each
+        // in turn damaged at a bit in its middle.
+        for bad in [0usize, 2, 4] {
+            let shares: Vec<Option<Vec<u8>>> = (0..5)
+                .map(|i| {
+                    (i % 2 == 0).then(|| {
+                        let share = stripe.share(i).to_vec();
+                        if i == bad {
+                            flipped(&share, share.len() * 4)
+                        } else {
+                            share
+                        }
+                    })
+                })
+                .collect();
+            let refs: Vec<Option<&[u8]>> = shares.iter().map(|s| s.as_deref()).collect();
+            let error =
+                decode_stripe_checked(key, &opened, index, stripe.record(), &refs).unwrap_err();
+            assert!(
+                matches!(error, DecodeError::DecryptFailed { .. }),
+                "stripe {index}, share {bad}: {error:?}"
+            );
+        }
+    }
 }

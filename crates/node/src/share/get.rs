@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use kith_base::{Capability, ContentId};
-use kith_codec::{DecodeError, Manifest, StripeRecord, decode_stripe, open_manifest};
+use kith_codec::{DecodeError, Manifest, StripeRecord, decode_stripe_checked, open_manifest};
 use kith_net::PeerId;
 use tokio::sync::{OnceCell, mpsc};
 use tracing::{debug, warn};
@@ -237,7 +237,8 @@ impl Download {
         let manifest = self.manifest.clone();
         let (plaintext, record, shares) = tokio::task::spawn_blocking(move || {
             let refs: Vec<Option<&[u8]>> = shares.iter().map(|s| s.as_deref()).collect();
-            let plaintext = decode_stripe(key.key(), &manifest, index as u32, &record, &refs);
+            let plaintext =
+                decode_stripe_checked(key.key(), &manifest, index as u32, &record, &refs);
             (plaintext, record, shares)
         })
         .await
