@@ -13,7 +13,7 @@
 #
 #   bench/put-get.sh [SIZE]...     sizes like 256M, 1G (default: 256M 1G)
 #
-# Environment: CARGO_TARGET_DIR (default /work/target-bench), SHARES (3/5),
+# Environment: CARGO_TARGET_DIR (default target/), SHARES (3/5),
 # QUOTA (per node, default 8G).
 #
 # Put runs from node 1 (3-of-5, so every node, node 1 included, holds one
@@ -39,7 +39,7 @@ sizes=("$@")
 shares=${SHARES:-3/5}
 quota=${QUOTA:-8G}
 nodes=5
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-bench}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 
 work=$(mktemp -d)
 # Every process below is a background job of this script (long commands run
