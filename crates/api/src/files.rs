@@ -36,8 +36,14 @@ use crate::types::{CorruptShare, DownloadReport, Holder, StatAnswer, StatStripe,
 
 /// Finished or running downloads whose reports are kept.
 const REPORTS_KEPT: usize = 64;
-/// Chunks of request body buffered between the connection and the encoder.
-const BODY_CHUNKS_AHEAD: usize = 16;
+/// Batches of request body buffered between the connection and the
+/// encoder.
+const BODY_BATCHES_AHEAD: usize = 8;
+/// Request-body chunks (a few KiB each from the HTTP layer) are gathered
+/// into batches of about this size before crossing to the encoder's thread:
+/// one hand-over per chunk cost more CPU in thread wake-ups than the
+/// encoding itself.
+const BODY_BATCH: usize = 1 << 20;
 
 type ReportFn = Box<dyn Fn() -> GetReport + Send + Sync>;
 
@@ -113,24 +119,35 @@ async fn put(
             Err(error) => return bad_request(format!("file name {name:?}: {error}")),
         },
     };
-    let (sender, receiver) = std::sync::mpsc::sync_channel(BODY_CHUNKS_AHEAD);
+    let (sender, receiver) = tokio::sync::mpsc::channel(BODY_BATCHES_AHEAD);
     let mut body = request.into_body().into_data_stream();
-    // Feeds the encoder; once the encoder stops taking (done or failed),
-    // keeps reading so the client gets to read the answer.
+    // Feeds the encoder in batches; once the encoder stops taking (done or
+    // failed), keeps reading so the client gets to read the answer.
     let pump = tokio::spawn(async move {
         let mut open = true;
+        let mut batch = Vec::with_capacity(BODY_BATCH);
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|error| std::io::Error::other(error.to_string()));
-            let failed = chunk.is_err();
-            if open {
-                let sender = sender.clone();
-                open = tokio::task::spawn_blocking(move || sender.send(chunk).is_ok())
-                    .await
-                    .unwrap_or(false);
+            match chunk {
+                Ok(bytes) if open => {
+                    batch.extend_from_slice(&bytes);
+                    if batch.len() >= BODY_BATCH {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BODY_BATCH));
+                        open = sender.send(Ok(full)).await.is_ok();
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    if open {
+                        let _ = sender
+                            .send(Err(std::io::Error::other(error.to_string())))
+                            .await;
+                    }
+                    return;
+                }
             }
-            if failed {
-                break;
-            }
+        }
+        if open && !batch.is_empty() {
+            let _ = sender.send(Ok(batch)).await;
         }
     });
     let reader = ChannelReader {
@@ -164,7 +181,7 @@ async fn put(
 
 /// A `Read` over the chunks of a request body.
 struct ChannelReader {
-    receiver: std::sync::mpsc::Receiver<Result<axum::body::Bytes, std::io::Error>>,
+    receiver: tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
     chunk: Vec<u8>,
     at: usize,
 }
@@ -172,13 +189,15 @@ struct ChannelReader {
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.at == self.chunk.len() {
-            match self.receiver.recv() {
-                Ok(Ok(chunk)) => {
-                    self.chunk = chunk.into();
+            // The encoder reads on a blocking thread, where blocking on the
+            // channel is allowed.
+            match self.receiver.blocking_recv() {
+                Some(Ok(chunk)) => {
+                    self.chunk = chunk;
                     self.at = 0;
                 }
-                Ok(Err(error)) => return Err(error),
-                Err(_) => return Ok(0),
+                Some(Err(error)) => return Err(error),
+                None => return Ok(0),
             }
         }
         let n = buf.len().min(self.chunk.len() - self.at);
