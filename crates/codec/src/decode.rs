@@ -88,17 +88,8 @@ pub fn decode_stripe(
     record: &StripeRecord,
     shares: &[Option<&[u8]>],
 ) -> Result<Vec<u8>, DecodeError> {
-    let cipher = FileCipher::new(key);
-    decode_with(
-        &cipher,
-        manifest,
-        index,
-        record,
-        shares,
-        ShareCheck::Strict,
-        Vec::new(),
-    )
-    .map(|decoded| decoded.plaintext)
+    decode_one(key, manifest, index, record, shares, ShareCheck::Strict)
+        .map(|decoded| decoded.plaintext)
 }
 
 /// Like [`decode_stripe`], but skips given shares that do not match their ids
@@ -111,16 +102,7 @@ pub fn decode_stripe_tolerant(
     record: &StripeRecord,
     shares: &[Option<&[u8]>],
 ) -> Result<DecodedStripe, DecodeError> {
-    let cipher = FileCipher::new(key);
-    decode_with(
-        &cipher,
-        manifest,
-        index,
-        record,
-        shares,
-        ShareCheck::Tolerant,
-        Vec::new(),
-    )
+    decode_one(key, manifest, index, record, shares, ShareCheck::Tolerant)
 }
 
 /// Like [`decode_stripe`], for shares the caller has already checked one by
@@ -138,17 +120,21 @@ pub fn decode_stripe_checked(
     record: &StripeRecord,
     shares: &[Option<&[u8]>],
 ) -> Result<Vec<u8>, DecodeError> {
+    decode_one(key, manifest, index, record, shares, ShareCheck::Checked)
+        .map(|decoded| decoded.plaintext)
+}
+
+/// One stripe, with a fresh cipher and buffer: the three public decoders.
+fn decode_one(
+    key: &FileKey,
+    manifest: &Manifest,
+    index: u32,
+    record: &StripeRecord,
+    shares: &[Option<&[u8]>],
+    check: ShareCheck,
+) -> Result<DecodedStripe, DecodeError> {
     let cipher = FileCipher::new(key);
-    decode_with(
-        &cipher,
-        manifest,
-        index,
-        record,
-        shares,
-        ShareCheck::Checked,
-        Vec::new(),
-    )
-    .map(|decoded| decoded.plaintext)
+    decode_with(&cipher, manifest, index, record, shares, check, Vec::new())
 }
 
 /// How [`rebuild`] treats the hash of each given share.

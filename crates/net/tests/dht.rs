@@ -9,20 +9,9 @@ mod common;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::{TestNode, eventually, loopback_config, start, stop_all};
+use common::{eventually, loopback_config, start, start_network, stop_all};
 use futures::future::join_all;
 use kith_net::{PeerId, sort_by_distance};
-
-/// Starts `count` nodes; every node but the first bootstraps from the first.
-async fn start_network(count: usize) -> Vec<TestNode> {
-    let first = start(loopback_config()).await;
-    let seed = first.addr.clone();
-    let mut nodes = vec![first];
-    for _ in 1..count {
-        nodes.push(start(loopback_config().with_bootstrap(seed.clone())).await);
-    }
-    nodes
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_nodes_find_each_other_from_one_bootstrap() {

@@ -7,19 +7,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{TestNode, eventually, loopback_config, start, stop_all};
+use common::{TestNode, eventually, loopback_config, start, start_network, stop_all};
 use kith_net::{NetError, PeerId};
-
-/// Starts `count` nodes; every node but the first bootstraps from the first.
-async fn start_network(count: usize) -> Vec<TestNode> {
-    let first = start(loopback_config()).await;
-    let seed = first.addr.clone();
-    let mut nodes = vec![first];
-    for _ in 1..count {
-        nodes.push(start(loopback_config().with_bootstrap(seed.clone())).await);
-    }
-    nodes
-}
 
 /// Waits until every node knows at least `min` peers, bootstrapping the
 /// ones that know fewer.

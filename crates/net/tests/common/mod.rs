@@ -68,3 +68,14 @@ pub async fn stop_all(nodes: Vec<TestNode>) {
         node.task.await.unwrap();
     }
 }
+
+/// Starts `count` nodes; every node but the first bootstraps from the first.
+pub async fn start_network(count: usize) -> Vec<TestNode> {
+    let first = start(loopback_config()).await;
+    let seed = first.addr.clone();
+    let mut nodes = vec![first];
+    for _ in 1..count {
+        nodes.push(start(loopback_config().with_bootstrap(seed.clone())).await);
+    }
+    nodes
+}

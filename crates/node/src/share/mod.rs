@@ -211,11 +211,20 @@ impl Shares {
         &self,
         work: impl FnOnce(&Store) -> T + Send + 'static,
     ) -> T {
-        let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || work(&store)).await {
-            Ok(value) => value,
-            Err(error) => std::panic::resume_unwind(error.into_panic()),
-        }
+        on_blocking_pool(&self.store, work).await
+    }
+}
+
+/// Runs a store call on the blocking pool (every store call may wait on
+/// the disk); a panic in it is resumed here.
+async fn on_blocking_pool<T: Send + 'static>(
+    store: &Store,
+    work: impl FnOnce(&Store) -> T + Send + 'static,
+) -> T {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || work(&store)).await {
+        Ok(value) => value,
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
     }
 }
 

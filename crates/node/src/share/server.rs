@@ -176,17 +176,11 @@ impl Server {
         }
     }
 
-    /// Runs a store call on the blocking pool (every store call may wait on
-    /// the disk).
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Store) -> T + Send + 'static,
     ) -> T {
-        let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || work(&store)).await {
-            Ok(value) => value,
-            Err(error) => std::panic::resume_unwind(error.into_panic()),
-        }
+        super::on_blocking_pool(&self.store, work).await
     }
 }
 
