@@ -86,6 +86,23 @@ pub(crate) enum Command {
         /// The file's capability (kith:…).
         cap: String,
     },
+    /// See it work: a small network on this machine stores a file, loses two
+    /// nodes and gives the file back.
+    ///
+    /// Starts a few real nodes in this process (127.0.0.1, data in a
+    /// temporary folder removed afterwards), puts a file of random bytes,
+    /// shows which node holds which share, stops two holders (the uploader
+    /// among them), fetches the file on another node, checks that it is
+    /// byte-identical and prints the timings. Needs no running node and
+    /// leaves nothing behind.
+    Demo {
+        /// How many nodes to start (at least 6).
+        #[arg(long, default_value_t = 8)]
+        nodes: usize,
+        /// Size of the file to store, e.g. 64M or 1G.
+        #[arg(long, default_value = "64M", value_name = "SIZE")]
+        size: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@
 
 mod cli;
 mod client;
+mod demo;
 mod files;
 
 use std::process::ExitCode;
@@ -61,6 +62,18 @@ macro_rules! out {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Demo { nodes, size } = &cli.command {
+        // The demo brings its own nodes and folders; it needs no data folder.
+        init_logging("warn,libp2p=error");
+        let size = size
+            .parse::<kith_base::ByteSize>()
+            .map_err(|error| anyhow::anyhow!("--size: {error}"))?
+            .0;
+        return demo::run(demo::DemoOptions {
+            nodes: *nodes,
+            size,
+        });
+    }
     let dir = match cli.dir {
         Some(path) => DataDir::new(path),
         None => DataDir::default_location()?,
@@ -134,6 +147,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let api = ApiClient::from_dir(&dir)?;
             files::get(&api, &cap, output.as_deref())?;
         }
+        // Ran above, before a data folder was looked for.
+        Command::Demo { .. } => {}
         Command::Stat { cap } => {
             cap.trim()
                 .parse::<kith_base::Capability>()
@@ -148,7 +163,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn up(dir: DataDir, args: UpArgs) -> anyhow::Result<()> {
-    init_logging();
+    init_logging("info,libp2p=warn,libp2p_kad=error");
     let file = ConfigFile::load(dir.root())?;
     let flags = Flags {
         listen: args.listen,
@@ -195,10 +210,10 @@ async fn shutdown_signal() {
     }
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,libp2p=warn,libp2p_kad=error")
-    });
+/// Logs to stderr, filtered by RUST_LOG or else by `default_filter`.
+fn init_logging(default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
