@@ -86,6 +86,10 @@ const LISTEN_STARTUP_LIMIT: Duration = Duration::from_secs(10);
 /// # Panics
 ///
 /// If called outside a tokio runtime.
+///
+/// A `/memory/<port>` listen address (libp2p's in-process transport) turns
+/// on the memory transport, for simulations of many nodes in one process
+/// that need no sockets; real nodes never list one, and then it is off.
 pub async fn spawn(
     identity: &Identity,
     config: NetConfig,
@@ -99,6 +103,7 @@ pub async fn spawn(
     }
 
     let behaviour_config = config.clone();
+    let in_memory = config.listen.iter().any(is_memory_addr);
     let mut swarm = SwarmBuilder::with_existing_identity(identity.keypair().clone())
         .with_tokio()
         .with_tcp(
@@ -108,6 +113,11 @@ pub async fn spawn(
         )
         .map_err(|error| NetError::Setup(describe(&error)))?
         .with_quic()
+        .with_other_transport(|keypair| {
+            memory_transport(keypair, in_memory)
+                .map_err(|error| Box::new(error) as Box<dyn std::error::Error + Send + Sync>)
+        })
+        .map_err(|error| NetError::Setup(describe(&error)))?
         .with_relay_client(noise::Config::new, yamux::Config::default)
         .map_err(|error| NetError::Setup(describe(&error)))?
         .with_behaviour(|keypair, relay_client| {
@@ -202,4 +212,33 @@ fn check_port_free(addr: &Multiaddr) -> Result<(), NetError> {
 pub fn sort_by_distance(key: &[u8; 32], peers: &mut [PeerId]) {
     let target = kad::KBucketKey::new(key.to_vec());
     peers.sort_by_cached_key(|peer| kad::KBucketKey::from(*peer).distance(&target));
+}
+
+/// Whether `addr` is on libp2p's in-process memory transport.
+pub fn is_memory_addr(addr: &Multiaddr) -> bool {
+    matches!(addr.iter().next(), Some(libp2p::multiaddr::Protocol::Memory(_)))
+}
+
+/// The in-process memory transport with Noise and Yamux, as TCP has them,
+/// or no transport at all unless `enabled`.
+fn memory_transport(
+    keypair: &libp2p::identity::Keypair,
+    enabled: bool,
+) -> Result<
+    libp2p::core::transport::OptionalTransport<
+        libp2p::core::transport::Boxed<(PeerId, libp2p::core::muxing::StreamMuxerBox)>,
+    >,
+    noise::Error,
+> {
+    use libp2p::Transport as _;
+    if !enabled {
+        return Ok(libp2p::core::transport::OptionalTransport::none());
+    }
+    let transport = libp2p::core::transport::MemoryTransport::default()
+        .upgrade(libp2p::core::upgrade::Version::V1)
+        .authenticate(noise::Config::new(keypair)?)
+        .multiplex(yamux::Config::default())
+        .map(|(peer, muxer), _| (peer, libp2p::core::muxing::StreamMuxerBox::new(muxer)))
+        .boxed();
+    Ok(libp2p::core::transport::OptionalTransport::some(transport))
 }

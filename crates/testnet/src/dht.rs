@@ -24,7 +24,7 @@ use kith_node::Node;
 use tracing::{info, warn};
 
 use crate::stats::{SplitMix64, open_files, percentile, resident_bytes};
-use crate::{Testnet, TestnetConfig, TestnetError, raise_fd_limit};
+use crate::{Testnet, TestnetConfig, TestnetError, Transport, raise_fd_limit};
 
 /// The longest one node's bootstrap may take in a round before the round
 /// counts it as failed and moves on (the bootstrap itself runs to its end in
@@ -51,6 +51,15 @@ pub struct DhtBenchConfig {
     /// descriptors; shortening this did not help a 200-node run under a
     /// 20 000-descriptor limit (the join churned instead).
     pub idle_timeout: std::time::Duration,
+    /// How the nodes reach each other: TCP on loopback (real sockets, a few
+    /// hundred nodes at most in one process) or the in-process memory
+    /// transport (a thousand and more).
+    pub transport: Transport,
+    /// Small files to put on one random node and get on another, after the
+    /// lookups (0: none).
+    pub files: usize,
+    /// Size of each of those files in bytes.
+    pub file_size: usize,
 }
 
 impl Default for DhtBenchConfig {
@@ -63,6 +72,9 @@ impl Default for DhtBenchConfig {
             max_settle_rounds: 3,
             seed: 1,
             idle_timeout: std::time::Duration::from_secs(60),
+            transport: Transport::Tcp,
+            files: 0,
+            file_size: 16 << 10,
         }
     }
 }
@@ -116,6 +128,20 @@ pub struct DhtReport {
     /// Open files the network needs once every node has a connection to
     /// every other: two sockets per pair, plus one listener per node.
     pub fd_full_mesh: u64,
+    /// The transport the nodes used.
+    pub transport: Transport,
+    /// Files put (each on a random node).
+    pub files: usize,
+    /// Size of each file.
+    pub file_size: usize,
+    /// Puts that succeeded.
+    pub puts_ok: usize,
+    /// Gets (on another random node) that returned the same bytes.
+    pub gets_ok: usize,
+    /// Why puts or gets failed, with counts.
+    pub file_failures: BTreeMap<String, usize>,
+    /// Time for all the puts and gets.
+    pub files_time: Duration,
 }
 
 /// Descriptors `nodes` in one process need when all are connected to all:
@@ -138,9 +164,16 @@ pub async fn run(config: &DhtBenchConfig) -> Result<DhtReport, TestnetError> {
         fd_limit: raise_fd_limit(),
         rss_before: resident_bytes(),
         fd_full_mesh: full_mesh_files(config.nodes),
+        transport: config.transport,
+        files: config.files,
+        file_size: config.file_size,
         ..DhtReport::default()
     };
-    if let Some(limit) = report.fd_limit.filter(|&limit| limit < report.fd_full_mesh) {
+    let sockets = config.transport == Transport::Tcp;
+    if let Some(limit) = report
+        .fd_limit
+        .filter(|&limit| sockets && limit < report.fd_full_mesh)
+    {
         warn!(
             limit,
             full_mesh = report.fd_full_mesh,
@@ -157,6 +190,7 @@ pub async fn run(config: &DhtBenchConfig) -> Result<DhtReport, TestnetError> {
         TestnetConfig {
             start_concurrency: config.start_concurrency,
             idle_timeout: Some(config.idle_timeout),
+            transport: config.transport,
             ..TestnetConfig::default()
         },
     )
@@ -198,6 +232,10 @@ pub async fn run(config: &DhtBenchConfig) -> Result<DhtReport, TestnetError> {
     }
     report.rss_after = resident_bytes();
     report.open_files = open_files();
+    if config.files > 0 && config.nodes >= 2 {
+        info!(files = config.files, "putting and getting small files");
+        files(&net, config, &mut report).await;
+    }
     let mut connections = Vec::with_capacity(net.len());
     for (_, node) in net.nodes() {
         connections.push(node.net().connected_peers().await.map_or(0, |p| p.len()));
@@ -248,12 +286,80 @@ async fn lookups(net: &Testnet, config: &DhtBenchConfig, report: &mut DhtReport)
     report.lookup_time = percentile(&mut times, 50.0).zip(percentile(&mut times, 95.0));
 }
 
+/// Files in flight at once in the files round.
+const FILES_IN_FLIGHT: usize = 8;
+
+/// Puts `config.files` files of random bytes, each on a random node, and
+/// gets each on another random node, comparing the bytes.
+async fn files(net: &Testnet, config: &DhtBenchConfig, report: &mut DhtReport) {
+    let mut rng = SplitMix64::new(config.seed ^ 0x5eed_f11e);
+    let n = net.len();
+    let jobs: Vec<(Node, Node, Vec<u8>)> = (0..config.files)
+        .map(|_| {
+            let uploader = rng.below(n);
+            let getter = (uploader + 1 + rng.below(n - 1)) % n;
+            let mut bytes = Vec::with_capacity(config.file_size + 8);
+            while bytes.len() < config.file_size {
+                bytes.extend_from_slice(&rng.next_u64().to_le_bytes());
+            }
+            bytes.truncate(config.file_size);
+            (net.node(uploader).clone(), net.node(getter).clone(), bytes)
+        })
+        .collect();
+    let began = Instant::now();
+    let outcomes: Vec<Result<(), (bool, String)>> = futures::stream::iter(jobs)
+        .map(|(uploader, getter, bytes)| async move {
+            let reader = Box::new(std::io::Cursor::new(bytes.clone()));
+            let put = uploader
+                .put(reader, kith_node::Params::default(), kith_node::FileMeta::none())
+                .await
+                .map_err(|error| (false, error.to_string()))?;
+            let download = getter
+                .get(&put.capability)
+                .await
+                .map_err(|error| (true, error.to_string()))?;
+            let mut segments = download.into_stream();
+            let mut got = Vec::with_capacity(bytes.len());
+            while let Some(segment) = segments.recv().await {
+                got.extend(segment.map_err(|error| (true, error.to_string()))?);
+            }
+            if got == bytes {
+                Ok(())
+            } else {
+                Err((true, "the bytes came back different".to_owned()))
+            }
+        })
+        .buffer_unordered(FILES_IN_FLIGHT)
+        .collect()
+        .await;
+    report.files_time = began.elapsed();
+    for outcome in outcomes {
+        match outcome {
+            Ok(()) => {
+                report.puts_ok += 1;
+                report.gets_ok += 1;
+            }
+            Err((put_ok, reason)) => {
+                report.puts_ok += usize::from(put_ok);
+                let stage = if put_ok { "get" } else { "put" };
+                *report
+                    .file_failures
+                    .entry(format!("{stage}: {}", blank_ids(&reason)))
+                    .or_default() += 1;
+            }
+        }
+    }
+}
+
 /// The error's message with peer ids and numbers blanked, so that equal
 /// failures count together.
 fn failure_kind(error: &kith_net::NetError) -> String {
-    error
-        .to_string()
-        .split_whitespace()
+    blank_ids(&error.to_string())
+}
+
+/// `text` with peer ids and numbers blanked.
+fn blank_ids(text: &str) -> String {
+    text.split_whitespace()
         .map(|word| {
             if word.starts_with("12D3Koo") || word.chars().any(|c| c.is_ascii_digit()) {
                 "…"
@@ -303,7 +409,18 @@ impl fmt::Display for DhtReport {
         };
         writeln!(f, "| figure | value |")?;
         writeln!(f, "|---|---|")?;
-        row(f, "nodes", self.nodes.to_string())?;
+        row(
+            f,
+            "nodes",
+            format!(
+                "{} ({})",
+                self.nodes,
+                match self.transport {
+                    Transport::Tcp => "TCP on 127.0.0.1",
+                    Transport::Memory => "in-process memory transport, Noise + Yamux",
+                }
+            ),
+        )?;
         row(f, "all nodes started (listening)", secs(self.start_time))?;
         row(
             f,
@@ -395,8 +512,27 @@ impl fmt::Display for DhtReport {
                 self.fd_full_mesh
             ),
         )?;
+        if self.files > 0 {
+            row(
+                f,
+                "small files: put / got back identical",
+                format!(
+                    "{}/{} / {}/{} ({} B each, 3-of-5, {} in flight, {})",
+                    self.puts_ok,
+                    self.files,
+                    self.gets_ok,
+                    self.files,
+                    self.file_size,
+                    FILES_IN_FLIGHT,
+                    secs(self.files_time)
+                ),
+            )?;
+        }
         for (kind, count) in &self.failures {
             writeln!(f, "\nfailed lookups ({count}): {kind}")?;
+        }
+        for (kind, count) in &self.file_failures {
+            writeln!(f, "\nfailed files ({count}): {kind}")?;
         }
         Ok(())
     }

@@ -38,5 +38,5 @@ mod testnet;
 mod wait;
 
 pub use error::TestnetError;
-pub use testnet::{Testnet, TestnetConfig, raise_fd_limit};
+pub use testnet::{Testnet, TestnetConfig, Transport, raise_fd_limit};
 pub use wait::{POLL_INTERVAL, wait_for};
