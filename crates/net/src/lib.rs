@@ -216,7 +216,10 @@ pub fn sort_by_distance(key: &[u8; 32], peers: &mut [PeerId]) {
 
 /// Whether `addr` is on libp2p's in-process memory transport.
 pub fn is_memory_addr(addr: &Multiaddr) -> bool {
-    matches!(addr.iter().next(), Some(libp2p::multiaddr::Protocol::Memory(_)))
+    matches!(
+        addr.iter().next(),
+        Some(libp2p::multiaddr::Protocol::Memory(_))
+    )
 }
 
 /// The in-process memory transport with Noise and Yamux, as TCP has them,

@@ -60,6 +60,8 @@ pub struct DhtBenchConfig {
     pub files: usize,
     /// Size of each of those files in bytes.
     pub file_size: usize,
+    /// Nodes the others join through (see [`TestnetConfig::seeds`]).
+    pub seeds: usize,
 }
 
 impl Default for DhtBenchConfig {
@@ -75,6 +77,7 @@ impl Default for DhtBenchConfig {
             transport: Transport::Tcp,
             files: 0,
             file_size: 16 << 10,
+            seeds: 1,
         }
     }
 }
@@ -191,6 +194,7 @@ pub async fn run(config: &DhtBenchConfig) -> Result<DhtReport, TestnetError> {
             start_concurrency: config.start_concurrency,
             idle_timeout: Some(config.idle_timeout),
             transport: config.transport,
+            seeds: config.seeds,
             ..TestnetConfig::default()
         },
     )
@@ -311,7 +315,11 @@ async fn files(net: &Testnet, config: &DhtBenchConfig, report: &mut DhtReport) {
         .map(|(uploader, getter, bytes)| async move {
             let reader = Box::new(std::io::Cursor::new(bytes.clone()));
             let put = uploader
-                .put(reader, kith_node::Params::default(), kith_node::FileMeta::none())
+                .put(
+                    reader,
+                    kith_node::Params::default(),
+                    kith_node::FileMeta::none(),
+                )
                 .await
                 .map_err(|error| (false, error.to_string()))?;
             let download = getter

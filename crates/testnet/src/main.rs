@@ -38,6 +38,9 @@ struct BenchArgs {
     /// Small files to put and get after the lookups [dht: 0, scale: 100].
     #[arg(long)]
     files: Option<usize>,
+    /// Nodes the others join through, round robin [dht: 1, scale: 8].
+    #[arg(long)]
+    seeds: Option<usize>,
     /// Bytes per small file.
     #[arg(long, default_value_t = 16 << 10)]
     file_size: usize,
@@ -71,7 +74,13 @@ enum TransportArg {
 }
 
 impl BenchArgs {
-    fn config(&self, nodes: usize, transport: Transport, files: usize) -> DhtBenchConfig {
+    fn config(
+        &self,
+        nodes: usize,
+        transport: Transport,
+        files: usize,
+        seeds: usize,
+    ) -> DhtBenchConfig {
         DhtBenchConfig {
             nodes: self.nodes.unwrap_or(nodes),
             lookups: self.lookups,
@@ -87,6 +96,7 @@ impl BenchArgs {
             },
             files: self.files.unwrap_or(files),
             file_size: self.file_size,
+            seeds: self.seeds.unwrap_or(seeds),
         }
     }
 }
@@ -104,8 +114,8 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
     let config = match &cli.command {
-        Command::Dht(args) => args.config(200, Transport::Tcp, 0),
-        Command::Scale(args) => args.config(1000, Transport::Memory, 100),
+        Command::Dht(args) => args.config(200, Transport::Tcp, 0, 1),
+        Command::Scale(args) => args.config(1000, Transport::Memory, 100, 8),
     };
     eprintln!("starting {} nodes…", config.nodes);
     let report = runtime.block_on(dht::run(&config))?;

@@ -39,6 +39,12 @@ pub struct TestnetConfig {
     pub idle_timeout: Option<std::time::Duration>,
     /// How the nodes reach each other. Default: TCP on 127.0.0.1.
     pub transport: Transport,
+    /// How many nodes others join through (at least 1). Default 1: node 0
+    /// is everyone's bootstrap address. With `s` seeds, nodes 1..s join
+    /// through node 0 and node `i` through node `i % s`, as users of a big
+    /// network are given different addresses; it keeps any one node under
+    /// its connection limit (256) when a thousand join at once.
+    pub seeds: usize,
 }
 
 /// The wire between the nodes of a testnet.
@@ -63,6 +69,7 @@ impl Default for TestnetConfig {
             relay: false,
             idle_timeout: None,
             transport: Transport::default(),
+            seeds: 1,
         }
     }
 }
@@ -92,11 +99,13 @@ struct Slot {
 
 impl Testnet {
     /// Starts `n` nodes on the current tokio runtime: node 0 first, then
-    /// the others in batches, each bootstrapping from node 0. Returns once
-    /// every node listens; joining the DHT goes on in the background (wait
-    /// for what a test needs with [`Testnet::wait_for`]).
+    /// the others in batches, each bootstrapping from node 0 (or from one
+    /// of [`TestnetConfig::seeds`]). Returns once every node listens;
+    /// joining the DHT goes on in the background (wait for what a test
+    /// needs with [`Testnet::wait_for`]).
     ///
-    /// Every node listens on `127.0.0.1` on a free TCP port, with mDNS off
+    /// Every node listens on `127.0.0.1` on a free TCP port (or a memory
+    /// port, see [`TestnetConfig::transport`]), with mDNS off
     /// (nodes must find each other through the DHT, not the LAN, and two
     /// tests must not find each other's nodes).
     ///
@@ -130,7 +139,10 @@ impl Testnet {
         let seed = first.addr.clone();
         net.slots.push(first);
 
-        let started: Vec<Result<Slot, TestnetError>> = futures::stream::iter(1..n)
+        // The other seeds join through node 0, then everyone else through
+        // a seed, round robin.
+        let seeds = net.config.seeds.clamp(1, n);
+        let mut started: Vec<Result<Slot, TestnetError>> = futures::stream::iter(1..seeds)
             .map(|index| {
                 start_node(
                     index,
@@ -143,6 +155,27 @@ impl Testnet {
             .buffered(net.config.start_concurrency.max(1))
             .collect()
             .await;
+        let seed_addrs: Vec<Multiaddr> = std::iter::once(seed)
+            .chain(
+                started
+                    .iter()
+                    .filter_map(|slot| slot.as_ref().ok().map(|s| s.addr.clone())),
+            )
+            .collect();
+        let rest: Vec<Result<Slot, TestnetError>> = futures::stream::iter(seeds..n)
+            .map(|index| {
+                start_node(
+                    index,
+                    net.node_dir(index),
+                    any_addr(transport),
+                    vec![seed_addrs[index % seed_addrs.len()].clone()],
+                    relay,
+                )
+            })
+            .buffered(net.config.start_concurrency.max(1))
+            .collect()
+            .await;
+        started.extend(rest);
         let mut failure = None;
         for result in started {
             match result {
@@ -294,15 +327,13 @@ impl Testnet {
         // still free; otherwise any port (they learn it through identify).
         let transport = self.config.transport;
         let started = match same_port(&slot.addr) {
-            Some(addr) => {
-                match start_node(i, dir.clone(), addr, seeds.clone(), relay).await {
-                    Err(TestnetError::Start {
-                        source: NodeError::Net(NetError::Listen { .. }),
-                        ..
-                    }) => None,
-                    other => Some(other),
-                }
-            }
+            Some(addr) => match start_node(i, dir.clone(), addr, seeds.clone(), relay).await {
+                Err(TestnetError::Start {
+                    source: NodeError::Net(NetError::Listen { .. }),
+                    ..
+                }) => None,
+                other => Some(other),
+            },
             None => None,
         };
         let started = match started {
