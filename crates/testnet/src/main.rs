@@ -6,7 +6,7 @@
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kith_testnet::Transport;
-use kith_testnet::dht::{self, DhtBenchConfig};
+use kith_testnet::dht::{self, DhtBenchConfig, JoinMode};
 
 /// Many kith nodes in one process.
 #[derive(Debug, Parser)]
@@ -38,6 +38,11 @@ struct BenchArgs {
     /// Small files to put and get after the lookups [dht: 0, scale: 100].
     #[arg(long)]
     files: Option<usize>,
+    /// How nodes join: `bootstrap` (one more Kademlia bootstrap each, 16 at
+    /// a time) or `quiet` (only each node's own bootstrap at start, then
+    /// wait until the routing tables stop growing) [dht: bootstrap, scale: quiet].
+    #[arg(long, value_enum)]
+    join: Option<JoinArg>,
     /// Nodes the others join through, round robin [dht: 1, scale: 8].
     #[arg(long)]
     seeds: Option<usize>,
@@ -66,6 +71,14 @@ struct BenchArgs {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+enum JoinArg {
+    /// One more bootstrap per node after all have started.
+    Bootstrap,
+    /// Only the bootstrap at start; wait for the tables to settle.
+    Quiet,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
 enum TransportArg {
     /// TCP on 127.0.0.1.
     Tcp,
@@ -80,6 +93,7 @@ impl BenchArgs {
         transport: Transport,
         files: usize,
         seeds: usize,
+        join: JoinMode,
     ) -> DhtBenchConfig {
         DhtBenchConfig {
             nodes: self.nodes.unwrap_or(nodes),
@@ -97,6 +111,11 @@ impl BenchArgs {
             files: self.files.unwrap_or(files),
             file_size: self.file_size,
             seeds: self.seeds.unwrap_or(seeds),
+            join: match self.join {
+                Some(JoinArg::Bootstrap) => JoinMode::Bootstrap,
+                Some(JoinArg::Quiet) => JoinMode::Quiet,
+                None => join,
+            },
         }
     }
 }
@@ -114,8 +133,8 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
     let config = match &cli.command {
-        Command::Dht(args) => args.config(200, Transport::Tcp, 0, 1),
-        Command::Scale(args) => args.config(1000, Transport::Memory, 100, 8),
+        Command::Dht(args) => args.config(200, Transport::Tcp, 0, 1, JoinMode::Bootstrap),
+        Command::Scale(args) => args.config(1000, Transport::Memory, 100, 8, JoinMode::Quiet),
     };
     eprintln!("starting {} nodes…", config.nodes);
     let report = runtime.block_on(dht::run(&config))?;
