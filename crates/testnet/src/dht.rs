@@ -228,7 +228,7 @@ pub async fn run(config: &DhtBenchConfig) -> Result<DhtReport, TestnetError> {
     )
     .await?;
     report.start_time = started.elapsed();
-    info!(nodes = config.nodes, after = ?report.start_time, "all nodes listen; bootstrapping each");
+    info!(nodes = config.nodes, after = ?report.start_time, "all nodes listen; joining");
 
     match config.join {
         JoinMode::Bootstrap => {
