@@ -273,10 +273,16 @@ pub async fn run(config: &DhtBenchConfig) -> Result<DhtReport, TestnetError> {
         info!(files = config.files, "putting and getting small files");
         files(&net, config, &mut report).await;
     }
-    let mut connections = Vec::with_capacity(net.len());
-    for (_, node) in net.nodes() {
-        connections.push(node.net().connected_peers().await.map_or(0, |p| p.len()));
-    }
+    let mut connections: Vec<usize> = futures::stream::iter(net.nodes())
+        .map(|(_, node)| async move {
+            node.net()
+                .connected_peers()
+                .await
+                .map_or(0, |peers| peers.len())
+        })
+        .buffer_unordered(TABLE_QUERIES_IN_FLIGHT)
+        .collect()
+        .await;
     report.connections_median = percentile(&mut connections, 50.0).unwrap_or(0);
     net.shutdown().await;
     Ok(report)
@@ -445,20 +451,25 @@ async fn wait_until_quiet(net: &Testnet) {
     warn!("routing tables still growing after {QUIET_LIMIT:?}; measuring anyway");
 }
 
-/// Every running node's routing-table size, sorted.
+/// Every running node's routing-table size, sorted. Asked of all nodes at
+/// once: asked one after another, a thousand busy event loops take minutes.
 async fn table_sizes(net: &Testnet) -> Vec<usize> {
-    let mut sizes = Vec::with_capacity(net.len());
-    for (_, node) in net.nodes() {
-        sizes.push(
+    let mut sizes: Vec<usize> = futures::stream::iter(net.nodes())
+        .map(|(_, node)| async move {
             node.net()
                 .known_peers()
                 .await
-                .map_or(0, |peers| peers.len()),
-        );
-    }
+                .map_or(0, |peers| peers.len())
+        })
+        .buffer_unordered(TABLE_QUERIES_IN_FLIGHT)
+        .collect()
+        .await;
     sizes.sort_unstable();
     sizes
 }
+
+/// Routing tables asked for at once by [`table_sizes`].
+const TABLE_QUERIES_IN_FLIGHT: usize = 256;
 
 impl fmt::Display for DhtReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
