@@ -139,7 +139,7 @@ async fn story(
     say(format_args!(
         "Putting a {} file of random bytes from node 0: encrypted with a fresh key,\n\
          cut into {} MiB segments, each erasure-coded into {} shares of which any {} rebuild it…",
-        human_size(options.size),
+        kith_base::ByteSize(options.size),
         params.segment_size() >> 20,
         params.n(),
         params.k(),
@@ -397,15 +397,6 @@ fn plural(count: usize, noun: &str) -> String {
     }
 }
 
-fn human_size(bytes: u64) -> String {
-    const MIB: u64 = 1 << 20;
-    if bytes >= MIB && bytes.is_multiple_of(MIB) {
-        format!("{} MiB", bytes / MIB)
-    } else {
-        format!("{bytes}-byte")
-    }
-}
-
 /// Prints a line of the story on stdout.
 fn say(text: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
@@ -428,11 +419,5 @@ mod tests {
         assert_eq!(blake3::hash(&bytes), hash);
         assert_ne!(make_random_file(&path, 64)?, make_random_file(&path, 64)?);
         Ok(())
-    }
-
-    #[test]
-    fn sizes_read_well() {
-        assert_eq!(human_size(64 << 20), "64 MiB");
-        assert_eq!(human_size(1000), "1000-byte");
     }
 }

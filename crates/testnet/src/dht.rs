@@ -273,16 +273,7 @@ pub async fn run(config: &DhtBenchConfig) -> Result<DhtReport, TestnetError> {
         info!(files = config.files, "putting and getting small files");
         files(&net, config, &mut report).await;
     }
-    let mut connections: Vec<usize> = futures::stream::iter(net.nodes())
-        .map(|(_, node)| async move {
-            node.net()
-                .connected_peers()
-                .await
-                .map_or(0, |peers| peers.len())
-        })
-        .buffer_unordered(TABLE_QUERIES_IN_FLIGHT)
-        .collect()
-        .await;
+    let mut connections = peer_counts(&net, PeerCount::Connected).await;
     report.connections_median = percentile(&mut connections, 50.0).unwrap_or(0);
     net.shutdown().await;
     Ok(report)
@@ -451,21 +442,37 @@ async fn wait_until_quiet(net: &Testnet) {
     warn!("routing tables still growing after {QUIET_LIMIT:?}; measuring anyway");
 }
 
-/// Every running node's routing-table size, sorted. Asked of all nodes at
-/// once: asked one after another, a thousand busy event loops take minutes.
+/// Every running node's routing-table size, sorted.
 async fn table_sizes(net: &Testnet) -> Vec<usize> {
-    let mut sizes: Vec<usize> = futures::stream::iter(net.nodes())
+    peer_counts(net, PeerCount::Known).await
+}
+
+/// Which peers [`peer_counts`] counts.
+#[derive(Debug, Clone, Copy)]
+enum PeerCount {
+    /// In the routing table.
+    Known,
+    /// With an open connection.
+    Connected,
+}
+
+/// Every running node's count of `which` peers, sorted (0 for a node that
+/// does not answer). Asked of all nodes at once: asked one after another,
+/// a thousand busy event loops take minutes.
+async fn peer_counts(net: &Testnet, which: PeerCount) -> Vec<usize> {
+    let mut counts: Vec<usize> = futures::stream::iter(net.nodes())
         .map(|(_, node)| async move {
-            node.net()
-                .known_peers()
-                .await
-                .map_or(0, |peers| peers.len())
+            let count = match which {
+                PeerCount::Known => node.net().known_peers().await.map(|p| p.len()),
+                PeerCount::Connected => node.net().connected_peers().await.map(|p| p.len()),
+            };
+            count.unwrap_or(0)
         })
         .buffer_unordered(TABLE_QUERIES_IN_FLIGHT)
         .collect()
         .await;
-    sizes.sort_unstable();
-    sizes
+    counts.sort_unstable();
+    counts
 }
 
 /// Routing tables asked for at once by [`table_sizes`].
