@@ -15,7 +15,6 @@
 //! - `GET /v1/stat?cap=CAP` — [`StatAnswer`].
 
 use std::collections::VecDeque;
-use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -28,7 +27,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
 use kith_base::Capability;
-use kith_node::{Detected, FileMeta, GetError, GetReport, Node, Params, PutError};
+use kith_node::{ChunkReader, Detected, FileMeta, GetError, GetReport, Node, Params, PutError};
 use serde::Deserialize;
 
 use crate::routes::error_response;
@@ -150,11 +149,7 @@ async fn put(
             let _ = sender.send(Ok(batch)).await;
         }
     });
-    let reader = ChannelReader {
-        receiver,
-        chunk: Vec::new(),
-        at: 0,
-    };
+    let reader = ChunkReader::new(receiver);
     let result = files.node.put(Box::new(reader), params, meta).await;
     let _ = pump.await;
     match result {
@@ -176,34 +171,6 @@ async fn put(
             };
             error_response(status, error.to_string())
         }
-    }
-}
-
-/// A `Read` over the chunks of a request body.
-struct ChannelReader {
-    receiver: tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
-    chunk: Vec<u8>,
-    at: usize,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.at == self.chunk.len() {
-            // The encoder reads on a blocking thread, where blocking on the
-            // channel is allowed.
-            match self.receiver.blocking_recv() {
-                Some(Ok(chunk)) => {
-                    self.chunk = chunk;
-                    self.at = 0;
-                }
-                Some(Err(error)) => return Err(error),
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.chunk.len() - self.at);
-        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
     }
 }
 

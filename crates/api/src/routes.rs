@@ -33,7 +33,8 @@ pub fn router(node: Node, token: &str, local: SocketAddr) -> Router {
         .route("/v1/connect", post(connect))
         .route("/v1/ping", post(ping))
         .with_state(node.clone())
-        .merge(crate::files::router(node))
+        .merge(crate::files::router(node.clone()))
+        .merge(crate::friends::router(node))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .route_layer(middleware::from_fn_with_state(

@@ -158,3 +158,35 @@ pub struct StatAnswer {
     /// The data stripes, in file order.
     pub stripes: Vec<StatStripe>,
 }
+
+/// `POST /v1/msg` request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageRequest {
+    /// A petname or a peer id.
+    pub to: String,
+    /// The text.
+    pub text: String,
+}
+
+/// `GET /v1/inbox` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InboxAnswer {
+    /// Entries in arrival order.
+    pub entries: Vec<kith_node::InboxItem>,
+}
+
+/// `POST /v1/mail/check` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MailChecked {
+    /// New letters collected.
+    pub new: usize,
+}
+
+/// `GET /v1/mail/held` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeldMail {
+    /// Sealed letters held.
+    pub letters: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}

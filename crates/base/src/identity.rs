@@ -82,6 +82,15 @@ impl Identity {
         }
     }
 
+    /// The 32-byte Ed25519 secret seed, for deriving this identity's
+    /// X25519 key (see [`crate::letter`]). Wipe it after use.
+    pub(crate) fn ed25519_seed(&self) -> [u8; 32] {
+        let secret = self.ed25519().secret();
+        let mut seed = [0u8; 32];
+        seed.copy_from_slice(secret.as_ref());
+        seed
+    }
+
     /// The 32-byte public key.
     pub fn public_key(&self) -> [u8; 32] {
         self.ed25519().public().to_bytes()

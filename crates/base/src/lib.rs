@@ -11,6 +11,8 @@
 //!   file; it carries the manifest id and the file key, versioned and
 //!   checksummed so a typo is caught before anything is fetched.
 //! - [`identity`]: the node's Ed25519 key pair and its on-disk text form.
+//! - [`letter`]: signed letters between friends, sealed to the recipient
+//!   for offline mailboxes.
 //!
 //! ```
 //! use kith_base::{Capability, ContentId, FileKey};
@@ -25,11 +27,13 @@ pub mod capability;
 pub mod content_id;
 pub mod file_key;
 pub mod identity;
+pub mod letter;
 pub mod size;
 
 pub use capability::{Capability, CapabilityError};
 pub use content_id::{ContentId, ContentIdError};
 pub use file_key::FileKey;
 pub use identity::{Identity, IdentityError};
+pub use letter::{Body, Letter, LetterError};
 pub use libp2p_identity::PeerId;
 pub use size::{ByteSize, ByteSizeError};

@@ -86,6 +86,47 @@ pub(crate) enum Command {
         /// The file's capability (kith:…).
         cap: String,
     },
+    /// Manage the address book: petnames for friends' peer ids.
+    ///
+    /// Petnames are yours alone (never sent); every command that takes a
+    /// friend accepts a petname or a peer id. Works with no node running.
+    #[command(subcommand)]
+    Friend(FriendCommand),
+    /// Send a text message to a friend, end-to-end encrypted.
+    ///
+    /// Goes straight to the friend's node if it can be reached (directly or
+    /// through a relay) and prints "delivered"; otherwise it is sealed to
+    /// the friend's key and left with peers until the friend comes online.
+    Msg {
+        /// A petname or a peer id.
+        friend: String,
+        /// The message (at most 16 KiB).
+        text: String,
+    },
+    /// Send a file to a friend.
+    ///
+    /// Streams the file to the friend's node, which verifies it and puts it
+    /// in its inbox folder under a safe name; prints the delivery. If the
+    /// friend is offline, the file is stored encrypted on the network and
+    /// its capability is left in the friend's mailbox.
+    Send {
+        /// A petname or a peer id.
+        friend: String,
+        /// The file to send.
+        file: PathBuf,
+    },
+    /// Show received messages and files, newest first.
+    Inbox {
+        /// Keep running and print new messages and files as they arrive.
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// Show at most this many (the newest).
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// One JSON object per line, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// See it work: a small network on this machine stores a file, loses two
     /// nodes and gives the file back.
     ///
@@ -102,6 +143,24 @@ pub(crate) enum Command {
         /// Size of the file to store, e.g. 64M or 1G.
         #[arg(long, default_value = "64M", value_name = "SIZE")]
         size: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum FriendCommand {
+    /// Give a peer id a petname.
+    Add {
+        /// The petname: up to 32 letters, digits, '-', '_' or '.'.
+        name: String,
+        /// The friend's peer id (`kith id` on their node prints it).
+        peer_id: String,
+    },
+    /// List friends: one "NAME PEER_ID" line each.
+    Ls,
+    /// Remove a petname.
+    Rm {
+        /// The petname.
+        name: String,
     },
 }
 

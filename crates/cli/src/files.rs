@@ -20,7 +20,7 @@ use kith_base::{ByteSize, Capability};
 use crate::client::ApiClient;
 
 /// Query-string escaping for the few characters a name may carry.
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
@@ -247,7 +247,7 @@ pub(crate) fn stat(api: &ApiClient, cap: &str) -> anyhow::Result<Vec<String>> {
 /// Progress on stderr: a bar on a terminal, a line every few seconds
 /// otherwise.
 #[derive(Clone)]
-struct Progress {
+pub(crate) struct Progress {
     bar: Option<ProgressBar>,
     plain: std::sync::Arc<std::sync::Mutex<PlainProgress>>,
     verb: &'static str,
@@ -261,7 +261,7 @@ struct PlainProgress {
 }
 
 impl Progress {
-    fn new(verb: &'static str, total: Option<u64>) -> Self {
+    pub(crate) fn new(verb: &'static str, total: Option<u64>) -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = match total {
                 Some(total) => ProgressBar::new(total),
@@ -307,7 +307,7 @@ impl Progress {
         }
     }
 
-    fn finish(&self, ok: bool) {
+    pub(crate) fn finish(&self, ok: bool) {
         if let Some(bar) = &self.bar {
             if ok {
                 bar.finish_and_clear();
@@ -324,9 +324,9 @@ impl Progress {
 }
 
 /// Counts bytes read, for the progress display.
-struct CountingReader {
-    inner: Box<dyn Read + Send>,
-    progress: Progress,
+pub(crate) struct CountingReader {
+    pub(crate) inner: Box<dyn Read + Send>,
+    pub(crate) progress: Progress,
 }
 
 impl Read for CountingReader {

@@ -10,6 +10,7 @@ mod cli;
 mod client;
 mod demo;
 mod files;
+mod friends;
 
 use std::process::ExitCode;
 
@@ -18,7 +19,7 @@ use clap::Parser as _;
 use kith_api::types::{ConnectRequest, Connected, Id, Peers, PingRequest, Pong};
 use kith_node::{ConfigFile, DataDir, DataDirError, Flags, NodeConfig};
 
-use crate::cli::{Cli, Command, UpArgs};
+use crate::cli::{Cli, Command, FriendCommand, UpArgs};
 use crate::client::ApiClient;
 
 fn main() -> ExitCode {
@@ -146,6 +147,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .map_err(|error| anyhow::anyhow!("not a valid capability: {error}"))?;
             let api = ApiClient::from_dir(&dir)?;
             files::get(&api, &cap, output.as_deref())?;
+        }
+        Command::Friend(FriendCommand::Add { name, peer_id }) => {
+            eprintln!("{}", friends::add(&dir, &name, &peer_id)?);
+        }
+        Command::Friend(FriendCommand::Rm { name }) => {
+            eprintln!("{}", friends::remove(&dir, &name)?);
+        }
+        Command::Friend(FriendCommand::Ls) => {
+            for line in friends::list(&dir)? {
+                out!("{line}");
+            }
+        }
+        Command::Msg { friend, text } => {
+            let api = ApiClient::from_dir(&dir)?;
+            out!("{}", friends::message(&api, &friend, text)?);
+        }
+        Command::Send { friend, file } => {
+            let api = ApiClient::from_dir(&dir)?;
+            out!("{}", friends::send(&api, &friend, &file)?);
+        }
+        Command::Inbox {
+            follow,
+            limit,
+            json,
+        } => {
+            let api = ApiClient::from_dir(&dir)?;
+            friends::inbox(&api, follow, limit, json, |line| {
+                out!("{line}");
+                Ok(())
+            })?;
         }
         // Ran above, before a data folder was looked for.
         Command::Demo { .. } => {}

@@ -16,6 +16,10 @@
 //! relays = ["/ip4/198.51.100.4/tcp/4001/p2p/12D3KooW…"]  # listen through these
 //! api = "127.0.0.1:5050"
 //! quota = "50G"
+//! inbox = "/home/me/Inbox"   # where files from friends land [DIR/inbox]
+//! accept = "friends"         # letters from friends only ["anyone"]
+//! mail_check_secs = 60       # how often to check the mailbox
+//! mail_expiry_days = 14      # how long mail for an offline friend is kept
 //! ```
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -24,6 +28,8 @@ use std::path::Path;
 use kith_base::ByteSize;
 use kith_net::{Multiaddr, parse_multiaddr};
 use serde::Deserialize;
+
+use crate::friends::FriendSettings;
 
 /// The file in the data folder that holds the node's settings.
 pub const CONFIG_FILE: &str = "config.toml";
@@ -56,6 +62,8 @@ pub struct NodeConfig {
     /// running many nodes in one process (`kith-testnet`), where every
     /// connection costs two file descriptors.
     pub idle_timeout: Option<std::time::Duration>,
+    /// Messages, files from friends and mailboxes.
+    pub friends: FriendSettings,
 }
 
 impl Default for NodeConfig {
@@ -73,6 +81,7 @@ impl Default for NodeConfig {
             api: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             quota: None,
             idle_timeout: None,
+            friends: FriendSettings::default(),
         }
     }
 }
@@ -132,6 +141,14 @@ pub struct ConfigFile {
     pub api: Option<String>,
     /// Storage quota, e.g. `50G`.
     pub quota: Option<String>,
+    /// Where files from friends land.
+    pub inbox: Option<std::path::PathBuf>,
+    /// Whose letters to accept: `anyone` or `friends`.
+    pub accept: Option<String>,
+    /// Seconds between mailbox checks.
+    pub mail_check_secs: Option<u64>,
+    /// Days mail left for an offline friend is kept.
+    pub mail_expiry_days: Option<u64>,
 }
 
 impl ConfigFile {
@@ -246,6 +263,35 @@ impl NodeConfig {
                 }
             })?);
         }
+        config.friends.inbox = file.inbox.clone();
+        match file.accept.as_deref().map(str::trim) {
+            None | Some("anyone") => {}
+            Some("friends") => config.friends.friends_only = true,
+            Some(other) => {
+                return Err(ConfigError::Value {
+                    source_name: CONFIG_FILE.to_owned(),
+                    message: format!("accept = {other:?}: write \"anyone\" or \"friends\""),
+                });
+            }
+        }
+        if let Some(secs) = file.mail_check_secs {
+            if secs == 0 {
+                return Err(ConfigError::Value {
+                    source_name: CONFIG_FILE.to_owned(),
+                    message: "mail_check_secs must be at least 1".to_owned(),
+                });
+            }
+            config.friends.mail_check = std::time::Duration::from_secs(secs);
+        }
+        if let Some(days) = file.mail_expiry_days {
+            if !(1..=30).contains(&days) {
+                return Err(ConfigError::Value {
+                    source_name: CONFIG_FILE.to_owned(),
+                    message: "mail_expiry_days must be between 1 and 30".to_owned(),
+                });
+            }
+            config.friends.mail_expiry = std::time::Duration::from_secs(days * 24 * 3600);
+        }
         if config.listen.is_empty() {
             return Err(ConfigError::Value {
                 source_name: "listen".to_owned(),
@@ -295,6 +341,20 @@ mod tests {
         let config = NodeConfig::resolve(&file, &flags).unwrap();
         assert_eq!(config.listen.len(), 2);
         assert_eq!(config.quota, Some(ByteSize(2 << 30)));
+    }
+
+    #[test]
+    fn friend_settings_come_from_the_file() {
+        let file: ConfigFile =
+            toml::from_str("accept = \"friends\"\nmail_check_secs = 5\ninbox = \"/tmp/in\"\n")
+                .unwrap();
+        let config = NodeConfig::resolve(&file, &Flags::default()).unwrap();
+        assert!(config.friends.friends_only);
+        assert_eq!(config.friends.mail_check, std::time::Duration::from_secs(5));
+        assert_eq!(config.friends.inbox.as_deref(), Some(Path::new("/tmp/in")));
+        let file: ConfigFile = toml::from_str("accept = \"strangers\"\n").unwrap();
+        let error = NodeConfig::resolve(&file, &Flags::default()).unwrap_err();
+        assert!(error.to_string().contains("friends"), "{error}");
     }
 
     #[test]

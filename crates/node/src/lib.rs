@@ -9,7 +9,9 @@
 //! - [`Node`]: the running node, a cloneable handle started with a config and
 //!   stopped with [`Node::shutdown`];
 //! - files on the network ([`Node::put`], [`Node::get`], [`Node::stat`]):
-//!   the share protocol, placement, swarming (module `share`).
+//!   the share protocol, placement, swarming (module `share`);
+//! - [`friends`]: petnames, direct messages and files, offline mailboxes
+//!   ([`Node::send_message`], [`Node::send_file`], [`Node::inbox`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), kith_node::NodeError> {
@@ -22,14 +24,21 @@
 //! # }
 //! ```
 
+mod chunk_reader;
 pub mod config;
 pub mod data_dir;
+pub mod friends;
 mod node;
 pub mod peer_table;
 mod share;
+mod slots;
 
+pub use chunk_reader::ChunkReader;
 pub use config::{ConfigError, ConfigFile, Flags, NodeConfig};
 pub use data_dir::{DataDir, DataDirError};
+pub use friends::address_book::{AddressBook, FriendError};
+pub use friends::db::{Content, FileState, InboxEntry, Via};
+pub use friends::{Delivery, FriendSettings, InboxItem, RefusalReason, SendError};
 pub use kith_base::Capability;
 pub use kith_codec::{FileMeta, Manifest, Params};
 pub use node::{Node, NodeError, PeerInfo, STORE_DIR};

@@ -19,6 +19,7 @@ use kith_store::{Store, StoreConfig, StoreError};
 
 use crate::config::NodeConfig;
 use crate::data_dir::{DataDir, DataDirError, DirLock};
+use crate::friends::{Delivery, Friends, InboxItem, SendError};
 use crate::peer_table::{self, PEER_TABLE_FILE};
 use crate::share::{Download, GetError, PutError, PutReport, Server, Shares, StatReport};
 
@@ -69,6 +70,7 @@ struct Inner {
     net: Client,
     store: Store,
     shares: Shares,
+    friends: Friends,
     started: Instant,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     _lock: DirLock,
@@ -112,6 +114,17 @@ impl Node {
         let (net, net_task) = kith_net::spawn(&identity, net_config).await?;
         let shares = Shares::new(identity.peer_id(), net.clone(), store.clone());
         let server = tokio::spawn(Server::new(store.clone()).run(net.streams()));
+        let friends = Friends::open(
+            identity.clone(),
+            data_dir.clone(),
+            net.clone(),
+            shares.clone(),
+            config.friends.clone(),
+        )
+        .await
+        .map_err(NodeError::Internal)?;
+        let mut tasks = vec![net_task, server];
+        tasks.extend(friends.tasks());
         let node = Self {
             inner: Arc::new(Inner {
                 identity,
@@ -119,8 +132,9 @@ impl Node {
                 net,
                 store,
                 shares,
+                friends,
                 started: Instant::now(),
-                tasks: Mutex::new(vec![net_task, server]),
+                tasks: Mutex::new(tasks),
                 _lock: lock,
             }),
         };
@@ -242,6 +256,60 @@ impl Node {
     /// Where the shares of a file are, stripe by stripe.
     pub async fn stat(&self, capability: &Capability) -> Result<StatReport, GetError> {
         self.inner.shares.stat(capability).await
+    }
+
+    /// Sends a text message to `friend` (a petname or a peer id): straight
+    /// to its node if it can be reached, else sealed into its mailbox.
+    pub async fn send_message(&self, friend: &str, text: String) -> Result<Delivery, SendError> {
+        self.inner.friends.send_text(friend, text).await
+    }
+
+    /// Sends a file of `size` bytes read from `body` to `friend` under
+    /// `name`: streamed and verified if the friend can be reached, else
+    /// stored on the network and its capability mailed.
+    pub async fn send_file(
+        &self,
+        friend: &str,
+        name: &str,
+        size: u64,
+        body: Box<dyn futures::AsyncRead + Send + Unpin>,
+    ) -> Result<Delivery, SendError> {
+        self.inner.friends.send_file(friend, name, size, body).await
+    }
+
+    /// Inbox entries that arrived after arrival number `after` (0 = all),
+    /// oldest arrival first. With `wait`, waits that long for one if none
+    /// has arrived.
+    pub async fn inbox(
+        &self,
+        after: u64,
+        wait: Option<Duration>,
+    ) -> Result<Vec<InboxItem>, NodeError> {
+        match wait {
+            Some(wait) => self.inner.friends.wait_inbox(after, wait).await,
+            None => self.inner.friends.inbox(after).await,
+        }
+        .map_err(NodeError::Internal)
+    }
+
+    /// Checks the mailbox now; returns how many new letters arrived.
+    pub async fn check_mail(&self) -> usize {
+        self.inner.friends.check_mail().await
+    }
+
+    /// Mail this node holds for others: for `peer`'s mailbox, or in all.
+    /// Returns (letters, bytes).
+    pub async fn held_mail(&self, peer: Option<PeerId>) -> Result<(u64, u64), NodeError> {
+        self.inner
+            .friends
+            .held_mail(peer)
+            .await
+            .map_err(NodeError::Internal)
+    }
+
+    /// The folder where files from friends land.
+    pub fn inbox_dir(&self) -> &std::path::Path {
+        self.inner.friends.inbox_dir()
     }
 
     /// Measures the round trip to a connected peer.

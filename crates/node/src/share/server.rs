@@ -16,8 +16,7 @@
 //! stripe record gives for its index, and the record must hash to the
 //! stripe id; the store checks both again on every read.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -27,6 +26,8 @@ use kith_net::{Control, PeerId, Stream};
 use kith_store::{PutOutcome, Store, StoreError};
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
+
+use crate::slots::StreamSlots;
 
 use super::wire::{self, Answer, RefuseReason, Request, WireError};
 
@@ -44,7 +45,7 @@ pub(crate) const IDLE: Duration = Duration::from_secs(120);
 pub(crate) struct Server {
     store: Store,
     budget: Arc<Semaphore>,
-    streams: Arc<Mutex<HashMap<PeerId, usize>>>,
+    streams: StreamSlots,
 }
 
 impl Server {
@@ -52,7 +53,7 @@ impl Server {
         Self {
             store,
             budget: Arc::new(Semaphore::new(INBOUND_BUDGET)),
-            streams: Arc::new(Mutex::new(HashMap::new())),
+            streams: StreamSlots::new(MAX_STREAMS, MAX_STREAMS_PER_PEER),
         }
     }
 
@@ -68,7 +69,7 @@ impl Server {
         while let Some((peer, stream)) = incoming.next().await {
             // Only hand off here: libp2p-stream drops inbound streams that
             // arrive while this loop is busy.
-            let Some(slot) = self.admit(peer) else {
+            let Some(slot) = self.streams.admit(peer) else {
                 debug!(%peer, "too many share streams; dropping one");
                 continue;
             };
@@ -80,20 +81,6 @@ impl Server {
                 drop(slot);
             });
         }
-    }
-
-    fn admit(&self, peer: PeerId) -> Option<StreamSlot> {
-        let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
-        let total: usize = streams.values().sum();
-        let mine = streams.entry(peer).or_default();
-        if total >= MAX_STREAMS || *mine >= MAX_STREAMS_PER_PEER {
-            return None;
-        }
-        *mine += 1;
-        Some(StreamSlot {
-            peer,
-            streams: self.streams.clone(),
-        })
     }
 
     async fn serve(&self, peer: PeerId, mut stream: Stream) -> Result<(), WireError> {
@@ -181,24 +168,6 @@ impl Server {
         work: impl FnOnce(&Store) -> T + Send + 'static,
     ) -> T {
         super::on_blocking_pool(&self.store, work).await
-    }
-}
-
-/// A stream counted against its peer's limit until dropped.
-struct StreamSlot {
-    peer: PeerId,
-    streams: Arc<Mutex<HashMap<PeerId, usize>>>,
-}
-
-impl Drop for StreamSlot {
-    fn drop(&mut self) {
-        let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = streams.get_mut(&self.peer) {
-            *count -= 1;
-            if *count == 0 {
-                streams.remove(&self.peer);
-            }
-        }
     }
 }
 

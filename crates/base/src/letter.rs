@@ -1,0 +1,635 @@
+//! Letters between friends: the signed unit of a message or a file, and its
+//! sealed form for offline mailboxes.
+//!
+//! A [`Letter`] says who wrote it, to whom, when (the sender's clock) and
+//! its place in the sender's sequence, and carries a [`Body`]: a text, the
+//! header of a file that follows on the same stream, or the capability of a
+//! file the sender stored on the network for a friend who was offline.
+//!
+//! On the wire a letter is signed by its author's Ed25519 identity:
+//!
+//! ```text
+//! signed letter = letter bytes ‖ signature (64)
+//! signature     = Ed25519("kith letter v1" ‖ letter bytes)
+//! letter bytes  = version (1) ‖ from (u8 len ‖ peer id) ‖ to (u8 len ‖ peer id)
+//!                 ‖ sent_at_ms u64 LE ‖ seq u64 LE ‖ kind (1) ‖ body
+//! body, kind 1  = text: u32 LE len ‖ UTF-8
+//! body, kind 2  = file: u16 LE len ‖ name ‖ size u64 LE
+//! body, kind 3  = stored file: u16 LE len ‖ name ‖ size u64 LE ‖ u16 LE len ‖ capability text
+//! ```
+//!
+//! The peer id carries the author's public key, so a signature is checked
+//! against the `from` it claims and nothing else.
+//!
+//! For a mailbox, a signed letter is sealed to the recipient with HPKE
+//! (RFC 9180: DHKEM X25519-HKDF-SHA256, HKDF-SHA256, ChaCha20-Poly1305; the
+//! `hpke` crate). The recipient's X25519 key is its Ed25519 identity key in
+//! Montgomery form, so anyone who knows a peer id can seal to it with no key
+//! exchange and no directory, and only the holder of the identity can open
+//! it. (Using one key pair for Ed25519 signatures and an X25519 KEM is
+//! analysed in "On using the same key pair for Ed25519 and an X25519 based
+//! KEM", ePrint 2021/509.) Signing happens inside the seal, so a mailbox
+//! peer learns neither the text nor, from the letter, the author.
+//!
+//! Written by hand rather than with a serialisation crate: a handful of
+//! fixed fields whose exact bytes are signed, so the encoding must be
+//! canonical and stable, which a hand-written layout with a version byte
+//! makes obvious.
+
+use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
+use libp2p_identity::{PeerId, PublicKey};
+
+use crate::Identity;
+
+/// Longest message text, in bytes of UTF-8.
+pub const MAX_TEXT: usize = 16 * 1024;
+/// Longest file name a letter may carry, in bytes.
+pub const MAX_FILE_NAME: usize = 255;
+/// Longest capability text a letter may carry.
+pub const MAX_CAPABILITY: usize = 512;
+/// Largest signed letter; every letter that passes [`Letter::encode`]'s
+/// limits fits.
+pub const MAX_SIGNED_LETTER: usize = MAX_TEXT + 1024;
+/// Largest sealed letter (HPKE encapsulated key and tag included).
+pub const MAX_SEALED_LETTER: usize = MAX_SIGNED_LETTER + ENCAPPED_LEN + 16;
+
+const VERSION: u8 = 1;
+const SIGNATURE_CONTEXT: &[u8] = b"kith letter v1";
+const SEAL_INFO: &[u8] = b"kith mailbox seal v1";
+const MAILBOX_CONTEXT: &str = "kith mailbox id v1";
+const SIGNATURE_LEN: usize = 64;
+const ENCAPPED_LEN: usize = 32;
+
+const KIND_TEXT: u8 = 1;
+const KIND_FILE: u8 = 2;
+const KIND_STORED: u8 = 3;
+
+type Kem = hpke::kem::X25519HkdfSha256;
+type Kdf = hpke::kdf::HkdfSha256;
+type Aead = hpke::aead::ChaCha20Poly1305;
+
+/// A message or file from one node to another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Letter {
+    /// The author.
+    pub from: PeerId,
+    /// The recipient.
+    pub to: PeerId,
+    /// When the author wrote it, milliseconds since the Unix epoch, by the
+    /// author's clock.
+    pub sent_at_ms: u64,
+    /// The author's sequence number: each letter an author writes gets the
+    /// next one, so (author, seq) names a letter once and for all.
+    pub seq: u64,
+    /// What it carries.
+    pub body: Body,
+}
+
+/// What a letter carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    /// A text message.
+    Text(String),
+    /// A file whose bytes follow the letter on the same stream.
+    File {
+        /// The name the author gave it (a plain name, no folders).
+        name: String,
+        /// Its length in bytes.
+        size: u64,
+    },
+    /// A file the author stored on the network; fetch it with the
+    /// capability.
+    Stored {
+        /// The name the author gave it.
+        name: String,
+        /// Its length in bytes.
+        size: u64,
+        /// The `kith:…` capability.
+        capability: String,
+    },
+}
+
+/// Why a letter was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LetterError {
+    /// The text is longer than [`MAX_TEXT`].
+    #[error("the message is {len} bytes; at most {max} bytes are allowed", max = MAX_TEXT)]
+    TextTooLong {
+        /// Its length.
+        len: usize,
+    },
+    /// The file name is not a plain name.
+    #[error("{name:?} is not an acceptable file name: {reason}")]
+    BadFileName {
+        /// The name (lossy, for the message).
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The signed letter is larger than allowed.
+    #[error("the letter is {len} bytes; at most {max} are allowed")]
+    TooLarge {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The bytes are not a letter.
+    #[error("the letter is malformed: {0}")]
+    Malformed(&'static str),
+    /// The letter is written in a version this node does not read.
+    #[error("the letter is of version {0}; this kith reads version {VERSION}")]
+    Version(u8),
+    /// The signature does not match the author it claims.
+    #[error("the letter's signature does not match its sender {from}: it is forged or damaged")]
+    BadSignature {
+        /// The author it claims.
+        from: PeerId,
+    },
+    /// The sender's peer id does not carry an Ed25519 key.
+    #[error("peer id {0} carries no Ed25519 key, so it cannot sign or receive letters")]
+    NotEd25519(PeerId),
+    /// A sealed letter could not be opened with this identity.
+    #[error("the sealed letter cannot be opened with this node's key (not for us, or damaged)")]
+    Unseal,
+}
+
+impl Letter {
+    /// The letter's canonical bytes (what is signed). Checks the limits.
+    pub fn encode(&self) -> Result<Vec<u8>, LetterError> {
+        let mut out = Vec::with_capacity(128);
+        out.push(VERSION);
+        push_peer(&mut out, &self.from);
+        push_peer(&mut out, &self.to);
+        out.extend_from_slice(&self.sent_at_ms.to_le_bytes());
+        out.extend_from_slice(&self.seq.to_le_bytes());
+        match &self.body {
+            Body::Text(text) => {
+                if text.len() > MAX_TEXT {
+                    return Err(LetterError::TextTooLong { len: text.len() });
+                }
+                out.push(KIND_TEXT);
+                out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+                out.extend_from_slice(text.as_bytes());
+            }
+            Body::File { name, size } => {
+                check_file_name(name)?;
+                out.push(KIND_FILE);
+                push_short(&mut out, name.as_bytes());
+                out.extend_from_slice(&size.to_le_bytes());
+            }
+            Body::Stored {
+                name,
+                size,
+                capability,
+            } => {
+                check_file_name(name)?;
+                if capability.len() > MAX_CAPABILITY {
+                    return Err(LetterError::Malformed("the capability is too long"));
+                }
+                out.push(KIND_STORED);
+                push_short(&mut out, name.as_bytes());
+                out.extend_from_slice(&size.to_le_bytes());
+                push_short(&mut out, capability.as_bytes());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Parses canonical bytes (no signature check: see [`open_signed`]).
+    pub fn decode(bytes: &[u8]) -> Result<Self, LetterError> {
+        let mut reader = Reader(bytes);
+        let version = reader.u8()?;
+        if version != VERSION {
+            return Err(LetterError::Version(version));
+        }
+        let from = reader.peer()?;
+        let to = reader.peer()?;
+        let sent_at_ms = reader.u64()?;
+        let seq = reader.u64()?;
+        let body = match reader.u8()? {
+            KIND_TEXT => {
+                let len = reader.u32()? as usize;
+                if len > MAX_TEXT {
+                    return Err(LetterError::TextTooLong { len });
+                }
+                Body::Text(reader.utf8(len)?)
+            }
+            KIND_FILE => {
+                let name = reader.short_utf8()?;
+                let size = reader.u64()?;
+                check_file_name(&name)?;
+                Body::File { name, size }
+            }
+            KIND_STORED => {
+                let name = reader.short_utf8()?;
+                let size = reader.u64()?;
+                let capability = reader.short_utf8()?;
+                check_file_name(&name)?;
+                Body::Stored {
+                    name,
+                    size,
+                    capability,
+                }
+            }
+            _ => return Err(LetterError::Malformed("unknown kind of letter")),
+        };
+        if !reader.0.is_empty() {
+            return Err(LetterError::Malformed("bytes after the end"));
+        }
+        Ok(Self {
+            from,
+            to,
+            sent_at_ms,
+            seq,
+            body,
+        })
+    }
+
+    /// Signs the letter with its author's identity: the bytes to send.
+    ///
+    /// Fails if `identity` is not the letter's `from`, or on a limit.
+    pub fn sign(&self, identity: &Identity) -> Result<Vec<u8>, LetterError> {
+        if identity.peer_id() != self.from {
+            return Err(LetterError::BadSignature { from: self.from });
+        }
+        let mut bytes = self.encode()?;
+        let mut message = SIGNATURE_CONTEXT.to_vec();
+        message.extend_from_slice(&bytes);
+        let signature = identity
+            .keypair()
+            .sign(&message)
+            .map_err(|_| LetterError::NotEd25519(self.from))?;
+        bytes.extend_from_slice(&signature);
+        if bytes.len() > MAX_SIGNED_LETTER {
+            return Err(LetterError::TooLarge {
+                len: bytes.len(),
+                max: MAX_SIGNED_LETTER,
+            });
+        }
+        Ok(bytes)
+    }
+}
+
+/// Checks a signed letter against the author it claims and parses it.
+pub fn open_signed(signed: &[u8]) -> Result<Letter, LetterError> {
+    if signed.len() > MAX_SIGNED_LETTER {
+        return Err(LetterError::TooLarge {
+            len: signed.len(),
+            max: MAX_SIGNED_LETTER,
+        });
+    }
+    let split = signed
+        .len()
+        .checked_sub(SIGNATURE_LEN)
+        .ok_or(LetterError::Malformed("shorter than a signature"))?;
+    let (bytes, signature) = signed.split_at(split);
+    let letter = Letter::decode(bytes)?;
+    let key = public_key(&letter.from)?;
+    let mut message = SIGNATURE_CONTEXT.to_vec();
+    message.extend_from_slice(bytes);
+    if !key.verify(&message, signature) {
+        return Err(LetterError::BadSignature { from: letter.from });
+    }
+    Ok(letter)
+}
+
+/// Seals a signed letter so that only `to` can open it.
+pub fn seal(to: &PeerId, signed: &[u8]) -> Result<Vec<u8>, LetterError> {
+    if signed.len() > MAX_SIGNED_LETTER {
+        return Err(LetterError::TooLarge {
+            len: signed.len(),
+            max: MAX_SIGNED_LETTER,
+        });
+    }
+    let recipient = x25519_public(to)?;
+    let (encapped, ciphertext) = hpke::single_shot_seal::<Aead, Kdf, Kem>(
+        &OpModeS::Base,
+        &recipient,
+        SEAL_INFO,
+        signed,
+        &to.to_bytes(),
+    )
+    .map_err(|_| LetterError::Unseal)?;
+    let mut out = encapped.to_bytes().to_vec();
+    out.extend_from_slice(&ciphertext);
+    Ok(out)
+}
+
+/// Opens a letter sealed to `identity`: the signed letter inside (check it
+/// with [`open_signed`]).
+pub fn unseal(identity: &Identity, sealed: &[u8]) -> Result<Vec<u8>, LetterError> {
+    if sealed.len() > MAX_SEALED_LETTER {
+        return Err(LetterError::TooLarge {
+            len: sealed.len(),
+            max: MAX_SEALED_LETTER,
+        });
+    }
+    if sealed.len() < ENCAPPED_LEN {
+        return Err(LetterError::Unseal);
+    }
+    let (encapped, ciphertext) = sealed.split_at(ENCAPPED_LEN);
+    let encapped =
+        <Kem as hpke::Kem>::EncappedKey::from_bytes(encapped).map_err(|_| LetterError::Unseal)?;
+    let secret = x25519_secret(identity)?;
+    hpke::single_shot_open::<Aead, Kdf, Kem>(
+        &OpModeR::Base,
+        &secret,
+        &encapped,
+        SEAL_INFO,
+        ciphertext,
+        &identity.peer_id().to_bytes(),
+    )
+    .map_err(|_| LetterError::Unseal)
+}
+
+/// The id of `peer`'s mailbox: the DHT key whose closest peers hold its
+/// mail while it is offline.
+pub fn mailbox_id(peer: &PeerId) -> [u8; 32] {
+    blake3::derive_key(MAILBOX_CONTEXT, &peer.to_bytes())
+}
+
+/// Checks that `name` is a plain file name: not empty, no folders, no
+/// `.`/`..`, no control characters, at most [`MAX_FILE_NAME`] bytes.
+pub fn check_file_name(name: &str) -> Result<(), LetterError> {
+    let bad = |reason| {
+        Err(LetterError::BadFileName {
+            name: name.chars().take(80).collect(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return bad("it is empty");
+    }
+    if name.len() > MAX_FILE_NAME {
+        return bad("it is longer than 255 bytes");
+    }
+    if name == "." || name == ".." {
+        return bad("it names a folder");
+    }
+    if name.contains(['/', '\\']) {
+        return bad("it contains a folder separator");
+    }
+    if name.chars().any(char::is_control) {
+        return bad("it contains control characters");
+    }
+    Ok(())
+}
+
+fn public_key(peer: &PeerId) -> Result<PublicKey, LetterError> {
+    let multihash = peer.as_ref();
+    // Ed25519 peer ids embed the protobuf-encoded public key (identity
+    // multihash, code 0).
+    if multihash.code() != 0 {
+        return Err(LetterError::NotEd25519(*peer));
+    }
+    let key = PublicKey::try_decode_protobuf(multihash.digest())
+        .map_err(|_| LetterError::NotEd25519(*peer))?;
+    if key.clone().try_into_ed25519().is_err() {
+        return Err(LetterError::NotEd25519(*peer));
+    }
+    Ok(key)
+}
+
+fn x25519_public(peer: &PeerId) -> Result<<Kem as hpke::Kem>::PublicKey, LetterError> {
+    let ed = public_key(peer)?
+        .try_into_ed25519()
+        .map_err(|_| LetterError::NotEd25519(*peer))?;
+    let verifying = ed25519_dalek::VerifyingKey::from_bytes(&ed.to_bytes())
+        .map_err(|_| LetterError::NotEd25519(*peer))?;
+    <Kem as hpke::Kem>::PublicKey::from_bytes(verifying.to_montgomery().as_bytes())
+        .map_err(|_| LetterError::NotEd25519(*peer))
+}
+
+fn x25519_secret(identity: &Identity) -> Result<<Kem as hpke::Kem>::PrivateKey, LetterError> {
+    let seed = zeroize::Zeroizing::new(identity.ed25519_seed());
+    let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
+    let scalar = zeroize::Zeroizing::new(signing.to_scalar_bytes());
+    <Kem as hpke::Kem>::PrivateKey::from_bytes(scalar.as_slice())
+        .map_err(|_| LetterError::NotEd25519(identity.peer_id()))
+}
+
+fn push_peer(out: &mut Vec<u8>, peer: &PeerId) {
+    let bytes = peer.to_bytes();
+    // Peer ids are at most 42 bytes (Ed25519) or a 34-byte hash.
+    out.push(bytes.len() as u8);
+    out.extend_from_slice(&bytes);
+}
+
+fn push_short(out: &mut Vec<u8>, bytes: &[u8]) {
+    // Callers checked the length (≤ 512).
+    out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], LetterError> {
+        if self.0.len() < n {
+            return Err(LetterError::Malformed("it ends early"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+    fn u8(&mut self) -> Result<u8, LetterError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, LetterError> {
+        let mut bytes = [0; 4];
+        bytes.copy_from_slice(self.take(4)?);
+        Ok(u32::from_le_bytes(bytes))
+    }
+    fn u64(&mut self) -> Result<u64, LetterError> {
+        let mut bytes = [0; 8];
+        bytes.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(bytes))
+    }
+    fn peer(&mut self) -> Result<PeerId, LetterError> {
+        let len = self.u8()? as usize;
+        PeerId::from_bytes(self.take(len)?).map_err(|_| LetterError::Malformed("a bad peer id"))
+    }
+    fn utf8(&mut self, len: usize) -> Result<String, LetterError> {
+        String::from_utf8(self.take(len)?.to_vec())
+            .map_err(|_| LetterError::Malformed("text that is not UTF-8"))
+    }
+    fn short_utf8(&mut self) -> Result<String, LetterError> {
+        let mut bytes = [0; 2];
+        bytes.copy_from_slice(self.take(2)?);
+        let len = u16::from_le_bytes(bytes) as usize;
+        if len > MAX_CAPABILITY {
+            return Err(LetterError::Malformed("a field is too long"));
+        }
+        self.utf8(len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn letter(from: &Identity, to: &Identity, body: Body) -> Letter {
+        Letter {
+            from: from.peer_id(),
+            to: to.peer_id(),
+            sent_at_ms: 1_700_000_000_000,
+            seq: 7,
+            body,
+        }
+    }
+
+    #[test]
+    fn signed_letters_round_trip() {
+        let (alice, bob) = (Identity::generate(), Identity::generate());
+        for body in [
+            Body::Text("dinner at 8?".into()),
+            Body::File {
+                name: "photo.jpg".into(),
+                size: 1 << 30,
+            },
+            Body::Stored {
+                name: "notes.txt".into(),
+                size: 5,
+                capability: "kith:abc".into(),
+            },
+        ] {
+            let letter = letter(&alice, &bob, body);
+            let signed = letter.sign(&alice).unwrap();
+            assert_eq!(open_signed(&signed).unwrap(), letter);
+        }
+    }
+
+    #[test]
+    fn a_changed_byte_breaks_the_signature() {
+        let (alice, bob) = (Identity::generate(), Identity::generate());
+        let signed = letter(&alice, &bob, Body::Text("hello".into()))
+            .sign(&alice)
+            .unwrap();
+        for at in 0..signed.len() {
+            let mut bad = signed.clone();
+            bad[at] ^= 0x01;
+            assert!(
+                open_signed(&bad).is_err(),
+                "flipped byte {at} went unnoticed"
+            );
+        }
+    }
+
+    #[test]
+    fn a_forged_sender_is_refused() {
+        let (alice, bob, mallory) = (
+            Identity::generate(),
+            Identity::generate(),
+            Identity::generate(),
+        );
+        // Mallory cannot sign as alice …
+        let forged = letter(&alice, &bob, Body::Text("send money".into()));
+        assert!(matches!(
+            forged.sign(&mallory),
+            Err(LetterError::BadSignature { .. })
+        ));
+        // … and alice's name on mallory's signature does not verify.
+        let mut bytes = forged.encode().unwrap();
+        let mut message = SIGNATURE_CONTEXT.to_vec();
+        message.extend_from_slice(&bytes);
+        bytes.extend_from_slice(&mallory.keypair().sign(&message).unwrap());
+        assert_eq!(
+            open_signed(&bytes),
+            Err(LetterError::BadSignature {
+                from: alice.peer_id()
+            })
+        );
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let (alice, bob) = (Identity::generate(), Identity::generate());
+        let long = letter(&alice, &bob, Body::Text("x".repeat(MAX_TEXT + 1)));
+        assert!(matches!(
+            long.sign(&alice),
+            Err(LetterError::TextTooLong { .. })
+        ));
+        let longest = letter(&alice, &bob, Body::Text("x".repeat(MAX_TEXT)));
+        let signed = longest.sign(&alice).unwrap();
+        assert!(signed.len() <= MAX_SIGNED_LETTER);
+        let sealed = seal(&bob.peer_id(), &signed).unwrap();
+        assert!(sealed.len() <= MAX_SEALED_LETTER);
+        assert!(open_signed(&vec![0; MAX_SIGNED_LETTER + 1]).is_err());
+    }
+
+    #[test]
+    fn file_names_must_be_plain() {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            "a\\b",
+            "x\ny",
+            &"n".repeat(256),
+        ] {
+            assert!(check_file_name(bad).is_err(), "{bad:?} passed");
+        }
+        for good in ["photo.jpg", ".hidden", "naïve café.txt", "a..b"] {
+            check_file_name(good).unwrap();
+        }
+        let (alice, bob) = (Identity::generate(), Identity::generate());
+        let escape = letter(
+            &alice,
+            &bob,
+            Body::File {
+                name: "../../.bashrc".into(),
+                size: 1,
+            },
+        );
+        assert!(matches!(
+            escape.sign(&alice),
+            Err(LetterError::BadFileName { .. })
+        ));
+    }
+
+    #[test]
+    fn only_the_recipient_can_unseal() {
+        let (alice, bob, carol) = (
+            Identity::generate(),
+            Identity::generate(),
+            Identity::generate(),
+        );
+        let signed = letter(&alice, &bob, Body::Text("secret".into()))
+            .sign(&alice)
+            .unwrap();
+        let sealed = seal(&bob.peer_id(), &signed).unwrap();
+        assert!(
+            !sealed.windows(6).any(|w| w == b"secret"),
+            "the text is visible in the sealed bytes"
+        );
+        assert_eq!(unseal(&bob, &sealed).unwrap(), signed);
+        assert_eq!(unseal(&carol, &sealed), Err(LetterError::Unseal));
+        let mut damaged = sealed.clone();
+        let last = damaged.len() - 1;
+        damaged[last] ^= 1;
+        assert_eq!(unseal(&bob, &damaged), Err(LetterError::Unseal));
+        assert_eq!(unseal(&bob, &sealed[..10]), Err(LetterError::Unseal));
+    }
+
+    #[test]
+    fn mailbox_ids_differ_per_peer_and_are_stable() {
+        let (alice, bob) = (Identity::generate(), Identity::generate());
+        assert_ne!(mailbox_id(&alice.peer_id()), mailbox_id(&bob.peer_id()));
+        assert_eq!(mailbox_id(&alice.peer_id()), mailbox_id(&alice.peer_id()));
+    }
+
+    #[test]
+    fn decoding_garbage_never_panics() {
+        let (alice, bob) = (Identity::generate(), Identity::generate());
+        let bytes = letter(&alice, &bob, Body::Text("hi".into()))
+            .encode()
+            .unwrap();
+        for cut in 0..bytes.len() {
+            assert!(Letter::decode(&bytes[..cut]).is_err());
+        }
+    }
+}

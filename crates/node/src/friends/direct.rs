@@ -1,0 +1,389 @@
+//! Direct delivery over `/kith/direct/1.0.0`: the recipient's server, and
+//! the sender's side of one letter.
+//!
+//! The server trusts nothing it receives: the letter must be signed by the
+//! peer on the other end of the (Noise-authenticated) connection and
+//! addressed to this node; its (author, seq) must be new; a file must fit
+//! on the disk, arrive with exactly its announced size, and hash to the
+//! BLAKE3 the sender gives at the end before it gets a name in the inbox.
+//! Bounds: [`MAX_STREAMS`] transfers at once, [`MAX_STREAMS_PER_PEER`] per
+//! peer, frames of at most 1 MiB, a timeout on every frame.
+
+use std::time::Duration;
+
+use futures::{AsyncRead, AsyncReadExt, StreamExt};
+use kith_base::letter::{self, Body, Letter};
+use kith_net::{Control, PeerId, Stream};
+use tracing::{debug, info, warn};
+
+use super::db::{Content, FileState, InboxEntry, Via};
+use super::inbox_files::Incoming;
+use super::wire::{self, Reason, WireError, tag};
+use super::{Friends, now_ms};
+use crate::slots::StreamSlots;
+
+/// Most direct streams served at once.
+const MAX_STREAMS: usize = 32;
+/// Most direct streams served at once for one peer.
+const MAX_STREAMS_PER_PEER: usize = 4;
+/// How long the first frame of a stream may take to come.
+const FIRST_FRAME: Duration = Duration::from_secs(30);
+/// How long the sender waits between frames of a file.
+const BETWEEN_FRAMES: Duration = Duration::from_secs(60);
+/// Room the inbox's disk keeps free after a received file.
+const DISK_HEADROOM: u64 = 64 << 20;
+
+/// Serves `/kith/direct/1.0.0` until the network stops.
+pub(super) async fn serve(friends: Friends, mut control: Control) {
+    let mut incoming = match control.accept(wire::DIRECT) {
+        Ok(incoming) => incoming,
+        Err(error) => {
+            warn!(%error, "cannot serve direct messages");
+            return;
+        }
+    };
+    let slots = StreamSlots::new(MAX_STREAMS, MAX_STREAMS_PER_PEER);
+    while let Some((peer, mut stream)) = incoming.next().await {
+        let slot = slots.admit(peer);
+        let friends = friends.clone();
+        tokio::spawn(async move {
+            if slot.is_none() {
+                let _ = wire::write_refusal(
+                    &mut stream,
+                    tag::REFUSED,
+                    Reason::Busy,
+                    "the recipient is receiving too much at once; try again shortly",
+                )
+                .await;
+                return;
+            }
+            if let Err(error) = receive(&friends, peer, &mut stream).await {
+                debug!(%peer, %error, "direct stream ended");
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// A refusal to send back (or, for mail, to log): why, and the sentence.
+pub(super) struct Refusal(pub(super) Reason, pub(super) String);
+
+async fn receive(friends: &Friends, peer: PeerId, stream: &mut Stream) -> Result<(), WireError> {
+    let mut buffer = Vec::new();
+    wire::expect_frame(stream, FIRST_FRAME, tag::LETTER, "a letter", &mut buffer).await?;
+    let letter = match check_letter(friends, peer, &buffer).await {
+        Ok(letter) => letter,
+        Err(Refusal(reason, sentence)) => {
+            info!(%peer, %sentence, "refused a letter");
+            return wire::write_refusal(stream, tag::REFUSED, reason, &sentence).await;
+        }
+    };
+    let outcome = match &letter.body {
+        Body::Text(text) => {
+            let content = Content::Text { text: text.clone() };
+            friends.record(&letter, Via::Direct, content).await
+        }
+        Body::File { name, size } => receive_file(friends, &letter, name, *size, stream).await?,
+        Body::Stored { .. } => Err(Refusal(
+            Reason::Invalid,
+            "a stored-file letter belongs in a mailbox, not on a direct stream".into(),
+        )),
+    };
+    match outcome {
+        Ok(()) => wire::write_frame(stream, tag::DELIVERED, &[]).await,
+        Err(Refusal(reason, sentence)) => {
+            info!(%peer, %sentence, "refused a letter");
+            wire::write_refusal(stream, tag::REFUSED, reason, &sentence).await
+        }
+    }
+}
+
+/// Checks a signed letter that `peer` sent directly.
+async fn check_letter(friends: &Friends, peer: PeerId, signed: &[u8]) -> Result<Letter, Refusal> {
+    let letter = letter::open_signed(signed).map_err(|error| {
+        let reason = match error {
+            kith_base::LetterError::BadSignature { .. } => Reason::Forged,
+            kith_base::LetterError::BadFileName { .. } => Reason::BadName,
+            kith_base::LetterError::TextTooLong { .. }
+            | kith_base::LetterError::TooLarge { .. } => Reason::TooLarge,
+            _ => Reason::Invalid,
+        };
+        Refusal(reason, format!("the letter was refused: {error}"))
+    })?;
+    if letter.from != peer {
+        return Err(Refusal(
+            Reason::Forged,
+            format!(
+                "the letter says it is from {} but was sent by {peer}; forged letters are refused",
+                letter.from
+            ),
+        ));
+    }
+    friends.admissible(&letter).await?;
+    Ok(letter)
+}
+
+impl Friends {
+    /// The checks every letter passes, however it came: addressed to this
+    /// node, from an accepted author, not seen before.
+    pub(super) async fn admissible(&self, letter: &Letter) -> Result<(), Refusal> {
+        if letter.to != self.me() {
+            return Err(Refusal(
+                Reason::Forged,
+                format!("the letter is addressed to {}, not to this node", letter.to),
+            ));
+        }
+        if self.settings().friends_only && !self.is_friend(&letter.from) {
+            return Err(Refusal(
+                Reason::NotAFriend,
+                "the recipient accepts letters from friends only".into(),
+            ));
+        }
+        let db = self.db().clone();
+        let (author, seq) = (letter.from.to_bytes(), letter.seq);
+        let seen = tokio::task::spawn_blocking(move || db.seen(&author, seq))
+            .await
+            .map_err(|error| Refusal(Reason::Internal, error.to_string()))?
+            .map_err(|error| Refusal(Reason::Internal, error.to_string()))?;
+        if seen {
+            return Err(Refusal(
+                Reason::Duplicate,
+                format!(
+                    "letter {} from {} was already delivered; replays are ignored",
+                    letter.seq, letter.from
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Stores an admitted letter in the inbox (once).
+    pub(super) async fn record(
+        &self,
+        letter: &Letter,
+        via: Via,
+        content: Content,
+    ) -> Result<(), Refusal> {
+        let entry = InboxEntry {
+            arrival: 0,
+            from: letter.from.to_string(),
+            sent_at_ms: letter.sent_at_ms,
+            seq: letter.seq,
+            received_at_ms: now_ms(),
+            via,
+            content,
+        };
+        match self.store_entry(letter.from, entry).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(Refusal(
+                Reason::Duplicate,
+                format!("letter {} was already delivered", letter.seq),
+            )),
+            Err(error) => Err(Refusal(Reason::Internal, error)),
+        }
+    }
+}
+
+async fn receive_file(
+    friends: &Friends,
+    letter: &Letter,
+    name: &str,
+    size: u64,
+    stream: &mut Stream,
+) -> Result<Result<(), Refusal>, WireError> {
+    let dir = friends.inbox_dir().to_owned();
+    let free = kith_store::free_space(&dir)
+        .or_else(|_| kith_store::free_space(dir.parent().unwrap_or(std::path::Path::new("/"))));
+    if let Ok(free) = free
+        && size.saturating_add(DISK_HEADROOM) > free
+    {
+        return Ok(Err(Refusal(
+            Reason::TooLarge,
+            format!(
+                "the file is {} and the recipient has only {} free",
+                kith_base::ByteSize(size),
+                kith_base::ByteSize(free.saturating_sub(DISK_HEADROOM))
+            ),
+        )));
+    }
+    let mut incoming = match Incoming::create(&dir) {
+        Ok(incoming) => incoming,
+        Err(error) => {
+            warn!(%error, dir = %dir.display(), "cannot create a file in the inbox");
+            return Ok(Err(Refusal(
+                Reason::Internal,
+                "the recipient cannot write to its inbox".into(),
+            )));
+        }
+    };
+    wire::write_frame(stream, tag::READY, &[]).await?;
+    let mut buffer = Vec::with_capacity(wire::MAX_CHUNK);
+    let expected = loop {
+        match wire::read_frame(stream, BETWEEN_FRAMES, &mut buffer).await? {
+            Some(tag::DATA) => {
+                if incoming.received() + buffer.len() as u64 > size {
+                    return Ok(Err(Refusal(
+                        Reason::Corrupt,
+                        format!("the sender sent more than the {size} bytes it announced"),
+                    )));
+                }
+                let chunk = std::mem::replace(&mut buffer, Vec::with_capacity(wire::MAX_CHUNK));
+                if let Err(error) = incoming.write(chunk).await {
+                    warn!(%error, "cannot write a received file");
+                    return Ok(Err(Refusal(
+                        Reason::Internal,
+                        format!("the recipient could not write the file: {error}"),
+                    )));
+                }
+            }
+            Some(tag::END) => {
+                let mut hash = [0u8; 32];
+                hash.copy_from_slice(&buffer);
+                break blake3::Hash::from_bytes(hash);
+            }
+            Some(got) => {
+                return Err(WireError::Unexpected {
+                    got,
+                    expected: "file data",
+                });
+            }
+            None => return Err(WireError::Closed),
+        }
+    };
+    if incoming.received() != size {
+        return Ok(Err(Refusal(
+            Reason::Corrupt,
+            format!(
+                "the file ended after {} of the {size} bytes announced",
+                incoming.received()
+            ),
+        )));
+    }
+    let hash = match incoming.finish().await {
+        Ok(hash) => hash,
+        Err(error) => {
+            return Ok(Err(Refusal(
+                Reason::Internal,
+                format!("the recipient could not write the file: {error}"),
+            )));
+        }
+    };
+    if hash != expected {
+        return Ok(Err(Refusal(
+            Reason::Corrupt,
+            "the file's bytes do not match the hash the sender gave; nothing was kept".into(),
+        )));
+    }
+    // Name the file, then record it; if the record finds the (author, seq)
+    // taken (a replay racing this one), the file is removed again.
+    let name = name.to_owned();
+    let placed = tokio::task::spawn_blocking(move || incoming.place(&name)).await;
+    let path = match placed {
+        Ok(Ok(path)) => path,
+        Ok(Err(error)) => {
+            return Ok(Err(Refusal(
+                Reason::Internal,
+                format!("the recipient could not name the file: {error}"),
+            )));
+        }
+        Err(error) => return Ok(Err(Refusal(Reason::Internal, error.to_string()))),
+    };
+    let content = Content::File {
+        name: path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        size,
+        path: Some(path.display().to_string()),
+        blake3: Some(hash.to_hex().to_string()),
+        capability: None,
+        state: FileState::Received,
+    };
+    let recorded = friends.record(letter, Via::Direct, content).await;
+    if recorded.is_err() {
+        let _ = std::fs::remove_file(&path);
+    }
+    Ok(recorded)
+}
+
+/// Sends a text letter on `stream` and waits for the answer.
+pub(super) async fn send_text(stream: &mut Stream, signed: &[u8]) -> Result<(), WireError> {
+    wire::write_frame(stream, tag::LETTER, signed).await?;
+    let mut buffer = Vec::new();
+    wire::expect_frame(
+        stream,
+        BETWEEN_FRAMES,
+        tag::DELIVERED,
+        "delivered",
+        &mut buffer,
+    )
+    .await
+}
+
+/// Sends a file letter, waits for ready, and returns whether the recipient
+/// agreed (errors before ready leave `body` untouched).
+pub(super) async fn offer_file(stream: &mut Stream, signed: &[u8]) -> Result<(), WireError> {
+    wire::write_frame(stream, tag::LETTER, signed).await?;
+    let mut buffer = Vec::new();
+    wire::expect_frame(stream, BETWEEN_FRAMES, tag::READY, "ready", &mut buffer).await
+}
+
+/// Streams `size` bytes of `body`, then the hash, and waits for delivered.
+/// Calls `progress` with the bytes sent so far.
+pub(super) async fn stream_file(
+    stream: &mut Stream,
+    body: &mut (dyn AsyncRead + Send + Unpin),
+    size: u64,
+) -> Result<blake3::Hash, SendFailure> {
+    let mut hasher = blake3::Hasher::new();
+    let mut sent = 0u64;
+    let mut chunk = vec![0u8; wire::MAX_CHUNK];
+    loop {
+        let mut filled = 0;
+        while filled < chunk.len() {
+            match body.read(&mut chunk[filled..]).await {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(error) => return Err(SendFailure::Source(error)),
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        sent += filled as u64;
+        if sent > size {
+            return Err(SendFailure::Source(std::io::Error::other(format!(
+                "the file is longer than the {size} bytes announced"
+            ))));
+        }
+        hasher.update(&chunk[..filled]);
+        wire::write_frame(stream, tag::DATA, &chunk[..filled])
+            .await
+            .map_err(SendFailure::Wire)?;
+    }
+    if sent != size {
+        return Err(SendFailure::Source(std::io::Error::other(format!(
+            "the file ended after {sent} of the {size} bytes announced"
+        ))));
+    }
+    let hash = hasher.finalize();
+    wire::write_frame(stream, tag::END, hash.as_bytes())
+        .await
+        .map_err(SendFailure::Wire)?;
+    let mut buffer = Vec::new();
+    // The recipient syncs the file before it answers.
+    let wait = BETWEEN_FRAMES + wire::frame_timeout(size.min(usize::MAX as u64) as usize);
+    wire::expect_frame(stream, wait, tag::DELIVERED, "delivered", &mut buffer)
+        .await
+        .map_err(SendFailure::Wire)?;
+    Ok(hash)
+}
+
+/// Why streaming a file stopped.
+#[derive(Debug)]
+pub(super) enum SendFailure {
+    /// Reading the file failed.
+    Source(std::io::Error),
+    /// The stream failed or the recipient refused.
+    Wire(WireError),
+}

@@ -1,0 +1,724 @@
+//! Friends: petnames, direct messages and files, and offline mailboxes.
+//!
+//! - [`address_book`]: petnames → peer ids (`DIR/friends.txt`);
+//! - [`db`]: the inbox, sequence numbers, and mail held for others
+//!   (`DIR/messages.redb`);
+//! - [`wire`]: the frames of `/kith/direct/1.0.0` and `/kith/mailbox/1.0.0`;
+//! - `direct`: delivery straight to a reachable friend;
+//! - `mailbox`: sealed letters left on the peers closest to an offline
+//!   friend's mailbox id, and collecting one's own;
+//! - `inbox_files`: received files on disk, under safe names.
+//!
+//! Sending: every letter is signed and gets this node's next sequence
+//! number. If the friend can be reached (already connected, or found in the
+//! DHT and dialled, directly or through a relay), the letter goes straight
+//! to it and the answer is its acknowledgement. Otherwise the letter is
+//! sealed to the friend's key and left in its mailbox; a file is first
+//! stored on the network, and the letter carries its capability. A letter
+//! that went both ways is still shown once: the recipient keeps each
+//! (author, seq) once. `docs/friends.md` describes the whole flow,
+//! `docs/threat-model.md` what mailbox peers learn.
+
+pub mod address_book;
+pub mod db;
+mod direct;
+mod inbox_files;
+mod mailbox;
+pub mod wire;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::AsyncRead;
+use kith_base::letter::{self, Body, Letter};
+use kith_base::{Capability, Identity, LetterError, PeerId};
+use kith_codec::{FileMeta, Params};
+use kith_net::{Client, NetEvent, Stream};
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info, warn};
+
+use crate::chunk_reader::ChunkReader;
+use crate::data_dir::DataDir;
+use crate::share::{PutError, Shares};
+use address_book::{AddressBook, FriendError};
+use db::{Content, FileState, InboxEntry, MailLimits, MessageDb, Via};
+use inbox_files::Incoming;
+
+pub use wire::Reason as RefusalReason;
+
+/// How long finding and dialling a friend may take before the letter goes
+/// to its mailbox instead.
+const REACH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Least time between two mail checks set off by new connections.
+const MIN_CHECK_GAP: Duration = Duration::from_secs(2);
+/// The inbox folder inside the data folder, unless configured.
+pub const INBOX_DIR: &str = "inbox";
+
+/// Settings for messages and mail.
+#[derive(Debug, Clone)]
+pub struct FriendSettings {
+    /// Accept letters from friends (peers in the address book) only.
+    pub friends_only: bool,
+    /// Where received files land; `None` = `DIR/inbox`.
+    pub inbox: Option<PathBuf>,
+    /// How often to check the mailbox (it is also checked when peers
+    /// connect).
+    pub mail_check: Duration,
+    /// How long mail left for an offline friend is kept.
+    pub mail_expiry: Duration,
+    /// Limits on the mail this node holds for others.
+    pub mail_limits: MailLimits,
+}
+
+impl Default for FriendSettings {
+    fn default() -> Self {
+        Self {
+            friends_only: false,
+            inbox: None,
+            mail_check: Duration::from_secs(60),
+            mail_expiry: Duration::from_secs(14 * 24 * 3600),
+            mail_limits: MailLimits::default(),
+        }
+    }
+}
+
+/// How a letter was delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// The recipient.
+    pub to: String,
+    /// The letter's sequence number.
+    pub seq: u64,
+    /// Direct, acknowledged by the recipient; or left in its mailbox.
+    pub via: Via,
+    /// For a file, its size.
+    pub size: Option<u64>,
+    /// For a file sent directly, its BLAKE3 hash as the recipient
+    /// confirmed it.
+    pub blake3: Option<String>,
+    /// For mail: how many peers hold it.
+    pub mailbox_peers: usize,
+    /// For a file left as mail: its capability on the network.
+    pub capability: Option<String>,
+}
+
+/// Why a message or file could not be sent.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The friend's name or id is not usable.
+    #[error(transparent)]
+    Friend(#[from] FriendError),
+    /// Sending to oneself.
+    #[error("{0} is this node's own id; send to a friend")]
+    ToSelf(PeerId),
+    /// The letter breaks a limit (text length, file name).
+    #[error(transparent)]
+    Letter(#[from] LetterError),
+    /// The friend's node refused the letter.
+    #[error("{peer} refused it: {sentence}")]
+    Refused {
+        /// The friend.
+        peer: PeerId,
+        /// Why, as a code.
+        reason: RefusalReason,
+        /// Why, in the friend's words.
+        sentence: String,
+    },
+    /// Neither direct delivery nor the mailbox worked.
+    #[error(
+        "{peer} could not be reached directly ({direct}), and the letter could not be left in its mailbox: {mailbox}"
+    )]
+    Unreachable {
+        /// The friend.
+        peer: PeerId,
+        /// Why direct delivery failed.
+        direct: String,
+        /// Why the mailbox failed.
+        mailbox: String,
+    },
+    /// A file transfer broke off; the friend kept nothing.
+    #[error("sending to {peer} broke off: {detail}; nothing was kept, send the file again")]
+    Interrupted {
+        /// The friend.
+        peer: PeerId,
+        /// What happened.
+        detail: String,
+    },
+    /// Storing a file for an offline friend failed.
+    #[error("the friend is offline and the file could not be stored on the network for them: {0}")]
+    Put(#[from] PutError),
+    /// Reading the file to send failed.
+    #[error("cannot read the file to send: {0}")]
+    Source(std::io::Error),
+    /// Something inside the node failed.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// An inbox entry as the API shows it: with the sender's petname.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InboxItem {
+    /// The entry.
+    #[serde(flatten)]
+    pub entry: InboxEntry,
+    /// The sender's petname, if it is a friend.
+    pub from_name: Option<String>,
+}
+
+/// Everything friends need. Cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct Friends {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    identity: Identity,
+    data_dir: DataDir,
+    net: Client,
+    shares: Shares,
+    db: MessageDb,
+    settings: FriendSettings,
+    inbox_dir: PathBuf,
+    arrivals: tokio::sync::watch::Sender<u64>,
+    fetching: Mutex<HashSet<u64>>,
+}
+
+/// Milliseconds since the Unix epoch, by this node's clock.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|since| since.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Friends {
+    /// Opens the message database and prepares the inbox folder.
+    pub(crate) async fn open(
+        identity: Identity,
+        data_dir: DataDir,
+        net: Client,
+        shares: Shares,
+        settings: FriendSettings,
+    ) -> Result<Self, String> {
+        let inbox_dir = settings
+            .inbox
+            .clone()
+            .unwrap_or_else(|| data_dir.path(INBOX_DIR));
+        let path = data_dir.path(db::MESSAGES_FILE);
+        let dir = inbox_dir.clone();
+        let db = tokio::task::spawn_blocking(move || {
+            let removed = inbox_files::remove_leftovers(&dir);
+            if removed > 0 {
+                info!(removed, "removed partly received files left by a crash");
+            }
+            MessageDb::open(path)
+        })
+        .await
+        .map_err(|error| error.to_string())?
+        .map_err(|error| error.to_string())?;
+        let (arrivals, _) = tokio::sync::watch::channel(0);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                identity,
+                data_dir,
+                net,
+                shares,
+                db,
+                settings,
+                inbox_dir,
+                arrivals,
+                fetching: Mutex::default(),
+            }),
+        })
+    }
+
+    /// The tasks that serve the protocols and check the mailbox.
+    pub(crate) fn tasks(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        vec![
+            tokio::spawn(direct::serve(self.clone(), self.net().streams())),
+            tokio::spawn(mailbox::serve(self.clone(), self.net().streams())),
+            tokio::spawn(self.clone().check_mail_periodically(self.net().events())),
+        ]
+    }
+
+    fn me(&self) -> PeerId {
+        self.inner.identity.peer_id()
+    }
+    fn identity(&self) -> &Identity {
+        &self.inner.identity
+    }
+    fn net(&self) -> &Client {
+        &self.inner.net
+    }
+    pub(crate) fn db(&self) -> &MessageDb {
+        &self.inner.db
+    }
+    fn settings(&self) -> &FriendSettings {
+        &self.inner.settings
+    }
+    pub(crate) fn inbox_dir(&self) -> &Path {
+        &self.inner.inbox_dir
+    }
+
+    fn address_book(&self) -> AddressBook {
+        AddressBook::load(&self.inner.data_dir).unwrap_or_else(|error| {
+            warn!(%error, "cannot read the address book");
+            AddressBook::default()
+        })
+    }
+
+    fn is_friend(&self, peer: &PeerId) -> bool {
+        self.address_book().contains(peer)
+    }
+
+    /// The peer a petname or peer id names, never this node.
+    pub(crate) fn resolve(&self, friend: &str) -> Result<PeerId, SendError> {
+        let book = AddressBook::load(&self.inner.data_dir)?;
+        let peer = book.resolve(friend)?;
+        if peer == self.me() {
+            return Err(SendError::ToSelf(peer));
+        }
+        Ok(peer)
+    }
+
+    async fn store_entry(&self, author: PeerId, entry: InboxEntry) -> Result<Option<u64>, String> {
+        let db = self.db().clone();
+        let arrival = tokio::task::spawn_blocking(move || db.record(&author.to_bytes(), entry))
+            .await
+            .map_err(|error| error.to_string())?
+            .map_err(|error| error.to_string())?;
+        if let Some(arrival) = arrival {
+            self.inner.arrivals.send_replace(arrival);
+        }
+        Ok(arrival)
+    }
+
+    async fn new_letter(&self, to: PeerId, body: Body) -> Result<Letter, SendError> {
+        let db = self.db().clone();
+        let seq = tokio::task::spawn_blocking(move || db.next_seq())
+            .await
+            .map_err(|error| SendError::Internal(error.to_string()))?
+            .map_err(|error| SendError::Internal(error.to_string()))?;
+        Ok(Letter {
+            from: self.me(),
+            to,
+            sent_at_ms: now_ms(),
+            seq,
+            body,
+        })
+    }
+
+    /// Opens a direct stream to `peer`, looking it up in the DHT first if
+    /// it is not connected.
+    async fn reach(&self, peer: PeerId) -> Result<Stream, String> {
+        let connected = self
+            .net()
+            .connected_peers()
+            .await
+            .map(|peers| peers.contains(&peer))
+            .unwrap_or(false);
+        let attempt = async {
+            if !connected {
+                // Fills in its addresses; a failure still leaves any that
+                // are known to try.
+                if let Err(error) = self.net().find_peer(peer).await {
+                    debug!(%peer, %error, "peer lookup failed");
+                }
+            }
+            self.net()
+                .streams()
+                .open_stream(peer, wire::DIRECT)
+                .await
+                .map_err(|error| error.to_string())
+        };
+        match tokio::time::timeout(REACH_TIMEOUT, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("no answer within {REACH_TIMEOUT:?}")),
+        }
+    }
+
+    /// Sends a text message to `friend` (a petname or peer id).
+    pub(crate) async fn send_text(
+        &self,
+        friend: &str,
+        text: String,
+    ) -> Result<Delivery, SendError> {
+        let to = self.resolve(friend)?;
+        let letter = self.new_letter(to, Body::Text(text)).await?;
+        let signed = letter.sign(self.identity())?;
+        let direct = match self.reach(to).await {
+            Ok(mut stream) => match direct::send_text(&mut stream, &signed).await {
+                Ok(()) => {
+                    return Ok(Delivery {
+                        to: to.to_string(),
+                        seq: letter.seq,
+                        via: Via::Direct,
+                        size: None,
+                        blake3: None,
+                        mailbox_peers: 0,
+                        capability: None,
+                    });
+                }
+                Err(wire::WireError::Refused { reason, sentence }) => {
+                    return Err(SendError::Refused {
+                        peer: to,
+                        reason,
+                        sentence,
+                    });
+                }
+                // Perhaps delivered, perhaps not: the mailbox copy has the
+                // same (author, seq), so the friend sees it once either way.
+                Err(error) => error.to_string(),
+            },
+            Err(error) => error,
+        };
+        debug!(%to, %direct, "not reachable directly; leaving the message in its mailbox");
+        self.mail(to, &letter, &signed, direct, None).await
+    }
+
+    async fn mail(
+        &self,
+        to: PeerId,
+        letter: &Letter,
+        signed: &[u8],
+        direct: String,
+        capability: Option<String>,
+    ) -> Result<Delivery, SendError> {
+        let sealed = letter::seal(&to, signed)?;
+        match self.deposit(to, sealed).await {
+            Ok(peers) => {
+                info!(%to, seq = letter.seq, peers, "left a letter in a mailbox");
+                Ok(Delivery {
+                    to: to.to_string(),
+                    seq: letter.seq,
+                    via: Via::Mailbox,
+                    size: match &letter.body {
+                        Body::Stored { size, .. } => Some(*size),
+                        _ => None,
+                    },
+                    blake3: None,
+                    mailbox_peers: peers,
+                    capability,
+                })
+            }
+            Err(mailbox) => Err(SendError::Unreachable {
+                peer: to,
+                direct,
+                mailbox,
+            }),
+        }
+    }
+
+    /// Sends a file of `size` bytes read from `body` to `friend`, under
+    /// `name`.
+    pub(crate) async fn send_file(
+        &self,
+        friend: &str,
+        name: &str,
+        size: u64,
+        mut body: Box<dyn AsyncRead + Send + Unpin>,
+    ) -> Result<Delivery, SendError> {
+        let to = self.resolve(friend)?;
+        letter::check_file_name(name)?;
+        let letter = self
+            .new_letter(
+                to,
+                Body::File {
+                    name: name.to_owned(),
+                    size,
+                },
+            )
+            .await?;
+        let signed = letter.sign(self.identity())?;
+        let direct = match self.reach(to).await {
+            Ok(mut stream) => match direct::offer_file(&mut stream, &signed).await {
+                Ok(()) => {
+                    return match direct::stream_file(&mut stream, &mut *body, size).await {
+                        Ok(hash) => Ok(Delivery {
+                            to: to.to_string(),
+                            seq: letter.seq,
+                            via: Via::Direct,
+                            size: Some(size),
+                            blake3: Some(hash.to_hex().to_string()),
+                            mailbox_peers: 0,
+                            capability: None,
+                        }),
+                        Err(direct::SendFailure::Source(error)) => Err(SendError::Source(error)),
+                        Err(direct::SendFailure::Wire(wire::WireError::Refused {
+                            reason,
+                            sentence,
+                        })) => Err(SendError::Refused {
+                            peer: to,
+                            reason,
+                            sentence,
+                        }),
+                        Err(direct::SendFailure::Wire(error)) => Err(SendError::Interrupted {
+                            peer: to,
+                            detail: error.to_string(),
+                        }),
+                    };
+                }
+                Err(wire::WireError::Refused { reason, sentence }) => {
+                    return Err(SendError::Refused {
+                        peer: to,
+                        reason,
+                        sentence,
+                    });
+                }
+                Err(error) => error.to_string(),
+            },
+            Err(error) => error,
+        };
+        debug!(%to, %direct, "not reachable directly; storing the file for its mailbox");
+        let meta = FileMeta::none()
+            .with_name(name)
+            .map_err(|error| SendError::Internal(error.to_string()))?;
+        let reader = ChunkReader::from_async(body);
+        let report = self
+            .inner
+            .shares
+            .put(Box::new(reader), Params::default(), meta)
+            .await?;
+        if report.file_size != size {
+            return Err(SendError::Source(std::io::Error::other(format!(
+                "the file was {} bytes, not the {size} announced",
+                report.file_size
+            ))));
+        }
+        let capability = report.capability.to_string();
+        // The same seq: the direct attempt never delivered a file (only a
+        // delivered answer does), so this letter replaces it.
+        let stored = Letter {
+            body: Body::Stored {
+                name: name.to_owned(),
+                size,
+                capability: capability.clone(),
+            },
+            ..letter
+        };
+        let signed = stored.sign(self.identity())?;
+        self.mail(to, &stored, &signed, direct, Some(capability))
+            .await
+    }
+
+    /// Inbox entries that arrived after `after`, with petnames.
+    pub(crate) async fn inbox(&self, after: u64) -> Result<Vec<InboxItem>, String> {
+        let db = self.db().clone();
+        let entries = tokio::task::spawn_blocking(move || db.entries_after(after))
+            .await
+            .map_err(|error| error.to_string())?
+            .map_err(|error| error.to_string())?;
+        let book = self.address_book();
+        Ok(entries
+            .into_iter()
+            .map(|entry| {
+                let from_name = entry
+                    .from
+                    .parse::<PeerId>()
+                    .ok()
+                    .and_then(|peer| book.name_of(&peer).map(str::to_owned));
+                InboxItem { entry, from_name }
+            })
+            .collect())
+    }
+
+    /// Like [`Self::inbox`], but waits up to `wait` for something to arrive
+    /// if nothing has.
+    pub(crate) async fn wait_inbox(
+        &self,
+        after: u64,
+        wait: Duration,
+    ) -> Result<Vec<InboxItem>, String> {
+        let mut arrivals = self.inner.arrivals.subscribe();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let items = self.inbox(after).await?;
+            if !items.is_empty() {
+                return Ok(items);
+            }
+            if tokio::time::timeout_at(deadline, arrivals.changed())
+                .await
+                .is_err()
+            {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    /// Checks the mailbox now and fetches files still missing. Returns the
+    /// number of new letters.
+    pub(crate) async fn check_mail(&self) -> usize {
+        let db = self.db().clone();
+        match tokio::task::spawn_blocking(move || db.expire_mail(now_ms())).await {
+            Ok(Ok(expired)) if expired > 0 => {
+                info!(expired, "dropped expired mail held for others")
+            }
+            Ok(Err(error)) => warn!(%error, "cannot sweep expired mail"),
+            _ => {}
+        }
+        let new = self.collect().await;
+        self.fetch_pending_files().await;
+        new
+    }
+
+    async fn check_mail_periodically(self, mut events: tokio::sync::broadcast::Receiver<NetEvent>) {
+        use tokio::sync::broadcast::error::RecvError;
+        let mut tick = tokio::time::interval(self.settings().mail_check);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last: Option<Instant> = None;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                event = events.recv() => match event {
+                    Ok(NetEvent::PeerConnected(_))
+                        if last.is_none_or(|at| at.elapsed() >= MIN_CHECK_GAP) => {}
+                    Err(RecvError::Closed) => return,
+                    _ => continue,
+                },
+            }
+            self.check_mail().await;
+            last = Some(Instant::now());
+        }
+    }
+
+    /// Fetches, in the background, every mailed file not yet received.
+    async fn fetch_pending_files(&self) {
+        let pending = match self.inbox(0).await {
+            Ok(items) => items,
+            Err(error) => {
+                warn!(%error, "cannot read the inbox");
+                return;
+            }
+        };
+        for item in pending {
+            let entry = item.entry;
+            let Content::File {
+                capability: Some(capability),
+                state: FileState::Fetching | FileState::Failed(_),
+                ..
+            } = &entry.content
+            else {
+                continue;
+            };
+            if !self
+                .inner
+                .fetching
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(entry.arrival)
+            {
+                continue;
+            }
+            let this = self.clone();
+            let capability = capability.clone();
+            tokio::spawn(async move {
+                let arrival = entry.arrival;
+                this.fetch_file(entry, &capability).await;
+                this.inner
+                    .fetching
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&arrival);
+            });
+        }
+    }
+
+    async fn fetch_file(&self, mut entry: InboxEntry, capability: &str) {
+        let result = self.download(capability, &entry).await;
+        let Content::File {
+            path,
+            blake3,
+            state,
+            ..
+        } = &mut entry.content
+        else {
+            return;
+        };
+        match result {
+            Ok((placed, hash)) => {
+                info!(path = %placed.display(), "received a file sent while offline");
+                *path = Some(placed.display().to_string());
+                *blake3 = Some(hash.to_hex().to_string());
+                *state = FileState::Received;
+            }
+            Err(error) => {
+                warn!(%error, "cannot fetch a file a friend left; will try again");
+                *state = FileState::Failed(error);
+            }
+        }
+        let db = self.db().clone();
+        let arrival = entry.arrival;
+        match tokio::task::spawn_blocking(move || db.update(&entry)).await {
+            Ok(Ok(())) => {
+                self.inner.arrivals.send_replace(arrival);
+            }
+            Ok(Err(error)) => warn!(%error, "cannot update the inbox"),
+            Err(error) => warn!(%error, "cannot update the inbox"),
+        }
+    }
+
+    async fn download(
+        &self,
+        capability: &str,
+        entry: &InboxEntry,
+    ) -> Result<(PathBuf, blake3::Hash), String> {
+        let Content::File { name, size, .. } = &entry.content else {
+            return Err("not a file".into());
+        };
+        let capability: Capability = capability
+            .parse()
+            .map_err(|error| format!("the letter's capability is not valid: {error}"))?;
+        let download = self
+            .inner
+            .shares
+            .open(&capability)
+            .await
+            .map_err(|error| error.to_string())?;
+        let mut chunks = download.into_stream();
+        let mut incoming = Incoming::create(self.inbox_dir()).map_err(|error| error.to_string())?;
+        while let Some(chunk) = chunks.recv().await {
+            let chunk = chunk.map_err(|error| error.to_string())?;
+            incoming
+                .write(chunk)
+                .await
+                .map_err(|error| error.to_string())?;
+        }
+        if incoming.received() != *size {
+            return Err(format!(
+                "the file has {} bytes, not the {size} its letter says",
+                incoming.received()
+            ));
+        }
+        let hash = incoming.finish().await.map_err(|error| error.to_string())?;
+        let name = name.clone();
+        let placed = tokio::task::spawn_blocking(move || incoming.place(&name))
+            .await
+            .map_err(|error| error.to_string())?
+            .map_err(|error| error.to_string())?;
+        Ok((placed, hash))
+    }
+
+    /// How many letters this node holds for `peer`'s mailbox, and in all
+    /// (letters, bytes).
+    pub(crate) async fn held_mail(&self, peer: Option<PeerId>) -> Result<(u64, u64), String> {
+        let db = self.db().clone();
+        tokio::task::spawn_blocking(move || match peer {
+            Some(peer) => db
+                .mail_for(&letter::mailbox_id(&peer), usize::MAX, usize::MAX)
+                .map(|items| {
+                    (
+                        items.len() as u64,
+                        items.iter().map(|(_, sealed)| sealed.len() as u64).sum(),
+                    )
+                }),
+            None => db.mail_held(),
+        })
+        .await
+        .map_err(|error| error.to_string())?
+        .map_err(|error| error.to_string())
+    }
+}
