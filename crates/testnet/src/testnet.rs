@@ -45,6 +45,9 @@ pub struct TestnetConfig {
     /// network are given different addresses; it keeps any one node under
     /// its connection limit (256) when a thousand join at once.
     pub seeds: usize,
+    /// Message and mailbox settings of every node (e.g. a short mail check
+    /// for tests).
+    pub friends: kith_node::FriendSettings,
 }
 
 /// The wire between the nodes of a testnet.
@@ -70,6 +73,7 @@ impl Default for TestnetConfig {
             idle_timeout: None,
             transport: Transport::default(),
             seeds: 1,
+            friends: kith_node::FriendSettings::default(),
         }
     }
 }
@@ -133,9 +137,16 @@ impl Testnet {
         if n == 0 {
             return Ok(net);
         }
-        let relay = NodeOptions::of(&net.config);
+        let options = NodeOptions::of(&net.config);
         let transport = net.config.transport;
-        let first = start_node(0, net.node_dir(0), any_addr(transport), Vec::new(), relay).await?;
+        let first = start_node(
+            0,
+            net.node_dir(0),
+            any_addr(transport),
+            Vec::new(),
+            options.clone(),
+        )
+        .await?;
         let seed = first.addr.clone();
         net.slots.push(first);
 
@@ -149,7 +160,7 @@ impl Testnet {
                     net.node_dir(index),
                     any_addr(transport),
                     vec![seed.clone()],
-                    relay,
+                    options.clone(),
                 )
             })
             .buffered(net.config.start_concurrency.max(1))
@@ -169,7 +180,7 @@ impl Testnet {
                     net.node_dir(index),
                     any_addr(transport),
                     vec![seed_addrs[index % seed_addrs.len()].clone()],
-                    relay,
+                    options.clone(),
                 )
             })
             .buffered(net.config.start_concurrency.max(1))
@@ -322,23 +333,25 @@ impl Testnet {
             Vec::new()
         };
         let dir = slot.dir.clone();
-        let relay = NodeOptions::of(&self.config);
+        let options = NodeOptions::of(&self.config);
         // Peers remember the old address, so take the old port if it is
         // still free; otherwise any port (they learn it through identify).
         let transport = self.config.transport;
         let started = match same_port(&slot.addr) {
-            Some(addr) => match start_node(i, dir.clone(), addr, seeds.clone(), relay).await {
-                Err(TestnetError::Start {
-                    source: NodeError::Net(NetError::Listen { .. }),
-                    ..
-                }) => None,
-                other => Some(other),
-            },
+            Some(addr) => {
+                match start_node(i, dir.clone(), addr, seeds.clone(), options.clone()).await {
+                    Err(TestnetError::Start {
+                        source: NodeError::Net(NetError::Listen { .. }),
+                        ..
+                    }) => None,
+                    other => Some(other),
+                }
+            }
             None => None,
         };
         let started = match started {
             Some(started) => started,
-            None => start_node(i, dir, any_addr(transport), seeds, relay).await,
+            None => start_node(i, dir, any_addr(transport), seeds, options).await,
         }?;
         let slot = self.slot_mut(i)?;
         if started.peer != slot.peer {
@@ -438,10 +451,11 @@ pub fn raise_fd_limit() -> Option<u64> {
 }
 
 /// The per-node settings a [`TestnetConfig`] carries.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct NodeOptions {
     relay: bool,
     idle_timeout: Option<std::time::Duration>,
+    friends: kith_node::FriendSettings,
 }
 
 impl NodeOptions {
@@ -449,6 +463,7 @@ impl NodeOptions {
         Self {
             relay: config.relay,
             idle_timeout: config.idle_timeout,
+            friends: config.friends.clone(),
         }
     }
 }
@@ -467,6 +482,7 @@ async fn start_node(
         mdns: false,
         relay: options.relay,
         idle_timeout: options.idle_timeout,
+        friends: options.friends,
         ..NodeConfig::default()
     };
     let node = Node::start(DataDir::new(&dir), config)
