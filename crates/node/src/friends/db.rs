@@ -35,7 +35,7 @@ const MAIL_BY_BOX: TableDefinition<'_, (&[u8; 32], &[u8; 32]), u64> =
 /// (depositor peer id bytes, letter id) → ().
 const MAIL_BY_SENDER: TableDefinition<'_, (&[u8], &[u8; 32]), ()> =
     TableDefinition::new("mail_by_sender");
-/// (expires at, ms, letter id) → ().
+/// (expires at in ms, letter id) → ().
 const MAIL_EXPIRY: TableDefinition<'_, (u64, &[u8; 32]), ()> = TableDefinition::new("mail_expiry");
 
 const NEXT_SEQ: &str = "next_seq";
@@ -157,6 +157,9 @@ impl HeldMail {
         })
     }
 }
+
+/// A held letter's id and its sealed bytes.
+pub type HeldLetter = ([u8; 32], Vec<u8>);
 
 /// Limits on the mail a node holds for others.
 #[derive(Debug, Clone, Copy)]
@@ -397,7 +400,7 @@ impl MessageDb {
         mailbox: &[u8; 32],
         max_items: usize,
         max_bytes: usize,
-    ) -> Result<Vec<([u8; 32], Vec<u8>)>, DbError> {
+    ) -> Result<Vec<HeldLetter>, DbError> {
         let path = &self.path;
         let txn = self.db.begin_read().db(path)?;
         let by_box = txn.open_table(MAIL_BY_BOX).db(path)?;

@@ -120,8 +120,8 @@ pub enum SendError {
     /// The friend's node refused the letter.
     #[error("{peer} refused it: {sentence}")]
     Refused {
-        /// The friend.
-        peer: PeerId,
+        /// The friend's peer id.
+        peer: String,
         /// Why, as a code.
         reason: RefusalReason,
         /// Why, in the friend's words.
@@ -132,8 +132,8 @@ pub enum SendError {
         "{peer} could not be reached directly ({direct}), and the letter could not be left in its mailbox: {mailbox}"
     )]
     Unreachable {
-        /// The friend.
-        peer: PeerId,
+        /// The friend's peer id.
+        peer: String,
         /// Why direct delivery failed.
         direct: String,
         /// Why the mailbox failed.
@@ -142,8 +142,8 @@ pub enum SendError {
     /// A file transfer broke off; the friend kept nothing.
     #[error("sending to {peer} broke off: {detail}; nothing was kept, send the file again")]
     Interrupted {
-        /// The friend.
-        peer: PeerId,
+        /// The friend's peer id.
+        peer: String,
         /// What happened.
         detail: String,
     },
@@ -365,7 +365,7 @@ impl Friends {
                 }
                 Err(wire::WireError::Refused { reason, sentence }) => {
                     return Err(SendError::Refused {
-                        peer: to,
+                        peer: to.to_string(),
                         reason,
                         sentence,
                     });
@@ -406,7 +406,7 @@ impl Friends {
                 })
             }
             Err(mailbox) => Err(SendError::Unreachable {
-                peer: to,
+                peer: to.to_string(),
                 direct,
                 mailbox,
             }),
@@ -452,19 +452,19 @@ impl Friends {
                             reason,
                             sentence,
                         })) => Err(SendError::Refused {
-                            peer: to,
+                            peer: to.to_string(),
                             reason,
                             sentence,
                         }),
                         Err(direct::SendFailure::Wire(error)) => Err(SendError::Interrupted {
-                            peer: to,
+                            peer: to.to_string(),
                             detail: error.to_string(),
                         }),
                     };
                 }
                 Err(wire::WireError::Refused { reason, sentence }) => {
                     return Err(SendError::Refused {
-                        peer: to,
+                        peer: to.to_string(),
                         reason,
                         sentence,
                     });

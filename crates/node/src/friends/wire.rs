@@ -298,7 +298,7 @@ pub async fn expect_frame<R: AsyncRead + Unpin>(
 }
 
 /// A mail answer's payload.
-pub fn encode_mail(items: &[([u8; 32], Vec<u8>)]) -> Vec<u8> {
+pub fn encode_mail(items: &[super::db::HeldLetter]) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(&(items.len() as u16).to_le_bytes());
     for (_, sealed) in items {

@@ -1,0 +1,203 @@
+//! Friends end to end with real `kith up` processes on 127.0.0.1:
+//! `kith friend`, `kith msg`, `kith send` and `kith inbox` (also
+//! `--follow`), online and offline, and the setting that accepts letters
+//! from friends only.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+
+const MAIL_LIMIT: Duration = Duration::from_secs(90);
+
+fn random_file(path: &Path, len: usize) -> Vec<u8> {
+    let mut bytes = vec![0u8; len];
+    fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut bytes)
+        .unwrap();
+    fs::write(path, &bytes).unwrap();
+    bytes
+}
+
+/// Runs `kith ARGS` on `dir`, asserts success, returns stdout.
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let output = kith(dir, args);
+    assert!(
+        output.status.success(),
+        "kith {args:?} failed: {}",
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
+
+/// Runs `kith ARGS` on `dir`, asserts failure, returns stderr.
+fn fails(dir: &Path, args: &[&str]) -> String {
+    let output = kith(dir, args);
+    assert!(
+        !output.status.success(),
+        "kith {args:?} should have failed: {}",
+        text(&output.stdout)
+    );
+    text(&output.stderr)
+}
+
+/// Writes `config.toml` into each node folder before the nodes start.
+fn configure(root: &Path, count: usize, extra: impl Fn(usize) -> &'static str) {
+    for i in 0..count {
+        let dir = root.join(format!("n{i}"));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(
+            dir.join("config.toml"),
+            format!("mail_check_secs = 2\n{}", extra(i)),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn friends_message_and_send_files_directly() {
+    let root = tempfile::tempdir().unwrap();
+    configure(root.path(), 3, |i| {
+        if i == 2 { "accept = \"friends\"\n" } else { "" }
+    });
+    let nodes = start_network(root.path(), 3, 2, |_| Vec::new());
+    let (alice, bob, carol) = (&nodes[0], &nodes[1], &nodes[2]);
+
+    // The address book works with or without a node.
+    let added = kith(&alice.dir, &["friend", "add", "bob", &bob.peer_id]);
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    assert!(text(&added.stderr).contains("added bob"));
+    ok(&alice.dir, &["friend", "add", "carol", &carol.peer_id]);
+    assert_eq!(
+        ok(&alice.dir, &["friend", "ls"]),
+        format!("bob {}\ncarol {}\n", bob.peer_id, carol.peer_id)
+    );
+    let taken = fails(&alice.dir, &["friend", "add", "bob", &carol.peer_id]);
+    assert!(taken.contains("already the name of"), "{taken}");
+    let bad = fails(&alice.dir, &["friend", "add", "../bob", &bob.peer_id]);
+    assert!(bad.contains("cannot be a friend's name"), "{bad}");
+    let unknown = fails(&alice.dir, &["msg", "dave", "hi"]);
+    assert!(
+        unknown.contains("no friend is called \"dave\""),
+        "{unknown}"
+    );
+    let missing = fails(&alice.dir, &["send", "bob", "/nonexistent/file"]);
+    assert!(
+        missing.contains("cannot read /nonexistent/file"),
+        "{missing}"
+    );
+
+    // bob follows his inbox while alice writes.
+    let mut follow = kith_command(&bob.dir)
+        .args(["inbox", "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    let stdout = follow.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+
+    let sent = ok(&alice.dir, &["msg", "bob", "dinner at 8?"]);
+    assert!(sent.contains("delivered message to bob directly"), "{sent}");
+    let photo = root.path().join("photo.jpg");
+    let data = random_file(&photo, 3 << 20);
+    let sent = ok(&alice.dir, &["send", "bob", photo.to_str().unwrap()]);
+    assert!(
+        sent.contains("delivered photo.jpg (3.0 MiB) to bob directly"),
+        "{sent}"
+    );
+    assert!(
+        sent.contains(&blake3::hash(&data).to_hex().to_string()),
+        "{sent}"
+    );
+
+    let followed: Vec<String> = (0..2)
+        .map(|_| lines_rx.recv_timeout(Duration::from_secs(60)).unwrap())
+        .collect();
+    assert!(followed[0].contains("dinner at 8?"), "{followed:?}");
+    assert!(followed[1].contains("file photo.jpg"), "{followed:?}");
+    let _ = follow.kill();
+    let _ = follow.wait();
+
+    // Newest first; the sender shows by id until bob names her.
+    let inbox = ok(&bob.dir, &["inbox"]);
+    let lines: Vec<&str> = inbox.lines().collect();
+    assert_eq!(lines.len(), 2, "{inbox}");
+    assert!(lines[0].contains("file photo.jpg (3.0 MiB) →"), "{inbox}");
+    assert!(
+        lines[1].contains(&alice.peer_id) && lines[1].ends_with("dinner at 8?"),
+        "{inbox}"
+    );
+    ok(&bob.dir, &["friend", "add", "alice", &alice.peer_id]);
+    assert!(ok(&bob.dir, &["inbox", "--limit", "1"]).contains("  alice  file photo.jpg"));
+    let received = bob.dir.join("inbox").join("photo.jpg");
+    assert!(
+        fs::read(&received).unwrap() == data,
+        "the file arrived changed"
+    );
+    let json = ok(&bob.dir, &["inbox", "--json"]);
+    assert!(json.lines().all(|line| line.starts_with('{')), "{json}");
+
+    // carol takes letters from friends only.
+    let refused = fails(&alice.dir, &["msg", "carol", "hello stranger"]);
+    assert!(
+        refused.contains("accepts letters from friends only"),
+        "{refused}"
+    );
+    ok(&carol.dir, &["friend", "add", "alice", &alice.peer_id]);
+    let sent = ok(&alice.dir, &["msg", "carol", "hello friend"]);
+    assert!(sent.contains("directly"), "{sent}");
+    let inbox = ok(&carol.dir, &["inbox"]);
+    assert!(
+        inbox.contains("hello friend") && !inbox.contains("stranger"),
+        "{inbox}"
+    );
+}
+
+#[test]
+fn mail_for_an_offline_friend_arrives_when_it_starts() {
+    let root = tempfile::tempdir().unwrap();
+    configure(root.path(), 6, |_| "");
+    let mut nodes = start_network(root.path(), 6, 5, |_| Vec::new());
+    let bob = nodes.remove(1);
+    let (bob_dir, bob_id) = (bob.dir.clone(), bob.peer_id.clone());
+    let alice = &nodes[0];
+    ok(&alice.dir, &["friend", "add", "bob", &bob_id]);
+    bob.kill();
+
+    let sent = ok(&alice.dir, &["msg", "bob", "while you were out"]);
+    assert!(
+        sent.contains("bob is offline: message waits in its mailbox"),
+        "{sent}"
+    );
+    let notes = root.path().join("notes.txt");
+    let data = random_file(&notes, 200_000);
+    let sent = ok(&alice.dir, &["send", "bob", notes.to_str().unwrap()]);
+    assert!(
+        sent.contains("bob is offline: notes.txt (195.3 KiB) waits"),
+        "{sent}"
+    );
+
+    let bob = Daemon::start(&bob_dir, &["--bootstrap", alice.addr()]);
+    wait_for("bob's mail", MAIL_LIMIT, || {
+        let inbox = ok(&bob.dir, &["inbox"]);
+        inbox.contains("while you were out (via mailbox)")
+            && inbox.contains("file notes.txt (195.3 KiB) →")
+    });
+    assert!(fs::read(bob.dir.join("inbox").join("notes.txt")).unwrap() == data);
+}
