@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Measures `kith put` and `kith get` between five real nodes on 127.0.0.1,
+# Measures `kith put`, `kith get` and `kith send` (direct to a friend)
+# between five real nodes on 127.0.0.1,
 # beside two ceilings taken in the same run on the same file:
 #   - the codec alone, in-process (crates/codec/examples/codec_speed.rs):
 #     encode with shares discarded, decode from the k data shares with the
@@ -17,7 +18,9 @@
 # QUOTA (per node, default 8G).
 #
 # Put runs from node 1 (3-of-5, so every node, node 1 included, holds one
-# share of every stripe), get from node 3. Each file is random bytes from
+# share of every stripe), get from node 3; send goes from node 1 to node 3
+# (streamed, hashed and fsynced into node 3's inbox before it answers, so
+# the loopback copy to disk is its ceiling too). Each file is random bytes from
 # /dev/urandom written to disk first (not timed); put reads it from the page
 # cache (the ceilings just read it too), get writes OUT to disk and fsyncs it. MB/s are 10^6 bytes per second
 # of file size. Peak RSS is VmHWM, reset before each transfer through
@@ -102,6 +105,7 @@ for size in "${sizes[@]}"; do to_bytes "$size" >/dev/null; done
 
 # --- five nodes ------------------------------------------------------------
 node_pids=()
+node_peers=()
 bootstrap=()
 for i in $(seq 1 "$nodes"); do
     dir="$work/node$i"
@@ -131,6 +135,7 @@ for i in $(seq 1 "$nodes"); do
         case "$addr" in */p2p/*) ;; *) addr="$addr/p2p/$peer" ;; esac
         bootstrap=(--bootstrap "$addr")
     fi
+    node_peers+=("$peer")
     echo "node $i: pid ${node_pids[-1]}, $peer, $api" >&2
 done
 
@@ -273,7 +278,7 @@ for size in "${sizes[@]}"; do
         echo "kith put failed (exit $status) after $((elapsed_ns / 1000000)) ms; its stderr:" >&2
         cat "$work/put-$size.err" >&2
         for i in $(seq 1 "$nodes"); do echo "node $i log (tail):" >&2; tail -n 20 "$work/node$i.log" >&2; done
-        rows+=("| $size | failed | – | $enc | $dec | $loop | – | – | $(mib "$node_rss_max") MiB | $(mib "$client_rss_kib") MiB |")
+        rows+=("| $size | failed | – | $enc | $dec | $loop | – | – | $(mib "$node_rss_max") MiB | $(mib "$client_rss_kib") MiB | – | – |")
         rm -f "$file"
         continue
     fi
@@ -297,12 +302,29 @@ for size in "${sizes[@]}"; do
     fi
     cpu_rows+=("| $size get ($((elapsed_ns / 1000000)) ms) | ${node_cpu[*]} | $client_cpu | $other_cpu | ${node_rss[*]} |")
     get_rss=$client_rss_kib
+
+    echo "send from node 1 to node 3 (load $(loadavg))..." >&2
+    rm -f "$out"
+    run_timed "send-$size" "$limit" "$kith" --dir "$work/node1" send "${node_peers[2]}" "$file"
+    received="$work/node3/inbox/$(basename "$file")"
+    send="failed"
+    if [ "$status" -eq 0 ] && cmp "$file" "$received" >&2; then
+        send=$(mbps "$bytes" "$elapsed_ns")
+        tail -n 1 "$work/send-$size.out" >&2
+    else
+        echo "kith send failed (exit $status) after $((elapsed_ns / 1000000)) ms; its stderr:" >&2
+        cat "$work/send-$size.err" >&2
+    fi
+    rm -f "$received"
+    cpu_rows+=("| $size send ($((elapsed_ns / 1000000)) ms) | ${node_cpu[*]} | $client_cpu | $other_cpu | ${node_rss[*]} |")
+    send_ratio="–"
+    [ "$send" = failed ] || send_ratio=$(awk -v a="$send" -v b="$loop" 'BEGIN { printf "%.0f %%", 100 * a / b }')
     client_rss=$((put_rss > get_rss ? put_rss : get_rss))
     put_ratio=$(awk -v a="$put" -v b="$enc" 'BEGIN { printf "%.0f %%", 100 * a / b }')
     get_ratio="–"
     [ "$get" = failed ] || get_ratio=$(awk -v a="$get" -v b="$loop" 'BEGIN { printf "%.0f %%", 100 * a / b }')
     node_peak=$((put_node_rss > node_rss_max ? put_node_rss : node_rss_max))
-    rows+=("| $size | $put | $get | $enc | $dec | $loop | $put_ratio | $get_ratio | $(mib "$node_peak") MiB | $(mib "$put_rss") / $(mib "$get_rss") MiB |")
+    rows+=("| $size | $put | $get | $enc | $dec | $loop | $put_ratio | $get_ratio | $(mib "$node_peak") MiB | $(mib "$put_rss") / $(mib "$get_rss") MiB | $send | $send_ratio |")
     rm -f "$file" "$out"
 done
 load_end=$(loadavg)
@@ -312,10 +334,10 @@ echo "Machine: $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), $
 echo "Built from: $built_from."
 echo "Load average: $load_start at start, $load_end at end."
 echo
-echo "| size | put MB/s | get MB/s | codec encode MB/s | codec decode MB/s | loopback MB/s | put / codec encode | get / loopback | peak RSS, max over nodes | client peak RSS (put / get) |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| size | put MB/s | get MB/s | codec encode MB/s | codec decode MB/s | loopback MB/s | put / codec encode | get / loopback | peak RSS, max over nodes | client peak RSS (put / get) | send MB/s | send / loopback |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
-echo "| target | ≥ 200 | ≥ 250 | | | | | | ≤ 200 MiB | ≤ 200 MiB |"
+echo "| target | ≥ 200 | ≥ 250 | | | | | | ≤ 200 MiB | ≤ 200 MiB | 1 GiB < 5 s (≥ 215) | |"
 echo
 echo "CPU seconds used during each transfer (user + system), and the nodes' peak RSS during it:"
 echo
