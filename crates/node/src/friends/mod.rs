@@ -187,6 +187,19 @@ struct Inner {
     fetching: Mutex<HashSet<u64>>,
 }
 
+/// The friend's refusal as an error; any other failure as its sentence
+/// (for the caller to fall back on the mailbox, or report).
+fn refusal(to: PeerId, error: wire::WireError) -> Result<String, SendError> {
+    match error {
+        wire::WireError::Refused { reason, sentence } => Err(SendError::Refused {
+            peer: to.to_string(),
+            reason,
+            sentence,
+        }),
+        other => Ok(other.to_string()),
+    }
+}
+
 /// Milliseconds since the Unix epoch, by this node's clock.
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
@@ -363,16 +376,10 @@ impl Friends {
                         capability: None,
                     });
                 }
-                Err(wire::WireError::Refused { reason, sentence }) => {
-                    return Err(SendError::Refused {
-                        peer: to.to_string(),
-                        reason,
-                        sentence,
-                    });
-                }
-                // Perhaps delivered, perhaps not: the mailbox copy has the
-                // same (author, seq), so the friend sees it once either way.
-                Err(error) => error.to_string(),
+                // Not refused: perhaps delivered, perhaps not. The mailbox
+                // copy has the same (author, seq), so the friend sees it
+                // once either way.
+                Err(error) => refusal(to, error)?,
             },
             Err(error) => error,
         };
@@ -448,28 +455,16 @@ impl Friends {
                             capability: None,
                         }),
                         Err(direct::SendFailure::Source(error)) => Err(SendError::Source(error)),
-                        Err(direct::SendFailure::Wire(wire::WireError::Refused {
-                            reason,
-                            sentence,
-                        })) => Err(SendError::Refused {
-                            peer: to.to_string(),
-                            reason,
-                            sentence,
-                        }),
-                        Err(direct::SendFailure::Wire(error)) => Err(SendError::Interrupted {
-                            peer: to.to_string(),
-                            detail: error.to_string(),
-                        }),
+                        Err(direct::SendFailure::Wire(error)) => match refusal(to, error) {
+                            Err(refused) => Err(refused),
+                            Ok(detail) => Err(SendError::Interrupted {
+                                peer: to.to_string(),
+                                detail,
+                            }),
+                        },
                     };
                 }
-                Err(wire::WireError::Refused { reason, sentence }) => {
-                    return Err(SendError::Refused {
-                        peer: to.to_string(),
-                        reason,
-                        sentence,
-                    });
-                }
-                Err(error) => error.to_string(),
+                Err(error) => refusal(to, error)?,
             },
             Err(error) => error,
         };
