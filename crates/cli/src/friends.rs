@@ -116,10 +116,15 @@ fn describe(to: &str, delivery: &Delivery, what: &str) -> String {
                 delivery.seq
             )
         }
-        Via::Mailbox => format!(
-            "{to} is offline: {what}{size} waits in its mailbox on {} peer(s) (seq {})",
-            delivery.mailbox_peers, delivery.seq
-        ),
+        Via::Mailbox => {
+            if let Some(why) = &delivery.direct_error {
+                eprintln!("could not reach {to} directly: {why}");
+            }
+            format!(
+                "{to} is offline: {what}{size} waits in its mailbox on {} peer(s) (seq {})",
+                delivery.mailbox_peers, delivery.seq
+            )
+        }
     }
 }
 

@@ -51,6 +51,8 @@ pub use wire::Reason as RefusalReason;
 /// How long finding and dialling a friend may take before the letter goes
 /// to its mailbox instead.
 const REACH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Tries at direct delivery before the mailbox, when a try fails fast.
+const DIRECT_ATTEMPTS: u32 = 2;
 /// Least time between two mail checks set off by new connections.
 const MIN_CHECK_GAP: Duration = Duration::from_secs(2);
 /// The inbox folder inside the data folder, unless configured.
@@ -102,6 +104,8 @@ pub struct Delivery {
     pub mailbox_peers: usize,
     /// For a file left as mail: its capability on the network.
     pub capability: Option<String>,
+    /// For mail: why direct delivery did not work.
+    pub direct_error: Option<String>,
 }
 
 /// Why a message or file could not be sent.
@@ -326,8 +330,10 @@ impl Friends {
     }
 
     /// Opens a direct stream to `peer`, looking it up in the DHT first if
-    /// it is not connected.
-    async fn reach(&self, peer: PeerId) -> Result<Stream, String> {
+    /// it is not connected. The error says why, and whether it came fast
+    /// enough to be worth one more try (a connection that closed under
+    /// us, a dial that raced another) rather than a timeout.
+    async fn reach(&self, peer: PeerId) -> Result<Stream, (String, bool)> {
         let connected = self
             .net()
             .connected_peers()
@@ -346,11 +352,11 @@ impl Friends {
                 .streams()
                 .open_stream(peer, wire::DIRECT)
                 .await
-                .map_err(|error| error.to_string())
+                .map_err(|error| (error.to_string(), true))
         };
         match tokio::time::timeout(REACH_TIMEOUT, attempt).await {
             Ok(result) => result,
-            Err(_) => Err(format!("no answer within {REACH_TIMEOUT:?}")),
+            Err(_) => Err((format!("no answer within {REACH_TIMEOUT:?}"), false)),
         }
     }
 
@@ -363,26 +369,40 @@ impl Friends {
         let to = self.resolve(friend)?;
         let letter = self.new_letter(to, Body::Text(text)).await?;
         let signed = letter.sign(self.identity())?;
-        let direct = match self.reach(to).await {
-            Ok(mut stream) => match direct::send_text(&mut stream, &signed).await {
-                Ok(()) => {
-                    return Ok(Delivery {
-                        to: to.to_string(),
-                        seq: letter.seq,
-                        via: Via::Direct,
-                        size: None,
-                        blake3: None,
-                        mailbox_peers: 0,
-                        capability: None,
-                    });
+        let mut direct = String::new();
+        for attempt in 1..=DIRECT_ATTEMPTS {
+            let retry = match self.reach(to).await {
+                Ok(mut stream) => match direct::send_text(&mut stream, &signed).await {
+                    Ok(()) => {
+                        return Ok(Delivery {
+                            to: to.to_string(),
+                            seq: letter.seq,
+                            via: Via::Direct,
+                            size: None,
+                            blake3: None,
+                            mailbox_peers: 0,
+                            capability: None,
+                            direct_error: None,
+                        });
+                    }
+                    // Not refused: perhaps delivered, perhaps not. Another
+                    // copy has the same (author, seq), so the friend sees
+                    // it once either way.
+                    Err(error) => {
+                        direct = refusal(to, error)?;
+                        true
+                    }
+                },
+                Err((error, retry)) => {
+                    direct = error;
+                    retry
                 }
-                // Not refused: perhaps delivered, perhaps not. The mailbox
-                // copy has the same (author, seq), so the friend sees it
-                // once either way.
-                Err(error) => refusal(to, error)?,
-            },
-            Err(error) => error,
-        };
+            };
+            debug!(%to, attempt, %direct, "direct delivery failed");
+            if !retry {
+                break;
+            }
+        }
         debug!(%to, %direct, "not reachable directly; leaving the message in its mailbox");
         self.mail(to, &letter, &signed, direct, None).await
     }
@@ -410,6 +430,7 @@ impl Friends {
                     blake3: None,
                     mailbox_peers: peers,
                     capability,
+                    direct_error: Some(direct),
                 })
             }
             Err(mailbox) => Err(SendError::Unreachable {
@@ -441,33 +462,50 @@ impl Friends {
             )
             .await?;
         let signed = letter.sign(self.identity())?;
-        let direct = match self.reach(to).await {
-            Ok(mut stream) => match direct::offer_file(&mut stream, &signed).await {
-                Ok(()) => {
-                    return match direct::stream_file(&mut stream, &mut *body, size).await {
-                        Ok(hash) => Ok(Delivery {
-                            to: to.to_string(),
-                            seq: letter.seq,
-                            via: Via::Direct,
-                            size: Some(size),
-                            blake3: Some(hash.to_hex().to_string()),
-                            mailbox_peers: 0,
-                            capability: None,
-                        }),
-                        Err(direct::SendFailure::Source(error)) => Err(SendError::Source(error)),
-                        Err(direct::SendFailure::Wire(error)) => match refusal(to, error) {
-                            Err(refused) => Err(refused),
-                            Ok(detail) => Err(SendError::Interrupted {
-                                peer: to.to_string(),
-                                detail,
+        let mut direct = String::new();
+        for attempt in 1..=DIRECT_ATTEMPTS {
+            let retry = match self.reach(to).await {
+                Ok(mut stream) => match direct::offer_file(&mut stream, &signed).await {
+                    // From here on the body is being read: no fallback.
+                    Ok(()) => {
+                        return match direct::stream_file(&mut stream, &mut *body, size).await {
+                            Ok(hash) => Ok(Delivery {
+                                to: to.to_string(),
+                                seq: letter.seq,
+                                via: Via::Direct,
+                                size: Some(size),
+                                blake3: Some(hash.to_hex().to_string()),
+                                mailbox_peers: 0,
+                                capability: None,
+                                direct_error: None,
                             }),
-                        },
-                    };
+                            Err(direct::SendFailure::Source(error)) => {
+                                Err(SendError::Source(error))
+                            }
+                            Err(direct::SendFailure::Wire(error)) => match refusal(to, error) {
+                                Err(refused) => Err(refused),
+                                Ok(detail) => Err(SendError::Interrupted {
+                                    peer: to.to_string(),
+                                    detail,
+                                }),
+                            },
+                        };
+                    }
+                    Err(error) => {
+                        direct = refusal(to, error)?;
+                        true
+                    }
+                },
+                Err((error, retry)) => {
+                    direct = error;
+                    retry
                 }
-                Err(error) => refusal(to, error)?,
-            },
-            Err(error) => error,
-        };
+            };
+            debug!(%to, attempt, %direct, "direct offer failed");
+            if !retry {
+                break;
+            }
+        }
         debug!(%to, %direct, "not reachable directly; storing the file for its mailbox");
         let meta = FileMeta::none()
             .with_name(name)
