@@ -227,7 +227,7 @@ async fn receive_file(
                         format!("the sender sent more than the {size} bytes it announced"),
                     )));
                 }
-                let chunk = std::mem::replace(&mut buffer, Vec::with_capacity(wire::MAX_CHUNK));
+                let chunk = std::mem::replace(&mut buffer, incoming.spare_buffer(wire::MAX_CHUNK));
                 if let Err(error) = incoming.write(chunk).await {
                     warn!(%error, "cannot write a received file");
                     return Ok(Err(Refusal(
@@ -337,11 +337,12 @@ pub(super) async fn stream_file(
 ) -> Result<blake3::Hash, SendFailure> {
     let mut hasher = blake3::Hasher::new();
     let mut sent = 0u64;
-    let mut chunk = vec![0u8; wire::MAX_CHUNK];
+    let mut buffer = vec![0u8; wire::MAX_CHUNK];
     loop {
+        buffer.resize(wire::MAX_CHUNK, 0);
         let mut filled = 0;
-        while filled < chunk.len() {
-            match body.read(&mut chunk[filled..]).await {
+        while filled < buffer.len() {
+            match body.read(&mut buffer[filled..]).await {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(error) => return Err(SendFailure::Source(error)),
@@ -356,10 +357,24 @@ pub(super) async fn stream_file(
                 "the file is longer than the {size} bytes announced"
             ))));
         }
-        hasher.update(&chunk[..filled]);
-        wire::write_frame(stream, tag::DATA, &chunk[..filled])
+        buffer.truncate(filled);
+        // Hash on a blocking thread while the chunk goes out: on two cores
+        // the hash is otherwise a serial step between network writes.
+        let chunk = std::sync::Arc::new(std::mem::take(&mut buffer));
+        let hashing = {
+            let chunk = chunk.clone();
+            let mut hasher = std::mem::take(&mut hasher);
+            tokio::task::spawn_blocking(move || {
+                hasher.update(&chunk);
+                hasher
+            })
+        };
+        let written = wire::write_frame(stream, tag::DATA, &chunk).await;
+        hasher = hashing
             .await
-            .map_err(SendFailure::Wire)?;
+            .map_err(|error| SendFailure::Source(std::io::Error::other(error)))?;
+        written.map_err(SendFailure::Wire)?;
+        buffer = std::sync::Arc::try_unwrap(chunk).unwrap_or_else(|shared| shared.to_vec());
     }
     if sent != size {
         return Err(SendFailure::Source(std::io::Error::other(format!(

@@ -241,7 +241,8 @@ pub async fn write_refusal<W: AsyncWrite + Unpin>(
     write_frame(stream, tag, &payload).await
 }
 
-/// Reads one frame into `buffer` (reused between calls), waiting at most
+/// Reads one frame into `buffer` (reused between calls: give it back at
+/// full length and nothing is allocated or zeroed), waiting at most
 /// `idle` for it to start. `Ok(None)` if the peer closed the stream cleanly
 /// between frames. A refusal frame comes back as [`WireError::Refused`].
 pub async fn read_frame<R: AsyncRead + Unpin>(
@@ -264,8 +265,12 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     if len > max {
         return Err(WireError::TooLarge { tag, len, max });
     }
-    buffer.clear();
-    buffer.resize(len, 0);
+    // A reused buffer of the right length is overwritten, not zeroed first.
+    if buffer.len() > len {
+        buffer.truncate(len);
+    } else {
+        buffer.resize(len, 0);
+    }
     timed(frame_timeout(len), stream.read_exact(buffer)).await?;
     if tag == tag::REFUSED || tag == tag::MAIL_REFUSED {
         let (&reason, sentence) = buffer
