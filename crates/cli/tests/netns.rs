@@ -1,6 +1,7 @@
 //! Real `kith up` processes on private networks made of Linux network
 //! namespaces: a LAN with no internet where nodes find each other by mDNS,
-//! and two nodes that cannot reach each other talking through a relay.
+//! and two nodes that cannot reach each other talking (ping, a message)
+//! through a relay.
 //!
 //! Needs root (or CAP_SYS_ADMIN + CAP_NET_ADMIN) and `ip` from iproute2;
 //! without them each test prints "skipping: cannot create network
@@ -189,4 +190,13 @@ fn nodes_without_a_route_talk_through_a_relay() {
     let rtt: f64 = words[1].parse().expect("a round-trip time");
     assert!(rtt >= 0.0, "{pong:?}");
     assert_eq!(words[2], "ms");
+
+    // A message to C goes straight to C's node, through the relay: the
+    // relay forwards the Noise connection's ciphertext only.
+    let sent = lab
+        .kith(dialer, &["msg", &hidden_id, "through the relay"])
+        .unwrap();
+    assert!(sent.contains("directly"), "{sent}");
+    let inbox = lab.kith(hidden, &["inbox"]).unwrap();
+    assert!(inbox.contains("through the relay"), "{inbox}");
 }
