@@ -360,6 +360,41 @@ impl Friends {
         }
     }
 
+    /// Reaches `to` and runs `deliver` on a fresh direct stream, once more
+    /// if the first try failed fast. Returns what `deliver` returned, or
+    /// why direct delivery did not work (for the mailbox fallback); a
+    /// refusal by the friend is an error at once.
+    async fn try_direct<T, Attempt>(
+        &self,
+        to: PeerId,
+        deliver: impl Fn(Stream) -> Attempt,
+    ) -> Result<Result<T, String>, SendError>
+    where
+        Attempt: Future<Output = Result<T, wire::WireError>>,
+    {
+        let mut why = String::new();
+        for attempt in 1..=DIRECT_ATTEMPTS {
+            let retry = match self.reach(to).await {
+                Ok(stream) => match deliver(stream).await {
+                    Ok(value) => return Ok(Ok(value)),
+                    Err(error) => {
+                        why = refusal(to, error)?;
+                        true
+                    }
+                },
+                Err((error, retry)) => {
+                    why = error;
+                    retry
+                }
+            };
+            debug!(%to, attempt, %why, "direct delivery failed");
+            if !retry {
+                break;
+            }
+        }
+        Ok(Err(why))
+    }
+
     /// Sends a text message to `friend` (a petname or peer id).
     pub(crate) async fn send_text(
         &self,
@@ -369,40 +404,30 @@ impl Friends {
         let to = self.resolve(friend)?;
         let letter = self.new_letter(to, Body::Text(text)).await?;
         let signed = letter.sign(self.identity())?;
-        let mut direct = String::new();
-        for attempt in 1..=DIRECT_ATTEMPTS {
-            let retry = match self.reach(to).await {
-                Ok(mut stream) => match direct::send_text(&mut stream, &signed).await {
-                    Ok(()) => {
-                        return Ok(Delivery {
-                            to: to.to_string(),
-                            seq: letter.seq,
-                            via: Via::Direct,
-                            size: None,
-                            blake3: None,
-                            mailbox_peers: 0,
-                            capability: None,
-                            direct_error: None,
-                        });
-                    }
-                    // Not refused: perhaps delivered, perhaps not. Another
-                    // copy has the same (author, seq), so the friend sees
-                    // it once either way.
-                    Err(error) => {
-                        direct = refusal(to, error)?;
-                        true
-                    }
-                },
-                Err((error, retry)) => {
-                    direct = error;
-                    retry
-                }
-            };
-            debug!(%to, attempt, %direct, "direct delivery failed");
-            if !retry {
-                break;
+        // Not refused but failed: perhaps delivered, perhaps not. The
+        // mailbox copy has the same (author, seq), so the friend sees it
+        // once either way.
+        let direct = match self
+            .try_direct(to, |mut stream: Stream| {
+                let signed = signed.clone();
+                async move { direct::send_text(&mut stream, &signed).await }
+            })
+            .await?
+        {
+            Ok(()) => {
+                return Ok(Delivery {
+                    to: to.to_string(),
+                    seq: letter.seq,
+                    via: Via::Direct,
+                    size: None,
+                    blake3: None,
+                    mailbox_peers: 0,
+                    capability: None,
+                    direct_error: None,
+                });
             }
-        }
+            Err(direct) => direct,
+        };
         debug!(%to, %direct, "not reachable directly; leaving the message in its mailbox");
         self.mail(to, &letter, &signed, direct, None).await
     }
@@ -462,50 +487,38 @@ impl Friends {
             )
             .await?;
         let signed = letter.sign(self.identity())?;
-        let mut direct = String::new();
-        for attempt in 1..=DIRECT_ATTEMPTS {
-            let retry = match self.reach(to).await {
-                Ok(mut stream) => match direct::offer_file(&mut stream, &signed).await {
-                    // From here on the body is being read: no fallback.
-                    Ok(()) => {
-                        return match direct::stream_file(&mut stream, &mut *body, size).await {
-                            Ok(hash) => Ok(Delivery {
-                                to: to.to_string(),
-                                seq: letter.seq,
-                                via: Via::Direct,
-                                size: Some(size),
-                                blake3: Some(hash.to_hex().to_string()),
-                                mailbox_peers: 0,
-                                capability: None,
-                                direct_error: None,
-                            }),
-                            Err(direct::SendFailure::Source(error)) => {
-                                Err(SendError::Source(error))
-                            }
-                            Err(direct::SendFailure::Wire(error)) => match refusal(to, error) {
-                                Err(refused) => Err(refused),
-                                Ok(detail) => Err(SendError::Interrupted {
-                                    peer: to.to_string(),
-                                    detail,
-                                }),
-                            },
-                        };
-                    }
-                    Err(error) => {
-                        direct = refusal(to, error)?;
-                        true
-                    }
-                },
-                Err((error, retry)) => {
-                    direct = error;
-                    retry
+        let offered = self
+            .try_direct(to, |mut stream: Stream| {
+                let signed = signed.clone();
+                async move {
+                    direct::offer_file(&mut stream, &signed).await?;
+                    Ok(stream)
                 }
-            };
-            debug!(%to, attempt, %direct, "direct offer failed");
-            if !retry {
-                break;
+            })
+            .await?;
+        let direct = match offered {
+            // From here on the body is being read: no fallback.
+            Ok(mut stream) => {
+                return match direct::stream_file(&mut stream, &mut *body, size).await {
+                    Ok(hash) => Ok(Delivery {
+                        to: to.to_string(),
+                        seq: letter.seq,
+                        via: Via::Direct,
+                        size: Some(size),
+                        blake3: Some(hash.to_hex().to_string()),
+                        mailbox_peers: 0,
+                        capability: None,
+                        direct_error: None,
+                    }),
+                    Err(direct::SendFailure::Source(error)) => Err(SendError::Source(error)),
+                    Err(direct::SendFailure::Wire(error)) => Err(SendError::Interrupted {
+                        detail: refusal(to, error)?,
+                        peer: to.to_string(),
+                    }),
+                };
             }
-        }
+            Err(direct) => direct,
+        };
         debug!(%to, %direct, "not reachable directly; storing the file for its mailbox");
         let meta = FileMeta::none()
             .with_name(name)
