@@ -13,6 +13,8 @@
 //!   header names the download, whose report (bad shares met, peers used)
 //!   `GET /v1/downloads/ID` gives once the body has ended.
 //! - `GET /v1/stat?cap=CAP` — [`StatAnswer`].
+//! - `POST /v1/rm?cap=CAP` — deletes the shares this node stored from
+//!   every holder; [`Removed`] counts what happened.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,7 +33,7 @@ use kith_node::{ChunkReader, Detected, FileMeta, GetError, GetReport, Node, Para
 use serde::Deserialize;
 
 use crate::routes::error_response;
-use crate::types::{CorruptShare, DownloadReport, Holder, StatAnswer, StatStripe, Stored};
+use crate::types::{CorruptShare, DownloadReport, Holder, Removed, StatAnswer, StatStripe, Stored};
 
 /// Finished or running downloads whose reports are kept.
 const REPORTS_KEPT: usize = 64;
@@ -65,6 +67,7 @@ pub(crate) fn router(node: Node) -> Router {
         .route("/v1/get", get(get_file))
         .route("/v1/downloads/{id}", get(download_report))
         .route("/v1/stat", get(stat))
+        .route("/v1/rm", post(remove))
         .with_state(files)
 }
 
@@ -244,6 +247,25 @@ async fn download_report(State(files): State<Files>, Path(id): Path<u64>) -> Res
         shares: report.shares,
     })
     .into_response()
+}
+
+async fn remove(State(files): State<Files>, Query(query): Query<CapQuery>) -> Response {
+    let capability = match parse_cap(&query.cap) {
+        Ok(capability) => capability,
+        Err(message) => return bad_request(message),
+    };
+    match files.node.remove(&capability).await {
+        Ok(report) => Json(Removed {
+            dropped: report.dropped,
+            not_held: report.not_held,
+            refused: report.refused,
+            cached: report.cached,
+            unreachable: report.unreachable,
+            peers: report.peers,
+        })
+        .into_response(),
+        Err(error) => error_response(get_status(&error), error.to_string()),
+    }
 }
 
 async fn stat(State(files): State<Files>, Query(query): Query<CapQuery>) -> Response {

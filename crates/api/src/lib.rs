@@ -19,6 +19,7 @@
 //! | `GET /v1/get?cap=CAP` | | the file's bytes (streamed, `Content-Length`, `x-kith-download: ID`) |
 //! | `GET /v1/downloads/ID` | | `{"corrupt":[{"peer_id","stripe","index"}],"peers","shares"}` |
 //! | `GET /v1/stat?cap=CAP` | | `{"size","name","shares","asked","manifest":{…},"stripes":[{"id","health","shares","peers","holders":[{"index","peer_id"}]}]}` |
+//! | `POST /v1/rm?cap=CAP` | | `{"dropped","not_held","refused","cached","unreachable","peers"}` |
 //! | `POST /v1/msg` | `{"to","text"}` | `{"to","seq","via":"direct"\|"mailbox","size","blake3","mailbox_peers","capability"}` |
 //! | `POST /v1/send?to=FRIEND&name=NAME&size=BYTES` | the file's bytes (streamed) | as `/v1/msg` |
 //! | `GET /v1/inbox?after=N&wait=SECS` | | `{"entries":[{"arrival","from","from_name","sent_at_ms","seq","received_at_ms","via","kind":"text"\|"file",…}]}` |

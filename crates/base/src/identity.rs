@@ -21,6 +21,18 @@ use zeroize::Zeroizing;
 
 const HEADER: &str = "kith-identity-v1";
 
+/// The 32-byte Ed25519 public key a peer id carries, if it is an Ed25519
+/// peer id (every kith node's is). Used to record who owns a stored share.
+pub fn ed25519_key(peer: &PeerId) -> Option<[u8; 32]> {
+    let multihash = peer.as_ref();
+    // Ed25519 peer ids embed the protobuf-encoded key (identity multihash).
+    if multihash.code() != 0 {
+        return None;
+    }
+    let key = libp2p_identity::PublicKey::try_decode_protobuf(multihash.digest()).ok()?;
+    Some(key.try_into_ed25519().ok()?.to_bytes())
+}
+
 /// A node's key pair.
 #[derive(Clone)]
 pub struct Identity {

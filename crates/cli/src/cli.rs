@@ -86,6 +86,15 @@ pub(crate) enum Command {
         /// The file's capability (kith:…).
         cap: String,
     },
+    /// Delete a file this node stored, from every peer that holds it.
+    ///
+    /// Each holder checks that the request comes from the node that stored
+    /// the share; for any other node it refuses and deletes nothing. Copies
+    /// other nodes cached when they fetched the file are not deleted.
+    Rm {
+        /// The file's capability (kith:…).
+        cap: String,
+    },
     /// Manage the address book: petnames for friends' peer ids.
     ///
     /// Petnames are yours alone (never sent); every command that takes a

@@ -244,6 +244,42 @@ pub(crate) fn stat(api: &ApiClient, cap: &str) -> anyhow::Result<Vec<String>> {
     Ok(lines)
 }
 
+/// `kith rm CAP`: the summary line, or an error if nothing could be
+/// deleted because this node did not store the file.
+pub(crate) fn remove(api: &ApiClient, cap: &str) -> anyhow::Result<String> {
+    let removed: kith_api::types::Removed =
+        api.post(&format!("/v1/rm?cap={}", escape(cap.trim())), &())?;
+    if removed.refused > 0 && removed.dropped == 0 {
+        bail!(
+            "nothing was deleted: the {} holder(s) refused, because this node did not store \
+             that file (only the node that put a file may delete it)",
+            removed.peers
+        );
+    }
+    if removed.refused > 0 || removed.unreachable > 0 {
+        eprintln!(
+            "{} share(s) were refused (stored by another node) and {} holder(s) did not answer",
+            removed.refused, removed.unreachable
+        );
+    }
+    if removed.cached > 0 {
+        eprintln!(
+            "{} cached copies stay on nodes that fetched the file (a shared capability cannot be taken back)",
+            removed.cached
+        );
+    }
+    Ok(format!(
+        "deleted {} share(s) from {} peer(s){}",
+        removed.dropped,
+        removed.peers,
+        if removed.not_held > 0 {
+            format!("; {} were already gone", removed.not_held)
+        } else {
+            String::new()
+        }
+    ))
+}
+
 /// Progress on stderr: a bar on a terminal, a line every few seconds
 /// otherwise.
 #[derive(Clone)]

@@ -148,6 +148,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let api = ApiClient::from_dir(&dir)?;
             files::get(&api, &cap, output.as_deref())?;
         }
+        Command::Rm { cap } => {
+            cap.trim()
+                .parse::<kith_base::Capability>()
+                .map_err(|error| anyhow::anyhow!("not a valid capability: {error}"))?;
+            let api = ApiClient::from_dir(&dir)?;
+            out!("{}", files::remove(&api, &cap)?);
+        }
         Command::Friend(FriendCommand::Add { name, peer_id }) => {
             eprintln!("{}", friends::add(&dir, &name, &peer_id)?);
         }

@@ -427,3 +427,43 @@ fn a_downloader_serves_what_it_fetched_after_every_original_holder_is_gone() {
     get(node(&nodes, leecher), &cap, &copy);
     assert_same(&file, &copy);
 }
+
+#[test]
+fn rm_deletes_a_file_for_its_owner_only() {
+    let root = tempfile::tempdir().unwrap();
+    let nodes = start_network(root.path(), 5, 4, |_| Vec::new());
+    let file = root.path().join("secret.bin");
+    random_file(&file, 2 << 20);
+    let cap = put(&nodes[0], &file, &[]);
+
+    // Another node's rm is refused by every holder and deletes nothing.
+    let refused = kith(&nodes[1].dir, &["rm", &cap]);
+    assert!(!refused.status.success());
+    let message = text(&refused.stderr);
+    assert!(message.contains("nothing was deleted"), "{message}");
+    assert!(
+        message.contains("only the node that put a file may delete it"),
+        "{message}"
+    );
+    let copy = root.path().join("copy.bin");
+    get(&nodes[2], &cap, &copy);
+    assert_same(&file, &copy);
+
+    // The owner's rm deletes every share it stored.
+    let removed = kith(&nodes[0].dir, &["rm", &cap]);
+    assert!(removed.status.success(), "{}", text(&removed.stderr));
+    let summary = text(&removed.stdout);
+    assert!(
+        summary.starts_with("deleted 15 share(s) from 5 peer(s)"),
+        "{summary}"
+    );
+    assert!(
+        text(&removed.stderr).contains("cached copies stay"),
+        "node 2 cached what it fetched: {}",
+        text(&removed.stderr)
+    );
+    // A malformed capability fails before anything is asked.
+    let bad = kith(&nodes[0].dir, &["rm", "kith:nonsense"]);
+    assert!(!bad.status.success());
+    assert!(text(&bad.stderr).contains("not a valid capability"));
+}

@@ -44,5 +44,5 @@ pub use kith_codec::{FileMeta, Manifest, Params};
 pub use node::{Node, NodeError, PeerInfo, STORE_DIR};
 pub use share::{
     CorruptShareReport, Detected, Download, GetError, GetReport, Health, PutError, PutReport,
-    StatReport, StripeStat,
+    RmReport, StatReport, StripeStat,
 };

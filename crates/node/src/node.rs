@@ -21,7 +21,7 @@ use crate::config::NodeConfig;
 use crate::data_dir::{DataDir, DataDirError, DirLock};
 use crate::friends::{Delivery, Friends, InboxItem, SendError};
 use crate::peer_table::{self, PEER_TABLE_FILE};
-use crate::share::{Download, GetError, PutError, PutReport, Server, Shares, StatReport};
+use crate::share::{Download, GetError, PutError, PutReport, RmReport, Server, Shares, StatReport};
 
 /// How often the peer table is saved while the node runs (it is also saved
 /// at shutdown, so this only matters after a crash).
@@ -310,6 +310,12 @@ impl Node {
     /// The folder where files from friends land.
     pub fn inbox_dir(&self) -> &std::path::Path {
         self.inner.friends.inbox_dir()
+    }
+
+    /// Deletes the shares of a file that this node stored, from every
+    /// holder; holders refuse for shares another node stored.
+    pub async fn remove(&self, capability: &Capability) -> Result<RmReport, GetError> {
+        self.inner.shares.remove(capability).await
     }
 
     /// Measures the round trip to a connected peer.

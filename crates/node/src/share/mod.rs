@@ -4,7 +4,7 @@
 //! - [`server`]: serving shares to peers (store, fetch, "which do you hold");
 //! - [`client`]: asking a peer, over a pool of reusable streams;
 //! - [`placement`]: which peers hold which shares (XOR distance, extents);
-//! - [`put`], [`get`], [`stat`]: the operations, driven by [`Shares`].
+//! - [`put`], [`get`], [`stat`], [`rm`]: the operations, driven by [`Shares`].
 //!
 //! `docs/storage.md` describes the whole flow; `docs/threat-model.md` what
 //! each kind of peer can learn and do.
@@ -13,6 +13,7 @@ mod client;
 mod get;
 mod placement;
 mod put;
+mod rm;
 mod server;
 mod stat;
 mod wire;
@@ -28,6 +29,7 @@ use tracing::debug;
 
 pub use get::{CorruptShareReport, Detected, Download, GetError, GetReport};
 pub use put::{PutError, PutReport};
+pub use rm::RmReport;
 pub use stat::{Health, StatReport, StripeStat};
 
 pub(crate) use server::Server;

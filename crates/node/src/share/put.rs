@@ -281,13 +281,14 @@ impl Shares {
     }
 
     async fn store_locally(&self, stripe: Arc<EncodedStripe>, index: u8) -> Result<(), String> {
+        let owner = kith_base::identity::ed25519_key(&self.me).unwrap_or_default();
         self.blocking(move |store| {
             let i = usize::from(index);
             let share_id = stripe.record().share_ids()[i];
             store
                 .put_share(stripe.id(), index, share_id, stripe.share(i))
                 .and_then(|_| store.put_record(stripe.record()))
-                .map(|_| ())
+                .and_then(|_| super::server::claim_share(store, &share_id, owner))
                 .map_err(|error| format!("this node: {error}"))
         })
         .await

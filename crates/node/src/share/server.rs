@@ -29,7 +29,7 @@ use tracing::{debug, warn};
 
 use crate::slots::StreamSlots;
 
-use super::wire::{self, Answer, RefuseReason, Request, WireError};
+use super::wire::{self, Answer, DropResult, RefuseReason, Request, WireError};
 
 /// Most share streams served at once.
 pub(crate) const MAX_STREAMS: usize = 256;
@@ -130,8 +130,11 @@ impl Server {
                 record,
                 share,
             } => {
+                let owner = kith_base::identity::ed25519_key(&peer).unwrap_or_default();
                 let answer = self
-                    .blocking(move |store| store_share(store, stripe, index, &record, &share))
+                    .blocking(move |store| {
+                        store_share(store, stripe, index, &record, &share, owner)
+                    })
                     .await;
                 if let Answer::Refused { message, .. } = &answer {
                     debug!(%peer, %stripe, index, %message, "refused a share");
@@ -156,6 +159,14 @@ impl Server {
                     .await;
                 Answer::Holding(bitmaps)
             }
+            Request::Drop { stripe, index } => {
+                let owner = kith_base::identity::ed25519_key(&peer).unwrap_or_default();
+                let answer = self
+                    .blocking(move |store| drop_share(store, stripe, index, owner))
+                    .await;
+                debug!(%peer, %stripe, index, ?answer, "drop request");
+                answer
+            }
             Request::Get { .. } => Answer::Refused {
                 reason: RefuseReason::Internal,
                 message: "get is answered elsewhere".into(),
@@ -171,8 +182,74 @@ impl Server {
     }
 }
 
+/// Deletes share `index` of `stripe` if `owner` stored it.
+pub(crate) fn drop_share(store: &Store, stripe: ContentId, index: u8, owner: [u8; 32]) -> Answer {
+    let refuse = |reason, message: String| Answer::Refused { reason, message };
+    let held = match store.shares_of_stripe(&stripe) {
+        Ok(held) => held,
+        Err(error) => return refuse(RefuseReason::Internal, error.to_string()),
+    };
+    let Some((_, id)) = held.into_iter().find(|(i, _)| *i == index) else {
+        return Answer::Dropped(DropResult::NotHeld);
+    };
+    match store.share_info(&id) {
+        Ok(Some(info)) if info.owner == owner && owner != [0; 32] => {}
+        Ok(Some(info)) if info.owner == [0; 32] => return Answer::Dropped(DropResult::KeptCache),
+        Ok(Some(_)) => {
+            return refuse(
+                RefuseReason::NotOwner,
+                "only the node that stored this share may delete it".into(),
+            );
+        }
+        Ok(None) => return Answer::Dropped(DropResult::NotHeld),
+        Err(error) => return refuse(RefuseReason::Internal, error.to_string()),
+    }
+    match store.remove_share(&id) {
+        Ok(was_held) => {
+            if store
+                .shares_of_stripe(&stripe)
+                .is_ok_and(|left| left.is_empty())
+            {
+                let _ = store.remove_record(&stripe);
+            }
+            Answer::Dropped(if was_held {
+                DropResult::Deleted
+            } else {
+                DropResult::NotHeld
+            })
+        }
+        Err(error) => refuse(RefuseReason::Internal, error.to_string()),
+    }
+}
+
+/// Records `owner` as the share's owner unless another owner has it: the
+/// first node to store a share owns it (a cached copy, which has no owner,
+/// is taken over by the owner's put).
+pub(crate) fn claim_share(
+    store: &Store,
+    share: &ContentId,
+    owner: [u8; 32],
+) -> Result<(), StoreError> {
+    if owner == [0; 32] {
+        return Ok(());
+    }
+    if let Some(info) = store.share_info(share)?
+        && info.owner == [0; 32]
+    {
+        store.set_lease(share, owner, info.expires_at)?;
+    }
+    Ok(())
+}
+
 /// Checks and stores a share a peer sent.
-fn store_share(store: &Store, stripe: ContentId, index: u8, record: &[u8], share: &[u8]) -> Answer {
+fn store_share(
+    store: &Store,
+    stripe: ContentId,
+    index: u8,
+    record: &[u8],
+    share: &[u8],
+    owner: [u8; 32],
+) -> Answer {
     let refuse = |reason, message: String| Answer::Refused { reason, message };
     let record = match StripeRecord::from_bytes(record) {
         Ok(record) => record,
@@ -209,7 +286,8 @@ fn store_share(store: &Store, stripe: ContentId, index: u8, record: &[u8], share
     // behind for it.
     let stored = store
         .put_share(stripe, index, share_id, share)
-        .and_then(|outcome| store.put_record(&record).map(|_| outcome));
+        .and_then(|outcome| store.put_record(&record).map(|_| outcome))
+        .and_then(|outcome| claim_share(store, &share_id, owner).map(|()| outcome));
     match stored {
         Ok(outcome) => Answer::Stored {
             already_held: outcome == PutOutcome::AlreadyHad,

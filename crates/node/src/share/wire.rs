@@ -12,12 +12,14 @@
 //! | `0x01` | put | stripe id (32) ‖ index (1) ‖ record length u16 LE ‖ stripe record ‖ share bytes |
 //! | `0x02` | get | stripe id (32) ‖ index (1) |
 //! | `0x03` | have | count u16 LE ‖ count × stripe id (32), count ≤ [`MAX_HAVE`] |
+//! | `0x04` | drop | stripe id (32) ‖ index (1): the owner deletes a share it stored |
 //! | `0x81` | stored | 1 byte: 0 = newly stored, 1 = already held |
-//! | `0x82` | refused | reason (1: store full, 2: invalid request, 3: internal error, 4: busy) ‖ UTF-8 sentence |
+//! | `0x82` | refused | reason (1: store full, 2: invalid request, 3: internal error, 4: busy, 5: not the owner) ‖ UTF-8 sentence |
 //! | `0x83` | share | record length u16 LE ‖ stripe record ‖ share bytes |
 //! | `0x84` | not found | empty |
 //! | `0x85` | holding | count × 32-byte bitmap (bit i of byte i/8 = holds share i), in the order asked |
 //! | `0x86` | damaged | empty: the peer held the share but found it damaged on its disk, and dropped it |
+//! | `0x87` | dropped | 1 byte: 0 = deleted, 1 = was not held, 2 = kept (a cached copy: it has no owner) |
 //!
 //! The length of a frame is checked against the maximum for its tag before
 //! anything is allocated ([`max_payload`]), and every read and write runs
@@ -52,12 +54,14 @@ const MAX_MESSAGE: usize = 1024;
 const TAG_PUT: u8 = 0x01;
 const TAG_GET: u8 = 0x02;
 const TAG_HAVE: u8 = 0x03;
+const TAG_DROP: u8 = 0x04;
 const TAG_STORED: u8 = 0x81;
 const TAG_REFUSED: u8 = 0x82;
 const TAG_SHARE: u8 = 0x83;
 const TAG_NOT_FOUND: u8 = 0x84;
 const TAG_HOLDING: u8 = 0x85;
 const TAG_DAMAGED: u8 = 0x86;
+const TAG_DROPPED: u8 = 0x87;
 
 /// Time allowed for a frame of `len` bytes to cross: a base plus the size at
 /// a slow link's 256 KiB/s, so a 1 MiB share gets 14 s and a stalled peer is
@@ -94,6 +98,8 @@ pub(crate) enum RefuseReason {
     Internal,
     /// Too many requests at once; try later or elsewhere.
     Busy,
+    /// A drop from a peer that did not store the share.
+    NotOwner,
 }
 
 impl RefuseReason {
@@ -103,6 +109,7 @@ impl RefuseReason {
             Self::Invalid => 2,
             Self::Internal => 3,
             Self::Busy => 4,
+            Self::NotOwner => 5,
         }
     }
 
@@ -111,6 +118,7 @@ impl RefuseReason {
             1 => Self::Full,
             2 => Self::Invalid,
             4 => Self::Busy,
+            5 => Self::NotOwner,
             _ => Self::Internal,
         }
     }
@@ -132,6 +140,10 @@ pub(crate) enum Request {
     Have {
         stripes: Vec<ContentId>,
     },
+    Drop {
+        stripe: ContentId,
+        index: u8,
+    },
 }
 
 /// A request, as sent: borrows the caller's buffers.
@@ -149,6 +161,10 @@ pub(crate) enum OutRequest<'a> {
     },
     Have {
         stripes: &'a [ContentId],
+    },
+    Drop {
+        stripe: ContentId,
+        index: u8,
     },
 }
 
@@ -171,6 +187,19 @@ pub(crate) enum Answer {
     /// it, and dropped it.
     Damaged,
     Holding(Vec<[u8; 32]>),
+    Dropped(DropResult),
+}
+
+/// What a holder did with a drop request it accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DropResult {
+    /// The share is deleted.
+    Deleted,
+    /// The holder did not have it (any more).
+    NotHeld,
+    /// The holder has a copy it cached when it fetched the file; a cache
+    /// has no owner, so it stays.
+    KeptCache,
 }
 
 /// The most payload bytes a frame of `tag` may carry; `None` for an
@@ -178,7 +207,8 @@ pub(crate) enum Answer {
 pub(crate) fn max_payload(tag: u8) -> Option<usize> {
     Some(match tag {
         TAG_PUT => 32 + 1 + 2 + MAX_RECORD + MAX_SHARE,
-        TAG_GET => 33,
+        TAG_GET | TAG_DROP => 33,
+        TAG_DROPPED => 1,
         TAG_HAVE => 2 + 32 * MAX_HAVE,
         TAG_STORED => 1,
         TAG_REFUSED => 1 + MAX_MESSAGE,
@@ -297,6 +327,9 @@ pub(crate) async fn write_request<W: AsyncWrite + Unpin>(
         OutRequest::Get { stripe, index } => {
             write_frame(writer, TAG_GET, &[stripe.as_bytes(), &[index]]).await
         }
+        OutRequest::Drop { stripe, index } => {
+            write_frame(writer, TAG_DROP, &[stripe.as_bytes(), &[index]]).await
+        }
         OutRequest::Have { stripes } => {
             if stripes.len() > MAX_HAVE {
                 return Err(WireError::Malformed("too many stripes in one have request"));
@@ -332,6 +365,13 @@ pub(crate) fn parse_request(tag: u8, payload: Vec<u8>) -> Result<Request, WireEr
                 return Err(WireError::Malformed("get request too long"));
             }
             Ok(Request::Get { stripe, index })
+        }
+        TAG_DROP => {
+            let (stripe, index, rest) = stripe_and_index(&payload)?;
+            if !rest.is_empty() {
+                return Err(WireError::Malformed("drop request too long"));
+            }
+            Ok(Request::Drop { stripe, index })
         }
         TAG_HAVE => {
             let count = u16_at(&payload, 0)? as usize;
@@ -372,6 +412,14 @@ pub(crate) async fn write_answer<W: AsyncWrite + Unpin>(
         Answer::Share { record, share } => write_share(writer, record, share).await,
         Answer::NotFound => write_frame(writer, TAG_NOT_FOUND, &[]).await,
         Answer::Damaged => write_frame(writer, TAG_DAMAGED, &[]).await,
+        Answer::Dropped(result) => {
+            let code = match result {
+                DropResult::Deleted => 0,
+                DropResult::NotHeld => 1,
+                DropResult::KeptCache => 2,
+            };
+            write_frame(writer, TAG_DROPPED, &[&[code]]).await
+        }
         Answer::Holding(bitmaps) => {
             let flat: Vec<u8> = bitmaps.iter().flatten().copied().collect();
             write_frame(writer, TAG_HOLDING, &[&flat]).await
@@ -430,6 +478,12 @@ fn parse_answer(tag: u8, mut payload: Vec<u8>) -> Result<Answer, WireError> {
         }
         TAG_NOT_FOUND => Ok(Answer::NotFound),
         TAG_DAMAGED => Ok(Answer::Damaged),
+        TAG_DROPPED => match payload.as_slice() {
+            [0] => Ok(Answer::Dropped(DropResult::Deleted)),
+            [1] => Ok(Answer::Dropped(DropResult::NotHeld)),
+            [2] => Ok(Answer::Dropped(DropResult::KeptCache)),
+            _ => Err(WireError::Malformed("dropped answer")),
+        },
         TAG_HOLDING => {
             if !payload.len().is_multiple_of(32) {
                 return Err(WireError::Malformed("holding answer is not whole bitmaps"));

@@ -11,6 +11,8 @@ use kith_node::friends::wire::{self, Reason, WireError, tag};
 use kith_node::{Content, FileState, FriendError, FriendSettings, InboxItem, Node, SendError, Via};
 use kith_testnet::{Testnet, TestnetConfig};
 
+use crate::{bytes, wait_joined};
+
 const LIMIT: Duration = Duration::from_secs(90);
 
 fn config() -> TestnetConfig {
@@ -21,16 +23,6 @@ fn config() -> TestnetConfig {
         },
         ..TestnetConfig::default()
     }
-}
-
-/// Deterministic pseudo-random bytes (BLAKE3 as a stream).
-fn bytes(len: usize, seed: u8) -> Vec<u8> {
-    let mut out = vec![0u8; len];
-    blake3::Hasher::new()
-        .update(&[seed])
-        .finalize_xof()
-        .fill(&mut out);
-    out
 }
 
 async fn inbox(node: &Node) -> Vec<InboxItem> {
@@ -46,21 +38,6 @@ async fn send_bytes(
     let size = data.len() as u64;
     node.send_file(to, name, size, Box::new(futures::io::Cursor::new(data)))
         .await
-}
-
-/// Waits until every node knows at least `peers` others in its routing
-/// table.
-async fn wait_joined(net: &Testnet, peers: usize) {
-    net.wait_for("every node knows its peers", LIMIT, || async {
-        for (_, node) in net.nodes() {
-            if node.net().known_peers().await.unwrap_or_default().len() < peers {
-                return false;
-            }
-        }
-        true
-    })
-    .await
-    .unwrap();
 }
 
 /// Online: 100 messages and a 50 MiB file arrive once each, in order and

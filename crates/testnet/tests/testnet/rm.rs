@@ -1,0 +1,82 @@
+//! `rm`: the node that stored a file deletes it from every holder; any
+//! other node's request is refused and deletes nothing.
+
+use kith_node::{FileMeta, GetError, Health, Params};
+use kith_testnet::{Testnet, TestnetConfig};
+
+use crate::{bytes, wait_joined};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_owner_deletes_a_file() {
+    let net = Testnet::start(6, TestnetConfig::default()).await.unwrap();
+    wait_joined(&net, 5).await;
+    let (owner, stranger) = (net.node(0).clone(), net.node(1).clone());
+    let data = bytes(3 << 20, 7);
+    let put = owner
+        .put(
+            Box::new(std::io::Cursor::new(data.clone())),
+            Params::default(),
+            FileMeta::none(),
+        )
+        .await
+        .unwrap();
+    let cap = put.capability;
+    let shares_held = || async {
+        let mut total = 0;
+        for (_, node) in net.nodes() {
+            total += node.store().usage().shares;
+        }
+        total
+    };
+    let stored = shares_held().await;
+    assert_eq!(
+        stored,
+        5 * (3 + 1),
+        "3 data stripes and the manifest, 5 shares each"
+    );
+
+    // A stranger's rm: every holder refuses; nothing is deleted. (Opening
+    // the manifest caches its shares on the stranger, which is no loss.)
+    let refused = stranger.remove(&cap).await.unwrap();
+    assert_eq!(refused.dropped, 0, "{refused:?}");
+    assert!(refused.refused >= 15, "{refused:?}");
+    let stat = owner.stat(&cap).await.unwrap();
+    assert!(
+        stat.stripes.iter().all(|s| s.health == Health::Healthy),
+        "the file must be intact after a refused rm"
+    );
+
+    // The owner's rm deletes every share it stored, everywhere.
+    let removed = owner.remove(&cap).await.unwrap();
+    assert_eq!(removed.refused, 0, "{removed:?}");
+    assert_eq!(removed.dropped, 20, "{removed:?}");
+    let left = shares_held().await;
+    assert_eq!(
+        left as usize, removed.cached,
+        "only the stranger's cached copies are left ({removed:?})"
+    );
+    match net.node(3).get(&cap).await {
+        Err(GetError::NotFound { .. } | GetError::Lost { .. }) => {}
+        Ok(download) => {
+            // The manifest may still come from the stranger's cache; the
+            // data is gone.
+            let mut chunks = download.into_stream();
+            let mut failed = false;
+            while let Some(chunk) = chunks.recv().await {
+                if chunk.is_err() {
+                    failed = true;
+                    break;
+                }
+            }
+            assert!(failed, "the deleted file came back");
+        }
+        Err(other) => panic!("unexpected error: {other}"),
+    }
+    // Running it again finds nothing more to delete.
+    let again = owner.remove(&cap).await;
+    assert!(
+        again.as_ref().map_or(true, |report| report.dropped == 0),
+        "{again:?}"
+    );
+    net.shutdown().await;
+}
