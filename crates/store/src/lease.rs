@@ -71,3 +71,32 @@ impl Store {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Store, StoreConfig};
+    use kith_base::ContentId;
+
+    #[test]
+    fn the_first_owner_keeps_a_share_and_a_cached_copy_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            dir.path(),
+            StoreConfig {
+                quota_bytes: 1 << 20,
+            },
+        )
+        .unwrap();
+        let stripe = ContentId::of(b"stripe");
+        let (a, b) = (b"share a".as_slice(), b"share b".as_slice());
+        let (id_a, id_b) = (ContentId::of(a), ContentId::of(b));
+        store.put_owned_share(stripe, 0, id_a, a, [1; 32]).unwrap();
+        store.put_owned_share(stripe, 0, id_a, a, [2; 32]).unwrap();
+        assert_eq!(store.share_info(&id_a).unwrap().unwrap().owner, [1; 32]);
+        // A cached copy (no owner) is taken over by the owner's put.
+        store.put_share(stripe, 1, id_b, b).unwrap();
+        assert_eq!(store.share_info(&id_b).unwrap().unwrap().owner, [0; 32]);
+        store.put_owned_share(stripe, 1, id_b, b, [3; 32]).unwrap();
+        assert_eq!(store.share_info(&id_b).unwrap().unwrap().owner, [3; 32]);
+    }
+}

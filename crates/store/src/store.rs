@@ -274,12 +274,48 @@ impl Store {
         self.put_share_at(stripe, index, share_id, bytes, CrashAt::Never)
     }
 
+    /// Like [`Store::put_share`], and records `owner` (the key of the node
+    /// that stored it; see [`ShareInfo::owner`]) in the same transaction.
+    /// A share already held keeps its owner; one held without an owner (a
+    /// cached copy) takes `owner`.
+    pub fn put_owned_share(
+        &self,
+        stripe: ContentId,
+        index: u8,
+        share_id: ContentId,
+        bytes: &[u8],
+        owner: [u8; 32],
+    ) -> Result<PutOutcome> {
+        let outcome =
+            self.put_share_inner(stripe, index, share_id, bytes, owner, CrashAt::Never)?;
+        if outcome == PutOutcome::AlreadyHad
+            && owner != [0; 32]
+            && let Some(info) = self.share_info(&share_id)?
+            && info.owner == [0; 32]
+        {
+            self.set_lease(&share_id, owner, info.expires_at)?;
+        }
+        Ok(outcome)
+    }
+
     pub(crate) fn put_share_at(
         &self,
         stripe: ContentId,
         index: u8,
         share_id: ContentId,
         bytes: &[u8],
+        crash: CrashAt,
+    ) -> Result<PutOutcome> {
+        self.put_share_inner(stripe, index, share_id, bytes, [0; 32], crash)
+    }
+
+    fn put_share_inner(
+        &self,
+        stripe: ContentId,
+        index: u8,
+        share_id: ContentId,
+        bytes: &[u8],
+        owner: [u8; 32],
         crash: CrashAt,
     ) -> Result<PutOutcome> {
         let len = bytes.len() as u64;
@@ -339,7 +375,7 @@ impl Store {
             stripe,
             index,
             len,
-            owner: [0; 32],
+            owner,
             expires_at: None,
         };
         match self.commit_share(&share_id, &info) {

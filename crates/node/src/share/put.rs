@@ -286,9 +286,9 @@ impl Shares {
             let i = usize::from(index);
             let share_id = stripe.record().share_ids()[i];
             store
-                .put_share(stripe.id(), index, share_id, stripe.share(i))
+                .put_owned_share(stripe.id(), index, share_id, stripe.share(i), owner)
                 .and_then(|_| store.put_record(stripe.record()))
-                .and_then(|_| super::server::claim_share(store, &share_id, owner))
+                .map(|_| ())
                 .map_err(|error| format!("this node: {error}"))
         })
         .await

@@ -222,25 +222,6 @@ pub(crate) fn drop_share(store: &Store, stripe: ContentId, index: u8, owner: [u8
     }
 }
 
-/// Records `owner` as the share's owner unless another owner has it: the
-/// first node to store a share owns it (a cached copy, which has no owner,
-/// is taken over by the owner's put).
-pub(crate) fn claim_share(
-    store: &Store,
-    share: &ContentId,
-    owner: [u8; 32],
-) -> Result<(), StoreError> {
-    if owner == [0; 32] {
-        return Ok(());
-    }
-    if let Some(info) = store.share_info(share)?
-        && info.owner == [0; 32]
-    {
-        store.set_lease(share, owner, info.expires_at)?;
-    }
-    Ok(())
-}
-
 /// Checks and stores a share a peer sent.
 fn store_share(
     store: &Store,
@@ -284,10 +265,12 @@ fn store_share(
     }
     // The share first: if it is refused (quota, mismatch) no record is left
     // behind for it.
+    // The first node to store a share owns it (a cached copy, which has no
+    // owner, is taken over by the owner's put), in the share's own
+    // transaction.
     let stored = store
-        .put_share(stripe, index, share_id, share)
-        .and_then(|outcome| store.put_record(&record).map(|_| outcome))
-        .and_then(|outcome| claim_share(store, &share_id, owner).map(|()| outcome));
+        .put_owned_share(stripe, index, share_id, share, owner)
+        .and_then(|outcome| store.put_record(&record).map(|_| outcome));
     match stored {
         Ok(outcome) => Answer::Stored {
             already_held: outcome == PutOutcome::AlreadyHad,
