@@ -14,7 +14,7 @@
 //!   `GET /v1/downloads/ID` gives once the body has ended.
 //! - `GET /v1/stat?cap=CAP` — [`StatAnswer`].
 //! - `POST /v1/rm?cap=CAP` — deletes the shares this node stored from
-//!   every holder; [`Removed`] counts what happened.
+//!   every holder; [`kith_node::RmReport`] counts what happened.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,7 +33,7 @@ use kith_node::{ChunkReader, Detected, FileMeta, GetError, GetReport, Node, Para
 use serde::Deserialize;
 
 use crate::routes::error_response;
-use crate::types::{CorruptShare, DownloadReport, Holder, Removed, StatAnswer, StatStripe, Stored};
+use crate::types::{CorruptShare, DownloadReport, Holder, StatAnswer, StatStripe, Stored};
 
 /// Finished or running downloads whose reports are kept.
 const REPORTS_KEPT: usize = 64;
@@ -255,15 +255,7 @@ async fn remove(State(files): State<Files>, Query(query): Query<CapQuery>) -> Re
         Err(message) => return bad_request(message),
     };
     match files.node.remove(&capability).await {
-        Ok(report) => Json(Removed {
-            dropped: report.dropped,
-            not_held: report.not_held,
-            refused: report.refused,
-            cached: report.cached,
-            unreachable: report.unreachable,
-            peers: report.peers,
-        })
-        .into_response(),
+        Ok(report) => Json(report).into_response(),
         Err(error) => error_response(get_status(&error), error.to_string()),
     }
 }

@@ -128,7 +128,7 @@ async fn held_mail(State(node): State<Node>, Query(query): Query<HeldQuery>) -> 
             Err(_) => {
                 return error_response(
                     StatusCode::BAD_REQUEST,
-                    format!("{text:?} is not a peer id (they look like 12D3KooW…)"),
+                    FriendError::NotAPeerId(text.to_owned()).to_string(),
                 );
             }
         },

@@ -190,20 +190,3 @@ pub struct HeldMail {
     /// Their bytes.
     pub bytes: u64,
 }
-
-/// `POST /v1/rm` answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Removed {
-    /// Shares deleted.
-    pub dropped: usize,
-    /// Shares already gone.
-    pub not_held: usize,
-    /// Shares whose holder refused (this node did not store them).
-    pub refused: usize,
-    /// Copies other nodes cached when they fetched the file (they stay).
-    pub cached: usize,
-    /// Shares whose holder did not answer.
-    pub unreachable: usize,
-    /// Holders asked.
-    pub peers: usize,
-}

@@ -247,7 +247,7 @@ pub(crate) fn stat(api: &ApiClient, cap: &str) -> anyhow::Result<Vec<String>> {
 /// `kith rm CAP`: the summary line, or an error if nothing could be
 /// deleted because this node did not store the file.
 pub(crate) fn remove(api: &ApiClient, cap: &str) -> anyhow::Result<String> {
-    let removed: kith_api::types::Removed =
+    let removed: kith_node::RmReport =
         api.post(&format!("/v1/rm?cap={}", escape(cap.trim())), &())?;
     if removed.refused > 0 && removed.dropped == 0 {
         bail!(

@@ -449,6 +449,17 @@ fn rm_deletes_a_file_for_its_owner_only() {
     get(&nodes[2], &cap, &copy);
     assert_same(&file, &copy);
 
+    // Node 2 caches what it fetched in the background; wait until its
+    // copies show (beyond the one share of each stripe it held already).
+    let node2 = format!(":{}", nodes[2].peer_id);
+    wait_for("node 2's cached copies", Duration::from_secs(60), || {
+        stat(&nodes[0], &cap)
+            .iter()
+            .map(|line| line.matches(&node2).count())
+            .sum::<usize>()
+            > 3
+    });
+
     // The owner's rm deletes every share it stored.
     let removed = kith(&nodes[0].dir, &["rm", &cap]);
     assert!(removed.status.success(), "{}", text(&removed.stderr));

@@ -345,14 +345,9 @@ impl Friends {
                 return false;
             }
         };
-        let fetch = matches!(letter.body, Body::Stored { .. });
-        if self.record(&letter, Via::Mailbox, content).await.is_err() {
-            return false;
-        }
-        if fetch {
-            self.fetch_pending_files().await;
-        }
-        true
+        // A mailed file is fetched by the check that collected it
+        // (`check_mail`), once for all letters.
+        self.record(&letter, Via::Mailbox, content).await.is_ok()
     }
 }
 

@@ -189,10 +189,8 @@ pub enum WireError {
     },
 }
 
-/// Time allowed for a frame of `len` bytes: a base plus `len` at 256 KiB/s.
-pub fn frame_timeout(len: usize) -> Duration {
-    Duration::from_secs(10) + Duration::from_millis((len / 256) as u64)
-}
+/// Time allowed for a frame of `len` bytes: the share protocol's rule.
+pub(crate) use crate::share::wire::transfer_timeout as frame_timeout;
 
 async fn timed<T>(
     limit: Duration,

@@ -16,7 +16,7 @@ mod put;
 mod rm;
 mod server;
 mod stat;
-mod wire;
+pub(crate) mod wire;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

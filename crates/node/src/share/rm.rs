@@ -26,8 +26,8 @@ const IN_FLIGHT: usize = 16;
 /// How long one holder may take to answer a drop.
 const DROP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What `rm` did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What `rm` did; also the API's answer to `POST /v1/rm`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct RmReport {
     /// Shares deleted.

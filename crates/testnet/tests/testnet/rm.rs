@@ -46,6 +46,23 @@ async fn only_the_owner_deletes_a_file() {
         "the file must be intact after a refused rm"
     );
 
+    // The stranger caches the manifest in the background and then announces
+    // it; once announced, the cache is on its disk for the owner's rm to meet.
+    let stranger_id = stranger.peer_id();
+    net.wait_for(
+        "the stranger announced its cached manifest",
+        std::time::Duration::from_secs(60),
+        || async {
+            owner
+                .net()
+                .providers(*cap.manifest().as_bytes())
+                .await
+                .is_ok_and(|providers| providers.contains(&stranger_id))
+        },
+    )
+    .await
+    .unwrap();
+
     // The owner's rm deletes every share it stored, everywhere.
     let removed = owner.remove(&cap).await.unwrap();
     assert_eq!(removed.refused, 0, "{removed:?}");
