@@ -272,6 +272,7 @@ async fn stat(State(files): State<Files>, Query(query): Query<CapQuery>) -> Resp
     let stripe = |stat: &kith_node::StripeStat| StatStripe {
         id: stat.id.to_string(),
         health: stat.health.to_string(),
+        repairing: stat.repairing,
         shares: stat.shares,
         peers: stat.peers,
         holders: stat

@@ -15,6 +15,8 @@
 //! | `GET /v1/peers` | | `{"peers":[{"peer_id","addrs":[…]}]}` |
 //! | `POST /v1/connect` | `{"addr"}` | `{"peer_id"}` |
 //! | `POST /v1/ping` | `{"peer_id"}` | `{"peer_id","rtt_ms"}` |
+//! | `GET /v1/status` | — | what the node holds and its upkeep counters (`kith status --json`) |
+//! | `POST /v1/repair` | — | `{"checked","stripes","shares"}`: one repair round, now |
 //! | `POST /v1/put?shares=K/N&name=NAME` | the file's bytes (streamed) | `{"capability","size","stripes","shares","peers"}` |
 //! | `GET /v1/get?cap=CAP` | | the file's bytes (streamed, `Content-Length`, `x-kith-download: ID`) |
 //! | `GET /v1/downloads/ID` | | `{"corrupt":[{"peer_id","stripe","index"}],"peers","shares"}` |

@@ -32,6 +32,8 @@ pub fn router(node: Node, token: &str, local: SocketAddr) -> Router {
         .route("/v1/peers", get(peers))
         .route("/v1/connect", post(connect))
         .route("/v1/ping", post(ping))
+        .route("/v1/status", get(status))
+        .route("/v1/repair", post(repair))
         .with_state(node.clone())
         .merge(crate::files::router(node.clone()))
         .merge(crate::friends::router(node))
@@ -73,6 +75,21 @@ impl From<NodeError> for ApiError {
 }
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
+
+async fn status(State(node): State<Node>) -> ApiResult<kith_node::NodeStatus> {
+    Ok(Json(node.status().await?))
+}
+
+async fn repair(State(node): State<Node>) -> ApiResult<crate::types::Repaired> {
+    let before = node.upkeep();
+    let stripes = node.repair_now().await;
+    let after = node.upkeep();
+    Ok(Json(crate::types::Repaired {
+        stripes,
+        shares: after.shares_repaired.saturating_sub(before.shares_repaired),
+        checked: after.stripes_checked.saturating_sub(before.stripes_checked),
+    }))
+}
 
 async fn health(State(node): State<Node>) -> ApiResult<Health> {
     Ok(Json(Health {

@@ -15,6 +15,18 @@ pub struct Health {
     pub peers: usize,
 }
 
+/// `POST /v1/repair` answer: what one repair round on this node did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Repaired {
+    /// Stripes this node checked (counting every stripe it holds a lease
+    /// for; concurrent automatic rounds add theirs).
+    pub checked: u64,
+    /// Stripes it repaired.
+    pub stripes: usize,
+    /// Shares it rebuilt and placed.
+    pub shares: u64,
+}
+
 /// `GET /v1/id`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Id {
@@ -140,6 +152,9 @@ pub struct StatStripe {
     pub peers: usize,
     /// Who holds which share.
     pub holders: Vec<Holder>,
+    /// Whether the asked node is repairing this stripe right now.
+    #[serde(default)]
+    pub repairing: bool,
 }
 
 /// `GET /v1/stat` answer.

@@ -86,7 +86,7 @@ impl Identity {
         self.keypair.public().to_peer_id()
     }
 
-    fn ed25519(&self) -> ed25519::Keypair {
+    pub(crate) fn ed25519(&self) -> ed25519::Keypair {
         // Every `Identity` is built from an Ed25519 key.
         match self.keypair.clone().try_into_ed25519() {
             Ok(keypair) => keypair,

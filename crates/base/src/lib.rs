@@ -27,6 +27,7 @@ pub mod capability;
 pub mod content_id;
 pub mod file_key;
 pub mod identity;
+pub mod lease;
 pub mod letter;
 pub mod size;
 
@@ -34,6 +35,7 @@ pub use capability::{Capability, CapabilityError};
 pub use content_id::{ContentId, ContentIdError};
 pub use file_key::FileKey;
 pub use identity::{Identity, IdentityError};
+pub use lease::{LEASE_LEN, Lease, LeaseError};
 pub use letter::{Body, Letter, LetterError};
 pub use libp2p_identity::PeerId;
 pub use size::{ByteSize, ByteSizeError};

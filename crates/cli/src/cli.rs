@@ -43,6 +43,19 @@ pub(crate) enum Command {
     Id,
     /// List connected peers, one per line: peer id, then known addresses.
     Peers,
+    /// What this node holds, and what its upkeep did since it started:
+    /// repair rounds, stripes and shares repaired, bytes moved by repair,
+    /// scrub findings, leases renewed and expired.
+    Status {
+        /// Print one JSON object instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every stripe this node holds now, and repair the ones it is
+    /// responsible for (the node also does this on its own, every
+    /// repair_interval and when a peer leaves, unless config.toml says
+    /// `repair = false`).
+    Repair,
     /// Connect to a peer by multiaddr, e.g. /ip4/192.0.2.7/tcp/4001/p2p/12D3KooW…
     Connect {
         /// The peer's address; `kith id` on that node prints it.

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use kith_base::PeerId;
-use kith_node::{FileMeta, Health, Params, StatReport};
+use kith_node::{FileMeta, Params, StatReport};
 use kith_testnet::{Testnet, TestnetConfig};
 
 /// The smallest network the demo runs on: 5 holders for a 3-of-5 code, two
@@ -371,14 +371,7 @@ fn picture(stat: &StatReport, names: &BTreeMap<PeerId, usize>, stopped: &[usize]
 
 /// One line: how many stripes are healthy, degraded and lost.
 fn summary(stat: &StatReport) -> String {
-    let mut counts = [0usize; 3];
-    for stripe in std::iter::once(&stat.manifest_stripe).chain(&stat.stripes) {
-        counts[match stripe.health {
-            Health::Healthy => 0,
-            Health::Degraded => 1,
-            Health::Lost => 2,
-        }] += 1;
-    }
+    let counts = stat.health_counts();
     format!(
         "Now {} stripes are healthy, {} degraded (fewer than {} copies, but at least {}) and {} lost.",
         counts[0],

@@ -207,12 +207,17 @@ pub(crate) fn stat(api: &ApiClient, cap: &str) -> anyhow::Result<Vec<String>> {
             .map(|holder| format!("{}:{}", holder.index, holder.peer_id))
             .collect();
         format!(
-            "{label} {} {} {} shares on {} peers {}",
+            "{label} {} {} {} shares on {} peers {}{}",
             stripe.id,
             stripe.health,
             stripe.shares,
             stripe.peers,
-            holders.join(" ")
+            holders.join(" "),
+            if stripe.repairing {
+                " (this node is repairing it)"
+            } else {
+                ""
+            }
         )
     };
     let mut lines = vec![line("manifest".into(), &answer.manifest)];
@@ -225,8 +230,21 @@ pub(crate) fn stat(api: &ApiClient, cap: &str) -> anyhow::Result<Vec<String>> {
             _ => counts[2] += 1,
         }
     }
+    let repairing = answer
+        .stripes
+        .iter()
+        .chain(std::iter::once(&answer.manifest))
+        .filter(|stripe| stripe.repairing)
+        .count();
+    let mut extra = String::new();
+    if answer.manifest.health != "healthy" {
+        extra.push_str(&format!(", manifest {}", answer.manifest.health));
+    }
+    if repairing > 0 {
+        extra.push_str(&format!(", {repairing} being repaired here"));
+    }
     lines.push(format!(
-        "{}{} ({} bytes), {} code, {} stripes: {} healthy, {} degraded, {} lost ({} peers asked)",
+        "{}{} ({} bytes), {} code, {} stripes: {} healthy, {} degraded, {} lost{extra} ({} peers asked)",
         answer
             .name
             .as_deref()

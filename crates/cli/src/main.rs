@@ -22,6 +22,48 @@ use kith_node::{ConfigFile, DataDir, DataDirError, Flags, NodeConfig};
 use crate::cli::{Cli, Command, FriendCommand, UpArgs};
 use crate::client::ApiClient;
 
+/// `kith status` as lines of `label  value`.
+fn status_lines(status: &kith_node::NodeStatus) -> Vec<String> {
+    use kith_base::ByteSize;
+    let upkeep = &status.upkeep;
+    vec![
+        format!("peer      {}", status.peer_id),
+        format!(
+            "uptime    {}",
+            humantime::format_duration(std::time::Duration::from_secs(status.uptime_secs))
+        ),
+        format!("peers     {}", status.peers),
+        format!(
+            "stored    {} shares, {} of {} quota",
+            status.shares_held,
+            ByteSize(status.bytes_held),
+            ByteSize(status.quota)
+        ),
+        format!(
+            "repair    {} rounds, {} stripes checked, {} repaired ({} shares), {} fetched, {} sent, {} under way, {} failed",
+            upkeep.repair_rounds,
+            upkeep.stripes_checked,
+            upkeep.stripes_repaired,
+            upkeep.shares_repaired,
+            ByteSize(upkeep.repair_bytes_fetched),
+            ByteSize(upkeep.repair_bytes_sent),
+            upkeep.repairs_running,
+            upkeep.repair_failures
+        ),
+        format!(
+            "scrub     {} shares checked ({}), {} damaged, {} passes",
+            upkeep.scrub_checked,
+            ByteSize(upkeep.scrub_bytes),
+            upkeep.scrub_damaged,
+            upkeep.scrub_passes
+        ),
+        format!(
+            "leases    {} shares renewed, {} expired",
+            upkeep.leases_renewed, upkeep.shares_expired
+        ),
+    ]
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -124,6 +166,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     out!("{} {}", peer.peer_id, peer.addrs.join(" "));
                 }
             }
+        }
+        Command::Status { json } => {
+            let status: kith_node::NodeStatus = ApiClient::from_dir(&dir)?.get("/v1/status")?;
+            if json {
+                out!("{}", serde_json::to_string(&status)?);
+            } else {
+                for line in status_lines(&status) {
+                    out!("{line}");
+                }
+            }
+        }
+        Command::Repair => {
+            let done: kith_api::types::Repaired =
+                ApiClient::from_dir(&dir)?.post("/v1/repair", &serde_json::json!({}))?;
+            out!(
+                "checked {} stripes; repaired {} ({} shares placed)",
+                done.checked,
+                done.stripes,
+                done.shares
+            );
         }
         Command::Connect { addr } => {
             let connected: Connected =

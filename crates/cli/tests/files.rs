@@ -17,15 +17,6 @@ use std::time::{Duration, Instant};
 use common::*;
 
 /// Writes `len` random bytes to `path`.
-fn random_file(path: &Path, len: usize) {
-    let mut bytes = vec![0u8; len];
-    fs::File::open("/dev/urandom")
-        .unwrap()
-        .read_exact(&mut bytes)
-        .unwrap();
-    fs::write(path, bytes).unwrap();
-}
-
 /// `kith put`: the capability, or the failed output.
 fn put(node: &Daemon, file: &Path, extra: &[&str]) -> String {
     let output = kith_command(&node.dir)

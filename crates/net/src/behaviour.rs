@@ -96,7 +96,8 @@ pub(crate) fn build(
         .set_replication_interval(None)
         .set_publication_interval(None)
         .set_provider_record_ttl(Some(PROVIDER_RECORD_TTL))
-        .set_provider_publication_interval(Some(PROVIDER_REPUBLISH_INTERVAL));
+        .set_provider_publication_interval(Some(PROVIDER_REPUBLISH_INTERVAL))
+        .set_periodic_bootstrap_interval(config.timing.dht_refresh);
     let store = MemoryStore::with_config(
         local,
         kad::store::MemoryStoreConfig {
@@ -146,7 +147,7 @@ pub(crate) fn build(
             limits.max_memory_fraction.clamp(0.05, 1.0),
         ),
         identify,
-        ping: ping::Behaviour::new(ping::Config::new()),
+        ping: ping::Behaviour::new(ping::Config::new().with_interval(config.timing.ping_interval)),
         kad,
         mdns: Toggle::from(mdns),
         autonat: autonat::Behaviour::new(

@@ -258,6 +258,12 @@ impl Client {
     /// Looks a peer up in the DHT (an iterative Kademlia `FIND_NODE` for its
     /// id) and returns its addresses and the lookup's statistics.
     ///
+    /// The peer is found when it answered the lookup, or — its answer came
+    /// too late, or met a connection closing for idleness — when the
+    /// lookup ends with a connection to it open, or with its addresses in
+    /// the routing table and a dial to them succeeding. (go-libp2p's
+    /// `FindPeer` likewise returns a peer it is connected to.)
+    ///
     /// # Errors
     ///
     /// [`NetError::PeerNotFound`] if no peer knew it, [`NetError::NoKnownPeers`]
@@ -266,7 +272,8 @@ impl Client {
     ///
     /// Cancel-safe; a cancelled lookup still runs to its end.
     pub async fn find_peer(&self, peer: PeerId) -> Result<PeerLookup, NetError> {
-        let after = self.query_timeout + GRACE;
+        // The lookup, then perhaps a dial to confirm a peer it did not reach.
+        let after = self.query_timeout + self.dial_timeout + GRACE;
         self.request(
             |reply| Command::FindPeer { peer, reply },
             Some(("looking up a peer", after)),

@@ -121,8 +121,13 @@ pub struct NetConfig {
     pub relay_limits: RelayLimits,
     /// Connection limits.
     pub limits: ConnectionLimits,
-    /// Close a connection that no protocol has used for this long.
-    pub idle_timeout: Duration,
+    /// Connection idle timeout, ping interval and DHT refresh.
+    pub timing: Timing,
+    /// One-way delay added to every connection of the in-process memory
+    /// transport (`/memory/…` addresses), so that a simulated network has
+    /// round trips of twice this. Zero (the default) adds none; TCP and QUIC
+    /// are never delayed.
+    pub simulated_latency: Duration,
     /// How long [`Client::dial`](crate::Client::dial) waits for a connection.
     pub dial_timeout: Duration,
     /// How long one Kademlia lookup may run.
@@ -154,11 +159,40 @@ impl Default for NetConfig {
             relay_server: true,
             relay_limits: RelayLimits::default(),
             limits: ConnectionLimits::default(),
-            idle_timeout: Duration::from_secs(60),
+            timing: Timing::default(),
+            simulated_latency: Duration::ZERO,
             dial_timeout: Duration::from_secs(20),
             query_timeout: Duration::from_secs(30),
             command_capacity: 64,
             event_capacity: 256,
+        }
+    }
+}
+
+/// The clocks of a node's background work on every connection and on the
+/// DHT. The defaults are for a node on its own machine. A simulation that
+/// runs hundreds of nodes on two cores stretches them (`kith-testnet
+/// scale`), so that the process does no more background work than that
+/// many separate machines would each do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// Close a connection that no protocol has used for this long.
+    /// Default 60 s.
+    pub idle_timeout: Duration,
+    /// How often each connection is pinged; two failed pings in a row close
+    /// it. Default 15 s (libp2p's).
+    pub ping_interval: Duration,
+    /// How often the node refreshes its routing table with a Kademlia
+    /// bootstrap (`None`: never after the first). Default 5 min (libp2p's).
+    pub dht_refresh: Option<Duration>,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(60),
+            ping_interval: Duration::from_secs(15),
+            dht_refresh: Some(Duration::from_secs(5 * 60)),
         }
     }
 }

@@ -13,6 +13,7 @@
 //! waiters and round-trip times are kept only for connected peers.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -69,7 +70,47 @@ pub(crate) struct EventLoop {
     pending_relays: HashMap<ListenerId, (Multiaddr, Reply<Result<Multiaddr, NetError>>)>,
     /// Latest round-trip time per connected peer.
     rtts: HashMap<PeerId, Duration>,
+    /// Pings in a row that failed, per connection.
+    ping_failures: HashMap<ConnectionId, u32>,
+    /// The remote address of the first open connection to each connected
+    /// peer (one entry per connected peer, so bounded by the connection
+    /// limits): how to reach a peer that a lookup connected to but that
+    /// did not answer the query in time.
+    connected_addrs: HashMap<PeerId, Multiaddr>,
+    /// Peer lookups that ended without their target while the routing
+    /// table still had its addresses, waiting for a dial to them (at most
+    /// one per lookup, so bounded by [`MAX_INFLIGHT_QUERIES`]).
+    confirm_dials: HashMap<ConnectionId, (PeerLookup, Reply<Result<PeerLookup, NetError>>)>,
+    /// Whether another bootstrap is planned because the routing table is
+    /// still short (see [`REJOIN_BELOW`]); `rejoin_timer` says when.
+    rejoin_planned: bool,
+    /// The timer for a planned rejoin, kept across loop turns (reset, not
+    /// rebuilt, each time a rejoin is planned).
+    rejoin_timer: Pin<Box<tokio::time::Sleep>>,
+    /// The wait before the next such bootstrap; doubles each time.
+    rejoin_backoff: Duration,
 }
+
+/// A routing table with fewer peers than this (Kademlia's k) after a
+/// bootstrap gets another bootstrap after [`REJOIN_FIRST`], then after
+/// twice as long each time, up to [`REJOIN_LONGEST`]. libp2p bootstraps
+/// again on its own only when a new peer enters the table, or at the
+/// periodic refresh (5 min): a node whose first bootstrap timed out (its
+/// bootstrap peer busy, a network still joining) would otherwise wait that
+/// long knowing almost nobody, and almost nobody knowing it.
+const REJOIN_BELOW: usize = 20;
+/// The first wait before bootstrapping again with a short table.
+const REJOIN_FIRST: Duration = Duration::from_secs(10);
+/// The longest wait before bootstrapping again with a short table.
+const REJOIN_LONGEST: Duration = Duration::from_secs(300);
+
+/// Pings in a row that may fail before the connection is closed. libp2p
+/// no longer closes a connection whose pings fail, and over a silent
+/// partition (no reset, no FIN) TCP would keep it for a quarter of an hour,
+/// so the node would neither notice the peer is gone nor repair for it.
+/// With a ping every 15 s (the default [`Timing`](crate::Timing)) and a 20 s timeout, two failures close a dead
+/// connection within about a minute.
+const PING_FAILURES_TO_CLOSE: u32 = 2;
 
 /// What the loop should do after a command.
 enum Flow {
@@ -92,10 +133,53 @@ impl EventLoop {
             pending_pings: HashMap::new(),
             pending_relays: HashMap::new(),
             rtts: HashMap::new(),
+            ping_failures: HashMap::new(),
+            connected_addrs: HashMap::new(),
+            confirm_dials: HashMap::new(),
+            rejoin_planned: false,
+            rejoin_timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            rejoin_backoff: REJOIN_FIRST,
         };
         // External addresses given in the config are already on the swarm.
         event_loop.update_relay_status();
         event_loop
+    }
+
+    /// Peers in the routing table.
+    fn table_size(&mut self) -> usize {
+        self.swarm
+            .behaviour_mut()
+            .kad
+            .kbuckets()
+            .map(|bucket| bucket.num_entries())
+            .sum()
+    }
+
+    /// After any bootstrap (this node's, a client's, libp2p's own): plans
+    /// another while the table is short (see [`REJOIN_BELOW`]).
+    fn after_bootstrap(&mut self) {
+        let size = self.table_size();
+        if size >= REJOIN_BELOW {
+            self.rejoin_backoff = REJOIN_FIRST;
+            self.rejoin_planned = false;
+        } else if size > 0 && !self.rejoin_planned {
+            debug!(peers = size, after = ?self.rejoin_backoff, "routing table short; bootstrapping again later");
+            self.rejoin_planned = true;
+            self.rejoin_timer
+                .as_mut()
+                .reset(tokio::time::Instant::now() + self.rejoin_backoff);
+            self.rejoin_backoff = (self.rejoin_backoff * 2).min(REJOIN_LONGEST);
+        }
+    }
+
+    /// Bootstraps again if the table is still short.
+    fn rejoin(&mut self) {
+        self.rejoin_planned = false;
+        if self.table_size() < REJOIN_BELOW {
+            // NoKnownPeers: the table emptied; the next peer that connects
+            // sets off libp2p's own bootstrap.
+            let _ = self.swarm.behaviour_mut().kad.bootstrap();
+        }
     }
 
     pub(crate) fn swarm_mut(&mut self) -> &mut Swarm<Behaviour> {
@@ -155,8 +239,10 @@ impl EventLoop {
     /// Runs until shutdown or until every client is gone.
     pub(crate) async fn run(mut self) {
         let shutdown_reply = loop {
+            let rejoin_planned = self.rejoin_planned;
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                () = &mut self.rejoin_timer, if rejoin_planned => self.rejoin(),
                 command = self.commands.recv() => match command {
                     Some(command) => match self.on_command(command) {
                         Flow::Continue => {}
@@ -418,8 +504,15 @@ impl EventLoop {
                 ..
             } => {
                 debug!(%peer_id, addr = %endpoint.get_remote_address(), "connected");
+                self.connected_addrs
+                    .entry(peer_id)
+                    .or_insert_with(|| endpoint.get_remote_address().clone());
                 if let Some((_, reply)) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
+                }
+                if let Some((mut lookup, reply)) = self.confirm_dials.remove(&connection_id) {
+                    lookup.addrs = vec![endpoint.get_remote_address().clone()];
+                    let _ = reply.send(Ok(lookup));
                 }
                 if num_established.get() == 1 {
                     self.emit(NetEvent::PeerConnected(peer_id));
@@ -427,13 +520,16 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
+                connection_id,
                 num_established,
                 endpoint,
                 ..
             } => {
+                self.ping_failures.remove(&connection_id);
                 if num_established == 0 {
                     debug!(%peer_id, "disconnected");
                     self.rtts.remove(&peer_id);
+                    self.connected_addrs.remove(&peer_id);
                     for reply in self.pending_pings.remove(&peer_id).unwrap_or_default() {
                         let _ = reply.send(Err(NetError::NotConnected(peer_id)));
                     }
@@ -451,6 +547,9 @@ impl EventLoop {
                 debug!(?peer_id, error = %describe(&error), "dial failed");
                 if let Some((addr, reply)) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Err(dial_error(addr, &error)));
+                }
+                if let Some((lookup, reply)) = self.confirm_dials.remove(&connection_id) {
+                    let _ = reply.send(Err(not_found(&lookup)));
                 }
             }
             SwarmEvent::IncomingConnectionError {
@@ -527,16 +626,32 @@ impl EventLoop {
                 }
             }
             BehaviourEvent::Mdns(_) => {}
-            BehaviourEvent::Ping(ping::Event { peer, result, .. }) => {
+            BehaviourEvent::Ping(ping::Event {
+                peer,
+                connection,
+                result,
+            }) => {
                 let result = match result {
                     Ok(rtt) => {
                         self.rtts.insert(peer, rtt);
+                        self.ping_failures.remove(&connection);
                         Ok(rtt)
                     }
-                    Err(failure) => Err(NetError::Ping {
-                        peer,
-                        reason: failure.to_string(),
-                    }),
+                    Err(failure) => {
+                        if !matches!(failure, ping::Failure::Unsupported) {
+                            let failures = self.ping_failures.entry(connection).or_insert(0);
+                            *failures += 1;
+                            if *failures >= PING_FAILURES_TO_CLOSE {
+                                info!(%peer, %failure, "closing a connection whose pings fail");
+                                self.ping_failures.remove(&connection);
+                                self.swarm.close_connection(connection);
+                            }
+                        }
+                        Err(NetError::Ping {
+                            peer,
+                            reason: failure.to_string(),
+                        })
+                    }
                 };
                 for reply in self.pending_pings.remove(&peer).unwrap_or_default() {
                     let _ = reply.send(result.clone());
@@ -629,25 +744,36 @@ impl EventLoop {
                 };
                 match waiter {
                     QueryWaiter::FindPeer(target, reply) => {
-                        let found = peers.into_iter().find(|info| info.peer_id == target);
-                        let answer = match found {
-                            Some(info) => Ok(PeerLookup {
-                                peer: target,
-                                addrs: if info.addrs.is_empty() {
+                        let found = peers
+                            .into_iter()
+                            .find(|info| info.peer_id == target)
+                            .map(|info| info.addrs)
+                            .or_else(|| self.connected_fallback(&target));
+                        let mut lookup = PeerLookup {
+                            peer: target,
+                            addrs: Vec::new(),
+                            requests: stats.num_requests(),
+                            successes: stats.num_successes(),
+                            duration: stats.duration(),
+                        };
+                        match found {
+                            Some(addrs) => {
+                                lookup.addrs = if addrs.is_empty() {
                                     self.routing_addrs(&target)
                                 } else {
-                                    info.addrs
-                                },
-                                requests: stats.num_requests(),
-                                successes: stats.num_successes(),
-                                duration: stats.duration(),
-                            }),
-                            None => Err(NetError::PeerNotFound {
-                                peer: target,
-                                requests: stats.num_requests(),
-                            }),
-                        };
-                        let _ = reply.send(answer);
+                                    addrs
+                                };
+                                let _ = reply.send(Ok(lookup));
+                            }
+                            None => {
+                                lookup.addrs = self.routing_addrs(&target);
+                                if lookup.addrs.is_empty() {
+                                    let _ = reply.send(Err(not_found(&lookup)));
+                                } else {
+                                    self.confirm_by_dial(lookup, reply);
+                                }
+                            }
+                        }
                     }
                     QueryWaiter::Closest(key, reply) => {
                         let answer = if peers.is_empty() && timed_out {
@@ -677,6 +803,7 @@ impl EventLoop {
                 if !step.last {
                     return;
                 }
+                self.after_bootstrap();
                 if let Some(QueryWaiter::Bootstrap(reply)) = self.pending_queries.remove(&id) {
                     let answer = match result {
                         Ok(_) => Ok(()),
@@ -759,6 +886,46 @@ impl EventLoop {
         }
     }
 
+    /// Where to reach `target` when a lookup for it ended without its own
+    /// answer (it came after the 10 s request timeout, or the request met
+    /// a connection closing for idleness) but a connection to it is open:
+    /// its routing-table addresses, else the open connection's; `None`
+    /// when not connected.
+    fn connected_fallback(&mut self, target: &PeerId) -> Option<Vec<Multiaddr>> {
+        if !self.swarm.is_connected(target) {
+            return None;
+        }
+        let addrs = self.routing_addrs(target);
+        if !addrs.is_empty() {
+            return Some(addrs);
+        }
+        self.connected_addrs
+            .get(target)
+            .map(|addr| vec![addr.clone()])
+    }
+
+    /// A lookup for `lookup.peer` ended without it, but the routing table
+    /// still has addresses for it: dials them, and the lookup's answer
+    /// waits for the dial ([`EventLoop::confirm_dials`]). Kademlia keeps a
+    /// peer whose every address failed, so the table alone does not say
+    /// that it is alive; a connection does.
+    fn confirm_by_dial(&mut self, lookup: PeerLookup, reply: Reply<Result<PeerLookup, NetError>>) {
+        let opts = DialOpts::peer_id(lookup.peer)
+            .addresses(lookup.addrs.clone())
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        let connection = opts.connection_id();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                self.confirm_dials.insert(connection, (lookup, reply));
+            }
+            Err(error) => {
+                debug!(peer = %lookup.peer, error = %describe(&error), "not confirming a lookup");
+                let _ = reply.send(Err(not_found(&lookup)));
+            }
+        }
+    }
+
     /// A peer's addresses from our own routing table.
     fn routing_addrs(&mut self, peer: &PeerId) -> Vec<Multiaddr> {
         let key = kad::KBucketKey::from(*peer);
@@ -773,6 +940,14 @@ impl EventLoop {
                     .map(|entry| entry.node.value.iter().cloned().collect())
             })
             .unwrap_or_default()
+    }
+}
+
+/// The answer to a peer lookup that did not find its target.
+fn not_found(lookup: &PeerLookup) -> NetError {
+    NetError::PeerNotFound {
+        peer: lookup.peer,
+        requests: lookup.requests,
     }
 }
 

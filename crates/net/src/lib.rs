@@ -44,6 +44,7 @@ mod client;
 mod config;
 mod error;
 mod event_loop;
+mod latency;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -55,8 +56,8 @@ use tracing::{debug, warn};
 
 pub use client::{Client, NetEvent, PeerLookup};
 pub use config::{
-    ConnectionLimits, IDENTIFY_PROTOCOL, KAD_PROTOCOL, NetConfig, RelayLimits, parse_multiaddr,
-    peer_id_of,
+    ConnectionLimits, IDENTIFY_PROTOCOL, KAD_PROTOCOL, NetConfig, RelayLimits, Timing,
+    parse_multiaddr, peer_id_of,
 };
 pub use error::NetError;
 pub use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
@@ -114,7 +115,7 @@ pub async fn spawn(
         .map_err(|error| NetError::Setup(describe(&error)))?
         .with_quic()
         .with_other_transport(|keypair| {
-            memory_transport(keypair, in_memory)
+            memory_transport(keypair, in_memory, config.simulated_latency)
                 .map_err(|error| Box::new(error) as Box<dyn std::error::Error + Send + Sync>)
         })
         .map_err(|error| NetError::Setup(describe(&error)))?
@@ -126,7 +127,7 @@ pub async fn spawn(
         })
         .map_err(|error| NetError::Setup(describe(&error)))?
         .with_swarm_config(|swarm_config| {
-            swarm_config.with_idle_connection_timeout(config.idle_timeout)
+            swarm_config.with_idle_connection_timeout(config.timing.idle_timeout)
         })
         .build();
 
@@ -227,6 +228,7 @@ pub fn is_memory_addr(addr: &Multiaddr) -> bool {
 fn memory_transport(
     keypair: &libp2p::identity::Keypair,
     enabled: bool,
+    latency: Duration,
 ) -> Result<
     libp2p::core::transport::OptionalTransport<
         libp2p::core::transport::Boxed<(PeerId, libp2p::core::muxing::StreamMuxerBox)>,
@@ -238,6 +240,7 @@ fn memory_transport(
         return Ok(libp2p::core::transport::OptionalTransport::none());
     }
     let transport = libp2p::core::transport::MemoryTransport::default()
+        .map(move |channel, _| latency::Delayed::new(channel, latency))
         .upgrade(libp2p::core::upgrade::Version::V1)
         .authenticate(noise::Config::new(keypair)?)
         .multiplex(yamux::Config::default())

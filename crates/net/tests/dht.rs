@@ -197,3 +197,30 @@ async fn a_node_rejoins_from_its_saved_peer_table() {
     all.push(extra);
     stop_all(all).await;
 }
+
+/// A peer that stopped stays in the others' routing tables (Kademlia keeps
+/// a peer whose addresses fail), but a lookup for it must not say it is
+/// found from that entry alone: the dial that confirms it fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_peer_left_in_the_routing_table_is_not_found() {
+    let mut nodes = start_network(4).await;
+    let gone = nodes.pop().unwrap();
+    let gone_id = gone.client.local_peer_id();
+    let querier = nodes[1].client.clone();
+    eventually(Duration::from_secs(30), || async {
+        querier.find_peer(gone_id).await.map_err(|e| e.to_string())
+    })
+    .await;
+    stop_all(vec![gone]).await;
+    let known = querier.known_peers().await.unwrap();
+    assert!(
+        known.iter().any(|(peer, _)| *peer == gone_id),
+        "the stopped peer should still be in the table for this test to mean anything"
+    );
+    let error = querier.find_peer(gone_id).await.unwrap_err();
+    assert!(
+        matches!(error, kith_net::NetError::PeerNotFound { .. }),
+        "{error:?}"
+    );
+    stop_all(nodes).await;
+}

@@ -30,6 +30,7 @@ use kith_net::{Multiaddr, parse_multiaddr};
 use serde::Deserialize;
 
 use crate::friends::FriendSettings;
+use crate::share::UpkeepSettings;
 
 /// The file in the data folder that holds the node's settings.
 pub const CONFIG_FILE: &str = "config.toml";
@@ -57,13 +58,18 @@ pub struct NodeConfig {
     /// Most bytes of other peers' shares this node stores; `None` picks a
     /// share of the free disk when the store opens.
     pub quota: Option<ByteSize>,
-    /// How long a connection nobody uses stays open; `None` keeps the
-    /// network layer's default (60 s). Not in the settings file: it is for
-    /// running many nodes in one process (`kith-testnet`), where every
-    /// connection costs two file descriptors.
-    pub idle_timeout: Option<std::time::Duration>,
+    /// Connection idle timeout, ping interval and DHT refresh. Not in the
+    /// settings file: the defaults suit a node on its own machine, and only
+    /// simulations of many nodes in one process (`kith-testnet`) change them.
+    pub timing: kith_net::Timing,
+    /// One-way delay on every connection of the in-process memory
+    /// transport (see [`kith_net::NetConfig::simulated_latency`]); zero by
+    /// default. Not in the settings file: only simulations use it.
+    pub simulated_latency: std::time::Duration,
     /// Messages, files from friends and mailboxes.
     pub friends: FriendSettings,
+    /// Leases, repair and scrub.
+    pub upkeep: UpkeepSettings,
 }
 
 impl Default for NodeConfig {
@@ -80,10 +86,78 @@ impl Default for NodeConfig {
             relays: Vec::new(),
             api: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             quota: None,
-            idle_timeout: None,
+            timing: kith_net::Timing::default(),
+            simulated_latency: std::time::Duration::ZERO,
             friends: FriendSettings::default(),
+            upkeep: UpkeepSettings::default(),
         }
     }
+}
+
+/// Reads the lease, repair and scrub keys of `config.toml`.
+fn upkeep_settings(file: &ConfigFile, upkeep: &mut UpkeepSettings) -> Result<(), ConfigError> {
+    let invalid = |key: &str, message: String| ConfigError::Value {
+        source_name: CONFIG_FILE.to_owned(),
+        message: format!("{key}: {message}"),
+    };
+    let duration = |key: &str, text: &str| {
+        humantime::parse_duration(text.trim()).map_err(|error| {
+            invalid(
+                key,
+                format!(
+                    "{text:?} is not a duration ({error}); write e.g. \"30d\", \"10m\" or \"90s\""
+                ),
+            )
+        })
+    };
+    let rate = |key: &str, text: &str| {
+        text.trim()
+            .trim_end_matches("/s")
+            .parse::<ByteSize>()
+            .map(|size| size.0)
+            .map_err(|error| {
+                invalid(
+                    key,
+                    format!("{error} (a rate is bytes per second, e.g. \"32MiB\")"),
+                )
+            })
+    };
+    if let Some(text) = &file.lease {
+        let lease = duration("lease", text)?;
+        if lease < std::time::Duration::from_secs(2) || lease > crate::share::MAX_LEASE {
+            return Err(invalid(
+                "lease",
+                format!(
+                    "{text:?} is outside what holders accept: from 2 seconds to {} days",
+                    crate::share::MAX_LEASE.as_secs() / 86_400
+                ),
+            ));
+        }
+        upkeep.lease = lease;
+    }
+    if let Some(repair) = file.repair {
+        upkeep.repair = repair;
+    }
+    if let Some(text) = &file.repair_interval {
+        let interval = duration("repair_interval", text)?;
+        if interval < std::time::Duration::from_secs(1) {
+            return Err(invalid("repair_interval", "must be at least 1s".to_owned()));
+        }
+        upkeep.repair_interval = interval;
+    }
+    for (key, value, slot) in [
+        ("repair_rate", &file.repair_rate, &mut upkeep.repair_rate),
+        ("scrub_rate", &file.scrub_rate, &mut upkeep.scrub_rate),
+    ] {
+        if let Some(text) = value {
+            let bytes = rate(key, text)?;
+            if bytes < 4096 {
+                return Err(invalid(key, "must be at least 4KiB per second".to_owned()));
+            }
+            *slot = bytes;
+        }
+    }
+    Ok(())
 }
 
 #[allow(clippy::expect_used)]
@@ -149,6 +223,16 @@ pub struct ConfigFile {
     pub mail_check_secs: Option<u64>,
     /// Days mail left for an offline friend is kept.
     pub mail_expiry_days: Option<u64>,
+    /// How long holders keep a put's shares without renewal, e.g. `30d`.
+    pub lease: Option<String>,
+    /// Whether the node repairs on its own (default true).
+    pub repair: Option<bool>,
+    /// How often the node checks the stripes it holds, e.g. `10m`.
+    pub repair_interval: Option<String>,
+    /// Most repair traffic per second, e.g. `32MiB`.
+    pub repair_rate: Option<String>,
+    /// Most bytes per second the background scrub reads, e.g. `4MiB`.
+    pub scrub_rate: Option<String>,
 }
 
 impl ConfigFile {
@@ -292,6 +376,7 @@ impl NodeConfig {
             }
             config.friends.mail_expiry = std::time::Duration::from_secs(days * 24 * 3600);
         }
+        upkeep_settings(file, &mut config.upkeep)?;
         if config.listen.is_empty() {
             return Err(ConfigError::Value {
                 source_name: "listen".to_owned(),

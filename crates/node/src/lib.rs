@@ -41,8 +41,8 @@ pub use friends::db::{Content, FileState, InboxEntry, Via};
 pub use friends::{Delivery, FriendSettings, InboxItem, RefusalReason, SendError};
 pub use kith_base::Capability;
 pub use kith_codec::{FileMeta, Manifest, Params};
-pub use node::{Node, NodeError, PeerInfo, STORE_DIR};
+pub use node::{Node, NodeError, NodeStatus, PeerInfo, STORE_DIR};
 pub use share::{
-    CorruptShareReport, Detected, Download, GetError, GetReport, Health, PutError, PutReport,
-    RmReport, StatReport, StripeStat,
+    CorruptShareReport, Detected, Download, GetError, GetReport, Health, MAX_LEASE, OWNED_FILE,
+    PutError, PutReport, RmReport, StatReport, StripeStat, UpkeepCounters, UpkeepSettings,
 };

@@ -21,7 +21,10 @@ use crate::config::NodeConfig;
 use crate::data_dir::{DataDir, DataDirError, DirLock};
 use crate::friends::{Delivery, Friends, InboxItem, SendError};
 use crate::peer_table::{self, PEER_TABLE_FILE};
-use crate::share::{Download, GetError, PutError, PutReport, RmReport, Server, Shares, StatReport};
+use crate::share::{
+    Download, GetError, OWNED_FILE, OwnedFiles, PutError, PutReport, RmReport, Server, Shares,
+    StatReport, UpkeepCounters,
+};
 
 /// How often the peer table is saved while the node runs (it is also saved
 /// at shutdown, so this only matters after a crash).
@@ -37,6 +40,27 @@ pub struct PeerInfo {
     pub peer: PeerId,
     /// Addresses we know for it.
     pub addrs: Vec<Multiaddr>,
+}
+
+/// `kith status`: what a node holds and what its upkeep did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct NodeStatus {
+    /// The node's peer id.
+    pub peer_id: String,
+    /// Seconds since it started.
+    pub uptime_secs: u64,
+    /// Connected peers.
+    pub peers: usize,
+    /// Shares in its store.
+    pub shares_held: u64,
+    /// Bytes in its store (shares and records).
+    pub bytes_held: u64,
+    /// Its store's quota in bytes.
+    pub quota: u64,
+    /// Repair, scrub and lease counters since start.
+    #[serde(flatten)]
+    pub upkeep: UpkeepCounters,
 }
 
 /// Why the node could not start or do what was asked.
@@ -97,9 +121,8 @@ impl Node {
         net_config.bootstrap = config.bootstrap.clone();
         net_config.known_peers = known_peers;
         net_config.external_addrs = config.external.clone();
-        if let Some(idle) = config.idle_timeout {
-            net_config.idle_timeout = idle;
-        }
+        net_config.timing = config.timing;
+        net_config.simulated_latency = config.simulated_latency;
         let store_dir = data_dir.path(STORE_DIR);
         let quota_bytes = match config.quota {
             Some(quota) => quota.0,
@@ -111,9 +134,23 @@ impl Node {
                 .await
                 .map_err(|error| NodeError::Internal(error.to_string()))??
         };
+        let owned = {
+            let path = data_dir.path(OWNED_FILE);
+            tokio::task::spawn_blocking(move || OwnedFiles::open(path))
+                .await
+                .map_err(|error| NodeError::Internal(error.to_string()))?
+                .map_err(NodeError::Internal)?
+        };
         let (net, net_task) = kith_net::spawn(&identity, net_config).await?;
-        let shares = Shares::new(identity.peer_id(), net.clone(), store.clone());
-        let server = tokio::spawn(Server::new(store.clone()).run(net.streams()));
+        let shares = Shares::new(
+            identity.clone(),
+            net.clone(),
+            store.clone(),
+            owned,
+            config.upkeep.clone(),
+        );
+        let server =
+            tokio::spawn(Server::new(store.clone(), shares.repair_state()).run(net.streams()));
         let friends = Friends::open(
             identity.clone(),
             data_dir.clone(),
@@ -125,6 +162,7 @@ impl Node {
         .map_err(NodeError::Internal)?;
         let mut tasks = vec![net_task, server];
         tasks.extend(friends.tasks());
+        tasks.extend(shares.upkeep_tasks());
         let node = Self {
             inner: Arc::new(Inner {
                 identity,
@@ -316,6 +354,35 @@ impl Node {
     /// holder; holders refuse for shares another node stored.
     pub async fn remove(&self, capability: &Capability) -> Result<RmReport, GetError> {
         self.inner.shares.remove(capability).await
+    }
+
+    /// What the node holds and what its upkeep (repair, scrub, leases) did
+    /// since it started.
+    pub async fn status(&self) -> Result<NodeStatus, NodeError> {
+        let peers = self.inner.net.connected_peers().await?.len();
+        let usage = self.inner.store.usage();
+        Ok(NodeStatus {
+            peer_id: self.peer_id().to_string(),
+            uptime_secs: self.uptime().as_secs(),
+            peers,
+            shares_held: usage.shares,
+            bytes_held: usage.bytes,
+            quota: usage.quota,
+            upkeep: self.upkeep(),
+        })
+    }
+
+    /// The upkeep counters (repair, scrub, leases) since start, without the
+    /// rest of [`Node::status`].
+    pub fn upkeep(&self) -> UpkeepCounters {
+        self.inner.shares.counters()
+    }
+
+    /// Runs one repair round now, repairing every short stripe this node
+    /// can whatever its rank among the holders (`kith repair`; the node
+    /// runs rounds on its own too). Returns how many stripes it repaired.
+    pub async fn repair_now(&self) -> usize {
+        self.inner.shares.repair_round(true).await
     }
 
     /// Measures the round trip to a connected peer.

@@ -19,6 +19,8 @@ use crate::tables::{META, META_SCRUB_CURSOR, SHARES};
 pub struct ScrubReport {
     /// Shares read and checked (good and bad).
     pub checked: usize,
+    /// Bytes of the good shares read.
+    pub bytes: u64,
     /// Shares found damaged; they have been removed and their stripes need
     /// repair.
     pub corrupt: Vec<CorruptShare>,
@@ -58,7 +60,7 @@ impl Store {
             // `get_share` confirms a failure under the share's lock and
             // removes the share before it reports it.
             match self.get_share(id) {
-                Ok(_) => {}
+                Ok(share) => report.bytes += share.map_or(0, |share| share.len() as u64),
                 Err(StoreError::Corrupt { id, stripe, index }) => {
                     report.corrupt.push(CorruptShare { id, stripe, index });
                 }

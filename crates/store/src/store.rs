@@ -34,7 +34,7 @@ use crate::layout::{Layout, create_dir_durable, remove_file_if_present, sync_dir
 use crate::quota::{disk_size, free_space};
 use crate::recovery::{self, RecoveryReport};
 use crate::tables::{
-    BY_STRIPE, EXPIRY, FORMAT_VERSION, META, META_FORMAT, RECORDS, SHARES, ShareInfo,
+    BY_STRIPE, EXPIRY, FORMAT_VERSION, LEASES, META, META_FORMAT, RECORDS, SHARES, ShareInfo,
     split_stripe_key, stripe_key,
 };
 
@@ -275,9 +275,11 @@ impl Store {
     }
 
     /// Like [`Store::put_share`], and records `owner` (the key of the node
-    /// that stored it; see [`ShareInfo::owner`]) in the same transaction.
-    /// A share already held keeps its owner; one held without an owner (a
-    /// cached copy) takes `owner`.
+    /// whose lease keeps it; see [`ShareInfo::owner`]) and when that lease
+    /// ends in the same transaction. A share already held keeps its owner
+    /// and takes the later of the two expiries when the owner is the same;
+    /// one held without an owner (a cached copy) takes `owner` and
+    /// `expires_at`.
     pub fn put_owned_share(
         &self,
         stripe: ContentId,
@@ -285,15 +287,25 @@ impl Store {
         share_id: ContentId,
         bytes: &[u8],
         owner: [u8; 32],
+        expires_at: Option<u64>,
     ) -> Result<PutOutcome> {
-        let outcome =
-            self.put_share_inner(stripe, index, share_id, bytes, owner, CrashAt::Never)?;
+        let outcome = self.put_share_inner(
+            stripe,
+            index,
+            share_id,
+            bytes,
+            (owner, expires_at),
+            CrashAt::Never,
+        )?;
         if outcome == PutOutcome::AlreadyHad
             && owner != [0; 32]
             && let Some(info) = self.share_info(&share_id)?
-            && info.owner == [0; 32]
         {
-            self.set_lease(&share_id, owner, info.expires_at)?;
+            let cached = info.owner == [0; 32];
+            let extended = info.owner == owner && later(expires_at, info.expires_at);
+            if cached || extended {
+                self.set_lease(&share_id, owner, expires_at)?;
+            }
         }
         Ok(outcome)
     }
@@ -306,7 +318,7 @@ impl Store {
         bytes: &[u8],
         crash: CrashAt,
     ) -> Result<PutOutcome> {
-        self.put_share_inner(stripe, index, share_id, bytes, [0; 32], crash)
+        self.put_share_inner(stripe, index, share_id, bytes, ([0; 32], None), crash)
     }
 
     fn put_share_inner(
@@ -315,7 +327,7 @@ impl Store {
         index: u8,
         share_id: ContentId,
         bytes: &[u8],
-        owner: [u8; 32],
+        (owner, expires_at): ([u8; 32], Option<u64>),
         crash: CrashAt,
     ) -> Result<PutOutcome> {
         let len = bytes.len() as u64;
@@ -376,7 +388,7 @@ impl Store {
             index,
             len,
             owner,
-            expires_at: None,
+            expires_at,
         };
         match self.commit_share(&share_id, &info) {
             Ok(true) => {
@@ -460,6 +472,12 @@ impl Store {
                 .db(db)?
                 .insert(&stripe_key(&info.stripe, info.index, id), ())
                 .db(db)?;
+            if let Some(at) = info.expires_at {
+                txn.open_table(EXPIRY)
+                    .db(db)?
+                    .insert((at, id.as_bytes()), ())
+                    .db(db)?;
+            }
         }
         txn.commit().db(db)?;
         Ok(true)
@@ -650,7 +668,8 @@ impl Store {
         Err(StoreError::CorruptRecord { stripe: *stripe })
     }
 
-    /// Removes the record of `stripe`. Returns whether the store held it.
+    /// Removes the record of `stripe`, and the lease kept for it. Returns
+    /// whether the store held the record.
     pub fn remove_record(&self, stripe: &ContentId) -> Result<bool> {
         self.remove_record_if(stripe, None)
     }
@@ -674,6 +693,14 @@ impl Store {
                 _ => None,
             }
         };
+        if expected.is_none() {
+            // Removed on purpose (not for damage): the stripe's lease goes
+            // with it.
+            txn.open_table(LEASES)
+                .db(db)?
+                .remove(stripe.as_bytes())
+                .db(db)?;
+        }
         txn.commit().db(db)?;
         if let Some(len) = removed {
             let mut counters = lock(&self.inner.counters);
@@ -796,6 +823,15 @@ fn headroom_for(disk_size: u64) -> u64 {
 
 /// Deletes a share's row and its index entries inside `txn`; returns what
 /// the row said, if there was one.
+/// Whether expiry `new` is later than `old` (`None` = never, the latest).
+fn later(new: Option<u64>, old: Option<u64>) -> bool {
+    match (new, old) {
+        (_, None) => false,
+        (None, Some(_)) => true,
+        (Some(new), Some(old)) => new > old,
+    }
+}
+
 pub(crate) fn remove_share_rows(
     txn: &WriteTransaction,
     db: &Path,
@@ -837,6 +873,7 @@ fn init_tables(layout: &Layout, db: &Database) -> Result<()> {
         txn.open_table(BY_STRIPE).db(path)?;
         txn.open_table(RECORDS).db(path)?;
         txn.open_table(EXPIRY).db(path)?;
+        txn.open_table(LEASES).db(path)?;
         let mut meta = txn.open_table(META).db(path)?;
         let found = meta
             .get(META_FORMAT)

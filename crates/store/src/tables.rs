@@ -28,6 +28,11 @@ pub(crate) const RECORDS: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinitio
 /// one range scan, oldest first.
 pub(crate) const EXPIRY: TableDefinition<'_, (u64, &[u8; 32]), ()> = TableDefinition::new("expiry");
 
+/// stripe id → the owner's signed lease on it, as the node received it
+/// (opaque to the store: the node signs, verifies and compares leases). The
+/// node keeps it to renew, repair and hand on the stripe.
+pub(crate) const LEASES: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("leases");
+
 /// Small named values: the format version and the scrub cursor.
 pub(crate) const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 

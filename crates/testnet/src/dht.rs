@@ -13,6 +13,9 @@
 //! until the routing tables together grow by less than 1 % in a round (or
 //! [`DhtBenchConfig::max_settle_rounds`] is reached), so the lookups
 //! measure a settled network rather than one still filling its tables.
+//! [`JoinMode`] has two gentler joins for big runs: `Quiet` (only each
+//! node's own bootstrap) and `Waves` (the network grows a wave at a time,
+//! as a real one does), which is how `scale` brings up a thousand nodes.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -46,11 +49,18 @@ pub struct DhtBenchConfig {
     pub max_settle_rounds: usize,
     /// Seed for choosing (querier, target) pairs.
     pub seed: u64,
-    /// How long an unused connection stays open (a real node's 60 s by
-    /// default). In one process each connection holds two file
-    /// descriptors; shortening this did not help a 200-node run under a
-    /// 20 000-descriptor limit (the join churned instead).
-    pub idle_timeout: std::time::Duration,
+    /// Idle timeout, ping interval and DHT refresh of every node (a real
+    /// node's by default). In one process each TCP connection holds two
+    /// file descriptors; shortening the idle timeout did not help a
+    /// 200-node run under a 20 000-descriptor limit (the join churned
+    /// instead). `scale` stretches the ping and refresh clocks: a thousand
+    /// nodes share two cores, where real nodes each have their own.
+    pub timing: kith_net::Timing,
+    /// How often every node checks its mailbox (a lookup and a stream to
+    /// each of the 20 closest peers); a real node's 60 s by default.
+    pub mail_check: Duration,
+    /// One-way delay on every link, memory transport only (zero: none).
+    pub latency: Duration,
     /// How the nodes reach each other: TCP on loopback (real sockets, a few
     /// hundred nodes at most in one process) or the in-process memory
     /// transport (a thousand and more).
@@ -79,7 +89,32 @@ pub enum JoinMode {
     /// [`QUIET_WINDOW`]. Half the lookups of `Bootstrap`, which matters when a
     /// thousand nodes share two cores.
     Quiet,
+    /// The network grows as a real one does: the first this-many nodes
+    /// start and settle as in `Quiet`, then the same number more at a time,
+    /// each joining through a random node already in, and the next wave
+    /// starts once the routing tables are quiet again. Joined when the last
+    /// wave is quiet. At a thousand nodes on two cores this spreads the
+    /// join storm out, so no bootstrap waits behind a thousand others.
+    Waves(usize),
 }
+
+/// The clocks of `scale`'s nodes. A thousand nodes share two cores, so
+/// each gets 1/500 of a core where a real node has a machine: pings every
+/// 5 min instead of 15 s, and no routing-table refresh after each node's
+/// first bootstrap (a real node's comes every 5 min). Nodes do not fail
+/// in this run, so nothing depends on noticing a dead connection. The mail
+/// check goes with them: [`SCALE_MAIL_CHECK`].
+pub const SCALE_TIMING: kith_net::Timing = kith_net::Timing {
+    idle_timeout: std::time::Duration::from_secs(60),
+    ping_interval: std::time::Duration::from_secs(300),
+    dht_refresh: None,
+};
+
+/// How often `scale`'s nodes check their mailboxes: once an hour instead
+/// of a real node's once a minute, for the reason of [`SCALE_TIMING`]. At
+/// once a minute, a thousand nodes would run 17 lookups a second between
+/// them just for that.
+pub const SCALE_MAIL_CHECK: Duration = Duration::from_secs(3600);
 
 /// How long the routing tables must stay (almost) unchanged for
 /// [`JoinMode::Quiet`] to call the network joined.
@@ -97,7 +132,9 @@ impl Default for DhtBenchConfig {
             start_concurrency: 16,
             max_settle_rounds: 3,
             seed: 1,
-            idle_timeout: std::time::Duration::from_secs(60),
+            timing: kith_net::Timing::default(),
+            mail_check: Duration::from_secs(60),
+            latency: Duration::ZERO,
             transport: Transport::Tcp,
             files: 0,
             file_size: 16 << 10,
@@ -121,6 +158,14 @@ pub struct DhtReport {
     pub join_time: Duration,
     /// Bootstraps in the join round that failed or timed out.
     pub join_failures: usize,
+    /// Waves the nodes joined in ([`JoinMode::Waves`]; 1 otherwise).
+    pub waves: usize,
+    /// The nodes' idle timeout, ping interval and DHT refresh.
+    pub timing: kith_net::Timing,
+    /// How often each node checked its mailbox.
+    pub mail_check: Duration,
+    /// One-way delay on every link.
+    pub latency: Duration,
     /// How the join was done.
     pub join: JoinMode,
     /// Bootstrap rounds run after the join.
@@ -137,6 +182,9 @@ pub struct DhtReport {
     pub found: usize,
     /// Why the others failed, with counts.
     pub failures: BTreeMap<String, usize>,
+    /// Each failed lookup looked at afterwards (at most
+    /// [`MISSES_EXAMINED`]): what it cost and who knew the target.
+    pub misses: Vec<Miss>,
     /// Requests per successful lookup: median and 95th percentile.
     pub requests: Option<(u32, u32)>,
     /// Wall-clock time per successful lookup: median and 95th percentile.
@@ -198,6 +246,13 @@ pub async fn run(config: &DhtBenchConfig) -> Result<DhtReport, TestnetError> {
         files: config.files,
         file_size: config.file_size,
         join: config.join,
+        timing: config.timing,
+        mail_check: config.mail_check,
+        latency: if config.transport == Transport::Memory {
+            config.latency
+        } else {
+            Duration::ZERO
+        },
         ..DhtReport::default()
     };
     let sockets = config.transport == Transport::Tcp;
@@ -212,29 +267,55 @@ pub async fn run(config: &DhtBenchConfig) -> Result<DhtReport, TestnetError> {
              other (connections stay open {:?} after their last use); expect \
              'Too many open files' and failed lookups",
             config.nodes,
-            config.idle_timeout
+            config.timing.idle_timeout
         );
     }
     let started = Instant::now();
-    let net = Testnet::start(
-        config.nodes,
+    let first_wave = match config.join {
+        JoinMode::Waves(size) => size.clamp(1, config.nodes.max(1)),
+        _ => config.nodes,
+    };
+    let mut net = Testnet::start(
+        first_wave,
         TestnetConfig {
             start_concurrency: config.start_concurrency,
-            idle_timeout: Some(config.idle_timeout),
+            timing: config.timing,
+            latency: config.latency,
             transport: config.transport,
             seeds: config.seeds,
+            friends: kith_node::FriendSettings {
+                mail_check: config.mail_check,
+                ..kith_node::FriendSettings::default()
+            },
             ..TestnetConfig::default()
         },
     )
     .await?;
-    report.start_time = started.elapsed();
-    info!(nodes = config.nodes, after = ?report.start_time, "all nodes listen; joining");
-
+    report.waves = 1;
     match config.join {
         JoinMode::Bootstrap => {
+            report.start_time = started.elapsed();
+            info!(nodes = config.nodes, after = ?report.start_time, "all nodes listen; joining");
             report.join_failures = bootstrap_round(&net, config.start_concurrency).await;
         }
-        JoinMode::Quiet => wait_until_quiet(&net).await,
+        JoinMode::Quiet => {
+            report.start_time = started.elapsed();
+            info!(nodes = config.nodes, after = ?report.start_time, "all nodes listen; joining");
+            wait_until_quiet(&net).await;
+        }
+        JoinMode::Waves(size) => {
+            let mut rng = SplitMix64::new(config.seed ^ 0x3a7e_5eed);
+            wait_until_quiet(&net).await;
+            while net.len() < config.nodes {
+                let count = size.max(1).min(config.nodes - net.len());
+                let already = net.len();
+                net.grow(count, |_| rng.below(already)).await?;
+                report.waves += 1;
+                report.start_time = started.elapsed();
+                info!(wave = report.waves, nodes = net.len(), after = ?report.start_time, "a wave listens; joining");
+                wait_until_quiet(&net).await;
+            }
+        }
     }
     report.join_time = started.elapsed();
     info!(after = ?report.join_time, failures = report.join_failures, "joined");
@@ -279,6 +360,71 @@ pub async fn run(config: &DhtBenchConfig) -> Result<DhtReport, TestnetError> {
     Ok(report)
 }
 
+/// Looks at failed lookups once the others are done: who knew the
+/// target, and whether it can be reached at all. Tells a DHT that lost a
+/// peer from a machine too busy to answer in time.
+async fn examine_misses(net: &Testnet, missed: Vec<(Node, PeerId, u32, Duration)>) -> Vec<Miss> {
+    // All tables at once, as in `peer_counts`.
+    let tables: Vec<(PeerId, std::collections::HashSet<PeerId>)> =
+        futures::stream::iter(net.nodes())
+            .map(|(_, node)| async move {
+                let known = node
+                    .net()
+                    .known_peers()
+                    .await
+                    .map(|peers| peers.into_iter().map(|(peer, _)| peer).collect())
+                    .unwrap_or_default();
+                (node.peer_id(), known)
+            })
+            .buffer_unordered(TABLE_QUERIES_IN_FLIGHT)
+            .collect()
+            .await;
+    let mut misses = Vec::with_capacity(missed.len());
+    for (querier, target, requests, elapsed) in missed {
+        let querier_id = querier.peer_id();
+        let target_addr = match net.nodes().find(|(_, node)| node.peer_id() == target) {
+            Some((_, node)) => node.net().listen_addrs().await.ok(),
+            None => None,
+        }
+        .and_then(|addrs| addrs.into_iter().next());
+        let reachable = match target_addr {
+            Some(addr) => querier.net().dial(addr).await.is_ok(),
+            None => false,
+        };
+        misses.push(Miss {
+            requests,
+            elapsed,
+            querier_knew: tables
+                .iter()
+                .any(|(id, known)| *id == querier_id && known.contains(&target)),
+            known_by: tables
+                .iter()
+                .filter(|(_, known)| known.contains(&target))
+                .count(),
+            reachable,
+        });
+    }
+    misses
+}
+
+/// Failed lookups examined one by one in the report.
+pub const MISSES_EXAMINED: usize = 10;
+
+/// A failed lookup, examined once all lookups are done.
+#[derive(Debug, Clone)]
+pub struct Miss {
+    /// Requests the lookup sent.
+    pub requests: u32,
+    /// How long it ran.
+    pub elapsed: Duration,
+    /// Whether the querier had the target in its own routing table.
+    pub querier_knew: bool,
+    /// How many nodes' routing tables held the target afterwards.
+    pub known_by: usize,
+    /// Whether the querier can dial the target's listen address now.
+    pub reachable: bool,
+}
+
 /// Runs `config.lookups` random lookups and records them in `report`.
 async fn lookups(net: &Testnet, config: &DhtBenchConfig, report: &mut DhtReport) {
     let mut rng = SplitMix64::new(config.seed);
@@ -295,7 +441,7 @@ async fn lookups(net: &Testnet, config: &DhtBenchConfig, report: &mut DhtReport)
         .map(|(node, target)| async move {
             let asked = Instant::now();
             let result = node.net().find_peer(target).await;
-            (result, asked.elapsed())
+            (node, target, result, asked.elapsed())
         })
         .buffer_unordered(config.concurrency.max(1))
         .collect()
@@ -304,7 +450,8 @@ async fn lookups(net: &Testnet, config: &DhtBenchConfig, report: &mut DhtReport)
     report.lookups = results.len();
     let mut requests = Vec::new();
     let mut times = Vec::new();
-    for (result, elapsed) in results {
+    let mut missed = Vec::new();
+    for (node, target, result, elapsed) in results {
         match result {
             Ok(lookup) => {
                 requests.push(lookup.requests);
@@ -312,8 +459,15 @@ async fn lookups(net: &Testnet, config: &DhtBenchConfig, report: &mut DhtReport)
             }
             Err(error) => {
                 *report.failures.entry(failure_kind(&error)).or_default() += 1;
+                if let kith_net::NetError::PeerNotFound { requests, .. } = error {
+                    missed.push((node, target, requests, elapsed));
+                }
             }
         }
+    }
+    missed.truncate(MISSES_EXAMINED);
+    if !missed.is_empty() {
+        report.misses = examine_misses(net, missed).await;
     }
     report.found = requests.len();
     report.requests = percentile(&mut requests, 50.0).zip(percentile(&mut requests, 95.0));
@@ -479,7 +633,8 @@ async fn peer_counts(net: &Testnet, which: PeerCount) -> Vec<usize> {
     counts
 }
 
-/// Routing tables asked for at once by [`table_sizes`].
+/// Routing tables asked for at once by [`table_sizes`] and
+/// [`examine_misses`].
 const TABLE_QUERIES_IN_FLIGHT: usize = 256;
 
 impl fmt::Display for DhtReport {
@@ -501,7 +656,35 @@ impl fmt::Display for DhtReport {
                 }
             ),
         )?;
-        row(f, "all nodes started (listening)", secs(self.start_time))?;
+        if !self.latency.is_zero() {
+            row(
+                f,
+                "simulated link latency, one way / round trip",
+                format!("{} / {}", millis(self.latency), millis(self.latency * 2)),
+            )?;
+        }
+        row(
+            f,
+            "each node's clocks: idle timeout / ping / DHT refresh / mail check",
+            format!(
+                "{} / {} / {} / {}",
+                secs(self.timing.idle_timeout),
+                secs(self.timing.ping_interval),
+                self.timing
+                    .dht_refresh
+                    .map_or_else(|| "off".to_owned(), secs),
+                secs(self.mail_check)
+            ),
+        )?;
+        row(
+            f,
+            "all nodes started (listening)",
+            if matches!(self.join, JoinMode::Waves(_)) {
+                format!("{} (the last wave)", secs(self.start_time))
+            } else {
+                secs(self.start_time)
+            },
+        )?;
         match self.join {
             JoinMode::Bootstrap => row(
                 f,
@@ -516,6 +699,15 @@ impl fmt::Display for DhtReport {
                 f,
                 "time to join (all started, each bootstrapped once, tables grew < 1 % in 10 s)",
                 secs(self.join_time),
+            )?,
+            JoinMode::Waves(size) => row(
+                f,
+                "time to join (in waves, each bootstrapped once through a random node already in)",
+                format!(
+                    "{} ({} waves of {size}, each until the tables grew < 1 % in 10 s)",
+                    secs(self.join_time),
+                    self.waves
+                ),
             )?,
         }
         row(
@@ -617,6 +809,27 @@ impl fmt::Display for DhtReport {
         }
         for (kind, count) in &self.failures {
             writeln!(f, "\nfailed lookups ({count}): {kind}")?;
+        }
+        for miss in &self.misses {
+            writeln!(
+                f,
+                "- a miss: {} requests in {}; the target was in {} of {} routing tables{}, \
+                 and the querier {} it afterwards",
+                miss.requests,
+                secs(miss.elapsed),
+                miss.known_by,
+                self.nodes,
+                if miss.querier_knew {
+                    " (the querier's among them)"
+                } else {
+                    ""
+                },
+                if miss.reachable {
+                    "could dial"
+                } else {
+                    "could not dial"
+                },
+            )?;
         }
         for (kind, count) in &self.file_failures {
             writeln!(f, "\nfailed files ({count}): {kind}")?;

@@ -33,6 +33,7 @@
 
 pub mod dht;
 mod error;
+pub mod repair;
 pub mod stats;
 mod testnet;
 mod wait;

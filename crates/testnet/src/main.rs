@@ -25,6 +25,27 @@ enum Command {
     /// transport (no sockets), 1,000 lookups, then 100 small files put on
     /// one random node and fetched on another.
     Scale(BenchArgs),
+    /// Store one file on N nodes, then kill the node holding the most
+    /// shares, wave after wave, timing each wave from the death to every
+    /// stripe healthy again, with the bytes repair moved.
+    Repair(RepairArgs),
+}
+
+#[derive(Debug, Args)]
+struct RepairArgs {
+    /// Nodes to start.
+    #[arg(long, default_value_t = 12)]
+    nodes: usize,
+    /// Size of the file, e.g. 1G or 256M.
+    #[arg(long, default_value = "1G")]
+    size: kith_base::ByteSize,
+    /// Waves of one death each (at most nodes − 5).
+    #[arg(long, default_value_t = 2)]
+    waves: usize,
+    /// The nodes' repair interval, in seconds (a round also runs 2 s after
+    /// a peer disconnects).
+    #[arg(long, default_value_t = 600)]
+    interval_secs: u64,
 }
 
 #[derive(Debug, Args)]
@@ -39,10 +60,30 @@ struct BenchArgs {
     #[arg(long)]
     files: Option<usize>,
     /// How nodes join: `bootstrap` (one more Kademlia bootstrap each, 16 at
-    /// a time) or `quiet` (only each node's own bootstrap at start, then
-    /// wait until the routing tables stop growing) [dht: bootstrap, scale: quiet].
+    /// a time), `quiet` (only each node's own bootstrap at start, then
+    /// wait until the routing tables stop growing) or `waves` (`--wave`
+    /// nodes at a time, each through a random node already in, the next
+    /// wave once the tables are quiet) [dht: bootstrap, scale: waves].
     #[arg(long, value_enum)]
     join: Option<JoinArg>,
+    /// Nodes per wave with `--join waves`.
+    #[arg(long, default_value_t = 100)]
+    wave: usize,
+    /// Seconds between pings on each connection [dht: 15, scale: 300].
+    /// A real node pings every 15 s; a thousand nodes on two cores cannot.
+    #[arg(long)]
+    ping_secs: Option<u64>,
+    /// Seconds between each node's routing-table refreshes, 0 for none
+    /// after the first [dht: 300, scale: 0].
+    #[arg(long)]
+    refresh_secs: Option<u64>,
+    /// Seconds between each node's mailbox checks [dht: 60, scale: 3600].
+    #[arg(long)]
+    mail_secs: Option<u64>,
+    /// One-way delay in milliseconds on every link between nodes (memory
+    /// transport only; a round trip is twice this).
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
     /// Nodes the others join through, round robin [dht: 1, scale: 8].
     #[arg(long)]
     seeds: Option<usize>,
@@ -58,9 +99,10 @@ struct BenchArgs {
     /// Nodes starting (or bootstrapping) at once.
     #[arg(long, default_value_t = 16)]
     start_concurrency: usize,
-    /// Most bootstrap rounds after the join while routing tables grow.
-    #[arg(long, default_value_t = 3)]
-    settle_rounds: usize,
+    /// Most bootstrap rounds after the join while routing tables grow
+    /// [dht: 3, scale: 0].
+    #[arg(long)]
+    settle_rounds: Option<usize>,
     /// Seed for choosing lookups and files.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -70,12 +112,26 @@ struct BenchArgs {
     idle_secs: u64,
 }
 
+/// What `dht` and `scale` do unless told otherwise.
+struct BenchDefaults {
+    nodes: usize,
+    transport: Transport,
+    files: usize,
+    seeds: usize,
+    join: JoinMode,
+    settle_rounds: usize,
+    timing: kith_net::Timing,
+    mail_check: std::time::Duration,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum JoinArg {
     /// One more bootstrap per node after all have started.
     Bootstrap,
     /// Only the bootstrap at start; wait for the tables to settle.
     Quiet,
+    /// In waves of `--wave` nodes, each through a random node already in.
+    Waves,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -87,22 +143,38 @@ enum TransportArg {
 }
 
 impl BenchArgs {
-    fn config(
-        &self,
-        nodes: usize,
-        transport: Transport,
-        files: usize,
-        seeds: usize,
-        join: JoinMode,
-    ) -> DhtBenchConfig {
+    fn config(&self, defaults: BenchDefaults) -> DhtBenchConfig {
+        let BenchDefaults {
+            nodes,
+            transport,
+            files,
+            seeds,
+            join,
+            settle_rounds,
+            timing,
+            mail_check,
+        } = defaults;
+        let secs = std::time::Duration::from_secs;
         DhtBenchConfig {
             nodes: self.nodes.unwrap_or(nodes),
             lookups: self.lookups,
             concurrency: self.concurrency,
             start_concurrency: self.start_concurrency,
-            max_settle_rounds: self.settle_rounds,
+            max_settle_rounds: self.settle_rounds.unwrap_or(settle_rounds),
+            mail_check: self.mail_secs.map_or(mail_check, |s| secs(s.max(1))),
+            latency: std::time::Duration::from_millis(self.latency_ms),
             seed: self.seed,
-            idle_timeout: std::time::Duration::from_secs(self.idle_secs),
+            timing: kith_net::Timing {
+                idle_timeout: secs(self.idle_secs),
+                ping_interval: self
+                    .ping_secs
+                    .map_or(timing.ping_interval, |s| secs(s.max(1))),
+                dht_refresh: match self.refresh_secs {
+                    None => timing.dht_refresh,
+                    Some(0) => None,
+                    Some(s) => Some(secs(s)),
+                },
+            },
             transport: match self.transport {
                 Some(TransportArg::Tcp) => Transport::Tcp,
                 Some(TransportArg::Memory) => Transport::Memory,
@@ -114,6 +186,7 @@ impl BenchArgs {
             join: match self.join {
                 Some(JoinArg::Bootstrap) => JoinMode::Bootstrap,
                 Some(JoinArg::Quiet) => JoinMode::Quiet,
+                Some(JoinArg::Waves) => JoinMode::Waves(self.wave.max(1)),
                 None => join,
             },
         }
@@ -132,10 +205,50 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if let Command::Repair(args) = &cli.command {
+        let mut upkeep = kith_node::UpkeepSettings::default();
+        upkeep.repair_interval = std::time::Duration::from_secs(args.interval_secs.max(1));
+        let config = kith_testnet::repair::RepairBenchConfig {
+            nodes: args.nodes,
+            size: args.size.0,
+            waves: args.waves,
+            upkeep,
+            limit: std::time::Duration::from_secs(1800),
+        };
+        eprintln!("starting {} nodes…", config.nodes);
+        let report = runtime.block_on(kith_testnet::repair::run(&config))?;
+        print!("{report}");
+        return Ok(());
+    }
     let config = match &cli.command {
-        Command::Dht(args) => args.config(200, Transport::Tcp, 0, 1, JoinMode::Bootstrap),
-        Command::Scale(args) => args.config(1000, Transport::Memory, 100, 8, JoinMode::Quiet),
+        Command::Repair(_) => unreachable!("handled above"),
+        Command::Dht(args) => args.config(BenchDefaults {
+            nodes: 200,
+            transport: Transport::Tcp,
+            files: 0,
+            seeds: 1,
+            join: JoinMode::Bootstrap,
+            settle_rounds: 3,
+            timing: kith_net::Timing::default(),
+            mail_check: std::time::Duration::from_secs(60),
+        }),
+        Command::Scale(args) => args.config(BenchDefaults {
+            nodes: 1000,
+            transport: Transport::Memory,
+            files: 100,
+            seeds: 8,
+            join: JoinMode::Waves(args.wave.max(1)),
+            settle_rounds: 0,
+            timing: dht::SCALE_TIMING,
+            mail_check: dht::SCALE_MAIL_CHECK,
+        }),
     };
+    if !config.latency.is_zero() && config.transport != Transport::Memory {
+        anyhow::bail!(
+            "--latency-ms works with --transport memory only; for TCP between real \
+             processes, add delay to the links with tc netem (see crates/cli/tests/netns.rs)"
+        );
+    }
     eprintln!("starting {} nodes…", config.nodes);
     let report = runtime.block_on(dht::run(&config))?;
     print!("{report}");

@@ -33,10 +33,16 @@ pub struct TestnetConfig {
     /// Whether nodes offer to relay for others. Off by default: nodes on
     /// loopback reach each other directly, and a relay server costs memory.
     pub relay: bool,
-    /// How long an unused connection stays open (`None`: the network
-    /// default, 60 s). In one process every connection holds two file
-    /// descriptors, one per end, so big testnets close idle ones sooner.
-    pub idle_timeout: Option<std::time::Duration>,
+    /// Connection idle timeout, ping interval and DHT refresh of every
+    /// node (default: a real node's). In one process every TCP connection
+    /// holds two file descriptors, one per end, so big testnets close idle
+    /// ones sooner; and hundreds of nodes share two cores, so big
+    /// simulations stretch the background clocks.
+    pub timing: kith_net::Timing,
+    /// One-way delay on every link between nodes, with
+    /// [`Transport::Memory`] only (zero by default): a round trip takes
+    /// twice this, as between machines far apart.
+    pub latency: std::time::Duration,
     /// How the nodes reach each other. Default: TCP on 127.0.0.1.
     pub transport: Transport,
     /// How many nodes others join through (at least 1). Default 1: node 0
@@ -48,6 +54,9 @@ pub struct TestnetConfig {
     /// Message and mailbox settings of every node (e.g. a short mail check
     /// for tests).
     pub friends: kith_node::FriendSettings,
+    /// Lease, repair and scrub settings of every node (e.g. short leases and
+    /// a fast repair interval for tests).
+    pub upkeep: kith_node::UpkeepSettings,
 }
 
 /// The wire between the nodes of a testnet.
@@ -70,10 +79,12 @@ impl Default for TestnetConfig {
         Self {
             start_concurrency: 16,
             relay: false,
-            idle_timeout: None,
+            timing: kith_net::Timing::default(),
+            latency: std::time::Duration::ZERO,
             transport: Transport::default(),
             seeds: 1,
             friends: kith_node::FriendSettings::default(),
+            upkeep: kith_node::UpkeepSettings::default(),
         }
     }
 }
@@ -203,6 +214,56 @@ impl Testnet {
                 Err(error)
             }
         }
+    }
+
+    /// Starts `count` more nodes, as newcomers join a running network: the
+    /// new node `i` bootstraps through the running node `through(i)`, as a
+    /// user is handed the address of someone already in. Returns once every
+    /// new node listens; its bootstrap goes on in the background.
+    ///
+    /// # Errors
+    ///
+    /// [`TestnetError::Start`] naming the first new node that failed (the
+    /// nodes started before it stay); [`TestnetError::NotRunning`] if
+    /// `through` names a stopped node.
+    pub async fn grow(
+        &mut self,
+        count: usize,
+        mut through: impl FnMut(usize) -> usize,
+    ) -> Result<(), TestnetError> {
+        let first = self.slots.len();
+        let options = NodeOptions::of(&self.config);
+        let transport = self.config.transport;
+        let mut plan = Vec::with_capacity(count);
+        for index in first..first + count {
+            let seed = through(index);
+            self.try_node(seed)?;
+            plan.push((index, self.node_dir(index), self.addr(seed).clone()));
+        }
+        let started: Vec<Result<Slot, TestnetError>> = futures::stream::iter(plan)
+            .map(|(index, dir, seed)| {
+                start_node(index, dir, any_addr(transport), vec![seed], options.clone())
+            })
+            .buffered(self.config.start_concurrency.max(1))
+            .collect()
+            .await;
+        // Slot i must stay node i: after a failure, the nodes that started
+        // behind it are stopped again.
+        let mut failure = None;
+        for result in started {
+            match (result, &failure) {
+                (Ok(slot), None) => self.slots.push(slot),
+                (Ok(slot), Some(_)) => {
+                    if let Some(node) = slot.node {
+                        node.shutdown().await;
+                    }
+                }
+                (Err(error), _) => {
+                    failure.get_or_insert(error);
+                }
+            }
+        }
+        failure.map_or(Ok(()), Err)
     }
 
     /// How many nodes the testnet has, running or stopped.
@@ -379,6 +440,24 @@ impl Testnet {
         wait_for(description, timeout, condition).await
     }
 
+    /// Waits until every running node knows at least `peers` others in its
+    /// routing table.
+    ///
+    /// # Errors
+    ///
+    /// [`TestnetError::Timeout`] after `timeout`.
+    pub async fn wait_joined(&self, peers: usize, timeout: Duration) -> Result<(), TestnetError> {
+        self.wait_for("every node knows its peers", timeout, || async {
+            for (_, node) in self.nodes() {
+                if node.net().known_peers().await.unwrap_or_default().len() < peers {
+                    return false;
+                }
+            }
+            true
+        })
+        .await
+    }
+
     /// Stops every running node (all at once) and removes the data folder.
     pub async fn shutdown(mut self) {
         let nodes: Vec<Node> = self
@@ -454,16 +533,20 @@ pub fn raise_fd_limit() -> Option<u64> {
 #[derive(Debug, Clone)]
 struct NodeOptions {
     relay: bool,
-    idle_timeout: Option<std::time::Duration>,
+    timing: kith_net::Timing,
+    latency: std::time::Duration,
     friends: kith_node::FriendSettings,
+    upkeep: kith_node::UpkeepSettings,
 }
 
 impl NodeOptions {
     fn of(config: &TestnetConfig) -> Self {
         Self {
             relay: config.relay,
-            idle_timeout: config.idle_timeout,
+            timing: config.timing,
+            latency: config.latency,
             friends: config.friends.clone(),
+            upkeep: config.upkeep.clone(),
         }
     }
 }
@@ -481,8 +564,10 @@ async fn start_node(
         bootstrap,
         mdns: false,
         relay: options.relay,
-        idle_timeout: options.idle_timeout,
+        timing: options.timing,
+        simulated_latency: options.latency,
         friends: options.friends,
+        upkeep: options.upkeep,
         ..NodeConfig::default()
     };
     let node = Node::start(DataDir::new(&dir), config)

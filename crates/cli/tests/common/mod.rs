@@ -27,6 +27,16 @@ pub fn kith(dir: &Path, args: &[&str]) -> Output {
     kith_command(dir).args(args).output().unwrap()
 }
 
+/// Writes `len` random bytes to `path`.
+pub fn random_file(path: &Path, len: usize) {
+    let mut bytes = vec![0u8; len];
+    fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut bytes)
+        .unwrap();
+    fs::write(path, bytes).unwrap();
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }

@@ -11,14 +11,25 @@
 //! Nothing here touches the host's own network: every interface is created
 //! directly inside one of the lab's namespaces (`ip link add ... netns`),
 //! bridges live in a namespace of their own, and no namespace has a default
-//! route, NAT or a link to the outside. Addresses are in 10.231.0.0/16.
+//! route, NAT or a link to the outside. Addresses are in 10.231.0.0/16
+//! (`netns.rs`) and 10.232.0.0/16 (`chaos.rs`).
+//!
+//! Beyond building networks, a lab can do to them what the world does:
+//! crash a node ([`Lab::kill`], SIGKILL) and start it again on the same data
+//! folder ([`Lab::restart`]), impair a link ([`Lab::impair`]: `tc netem`, or
+//! loss alone through nftables on kernels without netem), and cut or mend
+//! one ([`Lab::set_link`]).
 //!
 //! Names: namespaces are `kithns<pid>-<lab>-<name>`, so parallel tests and runs
 //! never collide; interface names only need to be unique inside their own
 //! namespace and are short fixed names (≤ 15 characters).
 
+// Each test binary that includes this module uses a different part of it.
+#![allow(dead_code)]
+
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
+use std::fs::OpenOptions;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -54,8 +65,13 @@ pub(crate) struct Node {
     pub(crate) dir: PathBuf,
     /// Its peer id, from the first line `kith up` prints.
     pub(crate) peer_id: String,
-    /// Lines `kith up` printed on stdout so far.
+    /// How many times it was started again after [`Lab::kill`].
+    pub(crate) restarts: usize,
+    /// The flags after `up`, kept to start it again the same way.
+    args: Vec<String>,
+    /// Lines the current `kith up` process printed on stdout so far.
     stdout: Arc<Mutex<Vec<String>>>,
+    /// Its stderr (the log), appended to across restarts.
     log: PathBuf,
     child: Child,
 }
@@ -178,39 +194,17 @@ impl Lab {
     /// Runs `kith --dir <lab>/<name> up ARGS` in `ns` and waits until it
     /// printed its API address (it is then ready for commands).
     pub(crate) fn start(&mut self, name: &str, ns: &str, args: &[&str]) -> usize {
-        let dir = self.temp.path().join(name);
+        let dir = self.data_dir(name);
         let log = self.temp.path().join(format!("{name}.log"));
-        let log_file = std::fs::File::create(&log).expect("a log file");
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_kith"), "--dir"])
-            .arg(&dir)
-            .arg("up")
-            .args(args)
-            .env_remove("KITH_DIR")
-            .env(
-                "RUST_LOG",
-                "info,libp2p=warn,libp2p_kad=error,kith_net=debug,libp2p_mdns=debug,libp2p_relay=debug",
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log_file))
-            .spawn()
-            .expect("`ip netns exec` starts");
-        // `ip netns exec` execs kith in place: the child's pid is kith's.
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let pipe = child.stdout.take().expect("a piped stdout");
-        let lines = Arc::clone(&stdout);
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                lines.lock().expect("stdout lines").push(line);
-            }
-        });
+        let args: Vec<String> = args.iter().map(|&arg| arg.to_owned()).collect();
+        let (child, stdout) = spawn_up(ns, &dir, &args, &log);
         self.nodes.push(Node {
             name: name.to_owned(),
             ns: ns.to_owned(),
             dir,
             peer_id: String::new(),
+            restarts: 0,
+            args,
             stdout,
             log,
             child,
@@ -218,6 +212,70 @@ impl Lab {
         let index = self.nodes.len() - 1;
         self.wait_up(index);
         index
+    }
+
+    /// The data folder that node `name` uses (or will use once started).
+    pub(crate) fn data_dir(&self, name: &str) -> PathBuf {
+        self.temp.path().join(name)
+    }
+
+    /// Writes `text` as `config.toml` in the data folder of node `name`
+    /// (creating the folder, mode 0700 as `kith init` would); call it before
+    /// [`Lab::start`].
+    pub(crate) fn write_config(&self, name: &str, text: &str) {
+        use std::os::unix::fs::DirBuilderExt as _;
+        let dir = self.data_dir(name);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        let path = dir.join("config.toml");
+        std::fs::write(&path, text)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    }
+
+    /// Crashes node `index`: SIGKILL, so it gets no chance to close its
+    /// connections or flush anything, then reaps the process. Its peers see
+    /// the kernel reset its connections, as when a machine loses power
+    /// while its network stays up.
+    pub(crate) fn kill(&mut self, index: usize) {
+        let node = &mut self.nodes[index];
+        if let Err(error) = node.child.kill() {
+            panic!("{}: cannot SIGKILL `kith up`: {error}", node.name);
+        }
+        if let Err(error) = node.child.wait() {
+            panic!("{}: cannot reap `kith up`: {error}", node.name);
+        }
+    }
+
+    /// Whether node `index`'s `kith up` is still running.
+    pub(crate) fn is_running(&mut self, index: usize) -> bool {
+        matches!(self.nodes[index].child.try_wait(), Ok(None))
+    }
+
+    /// Starts node `index` again after it stopped (see [`Lab::kill`]): same
+    /// namespace, data folder and flags. Waits until it is ready and checks
+    /// that it came back with the same peer id (its identity is on disk).
+    pub(crate) fn restart(&mut self, index: usize) {
+        assert!(
+            !self.is_running(index),
+            "{}: restart of a running node",
+            self.nodes[index].name
+        );
+        let node = &mut self.nodes[index];
+        let (child, stdout) = spawn_up(&node.ns, &node.dir, &node.args, &node.log);
+        node.child = child;
+        node.stdout = stdout;
+        node.restarts += 1;
+        let before = std::mem::take(&mut node.peer_id);
+        self.wait_up(index);
+        let node = &self.nodes[index];
+        assert_eq!(
+            node.peer_id, before,
+            "{}: came back with another peer id",
+            node.name
+        );
     }
 
     fn wait_up(&mut self, index: usize) {
@@ -246,6 +304,32 @@ impl Lab {
             );
             std::thread::sleep(POLL);
         }
+    }
+
+    /// A new empty folder `name` inside the lab's temporary folder (input
+    /// files, downloads), removed with the lab.
+    pub(crate) fn scratch(&self, name: &str) -> PathBuf {
+        let path = self.temp.path().join(name);
+        std::fs::create_dir_all(&path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        path
+    }
+
+    /// Sets a sysctl inside namespace `ns` (e.g. `net.ipv4.tcp_retries2`,
+    /// which is per namespace).
+    pub(crate) fn sysctl(&self, ns: &str, key: &str, value: &str) {
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        must(run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                ns,
+                "sh",
+                "-c",
+                &format!("echo {value} > {path}"),
+            ],
+        ));
     }
 
     /// The node started as number `index`.
@@ -287,6 +371,67 @@ impl Lab {
     /// Runs `ip ARGS` (e.g. `-n ns route get ...`).
     pub(crate) fn ip(&self, args: &[&str]) -> Result<String, String> {
         run("ip", args)
+    }
+
+    /// Cuts (`up == false`) or mends the link `dev` in namespace `ns`. A
+    /// bridge port that is down forwards nothing either way, and the veth
+    /// end inside the node loses its carrier.
+    pub(crate) fn set_link(&self, ns: &str, dev: &str, up: bool) {
+        must(run(
+            "ip",
+            &["-n", ns, "link", "set", dev, if up { "up" } else { "down" }],
+        ));
+    }
+
+    /// Impairs every packet leaving `dev` in namespace `ns` (for a bridge
+    /// port: every packet the bridge sends towards that node) with `link`'s
+    /// delay, jitter and loss, as far as this machine allows, and says what
+    /// it did:
+    /// - `tc netem` when the kernel has it (`sch_netem`);
+    /// - else the loss alone, dropped at random by an nftables rule on the
+    ///   device's egress hook, when `nft` is installed (there is no delay
+    ///   without netem);
+    /// - else nothing.
+    pub(crate) fn impair(&self, ns: &str, dev: &str, link: &Netem) -> Impairment {
+        let delay = format!("{}ms", link.delay_ms);
+        let jitter = format!("{}ms", link.jitter_ms);
+        let loss = format!("{}%", link.loss_percent);
+        let netem = run(
+            "tc",
+            &[
+                "-n", ns, "qdisc", "replace", "dev", dev, "root", "netem", "delay", &delay,
+                &jitter, "loss", &loss,
+            ],
+        );
+        let why_not = match netem {
+            Ok(_) => return Impairment::Netem,
+            Err(error) => error,
+        };
+        if link.loss_percent <= 0.0 {
+            return Impairment::None { why: why_not };
+        }
+        // `numgen random mod 100000 < N` drops N in 100,000 packets.
+        let per_100k = ((link.loss_percent * 1000.0).round() as u64).to_string();
+        let chain_spec = format!("{{ type filter hook egress device \"{dev}\" priority 0; }}");
+        let nft = |args: &[&str]| {
+            let mut all = vec!["netns", "exec", ns, "nft"];
+            all.extend_from_slice(args);
+            run("ip", &all)
+        };
+        let loss_rule = nft(&["add", "table", "netdev", "kithlab"])
+            .and_then(|_| nft(&["add", "chain", "netdev", "kithlab", dev, &chain_spec]))
+            .and_then(|_| {
+                nft(&[
+                    "add", "rule", "netdev", "kithlab", dev, "numgen", "random", "mod", "100000",
+                    "<", &per_100k, "drop",
+                ])
+            });
+        match loss_rule {
+            Ok(_) => Impairment::LossOnly { why: why_not },
+            Err(error) => Impairment::None {
+                why: format!("{why_not}; {error}"),
+            },
+        }
     }
 
     /// The tail of every node's log, for failure messages.
@@ -352,6 +497,34 @@ impl Drop for Lab {
     }
 }
 
+/// Delay, jitter and loss for [`Lab::impair`], as `tc netem` takes them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Netem {
+    /// Added one-way delay, in milliseconds.
+    pub(crate) delay_ms: u32,
+    /// Random variation of the delay (±), in milliseconds.
+    pub(crate) jitter_ms: u32,
+    /// Share of packets dropped, in percent.
+    pub(crate) loss_percent: f64,
+}
+
+/// What [`Lab::impair`] could do on this machine.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Impairment {
+    /// `tc netem`: delay, jitter and loss.
+    Netem,
+    /// No netem in this kernel: loss alone, by nftables.
+    LossOnly {
+        /// Why netem could not be used.
+        why: String,
+    },
+    /// Neither netem nor nftables: the link is left as it is.
+    None {
+        /// Why neither could be used.
+        why: String,
+    },
+}
+
 /// Waits until `check` returns `Ok`, checking every [`POLL`] for at most
 /// `limit`; panics with the last error otherwise.
 pub(crate) fn eventually<T>(
@@ -377,6 +550,43 @@ pub(crate) fn eventually<T>(
 /// Ids that `peers` lists.
 pub(crate) fn ids(peers: &[(String, Vec<String>)]) -> BTreeSet<String> {
     peers.iter().map(|(id, _)| id.clone()).collect()
+}
+
+/// Spawns `ip netns exec NS kith --dir DIR up ARGS`, its stderr appended
+/// to `log` and its stdout lines collected by a thread.
+fn spawn_up(ns: &str, dir: &Path, args: &[String], log: &Path) -> (Child, Arc<Mutex<Vec<String>>>) {
+    let log_file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("a log file");
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_kith"), "--dir"])
+        .arg(dir)
+        .arg("up")
+        .args(args)
+        .env_remove("KITH_DIR")
+        .env(
+            "RUST_LOG",
+            "info,libp2p=warn,libp2p_kad=error,kith_net=debug,libp2p_mdns=debug,libp2p_relay=debug",
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log_file))
+        .spawn()
+        .expect("`ip netns exec` starts");
+    // `ip netns exec` execs kith in place: the child's pid is kith's, so
+    // signals sent to the child reach the node itself.
+    let stdout = Arc::new(Mutex::new(Vec::new()));
+    let pipe = child.stdout.take().expect("a piped stdout");
+    let lines = Arc::clone(&stdout);
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            lines.lock().expect("stdout lines").push(line);
+        }
+    });
+    (child, stdout)
 }
 
 /// Runs a program; its stdout on success, else a one-line reason.

@@ -238,16 +238,18 @@ impl Friends {
     }
 
     /// Collects this node's mail from the peers that hold it. Returns how
-    /// many new letters arrived.
-    pub(super) async fn collect(&self) -> usize {
+    /// many new letters arrived, and how many holders were asked (0 when
+    /// the lookup found nobody: the node is offline or alone).
+    pub(super) async fn collect(&self) -> (usize, usize) {
         let key = mailbox_id(&self.me());
         let holders = match self.net().closest_peers(key).await {
             Ok(peers) => peers,
             Err(error) => {
                 debug!(%error, "cannot look up the mailbox's holders");
-                return 0;
+                return (0, 0);
             }
         };
+        let asked = holders.len();
         let results = futures::future::join_all(holders.into_iter().map(|peer| {
             let this = self.clone();
             async move {
@@ -265,7 +267,7 @@ impl Friends {
             }
         }))
         .await;
-        results.into_iter().sum()
+        (results.into_iter().sum(), asked)
     }
 
     async fn collect_from(&self, peer: PeerId) -> Result<usize, WireError> {

@@ -598,6 +598,12 @@ impl Friends {
     /// Checks the mailbox now and fetches files still missing. Returns the
     /// number of new letters.
     pub(crate) async fn check_mail(&self) -> usize {
+        self.check_mail_asking().await.0
+    }
+
+    /// [`Self::check_mail`], also returning how many mailbox holders were
+    /// asked.
+    async fn check_mail_asking(&self) -> (usize, usize) {
         let db = self.db().clone();
         match tokio::task::spawn_blocking(move || db.expire_mail(now_ms())).await {
             Ok(Ok(expired)) if expired > 0 => {
@@ -606,9 +612,9 @@ impl Friends {
             Ok(Err(error)) => warn!(%error, "cannot sweep expired mail"),
             _ => {}
         }
-        let new = self.collect().await;
+        let collected = self.collect().await;
         self.fetch_pending_files().await;
-        new
+        collected
     }
 
     async fn check_mail_periodically(self, mut events: tokio::sync::broadcast::Receiver<NetEvent>) {
@@ -616,17 +622,25 @@ impl Friends {
         let mut tick = tokio::time::interval(self.settings().mail_check);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last: Option<Instant> = None;
+        // Whether the last check reached any mailbox holder. A new
+        // connection sets off a check only while it has not: that is the
+        // node coming online, when waiting for the next tick would delay
+        // mail. Once online, connections come and go all the time (every
+        // DHT lookup opens some), and a check on each would be a lookup
+        // plus twenty streams per connection.
+        let mut reached = false;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 event = events.recv() => match event {
                     Ok(NetEvent::PeerConnected(_))
-                        if last.is_none_or(|at| at.elapsed() >= MIN_CHECK_GAP) => {}
+                        if !reached && last.is_none_or(|at| at.elapsed() >= MIN_CHECK_GAP) => {}
                     Err(RecvError::Closed) => return,
                     _ => continue,
                 },
             }
-            self.check_mail().await;
+            let (_, asked) = self.check_mail_asking().await;
+            reached = asked > 0;
             last = Some(Instant::now());
         }
     }

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use kith_base::{Capability, ContentId};
+use kith_base::{Capability, ContentId, Lease};
 use kith_codec::{DecodeError, Manifest, StripeRecord, decode_stripe_checked, open_manifest};
 use kith_net::PeerId;
 use tokio::sync::{OnceCell, mpsc};
@@ -161,7 +161,7 @@ pub struct Download {
 }
 
 #[derive(Debug, Default)]
-struct ReportState {
+pub(super) struct ReportState {
     corrupt: Vec<CorruptShareReport>,
     peers: HashSet<PeerId>,
     shares: usize,
@@ -224,7 +224,11 @@ impl Download {
             .await;
         let stripe = stripes[index];
         let k = usize::from(self.manifest.params().k());
-        let (record, shares) = self
+        let Fetched {
+            record,
+            shares,
+            lease,
+        } = self
             .shares
             .fetch_stripe(
                 stripe,
@@ -245,7 +249,7 @@ impl Download {
         .map_err(|error| GetError::Internal(error.to_string()))?;
         let plaintext = plaintext?;
         self.shares
-            .cache(record, shares, extent_key(stripes, extent));
+            .cache(record, shares, lease, extent_key(stripes, extent));
         Ok(plaintext)
     }
 }
@@ -260,15 +264,30 @@ fn report_of(report: &Mutex<ReportState>) -> GetReport {
 }
 
 impl Shares {
-    /// Finds and opens the manifest of `capability`.
+    /// Finds and opens the manifest of `capability`, keeping a cached copy
+    /// of the manifest's shares (see [`Shares::cache`]).
     pub(crate) async fn open(&self, capability: &Capability) -> Result<Download, GetError> {
+        self.open_with(capability, Caching::Keep).await
+    }
+
+    /// [`Shares::open`], saying whether the fetched manifest shares are
+    /// cached: not when the file is about to be deleted.
+    pub(crate) async fn open_with(
+        &self,
+        capability: &Capability,
+        caching: Caching,
+    ) -> Result<Download, GetError> {
         let manifest_id = capability.manifest();
         let (holders, asked) = self.locate(*manifest_id.as_bytes(), &[manifest_id]).await;
         if holders[0].is_empty() {
             return Err(GetError::NotFound { asked });
         }
         let report = Arc::new(Mutex::new(ReportState::default()));
-        let (record, shares) = self
+        let Fetched {
+            record,
+            shares,
+            lease,
+        } = self
             .fetch_stripe(manifest_id, &holders[0], None, &report)
             .await?;
         let cap = capability.clone();
@@ -279,7 +298,9 @@ impl Shares {
         .await
         .map_err(|error| GetError::Internal(error.to_string()))?;
         let manifest = manifest?;
-        self.cache(record, shares, *manifest_id.as_bytes());
+        if caching == Caching::Keep {
+            self.cache(record, shares, lease, *manifest_id.as_bytes());
+        }
         Ok(Download {
             shares: self.clone(),
             capability: capability.clone(),
@@ -291,16 +312,17 @@ impl Shares {
     /// Fetches k verified shares of `stripe` from `holders` ((index, peer)
     /// pairs). `k` is `None` when not known yet (the manifest stripe): then
     /// one share is fetched first, and its record tells.
-    async fn fetch_stripe(
+    pub(super) async fn fetch_stripe(
         &self,
         stripe: ContentId,
         holders: &[(u8, PeerId)],
         k: Option<usize>,
         report: &Mutex<ReportState>,
-    ) -> Result<(StripeRecord, Vec<Option<Vec<u8>>>), GetError> {
+    ) -> Result<Fetched, GetError> {
         let mut options = self.order(stripe, holders, k);
         let mut record: Option<StripeRecord> = None;
         let mut good: BTreeMap<u8, Vec<u8>> = BTreeMap::new();
+        let mut lease: Option<Lease> = None;
         let mut asking: HashSet<u8> = HashSet::new();
         let mut pending = FuturesUnordered::new();
         loop {
@@ -336,7 +358,7 @@ impl Shares {
                 });
             };
             asking.remove(&index);
-            let (record_bytes, share) = match result {
+            let (record_bytes, lease_bytes, share) = match result {
                 Ok(found) => found,
                 Err(FetchFailure::Damaged) => {
                     warn!(%peer, %stripe, index, "the holder found its share damaged on disk");
@@ -362,6 +384,11 @@ impl Shares {
             };
             if checked.verify_share(usize::from(index), &share).is_ok() {
                 good.insert(index, share);
+                if lease.is_none()
+                    && let Some(bytes) = lease_bytes
+                {
+                    lease = super::leases::check_lease(&bytes, Some(stripe)).ok();
+                }
                 let mut state = report.lock().unwrap_or_else(|e| e.into_inner());
                 state.peers.insert(peer);
                 state.shares += 1;
@@ -378,7 +405,11 @@ impl Shares {
                 *slot = Some(share);
             }
         }
-        Ok((record, shares))
+        Ok(Fetched {
+            record,
+            shares,
+            lease,
+        })
     }
 
     /// Orders the (index, peer) options of a stripe: data shares (index <
@@ -426,13 +457,17 @@ impl Shares {
         peer: PeerId,
         stripe: ContentId,
         index: u8,
-    ) -> Result<(Vec<u8>, Vec<u8>), FetchFailure> {
+    ) -> Result<(Vec<u8>, Option<Vec<u8>>, Vec<u8>), FetchFailure> {
         if peer == self.me {
             return match self
                 .blocking(move |store| super::server::local_share(store, stripe, index))
                 .await
             {
-                LocalShare::Found { record, share } => Ok((record, share)),
+                LocalShare::Found {
+                    record,
+                    lease,
+                    share,
+                } => Ok((record, lease, share)),
                 LocalShare::Missing => Err(FetchFailure::Other("no longer held here".into())),
                 LocalShare::Damaged => Err(FetchFailure::Damaged),
             };
@@ -446,7 +481,11 @@ impl Shares {
             )
             .await
         {
-            Ok(Answer::Share { record, share }) => Ok((record, share)),
+            Ok(Answer::Share {
+                record,
+                lease,
+                share,
+            }) => Ok((record, lease, share)),
             Ok(Answer::NotFound) => Err(FetchFailure::Other("not found".into())),
             Ok(Answer::Damaged) => Err(FetchFailure::Damaged),
             Ok(other) => Err(FetchFailure::Other(format!("unexpected answer {other:?}"))),
@@ -455,13 +494,21 @@ impl Shares {
     }
 
     /// Keeps fetched, verified shares in this node's store so that it
-    /// serves them too. Best effort: skipped when the queue is full or the
-    /// store refuses.
+    /// serves them too, with the stripe's lease when a holder sent one (so
+    /// that this node takes part in the stripe's repair; the cached copies
+    /// themselves stay ownerless). Best effort: skipped when the queue is
+    /// full or the store refuses.
     ///
     /// Once a stripe is cached, the node announces itself in the DHT as a
     /// provider of `provider_key` (the stripe's extent key, or the manifest
     /// id), so that later downloads find it beside the placed holders.
-    fn cache(&self, record: StripeRecord, shares: Vec<Option<Vec<u8>>>, provider_key: [u8; 32]) {
+    fn cache(
+        &self,
+        record: StripeRecord,
+        shares: Vec<Option<Vec<u8>>>,
+        lease: Option<Lease>,
+        provider_key: [u8; 32],
+    ) {
         let Ok(permit) = self.cache_slots.clone().try_acquire_owned() else {
             debug!("cache queue full; not caching a stripe");
             return;
@@ -487,6 +534,12 @@ impl Shares {
                             }
                         }
                     }
+                    if stored
+                        && let Some(lease) = lease
+                        && let Err(error) = super::leases::keep_lease(store, &lease)
+                    {
+                        debug!(%error, "not keeping a cached stripe's lease");
+                    }
                     stored
                 })
                 .await;
@@ -495,6 +548,25 @@ impl Shares {
             }
         });
     }
+}
+
+/// Whether opening a file keeps a cached copy of what it fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Caching {
+    /// Cache the fetched shares and announce them (reading a file).
+    Keep,
+    /// Fetch only (deleting a file: a fresh cache would outlive the `rm`).
+    Skip,
+}
+
+/// What [`Shares::fetch_stripe`] brings back.
+pub(super) struct Fetched {
+    /// The stripe record, checked against the stripe id.
+    pub(super) record: StripeRecord,
+    /// n slots, k of them filled with verified shares.
+    pub(super) shares: Vec<Option<Vec<u8>>>,
+    /// The owner's lease on the stripe, if a holder sent a valid one.
+    pub(super) lease: Option<Lease>,
 }
 
 /// The queue of stripes waiting to be cached.

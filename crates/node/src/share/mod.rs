@@ -4,16 +4,27 @@
 //! - [`server`]: serving shares to peers (store, fetch, "which do you hold");
 //! - [`client`]: asking a peer, over a pool of reusable streams;
 //! - [`placement`]: which peers hold which shares (XOR distance, extents);
-//! - [`put`], [`get`], [`stat`], [`rm`]: the operations, driven by [`Shares`].
+//! - [`put`], [`get`], [`stat`], [`rm`]: the operations, driven by [`Shares`];
+//! - upkeep, running in the background on every node: [`leases`] (renew
+//!   this node's files, drop expired shares; [`owned`] remembers what it
+//!   stored), [`repair`] (rebuild the missing shares of the stripes it
+//!   holds) and [`scrub`] (re-read its shares to find damage), with
+//!   [`counters`] for `kith status`.
 //!
 //! `docs/storage.md` describes the whole flow; `docs/threat-model.md` what
 //! each kind of peer can learn and do.
 
 mod client;
+mod counters;
 mod get;
+mod leases;
+mod owned;
+mod pacing;
 mod placement;
 mod put;
+mod repair;
 mod rm;
+mod scrub;
 mod server;
 mod stat;
 pub(crate) mod wire;
@@ -22,19 +33,26 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kith_base::ContentId;
+use kith_base::{ContentId, Identity};
 use kith_net::{Client, PeerId};
 use kith_store::Store;
 use tracing::debug;
 
+pub use counters::UpkeepCounters;
 pub use get::{CorruptShareReport, Detected, Download, GetError, GetReport};
+pub use leases::MAX_LEASE;
+pub use owned::OWNED_FILE;
 pub use put::{PutError, PutReport};
 pub use rm::RmReport;
 pub use stat::{Health, StatReport, StripeStat};
 
+pub(crate) use owned::OwnedFiles;
+pub(crate) use repair::RepairState;
 pub(crate) use server::Server;
 
 use client::ShareClient;
+use counters::Counters;
+use get::Caching;
 use wire::{Answer, OutRequest};
 
 /// How long a `have` round may wait for one peer.
@@ -45,10 +63,64 @@ const PROVIDERS_TIMEOUT: Duration = Duration::from_secs(10);
 /// (a repeated announcement is harmless, only wasted work).
 const ANNOUNCED_MEMORY: usize = 4096;
 
-/// Everything put, get and stat need. Cheap to clone.
+/// How the node keeps what it holds: lease length, repair and scrub pace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UpkeepSettings {
+    /// How long holders keep a put's shares unless the owner renews them
+    /// (the owner's node renews at half-time while it runs).
+    pub lease: Duration,
+    /// Whether the node repairs on its own (every repair interval and soon
+    /// after a peer disconnects). Off, it repairs only when asked
+    /// (`kith repair`).
+    pub repair: bool,
+    /// How often this node checks the stripes it holds (it also checks
+    /// soon after a peer disconnects).
+    pub repair_interval: Duration,
+    /// Most bytes per second of repair traffic (fetched plus sent).
+    pub repair_rate: u64,
+    /// Most bytes per second the background scrub reads.
+    pub scrub_rate: u64,
+}
+
+impl Default for UpkeepSettings {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(30 * 24 * 3600),
+            repair: true,
+            repair_interval: Duration::from_secs(600),
+            repair_rate: 32 << 20,
+            scrub_rate: 4 << 20,
+        }
+    }
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
+/// What [`Shares::locate_live`] found.
+struct Located {
+    /// Per stripe asked, the (share index, holder) pairs.
+    holders: Vec<Vec<(u8, PeerId)>>,
+    /// Peers asked.
+    asked: usize,
+    /// Placement candidates that answered, closest first.
+    live: Vec<PeerId>,
+}
+
+/// Everything put, get, stat and the upkeep need. Cheap to clone.
 #[derive(Clone, Debug)]
 pub(crate) struct Shares {
     me: PeerId,
+    identity: Identity,
+    settings: Arc<UpkeepSettings>,
+    counters: Arc<Counters>,
+    owned: OwnedFiles,
+    repair: Arc<RepairState>,
     net: Client,
     store: Store,
     client: ShareClient,
@@ -59,10 +131,21 @@ pub(crate) struct Shares {
 }
 
 impl Shares {
-    pub(crate) fn new(me: PeerId, net: Client, store: Store) -> Self {
+    pub(crate) fn new(
+        identity: Identity,
+        net: Client,
+        store: Store,
+        owned: OwnedFiles,
+        settings: UpkeepSettings,
+    ) -> Self {
         let client = ShareClient::new(net.streams());
         Self {
-            me,
+            me: identity.peer_id(),
+            repair: Arc::new(RepairState::new(settings.repair_rate)),
+            identity,
+            settings: Arc::new(settings),
+            counters: Arc::default(),
+            owned,
             net,
             store,
             client,
@@ -70,6 +153,28 @@ impl Shares {
             cache_slots: get::cache_slots(),
             announced: Arc::default(),
         }
+    }
+
+    /// Repair's state, for the server to tell it about new shares.
+    pub(crate) fn repair_state(&self) -> Arc<RepairState> {
+        self.repair.clone()
+    }
+
+    /// The upkeep counters since start.
+    pub(crate) fn counters(&self) -> UpkeepCounters {
+        self.counters.snapshot()
+    }
+
+    /// The background upkeep tasks: leases, repair, scrub.
+    pub(crate) fn upkeep_tasks(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = vec![
+            tokio::spawn(self.clone().lease_loop()),
+            tokio::spawn(self.clone().scrub_loop()),
+        ];
+        if self.settings.repair {
+            tasks.push(tokio::spawn(self.clone().repair_loop(self.net.events())));
+        }
+        tasks
     }
 
     /// The peers to place around (or look for) `key`, closest first: the
@@ -93,7 +198,9 @@ impl Shares {
 
     /// Where shares keyed by `key` may be: the placement candidates, then
     /// the peers that announced they cached them (provider records).
-    async fn holder_candidates(&self, key: [u8; 32]) -> Vec<PeerId> {
+    /// Returns them, and how many of them are placement candidates (the
+    /// first ones).
+    async fn holder_candidates(&self, key: [u8; 32]) -> (Vec<PeerId>, usize) {
         let providers = async {
             match tokio::time::timeout(PROVIDERS_TIMEOUT, self.net.providers(key)).await {
                 Ok(Ok(providers)) => providers,
@@ -108,12 +215,13 @@ impl Shares {
             }
         };
         let (mut peers, providers) = tokio::join!(self.candidates(key), providers);
+        let placed = peers.len();
         for provider in providers {
             if !peers.contains(&provider) {
                 peers.push(provider);
             }
         }
-        peers
+        (peers, placed)
     }
 
     /// Announces this node as a provider of `key` in the DHT, once per key.
@@ -136,21 +244,29 @@ impl Shares {
     }
 
     /// Asks the candidates around `key`, and the peers that announced they
-    /// hold them, which shares of `stripes` they hold. Returns, per stripe, the (share index, holder) pairs found,
-    /// and how many peers were asked.
+    /// hold them, which shares of `stripes` they hold. Returns, per stripe,
+    /// the (share index, holder) pairs found, and how many peers were asked.
     async fn locate(
         &self,
         key: [u8; 32],
         stripes: &[ContentId],
     ) -> (Vec<Vec<(u8, PeerId)>>, usize) {
-        let peers = self.holder_candidates(key).await;
+        let located = self.locate_live(key, stripes).await;
+        (located.holders, located.asked)
+    }
+
+    /// [`Shares::locate`], also saying which placement candidates answered
+    /// (alive and speaking the protocol), closest to `key` first: where
+    /// repair places rebuilt shares.
+    async fn locate_live(&self, key: [u8; 32], stripes: &[ContentId]) -> Located {
+        let (peers, placed) = self.holder_candidates(key).await;
         let asked = peers.len();
-        let answers = futures::future::join_all(peers.into_iter().map(|peer| {
+        let answers = futures::future::join_all(peers.into_iter().enumerate().map(|(at, peer)| {
             let this = self.clone();
             let stripes = stripes.to_vec();
             async move {
                 let bitmaps = if peer == this.me {
-                    this.local_have(stripes).await
+                    Some(this.local_have(stripes).await)
                 } else {
                     let ask = this.client.call(
                         peer,
@@ -159,28 +275,33 @@ impl Shares {
                     );
                     match tokio::time::timeout(HAVE_TIMEOUT, ask).await {
                         Ok(Ok(Answer::Holding(bitmaps))) if bitmaps.len() == stripes.len() => {
-                            bitmaps
+                            Some(bitmaps)
                         }
                         Ok(Ok(other)) => {
                             debug!(%peer, ?other, "unexpected answer to have");
-                            Vec::new()
+                            None
                         }
                         Ok(Err(error)) => {
                             debug!(%peer, %error, "have failed");
-                            Vec::new()
+                            None
                         }
                         Err(_) => {
                             debug!(%peer, "have timed out");
-                            Vec::new()
+                            None
                         }
                     }
                 };
-                (peer, bitmaps)
+                (at, peer, bitmaps)
             }
         }))
         .await;
         let mut holders = vec![Vec::new(); stripes.len()];
-        for (peer, bitmaps) in answers {
+        let mut live = Vec::new();
+        for (at, peer, bitmaps) in answers {
+            let Some(bitmaps) = bitmaps else { continue };
+            if at < placed {
+                live.push(peer);
+            }
             for (stripe, bitmap) in bitmaps.iter().enumerate() {
                 for index in 0..=u8::MAX {
                     if wire::bit(bitmap, index) {
@@ -189,7 +310,12 @@ impl Shares {
                 }
             }
         }
-        (holders, asked)
+        kith_net::sort_by_distance(&key, &mut live);
+        Located {
+            holders,
+            asked,
+            live,
+        }
     }
 
     async fn local_have(&self, stripes: Vec<ContentId>) -> Vec<[u8; 32]> {

@@ -15,14 +15,16 @@
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
-use kith_base::{Capability, ContentId, FileKey};
+use kith_base::{Capability, ContentId, FileKey, Lease};
 use kith_codec::{EncodeError, EncodedStripe, Encoder, FileMeta, Params};
 use kith_net::PeerId;
+use kith_store::Store;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::Shares;
+use super::owned::OwnedFile;
 use super::placement::{EXTENT_STRIPES, ExtentPlacement};
 use super::wire::{Answer, OutRequest};
 
@@ -126,6 +128,10 @@ impl Shares {
         let mut peers = std::collections::HashSet::new();
         let mut placement = None;
         let mut stripes = 0usize;
+        // Every share carries the same lease end; renewal moves it later.
+        let ends = self.lease_end();
+        let mut extent_key = [0u8; 32];
+        let mut groups: Vec<([u8; 32], Vec<ContentId>)> = Vec::new();
         let result = 'put: loop {
             while sending.len() >= STRIPES_IN_FLIGHT {
                 match join(sending.pop_front()).await {
@@ -139,17 +145,23 @@ impl Shares {
             match message {
                 Encoded::Stripe(stripe) => {
                     if stripes.is_multiple_of(EXTENT_STRIPES) {
-                        match self.place(*stripe.id().as_bytes(), k, n).await {
+                        extent_key = *stripe.id().as_bytes();
+                        groups.push((extent_key, Vec::new()));
+                        match self.place(extent_key, k, n).await {
                             Ok(new) => placement = Some(new),
                             Err(error) => break Err(error),
                         }
                     }
+                    if let Some((_, ids)) = groups.last_mut() {
+                        ids.push(stripe.id());
+                    }
+                    let lease = self.sign_lease(stripe.id(), extent_key, ends);
                     let Some(placement) = placement.clone() else {
                         break Err(PutError::Internal("no placement".into()));
                     };
                     let this = self.clone();
                     sending.push_back(tokio::spawn(async move {
-                        this.send_stripe(Arc::new(stripe), placement).await
+                        this.send_stripe(Arc::new(stripe), lease, placement).await
                     }));
                     stripes += 1;
                 }
@@ -162,14 +174,25 @@ impl Shares {
                         }
                     }
                     let manifest = Arc::new(file.manifest_stripe);
-                    let placement = match self.place(*manifest.id().as_bytes(), k, n).await {
+                    let manifest_key = *manifest.id().as_bytes();
+                    let placement = match self.place(manifest_key, k, n).await {
                         Ok(placement) => placement,
                         Err(error) => break Err(error),
                     };
-                    match self.send_stripe(manifest, placement).await {
+                    let lease = self.sign_lease(manifest.id(), manifest_key, ends);
+                    match self.send_stripe(manifest.clone(), lease, placement).await {
                         Ok(used) => peers.extend(used),
                         Err(error) => break Err(error),
                     }
+                    groups.push((manifest_key, vec![manifest.id()]));
+                    self.remember(
+                        manifest.id(),
+                        OwnedFile {
+                            expires_at: ends,
+                            groups: std::mem::take(&mut groups),
+                        },
+                    )
+                    .await;
                     break Ok(PutReport {
                         capability: file.capability,
                         file_size: file.manifest.file_size(),
@@ -212,10 +235,25 @@ impl Shares {
             .ok_or(PutError::NotEnoughPeers { found, k, n })
     }
 
-    /// Sends the n shares of a stripe to their peers; returns the peers.
+    /// Records a stored file, so that this node renews its leases. A
+    /// failure is logged: the file is stored, but its leases will end
+    /// unless it is put again.
+    async fn remember(&self, manifest: ContentId, file: OwnedFile) {
+        let owned = self.owned.clone();
+        let saved = tokio::task::spawn_blocking(move || owned.insert(&manifest, &file)).await;
+        match saved {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => warn!(%error, "cannot record a stored file for lease renewal"),
+            Err(error) => warn!(%error, "cannot record a stored file for lease renewal"),
+        }
+    }
+
+    /// Sends the n shares of a stripe to their peers, each with `lease`;
+    /// returns the peers.
     async fn send_stripe(
         &self,
         stripe: Arc<EncodedStripe>,
+        lease: Lease,
         placement: Arc<Mutex<ExtentPlacement>>,
     ) -> Result<Vec<PeerId>, PutError> {
         let record = Arc::new(stripe.record().to_bytes());
@@ -225,7 +263,10 @@ impl Shares {
             let stripe = stripe.clone();
             let record = record.clone();
             let placement = placement.clone();
-            async move { this.send_share(&stripe, &record, index, &placement).await }
+            async move {
+                this.send_share(&stripe, &record, &lease, index, &placement)
+                    .await
+            }
         });
         futures::future::try_join_all(sends).await
     }
@@ -234,6 +275,7 @@ impl Shares {
         &self,
         stripe: &Arc<EncodedStripe>,
         record: &[u8],
+        lease: &Lease,
         index: u8,
         placement: &Mutex<ExtentPlacement>,
     ) -> Result<PeerId, PutError> {
@@ -241,12 +283,13 @@ impl Shares {
         let mut peer = lock().target(usize::from(index));
         loop {
             let outcome = if peer == self.me {
-                self.store_locally(stripe.clone(), index).await
+                self.store_locally(stripe.clone(), *lease, index).await
             } else {
                 let request = OutRequest::Put {
                     stripe: stripe.id(),
                     index,
                     record,
+                    lease: lease.as_bytes(),
                     share: stripe.share(usize::from(index)),
                 };
                 match self.client.call(peer, request, 1).await {
@@ -280,19 +323,53 @@ impl Shares {
         }
     }
 
-    async fn store_locally(&self, stripe: Arc<EncodedStripe>, index: u8) -> Result<(), String> {
-        let owner = kith_base::identity::ed25519_key(&self.me).unwrap_or_default();
+    async fn store_locally(
+        &self,
+        stripe: Arc<EncodedStripe>,
+        lease: Lease,
+        index: u8,
+    ) -> Result<(), String> {
+        self.repair.new_shares();
         self.blocking(move |store| {
             let i = usize::from(index);
             let share_id = stripe.record().share_ids()[i];
-            store
-                .put_owned_share(stripe.id(), index, share_id, stripe.share(i), owner)
-                .and_then(|_| store.put_record(stripe.record()))
-                .map(|_| ())
-                .map_err(|error| format!("this node: {error}"))
+            store_leased(
+                store,
+                stripe.record(),
+                index,
+                share_id,
+                stripe.share(i),
+                &lease,
+            )
+            .map(|_| ())
+            .map_err(|error| format!("this node: {error}"))
         })
         .await
     }
+}
+
+/// Stores share `index` of `record`'s stripe under `lease` (its owner and
+/// expiry), then the record and the lease: the share first, so a refused
+/// share leaves nothing behind.
+pub(crate) fn store_leased(
+    store: &Store,
+    record: &kith_codec::StripeRecord,
+    index: u8,
+    share_id: ContentId,
+    share: &[u8],
+    lease: &Lease,
+) -> kith_store::Result<kith_store::PutOutcome> {
+    let outcome = store.put_owned_share(
+        record.id(),
+        index,
+        share_id,
+        share,
+        lease.owner(),
+        Some(lease.expires_at()),
+    )?;
+    store.put_record(record)?;
+    super::leases::keep_lease(store, lease)?;
+    Ok(outcome)
 }
 
 /// Awaits one sending task.

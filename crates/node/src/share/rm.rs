@@ -19,7 +19,7 @@ use kith_net::PeerId;
 use tracing::debug;
 
 use super::wire::{Answer, DropResult, OutRequest};
-use super::{GetError, Shares};
+use super::{Caching, GetError, Shares};
 
 /// Drop requests in flight at once.
 const IN_FLIGHT: usize = 16;
@@ -55,7 +55,9 @@ enum Outcome {
 impl Shares {
     /// Deletes every share of `capability`'s file that this node stored.
     pub(crate) async fn remove(&self, capability: &Capability) -> Result<RmReport, GetError> {
-        let stat = self.stat(capability).await?;
+        // Without caching: the manifest shares fetched to read the file's
+        // layout would otherwise land in this node's store after the drops.
+        let stat = self.stat_with(capability, Caching::Skip).await?;
         let mut report = RmReport::default();
         let mut peers = std::collections::HashSet::new();
         // Data first, the manifest last: a second `rm` can still find the data.
@@ -89,6 +91,13 @@ impl Shares {
             }
         }
         report.peers = peers.len();
+        // Stop renewing: what is left (cached copies, unreachable holders)
+        // ends with its lease.
+        let owned = self.owned.clone();
+        let manifest = capability.manifest();
+        if let Ok(Err(error)) = tokio::task::spawn_blocking(move || owned.remove(&manifest)).await {
+            tracing::warn!(%error, "cannot forget a removed file");
+        }
         Ok(report)
     }
 

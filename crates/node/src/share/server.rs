@@ -44,14 +44,16 @@ pub(crate) const IDLE: Duration = Duration::from_secs(120);
 #[derive(Clone)]
 pub(crate) struct Server {
     store: Store,
+    repair: Arc<super::RepairState>,
     budget: Arc<Semaphore>,
     streams: StreamSlots,
 }
 
 impl Server {
-    pub(crate) fn new(store: Store) -> Self {
+    pub(crate) fn new(store: Store, repair: Arc<super::RepairState>) -> Self {
         Self {
             store,
+            repair,
             budget: Arc::new(Semaphore::new(INBOUND_BUDGET)),
             streams: StreamSlots::new(MAX_STREAMS, MAX_STREAMS_PER_PEER),
         }
@@ -103,8 +105,13 @@ impl Server {
                         .blocking(move |store| local_share(store, stripe, index))
                         .await
                     {
-                        LocalShare::Found { record, share } => {
-                            wire::write_share(&mut stream, &record, &share).await?;
+                        LocalShare::Found {
+                            record,
+                            lease,
+                            share,
+                        } => {
+                            wire::write_share(&mut stream, &record, lease.as_deref(), &share)
+                                .await?;
                         }
                         LocalShare::Missing => {
                             wire::write_answer(&mut stream, &Answer::NotFound).await?;
@@ -128,16 +135,22 @@ impl Server {
                 stripe,
                 index,
                 record,
+                lease,
                 share,
             } => {
-                let owner = kith_base::identity::ed25519_key(&peer).unwrap_or_default();
                 let answer = self
                     .blocking(move |store| {
-                        store_share(store, stripe, index, &record, &share, owner)
+                        store_share(store, stripe, index, &record, &lease, &share)
                     })
                     .await;
-                if let Answer::Refused { message, .. } = &answer {
-                    debug!(%peer, %stripe, index, %message, "refused a share");
+                match &answer {
+                    Answer::Refused { message, .. } => {
+                        debug!(%peer, %stripe, index, %message, "refused a share");
+                    }
+                    Answer::Stored {
+                        already_held: false,
+                    } => self.repair.new_shares(),
+                    _ => {}
                 }
                 answer
             }
@@ -166,6 +179,13 @@ impl Server {
                     .await;
                 debug!(%peer, %stripe, index, ?answer, "drop request");
                 answer
+            }
+            Request::Renew { leases } => {
+                let renewed = self
+                    .blocking(move |store| super::leases::renew_held(store, &leases))
+                    .await;
+                debug!(%peer, renewed, "renewed leases");
+                Answer::Renewed(u32::try_from(renewed).unwrap_or(u32::MAX))
             }
             Request::Get { .. } => Answer::Refused {
                 reason: RefuseReason::Internal,
@@ -222,14 +242,14 @@ pub(crate) fn drop_share(store: &Store, stripe: ContentId, index: u8, owner: [u8
     }
 }
 
-/// Checks and stores a share a peer sent.
+/// Checks and stores a share a peer sent, under the lease it came with.
 fn store_share(
     store: &Store,
     stripe: ContentId,
     index: u8,
     record: &[u8],
+    lease: &[u8],
     share: &[u8],
-    owner: [u8; 32],
 ) -> Answer {
     let refuse = |reason, message: String| Answer::Refused { reason, message };
     let record = match StripeRecord::from_bytes(record) {
@@ -263,14 +283,14 @@ fn store_share(
             ),
         );
     }
+    let lease = match super::leases::check_lease(lease, Some(stripe)) {
+        Ok(lease) => lease,
+        Err(error) => return refuse(RefuseReason::Invalid, format!("bad lease: {error}")),
+    };
     // The share first: if it is refused (quota, mismatch) no record is left
-    // behind for it.
-    // The first node to store a share owns it (a cached copy, which has no
-    // owner, is taken over by the owner's put), in the share's own
-    // transaction.
-    let stored = store
-        .put_owned_share(stripe, index, share_id, share, owner)
-        .and_then(|outcome| store.put_record(&record).map(|_| outcome));
+    // behind for it. The lease's owner owns the share (a cached copy, which
+    // has no owner, is taken over), recorded in the share's own transaction.
+    let stored = super::put::store_leased(store, &record, index, share_id, share, &lease);
     match stored {
         Ok(outcome) => Answer::Stored {
             already_held: outcome == PutOutcome::AlreadyHad,
@@ -293,8 +313,13 @@ fn store_share(
 
 /// What this node's store has of one share.
 pub(crate) enum LocalShare {
-    /// The stripe record and the share, verified.
-    Found { record: Vec<u8>, share: Vec<u8> },
+    /// The stripe record, the lease kept for the stripe (if any) and the
+    /// share, verified.
+    Found {
+        record: Vec<u8>,
+        lease: Option<Vec<u8>>,
+        share: Vec<u8>,
+    },
     /// Not held.
     Missing,
     /// Held, but damaged on disk: the store has just dropped it.
@@ -317,6 +342,7 @@ pub(crate) fn local_share(store: &Store, stripe: ContentId, index: u8) -> LocalS
     match store.get_share(&share_id) {
         Ok(Some(share)) => LocalShare::Found {
             record: record.to_bytes(),
+            lease: store.stripe_lease(&stripe).ok().flatten(),
             share,
         },
         Ok(None) => LocalShare::Missing,

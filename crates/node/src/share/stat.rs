@@ -13,7 +13,7 @@ use kith_codec::Manifest;
 use kith_net::PeerId;
 
 use super::Shares;
-use super::get::GetError;
+use super::get::{Caching, GetError};
 use super::placement::{extent_count, extent_key, extent_stripes};
 
 /// The health of one stripe.
@@ -51,6 +51,8 @@ pub struct StripeStat {
     pub peers: usize,
     /// The verdict.
     pub health: Health,
+    /// Whether this node is repairing the stripe right now.
+    pub repairing: bool,
 }
 
 /// A file's stripes and their holders.
@@ -67,10 +69,47 @@ pub struct StatReport {
     pub asked: usize,
 }
 
+impl StatReport {
+    /// Every stripe, the manifest's first.
+    pub fn all_stripes(&self) -> impl Iterator<Item = &StripeStat> {
+        std::iter::once(&self.manifest_stripe).chain(&self.stripes)
+    }
+
+    /// How many stripes (the manifest's included) are healthy, degraded
+    /// and lost.
+    pub fn health_counts(&self) -> [usize; 3] {
+        let mut counts = [0; 3];
+        for stripe in self.all_stripes() {
+            counts[match stripe.health {
+                Health::Healthy => 0,
+                Health::Degraded => 1,
+                Health::Lost => 2,
+            }] += 1;
+        }
+        counts
+    }
+
+    /// How many shares of the file `peer` holds.
+    pub fn held_by(&self, peer: PeerId) -> usize {
+        self.all_stripes()
+            .map(|s| s.holders.iter().filter(|(_, p)| *p == peer).count())
+            .sum()
+    }
+}
+
 impl Shares {
     /// Reports where the shares of `capability`'s file are.
     pub(crate) async fn stat(&self, capability: &Capability) -> Result<StatReport, GetError> {
-        let download = self.open(capability).await?;
+        self.stat_with(capability, Caching::Keep).await
+    }
+
+    /// [`Shares::stat`], saying whether the manifest is cached on the way.
+    pub(crate) async fn stat_with(
+        &self,
+        capability: &Capability,
+        caching: Caching,
+    ) -> Result<StatReport, GetError> {
+        let download = self.open_with(capability, caching).await?;
         let manifest = download.manifest().clone();
         let (k, n) = (
             usize::from(manifest.params().k()),
@@ -78,7 +117,8 @@ impl Shares {
         );
         let manifest_id = capability.manifest();
         let (holders, mut asked) = self.locate(*manifest_id.as_bytes(), &[manifest_id]).await;
-        let manifest_stripe = judge(manifest_id, &holders[0], k, n);
+        let mut manifest_stripe = judge(manifest_id, &holders[0], k, n);
+        manifest_stripe.repairing = self.repair.is_under_way(&manifest_id);
         let stripes = manifest.stripes();
         let mut stats = Vec::with_capacity(stripes.len());
         for extent in 0..extent_count(stripes.len()) {
@@ -86,7 +126,9 @@ impl Shares {
             let (holders, extent_asked) = self.locate(extent_key(stripes, extent), ids).await;
             asked = asked.max(extent_asked);
             for (id, holders) in ids.iter().zip(&holders) {
-                stats.push(judge(*id, holders, k, n));
+                let mut stat = judge(*id, holders, k, n);
+                stat.repairing = self.repair.is_under_way(id);
+                stats.push(stat);
             }
         }
         Ok(StatReport {
@@ -124,12 +166,19 @@ fn judge(id: ContentId, holders: &[(u8, PeerId)], k: usize, n: usize) -> StripeS
         shares,
         peers: peers.len(),
         health,
+        repairing: false,
     }
 }
 
 /// The most share indices that can be given each to a different peer (a
 /// bipartite matching, by augmenting paths; n ≤ 255, so this is cheap).
 fn distinct_placement(by_index: &BTreeMap<u8, Vec<PeerId>>) -> usize {
+    distinct_assignment(by_index).len()
+}
+
+/// A maximum matching of share indices to distinct peers: index → peer.
+/// The indices left out are the ones repair must place anew.
+pub(super) fn distinct_assignment(by_index: &BTreeMap<u8, Vec<PeerId>>) -> BTreeMap<u8, PeerId> {
     let mut owner: BTreeMap<PeerId, u8> = BTreeMap::new();
     fn augment(
         index: u8,
@@ -151,10 +200,13 @@ fn distinct_placement(by_index: &BTreeMap<u8, Vec<PeerId>>) -> usize {
         }
         false
     }
-    by_index
-        .keys()
-        .filter(|index| augment(**index, by_index, &mut owner, &mut BTreeSet::new()))
-        .count()
+    for index in by_index.keys() {
+        augment(*index, by_index, &mut owner, &mut BTreeSet::new());
+    }
+    owner
+        .into_iter()
+        .map(|(peer, index)| (index, peer))
+        .collect()
 }
 
 #[cfg(test)]

@@ -9,17 +9,19 @@
 //!
 //! | tag | message | payload |
 //! |---|---|---|
-//! | `0x01` | put | stripe id (32) ‖ index (1) ‖ record length u16 LE ‖ stripe record ‖ share bytes |
+//! | `0x01` | put | stripe id (32) ‖ index (1) ‖ record length u16 LE ‖ stripe record ‖ lease (137, see `kith_base::lease`) ‖ share bytes |
 //! | `0x02` | get | stripe id (32) ‖ index (1) |
 //! | `0x03` | have | count u16 LE ‖ count × stripe id (32), count ≤ [`MAX_HAVE`] |
 //! | `0x04` | drop | stripe id (32) ‖ index (1): the owner deletes a share it stored |
+//! | `0x05` | renew | count u16 LE ‖ count × lease (137), count ≤ [`MAX_RENEW`]: the owner extends its leases |
 //! | `0x81` | stored | 1 byte: 0 = newly stored, 1 = already held |
 //! | `0x82` | refused | reason (1: store full, 2: invalid request, 3: internal error, 4: busy, 5: not the owner) ‖ UTF-8 sentence |
-//! | `0x83` | share | record length u16 LE ‖ stripe record ‖ share bytes |
+//! | `0x83` | share | record length u16 LE ‖ stripe record ‖ lease length u8 (0 or 137) ‖ the stripe's lease ‖ share bytes |
 //! | `0x84` | not found | empty |
 //! | `0x85` | holding | count × 32-byte bitmap (bit i of byte i/8 = holds share i), in the order asked |
 //! | `0x86` | damaged | empty: the peer held the share but found it damaged on its disk, and dropped it |
 //! | `0x87` | dropped | 1 byte: 0 = deleted, 1 = was not held, 2 = kept (a cached copy: it has no owner) |
+//! | `0x88` | renewed | u32 LE: shares whose lease was extended |
 //!
 //! The length of a frame is checked against the maximum for its tag before
 //! anything is allocated ([`max_payload`]), and every read and write runs
@@ -36,7 +38,7 @@
 use std::time::Duration;
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use kith_base::ContentId;
+use kith_base::{ContentId, LEASE_LEN};
 use kith_net::StreamProtocol;
 
 /// The protocol id of share transfer.
@@ -48,6 +50,8 @@ pub(crate) const MAX_RECORD: usize = 16 * 1024;
 pub(crate) const MAX_SHARE: usize = kith_store::MAX_SHARE_LEN as usize;
 /// Most stripes one `have` request may ask about.
 pub(crate) const MAX_HAVE: usize = 512;
+/// Most leases one `renew` request may carry (a whole extent fits).
+pub(crate) const MAX_RENEW: usize = 512;
 /// Longest refusal sentence.
 const MAX_MESSAGE: usize = 1024;
 
@@ -55,6 +59,7 @@ const TAG_PUT: u8 = 0x01;
 const TAG_GET: u8 = 0x02;
 const TAG_HAVE: u8 = 0x03;
 const TAG_DROP: u8 = 0x04;
+const TAG_RENEW: u8 = 0x05;
 const TAG_STORED: u8 = 0x81;
 const TAG_REFUSED: u8 = 0x82;
 const TAG_SHARE: u8 = 0x83;
@@ -62,6 +67,7 @@ const TAG_NOT_FOUND: u8 = 0x84;
 const TAG_HOLDING: u8 = 0x85;
 const TAG_DAMAGED: u8 = 0x86;
 const TAG_DROPPED: u8 = 0x87;
+const TAG_RENEWED: u8 = 0x88;
 
 /// Time allowed for a frame of `len` bytes to cross: a base plus the size at
 /// a slow link's 256 KiB/s, so a 1 MiB share gets 14 s and a stalled peer is
@@ -131,6 +137,7 @@ pub(crate) enum Request {
         stripe: ContentId,
         index: u8,
         record: Vec<u8>,
+        lease: Vec<u8>,
         share: Vec<u8>,
     },
     Get {
@@ -144,6 +151,9 @@ pub(crate) enum Request {
         stripe: ContentId,
         index: u8,
     },
+    Renew {
+        leases: Vec<Vec<u8>>,
+    },
 }
 
 /// A request, as sent: borrows the caller's buffers.
@@ -153,6 +163,7 @@ pub(crate) enum OutRequest<'a> {
         stripe: ContentId,
         index: u8,
         record: &'a [u8],
+        lease: &'a [u8; LEASE_LEN],
         share: &'a [u8],
     },
     Get {
@@ -165,6 +176,9 @@ pub(crate) enum OutRequest<'a> {
     Drop {
         stripe: ContentId,
         index: u8,
+    },
+    Renew {
+        leases: &'a [[u8; LEASE_LEN]],
     },
 }
 
@@ -180,6 +194,8 @@ pub(crate) enum Answer {
     },
     Share {
         record: Vec<u8>,
+        /// The owner's lease on the stripe, if the holder keeps one.
+        lease: Option<Vec<u8>>,
         share: Vec<u8>,
     },
     NotFound,
@@ -188,6 +204,7 @@ pub(crate) enum Answer {
     Damaged,
     Holding(Vec<[u8; 32]>),
     Dropped(DropResult),
+    Renewed(u32),
 }
 
 /// What a holder did with a drop request it accepted.
@@ -206,13 +223,15 @@ pub(crate) enum DropResult {
 /// unknown tag.
 pub(crate) fn max_payload(tag: u8) -> Option<usize> {
     Some(match tag {
-        TAG_PUT => 32 + 1 + 2 + MAX_RECORD + MAX_SHARE,
+        TAG_PUT => 32 + 1 + 2 + MAX_RECORD + LEASE_LEN + MAX_SHARE,
+        TAG_RENEW => 2 + LEASE_LEN * MAX_RENEW,
+        TAG_RENEWED => 4,
         TAG_GET | TAG_DROP => 33,
         TAG_DROPPED => 1,
         TAG_HAVE => 2 + 32 * MAX_HAVE,
         TAG_STORED => 1,
         TAG_REFUSED => 1 + MAX_MESSAGE,
-        TAG_SHARE => 2 + MAX_RECORD + MAX_SHARE,
+        TAG_SHARE => 2 + MAX_RECORD + 1 + LEASE_LEN + MAX_SHARE,
         TAG_NOT_FOUND => 0,
         TAG_DAMAGED => 0,
         TAG_HOLDING => 32 * MAX_HAVE,
@@ -305,6 +324,7 @@ pub(crate) async fn write_request<W: AsyncWrite + Unpin>(
             stripe,
             index,
             record,
+            lease,
             share,
         } => {
             let record_len = u16::try_from(record.len())
@@ -319,6 +339,7 @@ pub(crate) async fn write_request<W: AsyncWrite + Unpin>(
                     &[index],
                     &record_len.to_le_bytes(),
                     record,
+                    lease,
                     share,
                 ],
             )
@@ -329,6 +350,17 @@ pub(crate) async fn write_request<W: AsyncWrite + Unpin>(
         }
         OutRequest::Drop { stripe, index } => {
             write_frame(writer, TAG_DROP, &[stripe.as_bytes(), &[index]]).await
+        }
+        OutRequest::Renew { leases } => {
+            if leases.len() > MAX_RENEW {
+                return Err(WireError::Malformed("too many leases in one renew request"));
+            }
+            let mut payload = Vec::with_capacity(2 + LEASE_LEN * leases.len());
+            payload.extend_from_slice(&(leases.len() as u16).to_le_bytes());
+            for lease in leases {
+                payload.extend_from_slice(lease);
+            }
+            write_frame(writer, TAG_RENEW, &[&payload]).await
         }
         OutRequest::Have { stripes } => {
             if stripes.len() > MAX_HAVE {
@@ -349,13 +381,18 @@ pub(crate) fn parse_request(tag: u8, payload: Vec<u8>) -> Result<Request, WireEr
     match tag {
         TAG_PUT => {
             let (stripe, index, rest) = stripe_and_index(&payload)?;
-            let (record, share_at) = record_at(rest, 33)?;
+            let (record, lease_at) = record_at(rest, 33)?;
+            let lease = payload
+                .get(lease_at..lease_at + LEASE_LEN)
+                .ok_or(WireError::Malformed("put request too short for its lease"))?
+                .to_vec();
             let mut payload = payload;
-            let share = payload.split_off(share_at);
+            let share = payload.split_off(lease_at + LEASE_LEN);
             Ok(Request::Put {
                 stripe,
                 index,
                 record,
+                lease,
                 share,
             })
         }
@@ -372,6 +409,18 @@ pub(crate) fn parse_request(tag: u8, payload: Vec<u8>) -> Result<Request, WireEr
                 return Err(WireError::Malformed("drop request too long"));
             }
             Ok(Request::Drop { stripe, index })
+        }
+        TAG_RENEW => {
+            let count = u16_at(&payload, 0)? as usize;
+            let leases = &payload[2..];
+            if count > MAX_RENEW || leases.len() != LEASE_LEN * count {
+                return Err(WireError::Malformed(
+                    "renew request length does not match its count",
+                ));
+            }
+            Ok(Request::Renew {
+                leases: leases.chunks_exact(LEASE_LEN).map(<[u8]>::to_vec).collect(),
+            })
         }
         TAG_HAVE => {
             let count = u16_at(&payload, 0)? as usize;
@@ -409,7 +458,11 @@ pub(crate) async fn write_answer<W: AsyncWrite + Unpin>(
             )
             .await
         }
-        Answer::Share { record, share } => write_share(writer, record, share).await,
+        Answer::Share {
+            record,
+            lease,
+            share,
+        } => write_share(writer, record, lease.as_deref(), share).await,
         Answer::NotFound => write_frame(writer, TAG_NOT_FOUND, &[]).await,
         Answer::Damaged => write_frame(writer, TAG_DAMAGED, &[]).await,
         Answer::Dropped(result) => {
@@ -420,6 +473,7 @@ pub(crate) async fn write_answer<W: AsyncWrite + Unpin>(
             };
             write_frame(writer, TAG_DROPPED, &[&[code]]).await
         }
+        Answer::Renewed(count) => write_frame(writer, TAG_RENEWED, &[&count.to_le_bytes()]).await,
         Answer::Holding(bitmaps) => {
             let flat: Vec<u8> = bitmaps.iter().flatten().copied().collect();
             write_frame(writer, TAG_HOLDING, &[&flat]).await
@@ -431,14 +485,24 @@ pub(crate) async fn write_answer<W: AsyncWrite + Unpin>(
 pub(crate) async fn write_share<W: AsyncWrite + Unpin>(
     writer: &mut W,
     record: &[u8],
+    lease: Option<&[u8]>,
     share: &[u8],
 ) -> Result<(), WireError> {
     let record_len =
         u16::try_from(record.len()).map_err(|_| WireError::Malformed("stripe record too long"))?;
+    let lease = lease
+        .filter(|lease| lease.len() == LEASE_LEN)
+        .unwrap_or(&[]);
     write_frame(
         writer,
         TAG_SHARE,
-        &[&record_len.to_le_bytes(), record, share],
+        &[
+            &record_len.to_le_bytes(),
+            record,
+            &[lease.len() as u8],
+            lease,
+            share,
+        ],
     )
     .await
 }
@@ -472,9 +536,28 @@ fn parse_answer(tag: u8, mut payload: Vec<u8>) -> Result<Answer, WireError> {
             })
         }
         TAG_SHARE => {
-            let (record, share_at) = record_at(&payload, 0)?;
-            let share = payload.split_off(share_at);
-            Ok(Answer::Share { record, share })
+            let (record, lease_at) = record_at(&payload, 0)?;
+            let lease_len = usize::from(
+                *payload
+                    .get(lease_at)
+                    .ok_or(WireError::Malformed("share answer cut short"))?,
+            );
+            let lease = match lease_len {
+                0 => None,
+                LEASE_LEN => Some(
+                    payload
+                        .get(lease_at + 1..lease_at + 1 + LEASE_LEN)
+                        .ok_or(WireError::Malformed("share answer cut short"))?
+                        .to_vec(),
+                ),
+                _ => return Err(WireError::Malformed("share answer with a bad lease length")),
+            };
+            let share = payload.split_off(lease_at + 1 + lease_len);
+            Ok(Answer::Share {
+                record,
+                lease,
+                share,
+            })
         }
         TAG_NOT_FOUND => Ok(Answer::NotFound),
         TAG_DAMAGED => Ok(Answer::Damaged),
@@ -484,6 +567,13 @@ fn parse_answer(tag: u8, mut payload: Vec<u8>) -> Result<Answer, WireError> {
             [2] => Ok(Answer::Dropped(DropResult::KeptCache)),
             _ => Err(WireError::Malformed("dropped answer")),
         },
+        TAG_RENEWED => {
+            let count: [u8; 4] = payload
+                .as_slice()
+                .try_into()
+                .map_err(|_| WireError::Malformed("renewed answer"))?;
+            Ok(Answer::Renewed(u32::from_le_bytes(count)))
+        }
         TAG_HOLDING => {
             if !payload.len().is_multiple_of(32) {
                 return Err(WireError::Malformed("holding answer is not whole bitmaps"));
@@ -575,10 +665,12 @@ mod tests {
     #[tokio::test]
     async fn requests_round_trip() {
         let stripe = ContentId::of(b"stripe");
+        let lease = [7u8; LEASE_LEN];
         let got = round_trip_request(OutRequest::Put {
             stripe,
             index: 4,
             record: b"record",
+            lease: &lease,
             share: b"share bytes",
         })
         .await;
@@ -587,14 +679,29 @@ mod tests {
                 stripe: s,
                 index,
                 record,
+                lease: got_lease,
                 share,
             } => {
                 assert_eq!((s, index), (stripe, 4));
                 assert_eq!(record, b"record");
+                assert_eq!(got_lease, lease);
                 assert_eq!(share, b"share bytes");
             }
             other => panic!("{other:?}"),
         }
+        let leases = [[1u8; LEASE_LEN], [2u8; LEASE_LEN]];
+        let got = round_trip_request(OutRequest::Renew { leases: &leases }).await;
+        assert!(
+            matches!(&got, Request::Renew { leases: got } if got.len() == 2 && got[1] == leases[1]),
+            "{got:?}"
+        );
+        // A put too short to hold its lease is malformed, not a panic.
+        let mut short = stripe.as_bytes().to_vec();
+        short.extend_from_slice(&[0, 3, 0, b'r', b'e', b'c', 1, 2]);
+        assert!(matches!(
+            parse_request(TAG_PUT, short),
+            Err(WireError::Malformed(_))
+        ));
         let got = round_trip_request(OutRequest::Get { stripe, index: 2 }).await;
         assert!(matches!(got, Request::Get { stripe: s, index: 2 } if s == stripe));
         let ids = [stripe, ContentId::of(b"other")];
@@ -619,11 +726,18 @@ mod tests {
             },
             Answer::Share {
                 record: b"rec".to_vec(),
+                lease: None,
+                share: vec![9; 1000],
+            },
+            Answer::Share {
+                record: b"rec".to_vec(),
+                lease: Some(vec![5; LEASE_LEN]),
                 share: vec![9; 1000],
             },
             Answer::NotFound,
             Answer::Damaged,
             Answer::Holding(vec![bitmap, [0; 32]]),
+            Answer::Renewed(70_000),
         ] {
             assert_eq!(round_trip_answer(&answer).await, answer);
         }

@@ -1,12 +1,14 @@
 //! Integration tests of the testnet: real kith nodes talking over
 //! 127.0.0.1 TCP (or the in-process memory transport) in one process.
 //!
-//! One test binary (so it links once). Where new tests go:
+//! One test binary (so it links once); the 200-node scale run is
+//! `tests/scale.rs`, a binary of its own so that it runs alone. Where new
+//! tests go:
 //! - `dht.rs`: the network forming and lookups across it;
 //! - `friends.rs`: messages, files and mailboxes between nodes;
 //! - `restart.rs`: nodes stopping and coming back;
 //! - `rm.rs`: deleting a stored file, by its owner only;
-//! - `scale.rs`: a reduced `kith-testnet scale` run on the memory transport.
+//! - `upkeep.rs`: repair, scrub and leases.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,7 +16,7 @@ mod dht;
 mod friends;
 mod restart;
 mod rm;
-mod scale;
+mod upkeep;
 
 use std::time::Duration;
 
@@ -33,18 +35,7 @@ pub(crate) fn bytes(len: usize, seed: u8) -> Vec<u8> {
 /// Waits until every node knows at least `peers` others in its routing
 /// table.
 pub(crate) async fn wait_joined(net: &Testnet, peers: usize) {
-    net.wait_for(
-        "every node knows its peers",
-        Duration::from_secs(90),
-        || async {
-            for (_, node) in net.nodes() {
-                if node.net().known_peers().await.unwrap_or_default().len() < peers {
-                    return false;
-                }
-            }
-            true
-        },
-    )
-    .await
-    .unwrap();
+    net.wait_joined(peers, Duration::from_secs(90))
+        .await
+        .unwrap();
 }

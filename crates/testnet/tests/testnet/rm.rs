@@ -1,6 +1,7 @@
 //! `rm`: the node that stored a file deletes it from every holder; any
 //! other node's request is refused and deletes nothing.
 
+use kith_base::ContentId;
 use kith_node::{FileMeta, GetError, Health, Params};
 use kith_testnet::{Testnet, TestnetConfig};
 
@@ -35,19 +36,20 @@ async fn only_the_owner_deletes_a_file() {
         "3 data stripes and the manifest, 5 shares each"
     );
 
-    // A stranger's rm: every holder refuses; nothing is deleted. (Opening
-    // the manifest caches its shares on the stranger, which is no loss.)
+    // A stranger's rm: every holder refuses; nothing is deleted.
     let refused = stranger.remove(&cap).await.unwrap();
     assert_eq!(refused.dropped, 0, "{refused:?}");
     assert!(refused.refused >= 15, "{refused:?}");
-    let stat = owner.stat(&cap).await.unwrap();
+    let stat = net.node(2).stat(&cap).await.unwrap();
     assert!(
         stat.stripes.iter().all(|s| s.health == Health::Healthy),
         "the file must be intact after a refused rm"
     );
 
-    // The stranger caches the manifest in the background and then announces
-    // it; once announced, the cache is on its disk for the owner's rm to meet.
+    // The stranger reads the file's manifest, which caches its shares in
+    // the background and then announces them; once announced, the cache is
+    // on its disk for the owner's rm to meet.
+    stranger.stat(&cap).await.unwrap();
     let stranger_id = stranger.peer_id();
     net.wait_for(
         "the stranger announced its cached manifest",
@@ -67,11 +69,39 @@ async fn only_the_owner_deletes_a_file() {
     let removed = owner.remove(&cap).await.unwrap();
     assert_eq!(removed.refused, 0, "{removed:?}");
     assert_eq!(removed.dropped, 20, "{removed:?}");
-    let left = shares_held().await;
-    assert_eq!(
-        left as usize, removed.cached,
-        "only the stranger's cached copies are left ({removed:?})"
+    // What is left are copies cached by nodes that read the file (the
+    // stranger, and node 2's `stat` above, which caches in the background
+    // and may finish after `rm` looked): all without an owner.
+    let stripes: Vec<ContentId> = stat
+        .stripes
+        .iter()
+        .map(|stripe| stripe.id)
+        .chain([stat.manifest_stripe.id])
+        .collect();
+    let (mut owned_left, mut cached_left) = (0, 0);
+    for (_, node) in net.nodes() {
+        for stripe in &stripes {
+            for (_, share) in node.store().shares_of_stripe(stripe).unwrap() {
+                match node.store().share_info(&share).unwrap() {
+                    Some(info) if info.owner == [0; 32] => cached_left += 1,
+                    Some(_) => owned_left += 1,
+                    None => {}
+                }
+            }
+        }
+    }
+    assert_eq!(owned_left, 0, "an owned share survived the owner's rm");
+    assert!(
+        cached_left >= removed.cached && cached_left > 0,
+        "the stranger's cached copies stay ({cached_left} left, {removed:?})"
     );
+    assert_eq!(
+        shares_held().await as usize,
+        cached_left,
+        "nothing but cached copies of the file is stored"
+    );
+    // The owner read the manifest to find the holders, but kept no copy.
+    assert_eq!(owner.store().usage().shares, 0, "rm left a cache behind");
     match net.node(3).get(&cap).await {
         Err(GetError::NotFound { .. } | GetError::Lost { .. }) => {}
         Ok(download) => {
@@ -95,5 +125,6 @@ async fn only_the_owner_deletes_a_file() {
         again.as_ref().map_or(true, |report| report.dropped == 0),
         "{again:?}"
     );
+    assert_eq!(owner.store().usage().shares, 0, "rm left a cache behind");
     net.shutdown().await;
 }
