@@ -61,6 +61,13 @@ fn status_lines(status: &kith_node::NodeStatus) -> Vec<String> {
             "leases    {} shares renewed, {} expired",
             upkeep.leases_renewed, upkeep.shares_expired
         ),
+        format!(
+            "served    {} shares ({}), {} of them passed on from memory, {} requests sent to a peer that had just got the share",
+            upkeep.shares_served,
+            ByteSize(upkeep.bytes_served),
+            upkeep.served_from_memory,
+            upkeep.swarm_redirects
+        ),
     ]
 }
 

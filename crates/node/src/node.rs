@@ -149,8 +149,7 @@ impl Node {
             owned,
             config.upkeep.clone(),
         );
-        let server =
-            tokio::spawn(Server::new(store.clone(), shares.repair_state()).run(net.streams()));
+        let server = tokio::spawn(Server::new(&shares).run(net.streams()));
         let friends = Friends::open(
             identity.clone(),
             data_dir.clone(),

@@ -25,6 +25,15 @@ impl StreamSlots {
         }
     }
 
+    /// Whether `peer` has a stream open here now (it is connected, and
+    /// speaks the protocol).
+    pub(crate) fn has_open(&self, peer: &PeerId) -> bool {
+        self.open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(peer)
+    }
+
     /// A slot for one more stream of `peer`, or `None` if either limit is
     /// reached. The slot is given back when dropped.
     pub(crate) fn admit(&self, peer: PeerId) -> Option<Slot> {

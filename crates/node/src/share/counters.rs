@@ -1,5 +1,6 @@
-//! Counters of the node's storage upkeep (repair, scrub, leases), shown by
-//! `kith status` and `GET /v1/status`. They count since the node started.
+//! Counters of the node's storage upkeep (repair, scrub, leases) and of the
+//! shares it served to downloaders, shown by `kith status` and
+//! `GET /v1/status`. They count since the node started.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -20,6 +21,10 @@ pub(crate) struct Counters {
     pub(crate) scrub_passes: AtomicU64,
     pub(crate) leases_renewed: AtomicU64,
     pub(crate) shares_expired: AtomicU64,
+    pub(crate) shares_served: AtomicU64,
+    pub(crate) bytes_served: AtomicU64,
+    pub(crate) served_from_memory: AtomicU64,
+    pub(crate) swarm_redirects: AtomicU64,
 }
 
 /// Adds `by` to a counter.
@@ -61,6 +66,21 @@ pub struct UpkeepCounters {
     pub leases_renewed: u64,
     /// Shares dropped here because their lease ended.
     pub shares_expired: u64,
+    /// Shares this node sent to peers that asked for them (downloads,
+    /// repairs).
+    #[serde(default)]
+    pub shares_served: u64,
+    /// Their bytes.
+    #[serde(default)]
+    pub bytes_served: u64,
+    /// Of those shares, how many came from memory: fetched moments ago by
+    /// this node's own download and passed on (swarming).
+    #[serde(default)]
+    pub served_from_memory: u64,
+    /// Requests this node answered with "ask that peer instead", a peer it
+    /// had just given the share to (swarming).
+    #[serde(default)]
+    pub swarm_redirects: u64,
 }
 
 impl Counters {
@@ -82,6 +102,10 @@ impl Counters {
             scrub_passes: get(&self.scrub_passes),
             leases_renewed: get(&self.leases_renewed),
             shares_expired: get(&self.shares_expired),
+            shares_served: get(&self.shares_served),
+            bytes_served: get(&self.bytes_served),
+            served_from_memory: get(&self.served_from_memory),
+            swarm_redirects: get(&self.swarm_redirects),
         }
     }
 }

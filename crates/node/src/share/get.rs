@@ -20,13 +20,18 @@
 //! the reader of [`Download::into_stream`] has not taken yet (a channel of
 //! [`STRIPES_AHEAD`] segments), whatever the file size.
 //!
-//! Swarming: fetched shares are also kept in this node's store (within its
-//! quota, best effort, off the download's path), so this node answers `have`
-//! for them and later downloads draw from it too.
+//! Swarming: every share is asked for with "get, or say where", so a holder
+//! that gave it to another downloader moments ago may send this node there
+//! instead (see [`super::swarm`]); a redirected ask that finds nothing, or a
+//! bad share, goes back to the holder without redirect. Each share fetched
+//! is passed on from memory to downloaders sent here, and kept in this
+//! node's store (within its quota, best effort, off the download's path),
+//! so this node answers `have` for it and later downloads draw from it too.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use kith_base::{Capability, ContentId, Lease};
@@ -38,6 +43,7 @@ use tracing::{debug, warn};
 use super::Shares;
 use super::placement::{EXTENT_STRIPES, extent_count, extent_key, extent_of, extent_stripes};
 use super::server::LocalShare;
+use super::swarm::HeldShare;
 use super::wire::{Answer, MAX_SHARE, OutRequest};
 
 /// Stripes fetched at once.
@@ -109,6 +115,43 @@ pub enum Detected {
     /// This node: the share the peer sent failed verification against the
     /// stripe record. The peer is avoided from then on.
     ByVerification,
+}
+
+/// A share as one peer served it (not yet checked).
+struct Served {
+    record: Vec<u8>,
+    lease: Option<Vec<u8>>,
+    share: Bytes,
+    /// Who sent it: the holder asked, or the peer it sent this node to.
+    from: PeerId,
+}
+
+/// What one get exchange brought other than a share.
+enum Asked {
+    /// "Ask that peer instead."
+    Elsewhere(PeerId),
+    Failed(FetchFailure),
+}
+
+impl Asked {
+    fn into_failure(self) -> FetchFailure {
+        match self {
+            Self::Elsewhere(other) => {
+                FetchFailure::Other(format!("sent to {other} when no redirect was asked for"))
+            }
+            Self::Failed(failure) => failure,
+        }
+    }
+}
+
+impl std::fmt::Debug for Asked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Elsewhere(other) => write!(f, "sent on to {other}"),
+            Self::Failed(FetchFailure::Damaged) => f.write_str("damaged"),
+            Self::Failed(FetchFailure::Other(reason)) => f.write_str(reason),
+        }
+    }
 }
 
 /// Why a share could not be fetched from one holder.
@@ -321,9 +364,14 @@ impl Shares {
     ) -> Result<Fetched, GetError> {
         let mut options = self.order(stripe, holders, k);
         let mut record: Option<StripeRecord> = None;
-        let mut good: BTreeMap<u8, Vec<u8>> = BTreeMap::new();
+        // The record's and lease's bytes as checked, for passing shares on.
+        let mut record_bytes: Option<Bytes> = None;
+        let mut lease_bytes: Option<Bytes> = None;
+        let mut good: BTreeMap<u8, Bytes> = BTreeMap::new();
         let mut lease: Option<Lease> = None;
         let mut asking: HashSet<u8> = HashSet::new();
+        // Holders to ask without redirect: where a redirect led to bad bytes.
+        let mut direct: HashSet<(u8, PeerId)> = HashSet::new();
         let mut pending = FuturesUnordered::new();
         loop {
             let want = record
@@ -343,13 +391,15 @@ impl Shares {
                 };
                 let (index, peer) = options.remove(at);
                 asking.insert(index);
+                let redirect = !direct.contains(&(index, peer));
+                let guard = self.swarm.begin((stripe, index));
                 let this = self.clone();
                 pending.push(async move {
-                    let result = this.fetch_share(peer, stripe, index).await;
-                    (index, peer, result)
+                    let result = this.fetch_share(peer, stripe, index, redirect).await;
+                    (index, peer, result, guard)
                 });
             }
-            let Some((index, peer, result)) = pending.next().await else {
+            let Some((index, peer, result, guard)) = pending.next().await else {
                 return Err(GetError::Lost {
                     stripe,
                     found: good.len(),
@@ -358,8 +408,8 @@ impl Shares {
                 });
             };
             asking.remove(&index);
-            let (record_bytes, lease_bytes, share) = match result {
-                Ok(found) => found,
+            let served = match result {
+                Ok(served) => served,
                 Err(FetchFailure::Damaged) => {
                     warn!(%peer, %stripe, index, "the holder found its share damaged on disk");
                     report_bad(report, peer, stripe, index, Detected::OnHolderDisk);
@@ -370,11 +420,24 @@ impl Shares {
                     continue;
                 }
             };
+            let from = served.from;
+            // Bad bytes from a peer this node was sent to: strike that peer
+            // and ask the holder again, straight.
+            let retry_direct = |options: &mut Vec<(u8, PeerId)>, direct: &mut HashSet<_>| {
+                if from != peer {
+                    direct.insert((index, peer));
+                    options.insert(0, (index, peer));
+                }
+            };
             if record.is_none() {
-                match StripeRecord::from_bytes(&record_bytes) {
-                    Ok(parsed) if parsed.id() == stripe => record = Some(parsed),
+                match StripeRecord::from_bytes(&served.record) {
+                    Ok(parsed) if parsed.id() == stripe => {
+                        record = Some(parsed);
+                        record_bytes = Some(Bytes::from(served.record));
+                    }
                     _ => {
-                        self.strike(report, peer, stripe, index);
+                        self.strike(report, from, stripe, index);
+                        retry_direct(&mut options, &mut direct);
                         continue;
                     }
                 }
@@ -382,24 +445,37 @@ impl Shares {
             let Some(checked) = record.as_ref() else {
                 continue;
             };
-            if checked.verify_share(usize::from(index), &share).is_ok() {
-                good.insert(index, share);
+            if checked
+                .verify_share(usize::from(index), &served.share)
+                .is_ok()
+            {
                 if lease.is_none()
-                    && let Some(bytes) = lease_bytes
+                    && let Some(bytes) = served.lease
+                    && let Ok(valid) = super::leases::check_lease(&bytes, Some(stripe))
                 {
-                    lease = super::leases::check_lease(&bytes, Some(stripe)).ok();
+                    lease = Some(valid);
+                    lease_bytes = Some(Bytes::from(bytes));
                 }
+                if let (Some(guard), Some(record_bytes)) = (guard, &record_bytes) {
+                    guard.done(HeldShare {
+                        record: record_bytes.clone(),
+                        lease: lease_bytes.clone(),
+                        share: served.share.clone(),
+                    });
+                }
+                good.insert(index, served.share);
                 let mut state = report.lock().unwrap_or_else(|e| e.into_inner());
-                state.peers.insert(peer);
+                state.peers.insert(from);
                 state.shares += 1;
             } else {
-                self.strike(report, peer, stripe, index);
+                self.strike(report, from, stripe, index);
+                retry_direct(&mut options, &mut direct);
             }
         }
         let Some(record) = record else {
             return Err(GetError::Internal("no record".into()));
         };
-        let mut shares: Vec<Option<Vec<u8>>> = vec![None; usize::from(record.n())];
+        let mut shares: Vec<Option<Bytes>> = vec![None; usize::from(record.n())];
         for (index, share) in good {
             if let Some(slot) = shares.get_mut(usize::from(index)) {
                 *slot = Some(share);
@@ -452,12 +528,16 @@ impl Shares {
     }
 
     /// One share and its record, from a peer or from this node's store.
+    /// With `redirect`, a holder may send this node to a peer that got the
+    /// share from it moments ago; if that peer does not have it after all,
+    /// the holder is asked again without redirect.
     async fn fetch_share(
         &self,
         peer: PeerId,
         stripe: ContentId,
         index: u8,
-    ) -> Result<(Vec<u8>, Option<Vec<u8>>, Vec<u8>), FetchFailure> {
+        redirect: bool,
+    ) -> Result<Served, FetchFailure> {
         if peer == self.me {
             return match self
                 .blocking(move |store| super::server::local_share(store, stripe, index))
@@ -467,29 +547,73 @@ impl Shares {
                     record,
                     lease,
                     share,
-                } => Ok((record, lease, share)),
+                } => Ok(Served {
+                    record,
+                    lease,
+                    share: Bytes::from(share),
+                    from: peer,
+                }),
                 LocalShare::Missing => Err(FetchFailure::Other("no longer held here".into())),
                 LocalShare::Damaged => Err(FetchFailure::Damaged),
             };
         }
+        let elsewhere = match self.ask_share(peer, stripe, index, redirect).await {
+            Err(Asked::Elsewhere(other)) if other != self.me && other != peer => other,
+            Err(Asked::Elsewhere(_)) => {
+                return self
+                    .ask_share(peer, stripe, index, false)
+                    .await
+                    .map_err(Asked::into_failure);
+            }
+            Err(Asked::Failed(failure)) => return Err(failure),
+            Ok(served) => return Ok(served),
+        };
+        match self.ask_share(elsewhere, stripe, index, false).await {
+            Ok(served) => Ok(served),
+            Err(why) => {
+                debug!(%peer, %elsewhere, %stripe, index, ?why, "sent elsewhere in vain; asking the holder");
+                self.ask_share(peer, stripe, index, false)
+                    .await
+                    .map_err(Asked::into_failure)
+            }
+        }
+    }
+
+    /// One get exchange with `peer`.
+    async fn ask_share(
+        &self,
+        peer: PeerId,
+        stripe: ContentId,
+        index: u8,
+        redirect: bool,
+    ) -> Result<Served, Asked> {
+        let request = OutRequest::Get {
+            stripe,
+            index,
+            redirect,
+        };
         match self
             .client
-            .call(
-                peer,
-                OutRequest::Get { stripe, index },
-                MAX_SHARE.min(64 << 20),
-            )
+            .call(peer, request, MAX_SHARE.min(64 << 20))
             .await
         {
             Ok(Answer::Share {
                 record,
                 lease,
                 share,
-            }) => Ok((record, lease, share)),
-            Ok(Answer::NotFound) => Err(FetchFailure::Other("not found".into())),
-            Ok(Answer::Damaged) => Err(FetchFailure::Damaged),
-            Ok(other) => Err(FetchFailure::Other(format!("unexpected answer {other:?}"))),
-            Err(error) => Err(FetchFailure::Other(error.to_string())),
+            }) => Ok(Served {
+                record,
+                lease,
+                share,
+                from: peer,
+            }),
+            Ok(Answer::Elsewhere(other)) if redirect => Err(Asked::Elsewhere(other)),
+            Ok(Answer::NotFound) => Err(Asked::Failed(FetchFailure::Other("not found".into()))),
+            Ok(Answer::Damaged) => Err(Asked::Failed(FetchFailure::Damaged)),
+            Ok(other) => Err(Asked::Failed(FetchFailure::Other(format!(
+                "unexpected answer {other:?}"
+            )))),
+            Err(error) => Err(Asked::Failed(FetchFailure::Other(error.to_string()))),
         }
     }
 
@@ -505,7 +629,7 @@ impl Shares {
     fn cache(
         &self,
         record: StripeRecord,
-        shares: Vec<Option<Vec<u8>>>,
+        shares: Vec<Option<Bytes>>,
         lease: Option<Lease>,
         provider_key: [u8; 32],
     ) {
@@ -564,7 +688,7 @@ pub(super) struct Fetched {
     /// The stripe record, checked against the stripe id.
     pub(super) record: StripeRecord,
     /// n slots, k of them filled with verified shares.
-    pub(super) shares: Vec<Option<Vec<u8>>>,
+    pub(super) shares: Vec<Option<Bytes>>,
     /// The owner's lease on the stripe, if a holder sent a valid one.
     pub(super) lease: Option<Lease>,
 }

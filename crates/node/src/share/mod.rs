@@ -9,7 +9,8 @@
 //!   this node's files, drop expired shares; [`owned`] remembers what it
 //!   stored), [`repair`] (rebuild the missing shares of the stripes it
 //!   holds) and [`scrub`] (re-read its shares to find damage), with
-//!   [`counters`] for `kith status`.
+//!   [`counters`] for `kith status`;
+//! - [`swarm`]: downloaders of one file at one time serve each other.
 //!
 //! `docs/storage.md` describes the whole flow; `docs/threat-model.md` what
 //! each kind of peer can learn and do.
@@ -27,6 +28,7 @@ mod rm;
 mod scrub;
 mod server;
 mod stat;
+mod swarm;
 pub(crate) mod wire;
 
 use std::collections::{HashMap, HashSet};
@@ -126,6 +128,7 @@ pub(crate) struct Shares {
     client: ShareClient,
     bad: BadPeers,
     cache_slots: Arc<tokio::sync::Semaphore>,
+    swarm: swarm::Swarm,
     /// Provider keys this node has announced (cached content).
     announced: Arc<Mutex<HashSet<[u8; 32]>>>,
 }
@@ -151,13 +154,9 @@ impl Shares {
             client,
             bad: BadPeers::default(),
             cache_slots: get::cache_slots(),
+            swarm: swarm::Swarm::default(),
             announced: Arc::default(),
         }
-    }
-
-    /// Repair's state, for the server to tell it about new shares.
-    pub(crate) fn repair_state(&self) -> Arc<RepairState> {
-        self.repair.clone()
     }
 
     /// The upkeep counters since start.

@@ -12,6 +12,10 @@
 //! - an idle stream is closed after [`IDLE`]; every frame has a
 //!   size-scaled timeout (see [`super::wire::transfer_timeout`]).
 //!
+//! A get may be answered from memory (a share this node fetched moments
+//! ago for its own download) or with "ask that peer instead" when the
+//! asker allows it: see [`super::swarm`].
+//!
 //! Nothing received is trusted: a stored share must hash to the id its
 //! stripe record gives for its index, and the record must hash to the
 //! stripe id; the store checks both again on every read.
@@ -29,6 +33,8 @@ use tracing::{debug, warn};
 
 use crate::slots::StreamSlots;
 
+use super::counters::{Counters, bump};
+use super::swarm::{ShareKey, Swarm};
 use super::wire::{self, Answer, DropResult, RefuseReason, Request, WireError};
 
 /// Most share streams served at once.
@@ -45,15 +51,20 @@ pub(crate) const IDLE: Duration = Duration::from_secs(120);
 pub(crate) struct Server {
     store: Store,
     repair: Arc<super::RepairState>,
+    swarm: Swarm,
+    counters: Arc<Counters>,
     budget: Arc<Semaphore>,
     streams: StreamSlots,
 }
 
 impl Server {
-    pub(crate) fn new(store: Store, repair: Arc<super::RepairState>) -> Self {
+    /// The server of `shares`' node, serving from `shares`' store.
+    pub(crate) fn new(shares: &super::Shares) -> Self {
         Self {
-            store,
-            repair,
+            store: shares.store.clone(),
+            repair: shares.repair.clone(),
+            swarm: shares.swarm.clone(),
+            counters: shares.counters.clone(),
             budget: Arc::new(Semaphore::new(INBOUND_BUDGET)),
             streams: StreamSlots::new(MAX_STREAMS, MAX_STREAMS_PER_PEER),
         }
@@ -100,26 +111,13 @@ impl Server {
             let payload = wire::read_payload(&mut stream, len).await?;
             let request = wire::parse_request(tag, payload)?;
             match request {
-                Request::Get { stripe, index } => {
-                    match self
-                        .blocking(move |store| local_share(store, stripe, index))
-                        .await
-                    {
-                        LocalShare::Found {
-                            record,
-                            lease,
-                            share,
-                        } => {
-                            wire::write_share(&mut stream, &record, lease.as_deref(), &share)
-                                .await?;
-                        }
-                        LocalShare::Missing => {
-                            wire::write_answer(&mut stream, &Answer::NotFound).await?;
-                        }
-                        LocalShare::Damaged => {
-                            wire::write_answer(&mut stream, &Answer::Damaged).await?;
-                        }
-                    }
+                Request::Get {
+                    stripe,
+                    index,
+                    redirect,
+                } => {
+                    self.serve_get(peer, &mut stream, (stripe, index), redirect)
+                        .await?
                 }
                 other => {
                     let answer = self.answer(peer, other).await;
@@ -127,6 +125,57 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// Answers a get: with "ask that peer" if the asker allows it and a
+    /// recent recipient can take it, else from memory (a share this node
+    /// fetched lately or is fetching now), else from the store.
+    async fn serve_get(
+        &self,
+        peer: PeerId,
+        stream: &mut Stream,
+        key: ShareKey,
+        redirect: bool,
+    ) -> Result<(), WireError> {
+        if redirect
+            && let Some(target) = self
+                .swarm
+                .redirect(key, peer, |other| self.streams.has_open(other))
+        {
+            bump(&self.counters.swarm_redirects, 1);
+            return wire::write_answer(stream, &Answer::Elsewhere(target)).await;
+        }
+        if let Some(held) = self.swarm.held(key).await {
+            self.count_served(key, peer, held.share.len());
+            bump(&self.counters.served_from_memory, 1);
+            return wire::write_share(stream, &held.record, held.lease.as_deref(), &held.share)
+                .await;
+        }
+        let (stripe, index) = key;
+        match self
+            .blocking(move |store| local_share(store, stripe, index))
+            .await
+        {
+            LocalShare::Found {
+                record,
+                lease,
+                share,
+            } => {
+                self.count_served(key, peer, share.len());
+                wire::write_share(stream, &record, lease.as_deref(), &share).await
+            }
+            LocalShare::Missing => wire::write_answer(stream, &Answer::NotFound).await,
+            LocalShare::Damaged => wire::write_answer(stream, &Answer::Damaged).await,
+        }
+    }
+
+    /// Counts a share about to be sent, and makes its receiver a recipient
+    /// from now on (before the bytes are out: a downloader asking while
+    /// they travel is sent to it, and waits there for them).
+    fn count_served(&self, key: ShareKey, peer: PeerId, len: usize) {
+        bump(&self.counters.shares_served, 1);
+        bump(&self.counters.bytes_served, len as u64);
+        self.swarm.served(key, peer);
     }
 
     async fn answer(&self, peer: PeerId, request: Request) -> Answer {

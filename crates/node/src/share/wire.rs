@@ -11,6 +11,7 @@
 //! |---|---|---|
 //! | `0x01` | put | stripe id (32) ‖ index (1) ‖ record length u16 LE ‖ stripe record ‖ lease (137, see `kith_base::lease`) ‖ share bytes |
 //! | `0x02` | get | stripe id (32) ‖ index (1) |
+//! | `0x06` | get, or say where | stripe id (32) ‖ index (1): like get, but the holder may answer "elsewhere" (swarming) |
 //! | `0x03` | have | count u16 LE ‖ count × stripe id (32), count ≤ [`MAX_HAVE`] |
 //! | `0x04` | drop | stripe id (32) ‖ index (1): the owner deletes a share it stored |
 //! | `0x05` | renew | count u16 LE ‖ count × lease (137), count ≤ [`MAX_RENEW`]: the owner extends its leases |
@@ -22,6 +23,7 @@
 //! | `0x86` | damaged | empty: the peer held the share but found it damaged on its disk, and dropped it |
 //! | `0x87` | dropped | 1 byte: 0 = deleted, 1 = was not held, 2 = kept (a cached copy: it has no owner) |
 //! | `0x88` | renewed | u32 LE: shares whose lease was extended |
+//! | `0x89` | elsewhere | a peer id (≤ 64 bytes, libp2p's binary form): ask that peer, which got this share from the holder moments ago (see `super::swarm`) |
 //!
 //! The length of a frame is checked against the maximum for its tag before
 //! anything is allocated ([`max_payload`]), and every read and write runs
@@ -37,9 +39,10 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use kith_base::{ContentId, LEASE_LEN};
-use kith_net::StreamProtocol;
+use kith_net::{PeerId, StreamProtocol};
 
 /// The protocol id of share transfer.
 pub(crate) const PROTOCOL: StreamProtocol = StreamProtocol::new("/kith/share/1.0.0");
@@ -60,6 +63,7 @@ const TAG_GET: u8 = 0x02;
 const TAG_HAVE: u8 = 0x03;
 const TAG_DROP: u8 = 0x04;
 const TAG_RENEW: u8 = 0x05;
+const TAG_GET_OR_WHERE: u8 = 0x06;
 const TAG_STORED: u8 = 0x81;
 const TAG_REFUSED: u8 = 0x82;
 const TAG_SHARE: u8 = 0x83;
@@ -68,6 +72,9 @@ const TAG_HOLDING: u8 = 0x85;
 const TAG_DAMAGED: u8 = 0x86;
 const TAG_DROPPED: u8 = 0x87;
 const TAG_RENEWED: u8 = 0x88;
+const TAG_ELSEWHERE: u8 = 0x89;
+/// Longest peer id in an `elsewhere` answer (an Ed25519 peer id is 38 bytes).
+const MAX_PEER_ID: usize = 64;
 
 /// Time allowed for a frame of `len` bytes to cross: a base plus the size at
 /// a slow link's 256 KiB/s, so a 1 MiB share gets 14 s and a stalled peer is
@@ -138,11 +145,13 @@ pub(crate) enum Request {
         index: u8,
         record: Vec<u8>,
         lease: Vec<u8>,
-        share: Vec<u8>,
+        share: Bytes,
     },
     Get {
         stripe: ContentId,
         index: u8,
+        /// Whether the asker takes an `elsewhere` answer.
+        redirect: bool,
     },
     Have {
         stripes: Vec<ContentId>,
@@ -169,6 +178,8 @@ pub(crate) enum OutRequest<'a> {
     Get {
         stripe: ContentId,
         index: u8,
+        /// Whether the asker takes an `elsewhere` answer.
+        redirect: bool,
     },
     Have {
         stripes: &'a [ContentId],
@@ -196,7 +207,8 @@ pub(crate) enum Answer {
         record: Vec<u8>,
         /// The owner's lease on the stripe, if the holder keeps one.
         lease: Option<Vec<u8>>,
-        share: Vec<u8>,
+        /// A view into the received frame: no copy of the share's bytes.
+        share: Bytes,
     },
     NotFound,
     /// The peer had the share, found it damaged on its disk when reading
@@ -205,6 +217,9 @@ pub(crate) enum Answer {
     Holding(Vec<[u8; 32]>),
     Dropped(DropResult),
     Renewed(u32),
+    /// Ask this peer instead: it got the share from the answering node
+    /// moments ago.
+    Elsewhere(PeerId),
 }
 
 /// What a holder did with a drop request it accepted.
@@ -226,7 +241,8 @@ pub(crate) fn max_payload(tag: u8) -> Option<usize> {
         TAG_PUT => 32 + 1 + 2 + MAX_RECORD + LEASE_LEN + MAX_SHARE,
         TAG_RENEW => 2 + LEASE_LEN * MAX_RENEW,
         TAG_RENEWED => 4,
-        TAG_GET | TAG_DROP => 33,
+        TAG_GET | TAG_GET_OR_WHERE | TAG_DROP => 33,
+        TAG_ELSEWHERE => MAX_PEER_ID,
         TAG_DROPPED => 1,
         TAG_HAVE => 2 + 32 * MAX_HAVE,
         TAG_STORED => 1,
@@ -345,8 +361,13 @@ pub(crate) async fn write_request<W: AsyncWrite + Unpin>(
             )
             .await
         }
-        OutRequest::Get { stripe, index } => {
-            write_frame(writer, TAG_GET, &[stripe.as_bytes(), &[index]]).await
+        OutRequest::Get {
+            stripe,
+            index,
+            redirect,
+        } => {
+            let tag = if redirect { TAG_GET_OR_WHERE } else { TAG_GET };
+            write_frame(writer, tag, &[stripe.as_bytes(), &[index]]).await
         }
         OutRequest::Drop { stripe, index } => {
             write_frame(writer, TAG_DROP, &[stripe.as_bytes(), &[index]]).await
@@ -386,8 +407,8 @@ pub(crate) fn parse_request(tag: u8, payload: Vec<u8>) -> Result<Request, WireEr
                 .get(lease_at..lease_at + LEASE_LEN)
                 .ok_or(WireError::Malformed("put request too short for its lease"))?
                 .to_vec();
-            let mut payload = payload;
-            let share = payload.split_off(lease_at + LEASE_LEN);
+            // A view into the frame, not a copy of the share.
+            let share = Bytes::from(payload).slice(lease_at + LEASE_LEN..);
             Ok(Request::Put {
                 stripe,
                 index,
@@ -396,12 +417,16 @@ pub(crate) fn parse_request(tag: u8, payload: Vec<u8>) -> Result<Request, WireEr
                 share,
             })
         }
-        TAG_GET => {
+        TAG_GET | TAG_GET_OR_WHERE => {
             let (stripe, index, rest) = stripe_and_index(&payload)?;
             if !rest.is_empty() {
                 return Err(WireError::Malformed("get request too long"));
             }
-            Ok(Request::Get { stripe, index })
+            Ok(Request::Get {
+                stripe,
+                index,
+                redirect: tag == TAG_GET_OR_WHERE,
+            })
         }
         TAG_DROP => {
             let (stripe, index, rest) = stripe_and_index(&payload)?;
@@ -474,6 +499,7 @@ pub(crate) async fn write_answer<W: AsyncWrite + Unpin>(
             write_frame(writer, TAG_DROPPED, &[&[code]]).await
         }
         Answer::Renewed(count) => write_frame(writer, TAG_RENEWED, &[&count.to_le_bytes()]).await,
+        Answer::Elsewhere(peer) => write_frame(writer, TAG_ELSEWHERE, &[&peer.to_bytes()]).await,
         Answer::Holding(bitmaps) => {
             let flat: Vec<u8> = bitmaps.iter().flatten().copied().collect();
             write_frame(writer, TAG_HOLDING, &[&flat]).await
@@ -517,7 +543,7 @@ pub(crate) async fn read_answer<R: AsyncRead + Unpin>(
     parse_answer(tag, payload)
 }
 
-fn parse_answer(tag: u8, mut payload: Vec<u8>) -> Result<Answer, WireError> {
+fn parse_answer(tag: u8, payload: Vec<u8>) -> Result<Answer, WireError> {
     match tag {
         TAG_STORED => match payload.as_slice() {
             [0] => Ok(Answer::Stored {
@@ -552,7 +578,9 @@ fn parse_answer(tag: u8, mut payload: Vec<u8>) -> Result<Answer, WireError> {
                 ),
                 _ => return Err(WireError::Malformed("share answer with a bad lease length")),
             };
-            let share = payload.split_off(lease_at + 1 + lease_len);
+            // Slicing `Bytes` keeps the frame's buffer: `split_off` would
+            // copy the share into a fresh allocation.
+            let share = Bytes::from(payload).slice(lease_at + 1 + lease_len..);
             Ok(Answer::Share {
                 record,
                 lease,
@@ -560,6 +588,9 @@ fn parse_answer(tag: u8, mut payload: Vec<u8>) -> Result<Answer, WireError> {
             })
         }
         TAG_NOT_FOUND => Ok(Answer::NotFound),
+        TAG_ELSEWHERE => PeerId::from_bytes(&payload)
+            .map(Answer::Elsewhere)
+            .map_err(|_| WireError::Malformed("elsewhere answer without a valid peer id")),
         TAG_DAMAGED => Ok(Answer::Damaged),
         TAG_DROPPED => match payload.as_slice() {
             [0] => Ok(Answer::Dropped(DropResult::Deleted)),
@@ -685,7 +716,7 @@ mod tests {
                 assert_eq!((s, index), (stripe, 4));
                 assert_eq!(record, b"record");
                 assert_eq!(got_lease, lease);
-                assert_eq!(share, b"share bytes");
+                assert_eq!(&share[..], b"share bytes");
             }
             other => panic!("{other:?}"),
         }
@@ -702,8 +733,18 @@ mod tests {
             parse_request(TAG_PUT, short),
             Err(WireError::Malformed(_))
         ));
-        let got = round_trip_request(OutRequest::Get { stripe, index: 2 }).await;
-        assert!(matches!(got, Request::Get { stripe: s, index: 2 } if s == stripe));
+        for redirect in [false, true] {
+            let got = round_trip_request(OutRequest::Get {
+                stripe,
+                index: 2,
+                redirect,
+            })
+            .await;
+            assert!(
+                matches!(got, Request::Get { stripe: s, index: 2, redirect: r } if s == stripe && r == redirect),
+                "{got:?}"
+            );
+        }
         let ids = [stripe, ContentId::of(b"other")];
         let got = round_trip_request(OutRequest::Have { stripes: &ids }).await;
         assert!(matches!(got, Request::Have { stripes } if stripes == ids));
@@ -727,17 +768,18 @@ mod tests {
             Answer::Share {
                 record: b"rec".to_vec(),
                 lease: None,
-                share: vec![9; 1000],
+                share: Bytes::from(vec![9; 1000]),
             },
             Answer::Share {
                 record: b"rec".to_vec(),
                 lease: Some(vec![5; LEASE_LEN]),
-                share: vec![9; 1000],
+                share: Bytes::from(vec![9; 1000]),
             },
             Answer::NotFound,
             Answer::Damaged,
             Answer::Holding(vec![bitmap, [0; 32]]),
             Answer::Renewed(70_000),
+            Answer::Elsewhere(kith_base::Identity::generate().peer_id()),
         ] {
             assert_eq!(round_trip_answer(&answer).await, answer);
         }
@@ -796,5 +838,10 @@ mod tests {
         assert!(parse_request(TAG_PUT, put).is_err());
         assert!(parse_answer(TAG_HOLDING, vec![0; 33]).is_err());
         assert!(parse_answer(TAG_STORED, vec![7]).is_err());
+        // An `elsewhere` that names no peer.
+        assert!(matches!(
+            parse_answer(TAG_ELSEWHERE, vec![1, 2, 3]),
+            Err(WireError::Malformed(_))
+        ));
     }
 }

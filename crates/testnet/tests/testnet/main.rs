@@ -8,6 +8,7 @@
 //! - `friends.rs`: messages, files and mailboxes between nodes;
 //! - `restart.rs`: nodes stopping and coming back;
 //! - `rm.rs`: deleting a stored file, by its owner only;
+//! - `swarm.rs`: downloaders of one file serving each other;
 //! - `upkeep.rs`: repair, scrub and leases.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -16,6 +17,7 @@ mod dht;
 mod friends;
 mod restart;
 mod rm;
+mod swarm;
 mod upkeep;
 
 use std::time::Duration;

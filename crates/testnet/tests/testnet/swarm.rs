@@ -1,0 +1,103 @@
+//! Swarming: downloaders that fetch one file at the same time serve each
+//! other, so that its only holder sends each share about once.
+
+use std::time::Duration;
+
+use kith_node::{FileMeta, Node, Params, UpkeepSettings};
+use kith_testnet::{Testnet, TestnetConfig};
+
+use crate::bytes;
+
+async fn read_all(node: &Node, cap: &kith_node::Capability) -> Vec<u8> {
+    let download = node.get(cap).await.unwrap();
+    let mut segments = download.into_stream();
+    let mut out = Vec::new();
+    while let Some(segment) = segments.recv().await {
+        out.extend_from_slice(&segment.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_downloaders_at_once_draw_the_file_mostly_from_each_other() {
+    // No repair: the holder must serve the downloaders, not rebuild the
+    // helper's copies on them.
+    let mut upkeep = UpkeepSettings::default();
+    upkeep.repair = false;
+    let config = TestnetConfig {
+        upkeep,
+        ..TestnetConfig::default()
+    };
+    // One holder: node 0 puts the file 1-of-2 while node 1 is the only other
+    // node (every stripe has one share on each), then node 1 stops, so node
+    // 0 holds the only copy of everything.
+    let mut net = Testnet::start(2, config).await.unwrap();
+    net.wait_joined(1, Duration::from_secs(60)).await.unwrap();
+    let data = bytes(32 << 20, 11);
+    let cap = net
+        .node(0)
+        .put(
+            Box::new(std::io::Cursor::new(data.clone())),
+            "1/2".parse::<Params>().unwrap(),
+            FileMeta::none(),
+        )
+        .await
+        .unwrap()
+        .capability;
+    net.kill(1).await.unwrap();
+    net.grow(4, |_| 0).await.unwrap();
+    // The downloaders know each other (they are sent to each other).
+    net.wait_for(
+        "the downloaders know each other",
+        Duration::from_secs(60),
+        || async {
+            for i in 2..6 {
+                let known = net.node(i).net().known_peers().await.unwrap_or_default();
+                let others = (2..6)
+                    .filter(|j| *j != i)
+                    .filter(|j| known.iter().any(|(peer, _)| *peer == net.peer_id(*j)))
+                    .count();
+                if others < 3 {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await
+    .unwrap();
+
+    let holder = net.node(0).clone();
+    let before = holder.status().await.unwrap().upkeep;
+    let gets = (2..6).map(|i| {
+        let node = net.node(i).clone();
+        let cap = cap.clone();
+        async move { read_all(&node, &cap).await }
+    });
+    for got in futures::future::join_all(gets).await {
+        assert!(got == data, "a downloader got different bytes");
+    }
+    let after = holder.status().await.unwrap().upkeep;
+    let served = after.bytes_served - before.bytes_served;
+    let mut from_memory = 0;
+    for i in 2..6 {
+        from_memory += net
+            .node(i)
+            .status()
+            .await
+            .unwrap()
+            .upkeep
+            .served_from_memory;
+    }
+    let report = format!(
+        "holder served {served} bytes ({:.2} × the file), {} redirects; downloaders passed on {from_memory} shares from memory",
+        served as f64 / data.len() as f64,
+        after.swarm_redirects - before.swarm_redirects,
+    );
+    eprintln!("{report}");
+    // Without swarming the holder sends the file four times over.
+    assert!(served < 2 * data.len() as u64, "{report}");
+    assert!(after.swarm_redirects > before.swarm_redirects, "{report}");
+    assert!(from_memory > 0, "{report}");
+    net.shutdown().await;
+}
