@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Swarming: one node holds a file and four others fetch it at the same time.
 # Prints the time until all four have it (each verified byte-identical), and
-# how many bytes the holder served, beside libtorrent's 17–21 s for 1 GiB
-# from one seeder to four leechers on this machine (the issue's bar).
+# how many bytes the holder served, beside libtorrent doing the same with
+# the same file on the same machine in the same run (bench/libtorrent-swarm.py;
+# needs Debian's python3-libtorrent, else the row says so) — the issue's bar
+# was libtorrent's 17–21 s per GiB on the machine it was written on.
 #
 #   bench/swarm.sh [SIZE]     default 1G
 #
@@ -15,10 +17,9 @@
 # `kith get` at once; each caches what it fetched and announces itself as a
 # provider, so later fetchers may draw from earlier ones.
 #
-# Bytes served: what H's TCP sockets sent during the gets — the sum of
-# `bytes_acked` (from `ss -tinp`) over H's connections at the end, less the
-# same sum at the start (the fetchers' connections to H stay open, idle
-# ones close only after 60 s). Shares, plus a little control traffic.
+# Bytes served: the share bytes H's share server sent during the gets, from
+# its counters (`kith status --json`: bytes_served, and the requests it sent
+# on to a fetcher that had just got the share, swarm_redirects).
 #
 # Environment: CARGO_TARGET_DIR (default target/).
 set -euo pipefail
@@ -55,12 +56,9 @@ start() {
         [ "$waited" -lt 300 ] || { echo "kith up $name did not start" >&2; exit 1; }
     done
 }
-# sent_by PID: bytes acknowledged on PID's established TCP connections.
-sent_by() {
-    ss -tinpH state established 2>/dev/null | awk -v pid="pid=$1," '
-        index($0, pid) { mine = 1; next }
-        mine { if (match($0, /bytes_acked:[0-9]+/)) sum += substr($0, RSTART + 12, RLENGTH - 12); mine = 0 }
-        END { printf "%.0f\n", sum }'
+# counter NODE NAME: one of NODE's `kith status --json` counters.
+counter() {
+    "$kith" --dir "$work/$1" status --json | python3 -c "import json, sys; print(json.load(sys.stdin)['$2'])"
 }
 addr() { grep -m1 '^listening on ' "$work/$1.out" | cut -d' ' -f3; }
 peers() { "$kith" --dir "$work/$1" peers | wc -l; }
@@ -91,8 +89,8 @@ for f in 1 2 3 4; do start "f$f" --bootstrap "$(addr h)"; done
 for f in 1 2 3 4; do wait_peers "f$f" 1; done
 wait_peers h 4
 
-h_pid=$(cat "$work/h.pid")
-served_before=$(sent_by "$h_pid")
+served_before=$(counter h bytes_served)
+redirects_before=$(counter h swarm_redirects)
 echo "== four fetchers get it at once" >&2
 start_ns=$(date +%s%N)
 gets=()
@@ -105,25 +103,41 @@ for f in 1 2 3 4; do
 done
 for g in "${gets[@]}"; do wait "$g"; done
 total_ms=$(( ($(date +%s%N) - start_ns) / 1000000 ))
-served=$(( $(sent_by "$h_pid") - served_before ))
+served=$(( $(counter h bytes_served) - served_before ))
+redirects=$(( $(counter h swarm_redirects) - redirects_before ))
+from_memory=0
+for f in 1 2 3 4; do from_memory=$(( from_memory + $(counter "f$f" served_from_memory) )); done
 
 for f in 1 2 3 4; do
     cmp -s "$work/file" "$work/out$f" || { echo "fetcher $f got different bytes" >&2; exit 1; }
 done
 
+# The same with libtorrent, on the same file, now that kith's nodes are idle.
+lt_s="" lt_bytes=""
+if /usr/bin/python3 -c 'import libtorrent' 2>/dev/null; then
+    echo "== libtorrent: one seeder, four leechers, the same file" >&2
+    lt_out=$(/usr/bin/python3 bench/libtorrent-swarm.py "$work/file")
+    lt_s=$(awk '/^libtorrent_seconds/ { print $2 }' <<<"$lt_out")
+    lt_bytes=$(awk '/^libtorrent_seeder_bytes/ { print $2 }' <<<"$lt_out")
+fi
+
 echo
 echo "Machine: $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) CPUs; commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'); load $(cut -d' ' -f1-3 /proc/loadavg)."
 echo
-echo "| figure | value | bar | ratio |"
-echo "|---|---:|---|---:|"
-# The bar: libtorrent's 17–21 s per GiB, its middle scaled to this size.
-bar_s=$(awk -v b="$bytes" 'BEGIN { printf "%.1f", 19 * b / 2^30 }')
-printf '| 1 holder, 4 fetchers of %s: all four verified | %.1f s | libtorrent 17–21 s per GiB: %s s | %s |\n' \
-    "$size" "$(awk -v ms="$total_ms" 'BEGIN { print ms / 1000 }')" "$bar_s" \
-    "$(awk -v ms="$total_ms" -v bar="$bar_s" 'BEGIN { printf "%.2f", bar * 1000 / ms }')"
+echo "| figure | kith | libtorrent, same run | ratio (libtorrent / kith) |"
+echo "|---|---:|---:|---:|"
+kith_s=$(awk -v ms="$total_ms" 'BEGIN { printf "%.1f", ms / 1000 }')
+if [ -n "$lt_s" ]; then
+    printf '| 1 holder, 4 fetchers of %s: all four verified | %s s | %s s | %s |\n' \
+        "$size" "$kith_s" "$lt_s" "$(awk -v k="$kith_s" -v l="$lt_s" 'BEGIN { printf "%.2f", l / k }')"
+else
+    printf '| 1 holder, 4 fetchers of %s: all four verified | %s s | not measured (no python3-libtorrent) | – |\n' "$size" "$kith_s"
+fi
 for f in 1 2 3 4; do
     printf '| fetcher %s done after | %.1f s | – | – |\n' "$f" "$(awk -v ms="$(cat "$work/done$f")" 'BEGIN { print ms / 1000 }')"
 done
-printf '| bytes the holder served | %.2f GiB = %.2f × the file | 1 × the file (perfect swarming); 4 × (none) | – |\n' \
-    "$(awk -v b="$served" 'BEGIN { print b / 2^30 }')" \
-    "$(awk -v b="$served" -v f="$bytes" 'BEGIN { print b / f }')"
+times() { awk -v b="$1" -v f="$bytes" 'BEGIN { printf "%.2f", b / f }'; }
+printf '| bytes the holder served, × the file (1 = perfect swarming, 4 = none) | %s | %s | – |\n' \
+    "$(times "$served")" "$([ -n "$lt_bytes" ] && times "$lt_bytes" || echo –)"
+printf '| requests the holder sent to a fetcher that had just got the share | %s | – | – |\n' "$redirects"
+printf '| shares fetchers passed on from memory | %s | – | – |\n' "$from_memory"
