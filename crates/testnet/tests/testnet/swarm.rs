@@ -3,23 +3,25 @@
 
 use std::time::Duration;
 
-use kith_node::{FileMeta, Node, Params, UpkeepSettings};
+use kith_node::{Capability, FileMeta, Node, Params, UpkeepSettings};
 use kith_testnet::{Testnet, TestnetConfig};
 
 use crate::bytes;
 
-async fn read_all(node: &Node, cap: &kith_node::Capability) -> Vec<u8> {
-    let download = node.get(cap).await.unwrap();
+async fn read_all(node: &Node, cap: &Capability) -> Result<Vec<u8>, kith_node::GetError> {
+    let download = node.get(cap).await?;
     let mut segments = download.into_stream();
     let mut out = Vec::new();
     while let Some(segment) = segments.recv().await {
-        out.extend_from_slice(&segment.unwrap());
+        out.extend_from_slice(&segment?);
     }
-    out
+    Ok(out)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn four_downloaders_at_once_draw_the_file_mostly_from_each_other() {
+/// A testnet where node 0 holds the only copy of a `size`-byte file and
+/// nodes 2..6 know each other (node 1, the helper, is stopped); returns it
+/// with the file and its capability.
+async fn one_holder_four_downloaders(size: usize, seed: u8) -> (Testnet, Vec<u8>, Capability) {
     // No repair: the holder must serve the downloaders, not rebuild the
     // helper's copies on them.
     let mut upkeep = UpkeepSettings::default();
@@ -33,7 +35,7 @@ async fn four_downloaders_at_once_draw_the_file_mostly_from_each_other() {
     // 0 holds the only copy of everything.
     let mut net = Testnet::start(2, config).await.unwrap();
     net.wait_joined(1, Duration::from_secs(60)).await.unwrap();
-    let data = bytes(32 << 20, 11);
+    let data = bytes(size, seed);
     let cap = net
         .node(0)
         .put(
@@ -51,9 +53,9 @@ async fn four_downloaders_at_once_draw_the_file_mostly_from_each_other() {
         "the downloaders know each other",
         Duration::from_secs(60),
         || async {
-            for i in 2..6 {
+            for i in DOWNLOADERS {
                 let known = net.node(i).net().known_peers().await.unwrap_or_default();
-                let others = (2..6)
+                let others = DOWNLOADERS
                     .filter(|j| *j != i)
                     .filter(|j| known.iter().any(|(peer, _)| *peer == net.peer_id(*j)))
                     .count();
@@ -66,21 +68,29 @@ async fn four_downloaders_at_once_draw_the_file_mostly_from_each_other() {
     )
     .await
     .unwrap();
+    (net, data, cap)
+}
 
+/// The downloaders' node indices.
+const DOWNLOADERS: std::ops::Range<usize> = 2..6;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_downloaders_at_once_draw_the_file_mostly_from_each_other() {
+    let (net, data, cap) = one_holder_four_downloaders(32 << 20, 11).await;
     let holder = net.node(0).clone();
     let before = holder.status().await.unwrap().upkeep;
-    let gets = (2..6).map(|i| {
+    let gets = DOWNLOADERS.map(|i| {
         let node = net.node(i).clone();
         let cap = cap.clone();
         async move { read_all(&node, &cap).await }
     });
     for got in futures::future::join_all(gets).await {
-        assert!(got == data, "a downloader got different bytes");
+        assert!(got.unwrap() == data, "a downloader got different bytes");
     }
     let after = holder.status().await.unwrap().upkeep;
     let served = after.bytes_served - before.bytes_served;
     let mut from_memory = 0;
-    for i in 2..6 {
+    for i in DOWNLOADERS {
         from_memory += net
             .node(i)
             .status()
@@ -99,5 +109,50 @@ async fn four_downloaders_at_once_draw_the_file_mostly_from_each_other() {
     assert!(served < 2 * data.len() as u64, "{report}");
     assert!(after.swarm_redirects > before.swarm_redirects, "{report}");
     assert!(from_memory > 0, "{report}");
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloaders_finish_when_one_they_are_sent_to_stops() {
+    let (mut net, data, cap) = one_holder_four_downloaders(64 << 20, 12).await;
+    let finished = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let gets: Vec<_> = DOWNLOADERS
+        .map(|i| {
+            let node = net.node(i).clone();
+            let cap = cap.clone();
+            let finished = finished.clone();
+            tokio::spawn(async move {
+                let got = read_all(&node, &cap).await;
+                finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                got
+            })
+        })
+        .collect();
+    // Node 2 stops once it has passed shares on: others were being sent to it.
+    let victim = 2;
+    net.wait_for(
+        "node 2 passed shares on",
+        Duration::from_secs(60),
+        || async {
+            net.node(victim)
+                .status()
+                .await
+                .is_ok_and(|status| status.upkeep.served_from_memory >= 2)
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        finished.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the downloads must still be running when node 2 stops"
+    );
+    net.kill(victim).await.unwrap();
+    for (i, get) in DOWNLOADERS.zip(gets) {
+        let got = get.await.unwrap();
+        if i != victim {
+            assert!(got.unwrap() == data, "downloader {i} got different bytes");
+        }
+    }
     net.shutdown().await;
 }
