@@ -128,7 +128,7 @@ fn stat_shows_a_stripe_go_degraded_then_healthy_after_a_holder_is_killed() {
     );
     let lines = text(&kith(&first.dir, &["status"]).stdout);
     assert!(
-        lines.contains("repair ") && lines.contains("leases "),
+        lines.contains("repair ") && lines.contains("leases ") && lines.contains("served "),
         "{lines}"
     );
 
