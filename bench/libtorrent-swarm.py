@@ -10,6 +10,10 @@ Prints two lines that bench/swarm.sh reads:
     libtorrent_seconds 18.4      (from the start until all four have it)
     libtorrent_seeder_bytes 1.3e9 (payload the seeder uploaded)
 
+With LT_HOSTS="NS:IP NS:IP ..." (five of them: the seeder's, then the
+leechers'), each session runs in network namespace NS and listens on IP, as
+bench/swarm.sh sets up when it limits the holder's uplink.
+
 Needs libtorrent's Python binding (Debian: python3-libtorrent). TCP only (no
 uTP), no DHT, LSD, UPnP or NAT-PMP: the five processes find each other only
 through the addresses given here. Each leecher verifies every piece it gets
@@ -32,10 +36,20 @@ PIECE = 1 << 20  # 1 MiB, the size of a kith segment
 TIMEOUT_S = 600
 
 
-def session(port):
+def hosts():
+    """Per session: (network namespace or None, address)."""
+    given = os.environ.get("LT_HOSTS", "").split()
+    if not given:
+        return [(None, "127.0.0.1")] * (LEECHERS + 1)
+    if len(given) != LEECHERS + 1:
+        sys.exit(f"LT_HOSTS needs {LEECHERS + 1} NS:IP entries")
+    return [tuple(entry.split(":", 1)) for entry in given]
+
+
+def session(ip, port):
     return lt.session(
         {
-            "listen_interfaces": f"127.0.0.1:{port}",
+            "listen_interfaces": f"{ip}:{port}",
             "enable_dht": False,
             "enable_lsd": False,
             "enable_upnp": False,
@@ -50,8 +64,9 @@ def session(port):
 
 def role(kind, index, torrent, save_path):
     """Runs one seeder or leecher until told to stop (stdin closes)."""
+    places = hosts()
     port = BASE_PORT + index
-    ses = session(port)
+    ses = session(places[index][1], port)
     params = lt.add_torrent_params()
     params.ti = lt.torrent_info(torrent)
     params.save_path = save_path
@@ -61,7 +76,7 @@ def role(kind, index, torrent, save_path):
     # Everyone knows everyone: the seeder and every other leecher.
     for other in range(LEECHERS + 1):
         if other != index:
-            handle.connect_peer(("127.0.0.1", BASE_PORT + other))
+            handle.connect_peer((places[other][1], BASE_PORT + other))
     print("ready", flush=True)
     reported = False
     while True:
@@ -99,9 +114,16 @@ def main():
         out.write(lt.bencode(creator.generate()))
 
     me = os.path.abspath(__file__)
+    places = hosts()
+
+    def command(kind, index, folder):
+        netns = places[index][0]
+        prefix = ["ip", "netns", "exec", netns] if netns else []
+        return prefix + [sys.executable, me, kind, str(index), torrent, folder]
+
     procs = []
     seed = subprocess.Popen(
-        [sys.executable, me, "seed", "0", torrent, os.path.dirname(path)],
+        command("seed", 0, os.path.dirname(path)),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     procs.append(seed)
@@ -112,7 +134,7 @@ def main():
         folder = os.path.join(work, f"l{index}")
         os.mkdir(folder)
         leecher = subprocess.Popen(
-            [sys.executable, me, "leech", str(index), torrent, folder],
+            command("leech", index, folder),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
         procs.append(leecher)

@@ -6,7 +6,14 @@
 # needs Debian's python3-libtorrent, else the row says so) — the issue's bar
 # was libtorrent's 17–21 s per GiB on the machine it was written on.
 #
-#   bench/swarm.sh [SIZE]     default 1G
+#   bench/swarm.sh [SIZE]                  default 1G, all on 127.0.0.1
+#   UPLINK=200mbit bench/swarm.sh 256M     the holder's uplink limited (root)
+#
+# With UPLINK, every node (and every libtorrent session) runs in a network
+# namespace of its own on a bridge (10.77.0.0/24), and the holder's egress
+# is shaped to UPLINK by a token bucket (tc tbf), set after the put: the
+# case swarming is for, where the holder's uplink and not the CPU is the
+# limit. Without swarming the four fetchers need 4 × SIZE through it.
 #
 # How "one holder" is made with kith's placement (n shares on n distinct
 # peers): the holder H and a helper X are the whole network; H puts the file
@@ -31,13 +38,48 @@ cargo build --release -q -p kith-cli
 kith=$CARGO_TARGET_DIR/release/kith
 work=$(mktemp -d)
 pids=()
+uplink=${UPLINK:-}
+hosts=(h x f1 f2 f3 f4)
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    if [ -n "$uplink" ]; then
+        for host in sw "${hosts[@]}"; do ip netns del "ksw-$host" 2>/dev/null || true; done
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# ip_of NAME: the address host NAME listens on.
+ip_of() {
+    if [ -z "$uplink" ]; then echo 127.0.0.1; return; fi
+    local i
+    for i in "${!hosts[@]}"; do
+        if [ "${hosts[$i]}" = "$1" ]; then echo "10.77.0.$((i + 1))"; return; fi
+    done
+}
+# on NAME CMD...: runs CMD on host NAME (in its namespace with UPLINK).
+on() {
+    local name=$1
+    shift
+    if [ -n "$uplink" ]; then ip netns exec "ksw-$name" "$@"; else "$@"; fi
+}
+if [ -n "$uplink" ]; then
+    [ "$(id -u)" = 0 ] || { echo "UPLINK needs root (network namespaces)" >&2; exit 1; }
+    ip netns add ksw-sw
+    ip -n ksw-sw link add br0 type bridge
+    ip -n ksw-sw link set br0 up
+    for i in "${!hosts[@]}"; do
+        host=${hosts[$i]}
+        ip netns add "ksw-$host"
+        ip -n "ksw-$host" link set lo up
+        ip link add "ksw-$host" netns ksw-sw type veth peer name eth0 netns "ksw-$host"
+        ip -n ksw-sw link set "ksw-$host" master br0 up
+        ip -n "ksw-$host" addr add "10.77.0.$((i + 1))/24" dev eth0
+        ip -n "ksw-$host" link set eth0 up
+    done
+fi
 
 # start NAME [ARGS...]: runs `kith up` in $work/NAME, waits for its API,
 # records its pid in $work/NAME.pid.
@@ -45,7 +87,11 @@ start() {
     local name=$1
     shift
     mkdir -p "$work/$name"
-    "$kith" --dir "$work/$name" up --no-mdns --listen /ip4/127.0.0.1/tcp/0 "$@" \
+    # Not through `on`: a function run with & is a subshell, and $! would
+    # be its pid, not the node's.
+    local netns=()
+    [ -z "$uplink" ] || netns=(ip netns exec "ksw-$name")
+    "${netns[@]}" "$kith" --dir "$work/$name" up --no-mdns --listen "/ip4/$(ip_of "$name")/tcp/0" "$@" \
         >"$work/$name.out" 2>"$work/$name.log" &
     pids+=($!)
     echo $! >"$work/$name.pid"
@@ -58,10 +104,10 @@ start() {
 }
 # counter NODE NAME: one of NODE's `kith status --json` counters.
 counter() {
-    "$kith" --dir "$work/$1" status --json | python3 -c "import json, sys; print(json.load(sys.stdin)['$2'])"
+    on "$1" "$kith" --dir "$work/$1" status --json | python3 -c "import json, sys; print(json.load(sys.stdin)['$2'])"
 }
 addr() { grep -m1 '^listening on ' "$work/$1.out" | cut -d' ' -f3; }
-peers() { "$kith" --dir "$work/$1" peers | wc -l; }
+peers() { on "$1" "$kith" --dir "$work/$1" peers | wc -l; }
 wait_peers() {
     local waited=0
     until [ "$(peers "$1")" -ge "$2" ]; do
@@ -81,10 +127,15 @@ start h
 start x --bootstrap "$(addr h)"
 wait_peers h 1
 echo "== H puts it as 1-of-2 (one share of every stripe on H, one on X)" >&2
-cap=$("$kith" --dir "$work/h" put --shares 1/2 "$work/file" 2>/dev/null)
+cap=$(on h "$kith" --dir "$work/h" put --shares 1/2 "$work/file" 2>/dev/null)
 kill "$(cat "$work/x.pid")"
 wait "$(cat "$work/x.pid")" 2>/dev/null || true
+[ "$(peers h)" -eq 0 ] || { echo "the helper is still up" >&2; exit 1; }
 
+if [ -n "$uplink" ]; then
+    echo "== the holder's uplink: $uplink" >&2
+    tc -n ksw-h qdisc add dev eth0 root tbf rate "$uplink" burst 256kb latency 100ms
+fi
 for f in 1 2 3 4; do start "f$f" --bootstrap "$(addr h)"; done
 for f in 1 2 3 4; do wait_peers "f$f" 1; done
 wait_peers h 4
@@ -96,7 +147,7 @@ start_ns=$(date +%s%N)
 gets=()
 for f in 1 2 3 4; do
     (
-        "$kith" --dir "$work/f$f" get "$cap" -o "$work/out$f" 2>"$work/get$f.err"
+        on "f$f" "$kith" --dir "$work/f$f" get "$cap" -o "$work/out$f" 2>"$work/get$f.err"
         echo $(( ($(date +%s%N) - start_ns) / 1000000 )) >"$work/done$f"
     ) &
     gets+=($!)
@@ -116,13 +167,18 @@ done
 lt_s="" lt_bytes=""
 if /usr/bin/python3 -c 'import libtorrent' 2>/dev/null; then
     echo "== libtorrent: one seeder, four leechers, the same file" >&2
-    lt_out=$(/usr/bin/python3 bench/libtorrent-swarm.py "$work/file")
+    lt_hosts=()
+    if [ -n "$uplink" ]; then
+        for host in h f1 f2 f3 f4; do lt_hosts+=("ksw-$host:$(ip_of "$host")"); done
+    fi
+    lt_out=$(LT_HOSTS="${lt_hosts[*]}" /usr/bin/python3 bench/libtorrent-swarm.py "$work/file")
     lt_s=$(awk '/^libtorrent_seconds/ { print $2 }' <<<"$lt_out")
     lt_bytes=$(awk '/^libtorrent_seeder_bytes/ { print $2 }' <<<"$lt_out")
 fi
 
 echo
 echo "Machine: $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) CPUs; commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'); load $(cut -d' ' -f1-3 /proc/loadavg)."
+[ -z "$uplink" ] || echo "The holder's uplink: $uplink (tc tbf); every node in a network namespace of its own."
 echo
 echo "| figure | kith | libtorrent, same run | ratio (libtorrent / kith) |"
 echo "|---|---:|---:|---:|"
