@@ -65,18 +65,35 @@ impl ShareClient {
         request: OutRequest<'_>,
         answer_size: usize,
     ) -> Result<Answer, CallError> {
+        self.call_within(peer, request, wire::transfer_timeout(answer_size))
+            .await
+    }
+
+    /// [`ShareClient::call`], waiting at most `wait` for the answer to
+    /// start (its bytes then get a time scaled by their size, as always).
+    pub(crate) async fn call_within(
+        &self,
+        peer: PeerId,
+        request: OutRequest<'_>,
+        wait: Duration,
+    ) -> Result<Answer, CallError> {
         // A stale idle stream fails the exchange: then a fresh one is tried.
-        if let Some(mut stream) = self.take_idle(peer)
-            && let Ok(answer) = exchange(&mut stream, request, answer_size).await
-        {
-            self.put_idle(peer, stream);
-            return Ok(answer);
+        // A peer that is merely slow (a timeout) is not asked again.
+        if let Some(mut stream) = self.take_idle(peer) {
+            match exchange(&mut stream, request, wait).await {
+                Ok(answer) => {
+                    self.put_idle(peer, stream);
+                    return Ok(answer);
+                }
+                Err(error @ WireError::Timeout(_)) => return Err(error.into()),
+                Err(_) => {}
+            }
         }
         let mut attempt = 0;
         loop {
             attempt += 1;
             let mut stream = self.open(peer).await?;
-            match exchange(&mut stream, request, answer_size).await {
+            match exchange(&mut stream, request, wait).await {
                 Ok(answer) => {
                     self.put_idle(peer, stream);
                     return Ok(answer);
@@ -126,8 +143,8 @@ impl ShareClient {
 async fn exchange(
     stream: &mut Stream,
     request: OutRequest<'_>,
-    answer_size: usize,
+    wait: Duration,
 ) -> Result<Answer, WireError> {
     wire::write_request(stream, request).await?;
-    wire::read_answer(stream, wire::transfer_timeout(answer_size)).await
+    wire::read_answer(stream, wait).await
 }

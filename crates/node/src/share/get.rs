@@ -41,10 +41,11 @@ use tokio::sync::{OnceCell, mpsc};
 use tracing::{debug, warn};
 
 use super::Shares;
+use super::client::CallError;
 use super::placement::{EXTENT_STRIPES, extent_count, extent_key, extent_of, extent_stripes};
 use super::server::LocalShare;
-use super::swarm::HeldShare;
-use super::wire::{Answer, MAX_SHARE, OutRequest};
+use super::swarm::{HeldShare, REDIRECTED_ANSWER_WAIT};
+use super::wire::{Answer, MAX_SHARE, OutRequest, WireError};
 
 /// Stripes fetched at once.
 const STRIPES_IN_FLIGHT: usize = 8;
@@ -124,12 +125,19 @@ struct Served {
     share: Bytes,
     /// Who sent it: the holder asked, or the peer it sent this node to.
     from: PeerId,
+    /// Bytes the frame it came in keeps alive (`share` is a view into it).
+    retained: usize,
 }
 
 /// What one get exchange brought other than a share.
 enum Asked {
     /// "Ask that peer instead."
     Elsewhere(PeerId),
+    /// The stream broke after the request went out (or the peer closed it
+    /// without an answer): what a node from before swarming does with a
+    /// "get, or say where".
+    Dropped(FetchFailure),
+    /// Any other failure.
     Failed(FetchFailure),
 }
 
@@ -139,7 +147,7 @@ impl Asked {
             Self::Elsewhere(other) => {
                 FetchFailure::Other(format!("sent to {other} when no redirect was asked for"))
             }
-            Self::Failed(failure) => failure,
+            Self::Dropped(failure) | Self::Failed(failure) => failure,
         }
     }
 }
@@ -148,9 +156,42 @@ impl std::fmt::Debug for Asked {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Elsewhere(other) => write!(f, "sent on to {other}"),
-            Self::Failed(FetchFailure::Damaged) => f.write_str("damaged"),
-            Self::Failed(FetchFailure::Other(reason)) => f.write_str(reason),
+            Self::Dropped(FetchFailure::Damaged) | Self::Failed(FetchFailure::Damaged) => {
+                f.write_str("damaged")
+            }
+            Self::Dropped(FetchFailure::Other(reason))
+            | Self::Failed(FetchFailure::Other(reason)) => f.write_str(reason),
         }
+    }
+}
+
+/// Reads the answer to a get sent to `peer` (with or without `redirect`).
+fn served_or_why(
+    peer: PeerId,
+    answer: Result<Answer, CallError>,
+    redirect: bool,
+) -> Result<Served, Asked> {
+    let other = |reason: String| Asked::Failed(FetchFailure::Other(reason));
+    match answer {
+        Ok(Answer::Share {
+            record,
+            lease,
+            share,
+        }) => Ok(Served {
+            retained: share.len() + record.len() + lease.as_ref().map_or(0, Vec::len) + 3,
+            record,
+            lease,
+            share,
+            from: peer,
+        }),
+        Ok(Answer::Elsewhere(other)) if redirect => Err(Asked::Elsewhere(other)),
+        Ok(Answer::NotFound) => Err(other("not found".into())),
+        Ok(Answer::Damaged) => Err(Asked::Failed(FetchFailure::Damaged)),
+        Ok(answer) => Err(other(format!("unexpected answer {answer:?}"))),
+        Err(error @ CallError::Wire(WireError::Closed | WireError::Io(_))) => {
+            Err(Asked::Dropped(FetchFailure::Other(error.to_string())))
+        }
+        Err(error) => Err(other(error.to_string())),
     }
 }
 
@@ -391,7 +432,8 @@ impl Shares {
                 };
                 let (index, peer) = options.remove(at);
                 asking.insert(index);
-                let redirect = !direct.contains(&(index, peer));
+                let redirect =
+                    !direct.contains(&(index, peer)) && self.swarm.takes_redirects_from(&peer);
                 let guard = self.swarm.begin((stripe, index));
                 let this = self.clone();
                 pending.push(async move {
@@ -425,6 +467,7 @@ impl Shares {
             // and ask the holder again, straight.
             let retry_direct = |options: &mut Vec<(u8, PeerId)>, direct: &mut HashSet<_>| {
                 if from != peer {
+                    self.swarm.redirect_failed(peer);
                     direct.insert((index, peer));
                     options.insert(0, (index, peer));
                 }
@@ -456,11 +499,15 @@ impl Shares {
                     lease = Some(valid);
                     lease_bytes = Some(Bytes::from(bytes));
                 }
+                if from != peer {
+                    self.swarm.redirect_worked(&peer);
+                }
                 if let (Some(guard), Some(record_bytes)) = (guard, &record_bytes) {
                     guard.done(HeldShare {
                         record: record_bytes.clone(),
                         lease: lease_bytes.clone(),
                         share: served.share.clone(),
+                        retained: served.retained,
                     });
                 }
                 good.insert(index, served.share);
@@ -550,6 +597,7 @@ impl Shares {
                 } => Ok(Served {
                     record,
                     lease,
+                    retained: share.len(),
                     share: Bytes::from(share),
                     from: peer,
                 }),
@@ -557,24 +605,29 @@ impl Shares {
                 LocalShare::Damaged => Err(FetchFailure::Damaged),
             };
         }
-        let elsewhere = match self.ask_share(peer, stripe, index, redirect).await {
-            Err(Asked::Elsewhere(other)) if other != self.me && other != peer => other,
-            Err(Asked::Elsewhere(_)) => {
-                return self
-                    .ask_share(peer, stripe, index, false)
-                    .await
-                    .map_err(Asked::into_failure);
-            }
-            Err(Asked::Failed(failure)) => return Err(failure),
-            Ok(served) => return Ok(served),
+        let straight = || async {
+            self.ask_share(peer, stripe, index, false)
+                .await
+                .map_err(Asked::into_failure)
         };
-        match self.ask_share(elsewhere, stripe, index, false).await {
+        let elsewhere = match self.ask_share(peer, stripe, index, redirect).await {
+            Ok(served) => return Ok(served),
+            Err(Asked::Elsewhere(other)) if other != self.me && other != peer => other,
+            Err(Asked::Elsewhere(_)) => return straight().await,
+            // A node from before swarming drops a stream that asks with
+            // "get, or say where": ask it the old way.
+            Err(Asked::Dropped(_)) if redirect => return straight().await,
+            Err(Asked::Dropped(failure) | Asked::Failed(failure)) => return Err(failure),
+        };
+        match self
+            .ask_share_within(elsewhere, stripe, index, REDIRECTED_ANSWER_WAIT)
+            .await
+        {
             Ok(served) => Ok(served),
             Err(why) => {
                 debug!(%peer, %elsewhere, %stripe, index, ?why, "sent elsewhere in vain; asking the holder");
-                self.ask_share(peer, stripe, index, false)
-                    .await
-                    .map_err(Asked::into_failure)
+                self.swarm.redirect_failed(peer);
+                straight().await
             }
         }
     }
@@ -592,29 +645,29 @@ impl Shares {
             index,
             redirect,
         };
-        match self
+        let answer = self
             .client
             .call(peer, request, MAX_SHARE.min(64 << 20))
-            .await
-        {
-            Ok(Answer::Share {
-                record,
-                lease,
-                share,
-            }) => Ok(Served {
-                record,
-                lease,
-                share,
-                from: peer,
-            }),
-            Ok(Answer::Elsewhere(other)) if redirect => Err(Asked::Elsewhere(other)),
-            Ok(Answer::NotFound) => Err(Asked::Failed(FetchFailure::Other("not found".into()))),
-            Ok(Answer::Damaged) => Err(Asked::Failed(FetchFailure::Damaged)),
-            Ok(other) => Err(Asked::Failed(FetchFailure::Other(format!(
-                "unexpected answer {other:?}"
-            )))),
-            Err(error) => Err(Asked::Failed(FetchFailure::Other(error.to_string()))),
-        }
+            .await;
+        served_or_why(peer, answer, redirect)
+    }
+
+    /// One get exchange, without redirect, with a peer this node was sent
+    /// to, which must start answering within `wait`.
+    async fn ask_share_within(
+        &self,
+        peer: PeerId,
+        stripe: ContentId,
+        index: u8,
+        wait: std::time::Duration,
+    ) -> Result<Served, Asked> {
+        let request = OutRequest::Get {
+            stripe,
+            index,
+            redirect: false,
+        };
+        let answer = self.client.call_within(peer, request, wait).await;
+        served_or_why(peer, answer, false)
     }
 
     /// Keeps fetched, verified shares in this node's store so that it

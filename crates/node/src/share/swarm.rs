@@ -25,7 +25,12 @@
 //! need to know who has what, because it saw who it gave each share to.
 //! Nothing here is trusted: a redirected downloader checks the share it gets
 //! against the stripe record as always, and one that finds nothing where it
-//! was sent asks the holder again, without redirect.
+//! was sent asks the holder again, without redirect. A peer it was sent to
+//! must start answering within [`REDIRECTED_ANSWER_WAIT`]; and after
+//! [`BREAKER_FAILURES`] redirects from one holder led nowhere, the
+//! downloader asks that holder without redirect for [`BREAKER_PAUSE`] (a
+//! peer that makes itself a recipient and then stays silent costs each
+//! downloader a few seconds, not a stall).
 //!
 //! Written here rather than with a cache crate: what is needed is a byte-
 //! bounded FIFO plus a map of in-flight fetches that waiters can subscribe
@@ -51,7 +56,20 @@ const RECIPIENTS_PER_SHARE: usize = 8;
 /// Shares whose recipients are remembered.
 const RECIPIENT_SHARES: usize = 16_384;
 /// How long a downloader asked for a share it is fetching waits for it.
-pub(crate) const WAIT_FOR_FETCH: Duration = Duration::from_secs(5);
+pub(crate) const WAIT_FOR_FETCH: Duration = Duration::from_secs(8);
+/// How long a downloader sent elsewhere waits for that peer's answer to
+/// start: its wait for its own fetch, and a margin.
+pub(crate) const REDIRECTED_ANSWER_WAIT: Duration = Duration::from_secs(10);
+/// Entries in memory at most, whatever their size (many tiny shares).
+const RECENT_ENTRIES: usize = 16_384;
+/// Bytes counted per entry beyond its buffers (maps, queue, `Arc`).
+const ENTRY_OVERHEAD: usize = 256;
+/// Redirects from one holder that led nowhere before it is asked straight.
+pub(crate) const BREAKER_FAILURES: u32 = 3;
+/// How long a holder whose redirects failed is asked without redirect.
+pub(crate) const BREAKER_PAUSE: Duration = Duration::from_secs(60);
+/// Holders whose redirect failures are tracked; beyond, the oldest go.
+const BREAKER_HOLDERS: usize = 1024;
 
 /// A share, as stored or fetched: (stripe, index).
 pub(crate) type ShareKey = (ContentId, u8);
@@ -65,6 +83,16 @@ pub(crate) struct HeldShare {
     pub(crate) lease: Option<Bytes>,
     /// The share (checked against the record).
     pub(crate) share: Bytes,
+    /// Bytes this entry keeps alive: `share` is a view into the frame it
+    /// arrived in, which also held that frame's copy of the record and
+    /// lease.
+    pub(crate) retained: usize,
+}
+
+impl HeldShare {
+    fn cost(&self) -> usize {
+        self.retained.max(self.share.len()) + ENTRY_OVERHEAD
+    }
 }
 
 /// Where a fetch under way stands.
@@ -82,6 +110,9 @@ struct Recipient {
     at: Instant,
     /// Downloaders sent to it for this share.
     sent: u8,
+    /// The recipient this one was itself sent to, if any: never send that
+    /// one back to it (each would wait on the other).
+    via: Option<PeerId>,
 }
 
 #[derive(Debug, Default)]
@@ -92,6 +123,9 @@ struct State {
     fetching: HashMap<ShareKey, watch::Receiver<Fetch>>,
     recipients: HashMap<ShareKey, Vec<Recipient>>,
     recipients_order: VecDeque<ShareKey>,
+    /// Per holder: redirects that led nowhere, and until when it is asked
+    /// without redirect.
+    breaker: HashMap<PeerId, (u32, Option<Instant>)>,
 }
 
 /// The swarming state of a node; cheap to clone.
@@ -163,12 +197,12 @@ impl Swarm {
         let now = Instant::now();
         let recipients = state.recipients.get_mut(&key)?;
         recipients.retain(|r| now.duration_since(r.at) < RECIPIENT_WINDOW);
-        let target = recipients
-            .iter_mut()
-            .find(|r| r.peer != requester && r.sent < FANOUT && reachable(&r.peer))?;
+        let target = recipients.iter_mut().find(|r| {
+            r.peer != requester && r.via != Some(requester) && r.sent < FANOUT && reachable(&r.peer)
+        })?;
         target.sent += 1;
         let target = target.peer;
-        add_recipient(recipients, requester, now);
+        add_recipient(recipients, requester, now, Some(target));
         Some(target)
     }
 
@@ -177,7 +211,7 @@ impl Swarm {
         let mut state = self.lock();
         let now = Instant::now();
         if let Some(recipients) = state.recipients.get_mut(&key) {
-            add_recipient(recipients, peer, now);
+            add_recipient(recipients, peer, now, None);
             return;
         }
         if state.recipients_order.len() >= RECIPIENT_SHARES
@@ -192,6 +226,7 @@ impl Swarm {
                 peer,
                 at: now,
                 sent: 0,
+                via: None,
             }],
         );
     }
@@ -202,18 +237,55 @@ impl Swarm {
         self.lock().recent_bytes
     }
 
+    /// Downloader side: whether to let `holder` send this node elsewhere
+    /// (not while its redirects keep failing).
+    pub(crate) fn takes_redirects_from(&self, holder: &PeerId) -> bool {
+        let mut state = self.lock();
+        match state.breaker.get(holder) {
+            Some((_, Some(until))) if Instant::now() < *until => false,
+            Some((_, Some(_))) => {
+                state.breaker.remove(holder);
+                true
+            }
+            _ => true,
+        }
+    }
+
+    /// Downloader side: a redirect from `holder` led nowhere (the peer it
+    /// named failed, had nothing, was silent or sent bad bytes).
+    pub(crate) fn redirect_failed(&self, holder: PeerId) {
+        let mut state = self.lock();
+        if state.breaker.len() >= BREAKER_HOLDERS && !state.breaker.contains_key(&holder) {
+            state.breaker.clear();
+        }
+        let (failures, paused) = state.breaker.entry(holder).or_default();
+        *failures += 1;
+        if *failures >= BREAKER_FAILURES {
+            *failures = 0;
+            *paused = Some(Instant::now() + BREAKER_PAUSE);
+        }
+    }
+
+    /// Downloader side: a redirect from `holder` brought a good share.
+    pub(crate) fn redirect_worked(&self, holder: &PeerId) {
+        let mut state = self.lock();
+        if let Some((failures, None)) = state.breaker.get_mut(holder) {
+            *failures = failures.saturating_sub(1);
+        }
+    }
+
     fn keep(&self, key: ShareKey, held: Arc<HeldShare>) {
         let mut state = self.lock();
-        let len = held.share.len();
+        let len = held.cost();
         if len > RECENT_BYTES || state.recent.contains_key(&key) {
             return;
         }
-        while state.recent_bytes + len > RECENT_BYTES {
+        while state.recent_bytes + len > RECENT_BYTES || state.recent.len() >= RECENT_ENTRIES {
             let Some(oldest) = state.recent_order.pop_front() else {
                 break;
             };
             if let Some(gone) = state.recent.remove(&oldest) {
-                state.recent_bytes -= gone.share.len();
+                state.recent_bytes -= gone.cost();
             }
         }
         state.recent_bytes += len;
@@ -224,9 +296,10 @@ impl Swarm {
 
 /// Adds (or refreshes) `peer` among a share's recipients, dropping the
 /// oldest beyond [`RECIPIENTS_PER_SHARE`].
-fn add_recipient(recipients: &mut Vec<Recipient>, peer: PeerId, now: Instant) {
+fn add_recipient(recipients: &mut Vec<Recipient>, peer: PeerId, now: Instant, via: Option<PeerId>) {
     if let Some(known) = recipients.iter_mut().find(|r| r.peer == peer) {
         known.at = now;
+        known.via = via;
         return;
     }
     if recipients.len() >= RECIPIENTS_PER_SHARE {
@@ -236,6 +309,7 @@ fn add_recipient(recipients: &mut Vec<Recipient>, peer: PeerId, now: Instant) {
         peer,
         at: now,
         sent: 0,
+        via,
     });
 }
 
@@ -284,6 +358,7 @@ mod tests {
             record: Bytes::from_static(b"record"),
             lease: None,
             share: Bytes::from(vec![7u8; len]),
+            retained: len,
         }
     }
 
@@ -384,17 +459,72 @@ mod tests {
     #[tokio::test]
     async fn memory_stays_within_its_budget_oldest_out_first() {
         let swarm = Swarm::default();
-        let len = RECENT_BYTES / 4;
+        let len = RECENT_BYTES / 4 - ENTRY_OVERHEAD;
         for n in 0..6 {
             swarm.begin(key(n)).unwrap().done(share(len));
         }
-        assert_eq!(swarm.recent_bytes(), 4 * len);
+        assert_eq!(swarm.recent_bytes(), RECENT_BYTES);
         assert!(swarm.held(key(0)).await.is_none());
         assert!(swarm.held(key(1)).await.is_none());
         assert!(swarm.held(key(5)).await.is_some());
         // A share larger than the budget is not kept at all.
         swarm.begin(key(9)).unwrap().done(share(RECENT_BYTES + 1));
         assert!(swarm.held(key(9)).await.is_none());
-        assert_eq!(swarm.recent_bytes(), 4 * len);
+        assert_eq!(swarm.recent_bytes(), RECENT_BYTES);
+    }
+
+    #[test]
+    fn what_a_share_keeps_alive_is_counted_and_entries_are_capped() {
+        let swarm = Swarm::default();
+        // A tiny share inside a big frame counts as the frame.
+        let mut padded = share(10);
+        padded.retained = 16 << 10;
+        swarm.begin(key(1)).unwrap().done(padded);
+        assert_eq!(swarm.recent_bytes(), (16 << 10) + ENTRY_OVERHEAD);
+        // Many tiny shares: the count is capped.
+        for n in 0..(RECENT_ENTRIES + 100) {
+            let k = (ContentId::of(&n.to_le_bytes()), 0);
+            swarm.begin(k).unwrap().done(share(1));
+        }
+        assert_eq!(swarm.lock().recent.len(), RECENT_ENTRIES);
+        assert_eq!(swarm.lock().recent_order.len(), RECENT_ENTRIES);
+    }
+
+    #[test]
+    fn two_downloaders_are_never_sent_to_each_other() {
+        let swarm = Swarm::default();
+        let [a, c] = [(); 2].map(|()| peer());
+        let k = key(8);
+        swarm.served(k, a);
+        assert_eq!(swarm.redirect(k, c, |_| true), Some(a));
+        // a asks again (a retry): c was sent to a, so a is not sent to c.
+        assert_eq!(swarm.redirect(k, a, |_| true), None);
+    }
+
+    #[test]
+    fn a_holder_whose_redirects_fail_is_asked_straight_for_a_while() {
+        let swarm = Swarm::default();
+        let holder = peer();
+        assert!(swarm.takes_redirects_from(&holder));
+        swarm.redirect_failed(holder);
+        swarm.redirect_worked(&holder);
+        swarm.redirect_failed(holder);
+        swarm.redirect_failed(holder);
+        assert!(
+            swarm.takes_redirects_from(&holder),
+            "one success forgives one failure"
+        );
+        swarm.redirect_failed(holder);
+        assert!(!swarm.takes_redirects_from(&holder));
+        assert!(
+            swarm.takes_redirects_from(&peer()),
+            "other holders are not affected"
+        );
+        // After the pause it takes redirects again.
+        swarm
+            .lock()
+            .breaker
+            .insert(holder, (0, Some(Instant::now())));
+        assert!(swarm.takes_redirects_from(&holder));
     }
 }
