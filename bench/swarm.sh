@@ -156,8 +156,11 @@ for g in "${gets[@]}"; do wait "$g"; done
 total_ms=$(( ($(date +%s%N) - start_ns) / 1000000 ))
 served=$(( $(counter h bytes_served) - served_before ))
 redirects=$(( $(counter h swarm_redirects) - redirects_before ))
-from_memory=0
-for f in 1 2 3 4; do from_memory=$(( from_memory + $(counter "f$f" served_from_memory) )); done
+from_memory=0 in_vain=0
+for f in 1 2 3 4; do
+    from_memory=$(( from_memory + $(counter "f$f" served_from_memory) ))
+    in_vain=$(( in_vain + $(counter "f$f" swarm_redirects_failed) ))
+done
 
 for f in 1 2 3 4; do
     cmp -s "$work/file" "$work/out$f" || { echo "fetcher $f got different bytes" >&2; exit 1; }
@@ -197,3 +200,4 @@ printf '| bytes the holder served, × the file (1 = perfect swarming, 4 = none) 
     "$(times "$served")" "$([ -n "$lt_bytes" ] && times "$lt_bytes" || echo –)"
 printf '| requests the holder sent to a fetcher that had just got the share | %s | – | – |\n' "$redirects"
 printf '| shares fetchers passed on from memory | %s | – | – |\n' "$from_memory"
+printf '| redirects that led nowhere (the fetcher asked the holder again) | %s | – | – |\n' "$in_vain"

@@ -62,11 +62,12 @@ fn status_lines(status: &kith_node::NodeStatus) -> Vec<String> {
             upkeep.leases_renewed, upkeep.shares_expired
         ),
         format!(
-            "served    {} shares ({}), {} of them passed on from memory, {} requests sent to a peer that had just got the share",
+            "served    {} shares ({}), {} of them passed on from memory, {} requests sent to a peer that had just got the share; {} redirects followed led nowhere",
             upkeep.shares_served,
             ByteSize(upkeep.bytes_served),
             upkeep.served_from_memory,
-            upkeep.swarm_redirects
+            upkeep.swarm_redirects,
+            upkeep.swarm_redirects_failed
         ),
     ]
 }

@@ -25,6 +25,7 @@ pub(crate) struct Counters {
     pub(crate) bytes_served: AtomicU64,
     pub(crate) served_from_memory: AtomicU64,
     pub(crate) swarm_redirects: AtomicU64,
+    pub(crate) swarm_redirects_failed: AtomicU64,
 }
 
 /// Adds `by` to a counter.
@@ -81,6 +82,10 @@ pub struct UpkeepCounters {
     /// had just given the share to (swarming).
     #[serde(default)]
     pub swarm_redirects: u64,
+    /// Redirects this node followed that led nowhere (the peer it was sent
+    /// to failed, had nothing or sent bad bytes; the holder was asked again).
+    #[serde(default)]
+    pub swarm_redirects_failed: u64,
 }
 
 impl Counters {
@@ -106,6 +111,7 @@ impl Counters {
             bytes_served: get(&self.bytes_served),
             served_from_memory: get(&self.served_from_memory),
             swarm_redirects: get(&self.swarm_redirects),
+            swarm_redirects_failed: get(&self.swarm_redirects_failed),
         }
     }
 }

@@ -42,11 +42,15 @@ use tracing::{debug, warn};
 
 use super::Shares;
 use super::client::CallError;
+use super::counters::bump;
 use super::placement::{EXTENT_STRIPES, extent_count, extent_key, extent_of, extent_stripes};
 use super::server::LocalShare;
 use super::swarm::{HeldShare, REDIRECTED_ANSWER_WAIT};
 use super::wire::{Answer, MAX_SHARE, OutRequest, WireError};
 
+/// A failed redirect that took this long counts against the holder's
+/// redirects (see [`super::swarm`]'s breaker).
+const SLOW_REDIRECT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Stripes fetched at once.
 const STRIPES_IN_FLIGHT: usize = 8;
 /// Decoded segments waiting for the reader.
@@ -467,7 +471,7 @@ impl Shares {
             // and ask the holder again, straight.
             let retry_direct = |options: &mut Vec<(u8, PeerId)>, direct: &mut HashSet<_>| {
                 if from != peer {
-                    self.swarm.redirect_failed(peer);
+                    self.redirect_failed(peer, true);
                     direct.insert((index, peer));
                     options.insert(0, (index, peer));
                 }
@@ -619,6 +623,7 @@ impl Shares {
             Err(Asked::Dropped(_)) if redirect => return straight().await,
             Err(Asked::Dropped(failure) | Asked::Failed(failure)) => return Err(failure),
         };
+        let asked = std::time::Instant::now();
         match self
             .ask_share_within(elsewhere, stripe, index, REDIRECTED_ANSWER_WAIT)
             .await
@@ -626,9 +631,21 @@ impl Shares {
             Ok(served) => Ok(served),
             Err(why) => {
                 debug!(%peer, %elsewhere, %stripe, index, ?why, "sent elsewhere in vain; asking the holder");
-                self.swarm.redirect_failed(peer);
+                self.redirect_failed(peer, asked.elapsed() >= SLOW_REDIRECT);
                 straight().await
             }
+        }
+    }
+
+    /// A redirect from `holder` led nowhere: counted, and told to the
+    /// swarm's breaker if it cost time or brought bad bytes. A quick "not
+    /// found" (a peer that passed the share out of its memory already)
+    /// costs a round trip and happens in honest swarms; it does not stop
+    /// redirects.
+    fn redirect_failed(&self, holder: PeerId, costly: bool) {
+        bump(&self.counters.swarm_redirects_failed, 1);
+        if costly {
+            self.swarm.redirect_failed(holder);
         }
     }
 

@@ -27,10 +27,12 @@
 //! against the stripe record as always, and one that finds nothing where it
 //! was sent asks the holder again, without redirect. A peer it was sent to
 //! must start answering within [`REDIRECTED_ANSWER_WAIT`]; and after
-//! [`BREAKER_FAILURES`] redirects from one holder led nowhere, the
-//! downloader asks that holder without redirect for [`BREAKER_PAUSE`] (a
-//! peer that makes itself a recipient and then stays silent costs each
-//! downloader a few seconds, not a stall).
+//! [`BREAKER_FAILURES`] redirects from one holder cost time (seconds of
+//! waiting) or brought bad bytes, the downloader asks that holder without
+//! redirect for [`BREAKER_PAUSE`] (a peer that makes itself a recipient and
+//! then stays silent costs each downloader a few seconds, not a stall). A
+//! quick "not found" from a peer that no longer has the share in memory
+//! costs a round trip and does not count.
 //!
 //! Written here rather than with a cache crate: what is needed is a byte-
 //! bounded FIFO plus a map of in-flight fetches that waiters can subscribe
