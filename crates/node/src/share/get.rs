@@ -48,9 +48,9 @@ use super::server::LocalShare;
 use super::swarm::{HeldShare, REDIRECTED_ANSWER_WAIT};
 use super::wire::{Answer, MAX_SHARE, OutRequest, WireError};
 
-/// A failed redirect that took this long counts against the holder's
-/// redirects (see [`super::swarm`]'s breaker).
-const SLOW_REDIRECT: std::time::Duration = std::time::Duration::from_secs(2);
+/// A failed redirect that took this long counts against the holder and the
+/// peer it named (see [`super::swarm`]'s breakers).
+const SLOW_REDIRECT: std::time::Duration = std::time::Duration::from_secs(1);
 /// Stripes fetched at once.
 const STRIPES_IN_FLIGHT: usize = 8;
 /// Decoded segments waiting for the reader.
@@ -471,7 +471,7 @@ impl Shares {
             // and ask the holder again, straight.
             let retry_direct = |options: &mut Vec<(u8, PeerId)>, direct: &mut HashSet<_>| {
                 if from != peer {
-                    self.redirect_failed(peer, true);
+                    self.redirect_failed(peer, from, true);
                     direct.insert((index, peer));
                     options.insert(0, (index, peer));
                 }
@@ -504,7 +504,7 @@ impl Shares {
                     lease_bytes = Some(Bytes::from(bytes));
                 }
                 if from != peer {
-                    self.swarm.redirect_worked(&peer);
+                    self.swarm.redirect_worked(&peer, &from);
                 }
                 if let (Some(guard), Some(record_bytes)) = (guard, &record_bytes) {
                     guard.done(HeldShare {
@@ -616,7 +616,11 @@ impl Shares {
         };
         let elsewhere = match self.ask_share(peer, stripe, index, redirect).await {
             Ok(served) => return Ok(served),
-            Err(Asked::Elsewhere(other)) if other != self.me && other != peer => other,
+            Err(Asked::Elsewhere(other))
+                if other != self.me && other != peer && self.swarm.follows_redirects_to(&other) =>
+            {
+                other
+            }
             Err(Asked::Elsewhere(_)) => return straight().await,
             // A node from before swarming drops a stream that asks with
             // "get, or say where": ask it the old way.
@@ -631,21 +635,20 @@ impl Shares {
             Ok(served) => Ok(served),
             Err(why) => {
                 debug!(%peer, %elsewhere, %stripe, index, ?why, "sent elsewhere in vain; asking the holder");
-                self.redirect_failed(peer, asked.elapsed() >= SLOW_REDIRECT);
+                self.redirect_failed(peer, elsewhere, asked.elapsed() >= SLOW_REDIRECT);
                 straight().await
             }
         }
     }
 
-    /// A redirect from `holder` led nowhere: counted, and told to the
-    /// swarm's breaker if it cost time or brought bad bytes. A quick "not
-    /// found" (a peer that passed the share out of its memory already)
-    /// costs a round trip and happens in honest swarms; it does not stop
-    /// redirects.
-    fn redirect_failed(&self, holder: PeerId, costly: bool) {
+    /// A redirect from `holder` to `target` led nowhere: counted, and
+    /// told to the swarm's breakers if it cost time or brought bad bytes.
+    /// A quick "not found" (a peer that passed the share out of its memory
+    /// already) costs a round trip and happens in honest swarms.
+    fn redirect_failed(&self, holder: PeerId, target: PeerId, costly: bool) {
         bump(&self.counters.swarm_redirects_failed, 1);
         if costly {
-            self.swarm.redirect_failed(holder);
+            self.swarm.redirect_failed(holder, target);
         }
     }
 

@@ -27,12 +27,13 @@
 //! against the stripe record as always, and one that finds nothing where it
 //! was sent asks the holder again, without redirect. A peer it was sent to
 //! must start answering within [`REDIRECTED_ANSWER_WAIT`]; and after
-//! [`BREAKER_FAILURES`] redirects from one holder cost time (seconds of
-//! waiting) or brought bad bytes, the downloader asks that holder without
-//! redirect for [`BREAKER_PAUSE`] (a peer that makes itself a recipient and
-//! then stays silent costs each downloader a few seconds, not a stall). A
-//! quick "not found" from a peer that no longer has the share in memory
-//! costs a round trip and does not count.
+//! [`BREAKER_FAILURES`] redirects from one holder, or to one peer, cost
+//! time (a second or more) or brought bad bytes, the downloader asks that
+//! holder without redirect, and does not follow redirects to that peer, for
+//! [`BREAKER_PAUSE`] (a peer that makes itself a recipient and then stays
+//! silent costs each downloader a few seconds, not a stall). A quick "not
+//! found" from a peer that no longer has the share in memory costs a round
+//! trip, as an honest miss does, and does not count.
 //!
 //! Written here rather than with a cache crate: what is needed is a byte-
 //! bounded FIFO plus a map of in-flight fetches that waiters can subscribe
@@ -125,9 +126,49 @@ struct State {
     fetching: HashMap<ShareKey, watch::Receiver<Fetch>>,
     recipients: HashMap<ShareKey, Vec<Recipient>>,
     recipients_order: VecDeque<ShareKey>,
-    /// Per holder: redirects that led nowhere, and until when it is asked
-    /// without redirect.
-    breaker: HashMap<PeerId, (u32, Option<Instant>)>,
+    /// Holders whose redirects cost time or brought bad bytes: asked
+    /// without redirect for a while.
+    holders: Breaker,
+    /// Peers this node was sent to that were slow to answer or sent bad
+    /// bytes: a redirect to them is not followed for a while.
+    targets: Breaker,
+}
+
+/// Per peer: failures (less successes), and until when the peer is
+/// passed over after [`BREAKER_FAILURES`] of them. Bounded: beyond
+/// [`BREAKER_HOLDERS`] peers it starts over.
+#[derive(Debug, Default)]
+struct Breaker(HashMap<PeerId, (u32, Option<Instant>)>);
+
+impl Breaker {
+    fn allows(&mut self, peer: &PeerId) -> bool {
+        match self.0.get(peer) {
+            Some((_, Some(until))) if Instant::now() < *until => false,
+            Some((_, Some(_))) => {
+                self.0.remove(peer);
+                true
+            }
+            _ => true,
+        }
+    }
+
+    fn failed(&mut self, peer: PeerId) {
+        if self.0.len() >= BREAKER_HOLDERS && !self.0.contains_key(&peer) {
+            self.0.clear();
+        }
+        let (failures, paused) = self.0.entry(peer).or_default();
+        *failures += 1;
+        if *failures >= BREAKER_FAILURES {
+            *failures = 0;
+            *paused = Some(Instant::now() + BREAKER_PAUSE);
+        }
+    }
+
+    fn worked(&mut self, peer: &PeerId) {
+        if let Some((failures, None)) = self.0.get_mut(peer) {
+            *failures = failures.saturating_sub(1);
+        }
+    }
 }
 
 /// The swarming state of a node; cheap to clone.
@@ -242,38 +283,32 @@ impl Swarm {
     /// Downloader side: whether to let `holder` send this node elsewhere
     /// (not while its redirects keep failing).
     pub(crate) fn takes_redirects_from(&self, holder: &PeerId) -> bool {
-        let mut state = self.lock();
-        match state.breaker.get(holder) {
-            Some((_, Some(until))) if Instant::now() < *until => false,
-            Some((_, Some(_))) => {
-                state.breaker.remove(holder);
-                true
-            }
-            _ => true,
-        }
+        self.lock().holders.allows(holder)
     }
 
-    /// Downloader side: a redirect from `holder` led nowhere (the peer it
-    /// named failed, had nothing, was silent or sent bad bytes).
-    pub(crate) fn redirect_failed(&self, holder: PeerId) {
-        let mut state = self.lock();
-        if state.breaker.len() >= BREAKER_HOLDERS && !state.breaker.contains_key(&holder) {
-            state.breaker.clear();
-        }
-        let (failures, paused) = state.breaker.entry(holder).or_default();
-        *failures += 1;
-        if *failures >= BREAKER_FAILURES {
-            *failures = 0;
-            *paused = Some(Instant::now() + BREAKER_PAUSE);
-        }
+    /// Downloader side: whether to follow a redirect to `target` (not
+    /// while redirects to it keep leading nowhere).
+    pub(crate) fn follows_redirects_to(&self, target: &PeerId) -> bool {
+        self.lock().targets.allows(target)
     }
 
-    /// Downloader side: a redirect from `holder` brought a good share.
-    pub(crate) fn redirect_worked(&self, holder: &PeerId) {
+    /// Downloader side: a redirect from `holder` to `target` cost time
+    /// (`target` was slow or silent) or brought bad bytes: counts against
+    /// both. A quick "not found" is not reported here: it costs a round
+    /// trip, and honest swarms have them (a peer that already let the
+    /// share out of its memory).
+    pub(crate) fn redirect_failed(&self, holder: PeerId, target: PeerId) {
         let mut state = self.lock();
-        if let Some((failures, None)) = state.breaker.get_mut(holder) {
-            *failures = failures.saturating_sub(1);
-        }
+        state.targets.failed(target);
+        state.holders.failed(holder);
+    }
+
+    /// Downloader side: a redirect from `holder` to `target` brought a good
+    /// share.
+    pub(crate) fn redirect_worked(&self, holder: &PeerId, target: &PeerId) {
+        let mut state = self.lock();
+        state.holders.worked(holder);
+        state.targets.worked(target);
     }
 
     fn keep(&self, key: ShareKey, held: Arc<HeldShare>) {
@@ -504,19 +539,20 @@ mod tests {
     }
 
     #[test]
-    fn a_holder_whose_redirects_fail_is_asked_straight_for_a_while() {
+    fn a_holder_whose_redirects_cost_time_is_asked_straight_for_a_while() {
         let swarm = Swarm::default();
         let holder = peer();
+        let target = || peer();
         assert!(swarm.takes_redirects_from(&holder));
-        swarm.redirect_failed(holder);
-        swarm.redirect_worked(&holder);
-        swarm.redirect_failed(holder);
-        swarm.redirect_failed(holder);
+        swarm.redirect_failed(holder, target());
+        swarm.redirect_worked(&holder, &target());
+        swarm.redirect_failed(holder, target());
+        swarm.redirect_failed(holder, target());
         assert!(
             swarm.takes_redirects_from(&holder),
             "one success forgives one failure"
         );
-        swarm.redirect_failed(holder);
+        swarm.redirect_failed(holder, target());
         assert!(!swarm.takes_redirects_from(&holder));
         assert!(
             swarm.takes_redirects_from(&peer()),
@@ -525,8 +561,22 @@ mod tests {
         // After the pause it takes redirects again.
         swarm
             .lock()
-            .breaker
+            .holders
+            .0
             .insert(holder, (0, Some(Instant::now())));
         assert!(swarm.takes_redirects_from(&holder));
+    }
+
+    #[test]
+    fn a_slow_peer_is_not_followed_whoever_sends_there() {
+        let swarm = Swarm::default();
+        let target = peer();
+        for _ in 0..BREAKER_FAILURES {
+            assert!(swarm.follows_redirects_to(&target));
+            // A different holder each time: each holder still has credit.
+            swarm.redirect_failed(peer(), target);
+        }
+        assert!(!swarm.follows_redirects_to(&target));
+        assert!(swarm.follows_redirects_to(&peer()));
     }
 }
