@@ -14,8 +14,13 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use kith_store::{ContentId, Store, StoreConfig};
+use kith_base::{Identity, Lease};
+use kith_codec::StripeRecord;
+use kith_codec::stripe::share_len_for;
+use kith_store::{ContentId, Holding, Store, StoreConfig};
 use redb::{Database, ReadableDatabase, TableDefinition};
 use tempfile::TempDir;
 
@@ -187,5 +192,109 @@ fn bench_get_redb(
     });
 }
 
-criterion_group!(benches, bench_put, bench_get);
+/// A holder's side of a put: six writers at once (a putter keeps six
+/// stripes in flight), each storing shares of 1 MiB stripes (3-of-5: 350 KiB
+/// shares) with the stripe's record and the owner's lease. "three commits"
+/// is how a holder stored them before the group commit (share, then record,
+/// then lease); "one grouped commit" is [`Store::put_stripe_share`].
+fn bench_holder_put(c: &mut Criterion) {
+    const WRITERS: usize = 6;
+    const STRIPES: usize = 96;
+    let owner = Identity::generate();
+    let stripes: Arc<Vec<(StripeRecord, Lease, Vec<u8>)>> = Arc::new(
+        (0..STRIPES)
+            .map(|s| holder_stripe(&owner, s as u64))
+            .collect(),
+    );
+    let share_len = stripes[0].2.len();
+    let mut group = c.benchmark_group("holder_put_6_writers_96x350KiB");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(20));
+    group.throughput(Throughput::Bytes((STRIPES * share_len) as u64));
+    for (name, grouped) in [("three commits", false), ("one grouped commit", true)] {
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || {
+                    let dir = temp_dir();
+                    let store = open_store(&dir);
+                    (dir, store)
+                },
+                |(dir, store)| {
+                    let writers: Vec<_> = (0..WRITERS)
+                        .map(|w| {
+                            let (store, stripes) = (store.clone(), stripes.clone());
+                            std::thread::spawn(move || {
+                                for (record, lease, share) in
+                                    stripes.iter().skip(w).step_by(WRITERS)
+                                {
+                                    if grouped {
+                                        store
+                                            .put_stripe_share(
+                                                record,
+                                                0,
+                                                share,
+                                                Holding::Leased(lease),
+                                            )
+                                            .unwrap();
+                                    } else {
+                                        let id = record.share_ids()[0];
+                                        store
+                                            .put_owned_share(
+                                                record.id(),
+                                                0,
+                                                id,
+                                                share,
+                                                lease.owner(),
+                                                Some(lease.expires_at()),
+                                            )
+                                            .unwrap();
+                                        store.put_record(record).unwrap();
+                                        store
+                                            .set_stripe_lease(&record.id(), lease.as_bytes())
+                                            .unwrap();
+                                    }
+                                }
+                            })
+                        })
+                        .collect();
+                    for writer in writers {
+                        writer.join().unwrap();
+                    }
+                    (dir, store)
+                },
+                BatchSize::PerIteration,
+            );
+        });
+    }
+    group.finish();
+}
+
+/// A 3-of-5 stripe record for 1 MiB of "ciphertext" whose share 0 is real
+/// bytes (the others are only ids), with a lease on it.
+fn holder_stripe(owner: &Identity, seed: u64) -> (StripeRecord, Lease, Vec<u8>) {
+    let cipher_len: u32 = 1 << 20;
+    let share_len = share_len_for(cipher_len, 3);
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ seed;
+    let share: Vec<u8> = (0..share_len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let mut bytes = b"KSR1".to_vec();
+    bytes.extend_from_slice(&[3, 5, 0, 0]);
+    bytes.extend_from_slice(&share_len.to_le_bytes());
+    bytes.extend_from_slice(&cipher_len.to_le_bytes());
+    bytes.extend_from_slice(ContentId::of(&share).as_bytes());
+    for other in 1..5u64 {
+        bytes.extend_from_slice(ContentId::of(&(seed * 8 + other).to_le_bytes()).as_bytes());
+    }
+    let record = StripeRecord::from_bytes(&bytes).unwrap();
+    let lease = Lease::sign(owner, record.id(), [0; 32], 4_000_000_000);
+    (record, lease, share)
+}
+
+criterion_group!(benches, bench_put, bench_get, bench_holder_put);
 criterion_main!(benches);

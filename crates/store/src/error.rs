@@ -163,6 +163,14 @@ pub enum StoreError {
         #[source]
         source: redb::Error,
     },
+
+    /// A bug inside the store (a metadata write panicked). Nothing of the
+    /// write was committed; the store stays usable.
+    #[error("internal error in the store: {what}")]
+    Internal {
+        /// What failed.
+        what: String,
+    },
 }
 
 impl StoreError {

@@ -7,7 +7,8 @@
 //! from the owner) is the node's job.
 //!
 //! The node also keeps, per stripe, the owner's signed lease as bytes
-//! ([`Store::set_stripe_lease`]): the store does not parse it.
+//! ([`Store::set_stripe_lease`]). The store reads a lease only in
+//! [`Store::put_stripe_share`], to keep whichever of two ends later.
 //!
 //! Deliberately simple for now: one owner per share (the first owner keeps
 //! it; [`Store::set_lease`] overrides). Two owners storing the same bytes is

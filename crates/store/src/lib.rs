@@ -44,6 +44,7 @@
 //! ```
 
 mod error;
+mod group_commit;
 mod layout;
 mod lease;
 mod quota;
@@ -57,5 +58,5 @@ pub use kith_base::ContentId;
 pub use quota::{DEFAULT_QUOTA_CAP, DEFAULT_QUOTA_DIVISOR, default_quota, free_space};
 pub use recovery::RecoveryReport;
 pub use scrub::ScrubReport;
-pub use store::{CorruptShare, MAX_SHARE_LEN, PutOutcome, Store, StoreConfig, Usage};
+pub use store::{CorruptShare, Holding, MAX_SHARE_LEN, PutOutcome, Store, StoreConfig, Usage};
 pub use tables::ShareInfo;

@@ -24,12 +24,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use kith_base::ContentId;
+use kith_base::{ContentId, Lease};
 use kith_codec::StripeRecord;
 use kith_codec::stripe::MAX_CIPHER_LEN;
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 
 use crate::error::{DbContext, Result, StoreError, io_error};
+use crate::group_commit::{GroupCommit, Job};
 use crate::layout::{Layout, create_dir_durable, remove_file_if_present, sync_dir};
 use crate::quota::{disk_size, free_space};
 use crate::recovery::{self, RecoveryReport};
@@ -129,6 +130,38 @@ pub(crate) struct Inner {
     recovery: RecoveryReport,
     /// Disk space puts leave free (see [`headroom_for`]).
     headroom: u64,
+    /// Where share puts commit their metadata rows, together.
+    commits: GroupCommit<Committed>,
+}
+
+/// How [`Store::put_stripe_share`] keeps a share.
+#[derive(Debug, Clone, Copy)]
+pub enum Holding<'a> {
+    /// For the lease's owner until the lease ends (see
+    /// [`Store::put_owned_share`]); the lease is kept as the stripe's.
+    Leased(&'a Lease),
+    /// As a cached copy, with no owner and no expiry. A lease given is kept
+    /// as the stripe's, so that this node can take part in its repair.
+    Cached(Option<&'a Lease>),
+}
+
+/// The share a put names, and the record to check it against (and store)
+/// when the caller has one.
+#[derive(Clone, Copy)]
+struct ShareTarget<'a> {
+    stripe: ContentId,
+    index: u8,
+    share_id: ContentId,
+    record: Option<&'a StripeRecord>,
+}
+
+/// What a share's metadata commit inserted.
+#[derive(Debug, Clone, Copy, Default)]
+struct Committed {
+    /// The share's rows (false: they were there already).
+    share: bool,
+    /// The stripe's record.
+    record: bool,
 }
 
 /// In-memory totals, rebuilt from the database on open and updated after
@@ -232,6 +265,7 @@ impl Store {
                 tmp_seq: AtomicU64::new(0),
                 recovery: report,
                 headroom: headroom_for(disk_size(dir)?),
+                commits: GroupCommit::default(),
             }),
         })
     }
@@ -289,25 +323,68 @@ impl Store {
         owner: [u8; 32],
         expires_at: Option<u64>,
     ) -> Result<PutOutcome> {
-        let outcome = self.put_share_inner(
-            stripe,
-            index,
-            share_id,
+        self.put_share_inner(
+            ShareTarget {
+                stripe,
+                index,
+                share_id,
+                record: None,
+            },
             bytes,
             (owner, expires_at),
+            None,
             CrashAt::Never,
-        )?;
-        if outcome == PutOutcome::AlreadyHad
-            && owner != [0; 32]
-            && let Some(info) = self.share_info(&share_id)?
-        {
-            let cached = info.owner == [0; 32];
-            let extended = info.owner == owner && later(expires_at, info.expires_at);
-            if cached || extended {
-                self.set_lease(&share_id, owner, expires_at)?;
+        )
+    }
+
+    /// Stores share `index` of `record`'s stripe together with the record
+    /// and, when there is one, the stripe's lease, in **one** metadata
+    /// commit (which concurrent puts share: see [`crate::group_commit`]).
+    /// This is what a holder does with every share it accepts.
+    ///
+    /// The bytes must be the record's share `index` ([`StoreError::Mismatch`]
+    /// if they do not hash to its id, [`StoreError::NotInStripe`] if the
+    /// index or length is wrong). With [`Holding::Leased`], the share is the
+    /// lease owner's until the lease ends, as [`Store::put_owned_share`]
+    /// says; with [`Holding::Cached`] it is an ownerless cached copy. A
+    /// lease is kept as the stripe's lease ([`Store::stripe_lease`]) unless
+    /// the store keeps one that ends later. Quota is reserved for the share
+    /// and the record before anything is written, so a refused put leaves
+    /// nothing behind.
+    pub fn put_stripe_share(
+        &self,
+        record: &StripeRecord,
+        index: u8,
+        bytes: &[u8],
+        holding: Holding<'_>,
+    ) -> Result<PutOutcome> {
+        let stripe = record.id();
+        let share_id = match record.share_ids().get(usize::from(index)) {
+            Some(id) => *id,
+            None => {
+                return Err(StoreError::NotInStripe {
+                    stripe,
+                    index,
+                    share: ContentId::of(bytes),
+                });
             }
-        }
-        Ok(outcome)
+        };
+        let (owner, expires_at, lease) = match holding {
+            Holding::Leased(lease) => (lease.owner(), Some(lease.expires_at()), Some(*lease)),
+            Holding::Cached(lease) => ([0; 32], None, lease.copied()),
+        };
+        self.put_share_inner(
+            ShareTarget {
+                stripe,
+                index,
+                share_id,
+                record: Some(record),
+            },
+            bytes,
+            (owner, expires_at),
+            lease,
+            CrashAt::Never,
+        )
     }
 
     pub(crate) fn put_share_at(
@@ -318,18 +395,34 @@ impl Store {
         bytes: &[u8],
         crash: CrashAt,
     ) -> Result<PutOutcome> {
-        self.put_share_inner(stripe, index, share_id, bytes, ([0; 32], None), crash)
+        self.put_share_inner(
+            ShareTarget {
+                stripe,
+                index,
+                share_id,
+                record: None,
+            },
+            bytes,
+            ([0; 32], None),
+            None,
+            crash,
+        )
     }
 
     fn put_share_inner(
         &self,
-        stripe: ContentId,
-        index: u8,
-        share_id: ContentId,
+        target: ShareTarget<'_>,
         bytes: &[u8],
         (owner, expires_at): ([u8; 32], Option<u64>),
+        lease: Option<Lease>,
         crash: CrashAt,
     ) -> Result<PutOutcome> {
+        let ShareTarget {
+            stripe,
+            index,
+            share_id,
+            record,
+        } = target;
         let len = bytes.len() as u64;
         if len > MAX_SHARE_LEN {
             return Err(StoreError::TooLarge {
@@ -344,44 +437,69 @@ impl Store {
                 actual,
             });
         }
+        let not_in_stripe = StoreError::NotInStripe {
+            stripe,
+            index,
+            share: share_id,
+        };
+        // The hash is checked above; a given record needs only its length.
+        if record.is_some_and(|record| u64::from(record.share_len()) != len) {
+            return Err(not_in_stripe);
+        }
         let _id_lock = self.lock_id(&share_id);
-        {
+        let (had_share, had_record) = {
             let txn = self.read_txn()?;
             let db = self.db_path();
-            if txn
+            let had_share = txn
                 .open_table(SHARES)
                 .db(db)?
                 .get(share_id.as_bytes())
                 .db(db)?
-                .is_some()
-            {
-                return Ok(PutOutcome::AlreadyHad);
-            }
-            if let Some(record) = txn
+                .is_some();
+            let stored_record = txn
                 .open_table(RECORDS)
                 .db(db)?
                 .get(stripe.as_bytes())
                 .db(db)?
-                && let Ok(record) = StripeRecord::from_bytes(record.value())
-                && record.verify_share(usize::from(index), bytes).is_err()
+                .map(|row| row.value().to_vec());
+            if record.is_none()
+                && !had_share
+                && let Some(stored) = stored_record.as_deref()
+                && let Ok(stored) = StripeRecord::from_bytes(stored)
+                && stored.verify_share(usize::from(index), bytes).is_err()
             {
-                return Err(StoreError::NotInStripe {
-                    stripe,
-                    index,
-                    share: share_id,
-                });
+                return Err(not_in_stripe);
             }
+            (had_share, stored_record.is_some())
+        };
+        if had_share && record.is_none() && lease.is_none() && owner == [0; 32] {
+            // Nothing to write at all.
+            return Ok(PutOutcome::AlreadyHad);
         }
-        let reservation = self.reserve(len)?;
+        let record_bytes = record.filter(|_| !had_record).map(StripeRecord::to_bytes);
+        let share_reservation = if had_share {
+            None
+        } else {
+            Some(self.reserve(len)?)
+        };
+        let record_reservation = match &record_bytes {
+            Some(bytes) => Some(self.reserve(bytes.len() as u64)?),
+            None => None,
+        };
 
-        let temp = self.write_temp(&share_id, bytes)?;
-        if crash == CrashAt::AfterTempFile {
-            return Ok(PutOutcome::Stored);
-        }
-        let body = self.place_body(&share_id, &temp)?;
-        if crash == CrashAt::AfterRename {
-            return Ok(PutOutcome::Stored);
-        }
+        let body = if had_share {
+            None
+        } else {
+            let temp = self.write_temp(&share_id, bytes)?;
+            if crash == CrashAt::AfterTempFile {
+                return Ok(PutOutcome::Stored);
+            }
+            let body = self.place_body(&share_id, &temp)?;
+            if crash == CrashAt::AfterRename {
+                return Ok(PutOutcome::Stored);
+            }
+            Some(body)
+        };
 
         let info = ShareInfo {
             stripe,
@@ -390,18 +508,45 @@ impl Store {
             owner,
             expires_at,
         };
-        match self.commit_share(&share_id, &info) {
-            Ok(true) => {
-                reservation.stored(true);
-                Ok(PutOutcome::Stored)
+        let job = share_rows_job(
+            self.db_path().to_owned(),
+            share_id,
+            info,
+            body.is_some(),
+            record_bytes,
+            lease,
+        );
+        match self
+            .inner
+            .commits
+            .commit(&self.inner.db, self.db_path(), job)
+        {
+            Ok(committed) => {
+                if committed.share
+                    && let Some(reservation) = share_reservation
+                {
+                    reservation.stored(true);
+                }
+                if committed.record
+                    && let Some(reservation) = record_reservation
+                {
+                    reservation.stored(false);
+                }
+                // A row already there cannot happen while we hold the id
+                // lock; if it did, the body renamed over the old one has
+                // the same bytes, so all is well.
+                Ok(if committed.share {
+                    PutOutcome::Stored
+                } else {
+                    PutOutcome::AlreadyHad
+                })
             }
-            // Cannot happen while we hold the id lock; if it did, the body we
-            // renamed over the old one has the same bytes, so all is well.
-            Ok(false) => Ok(PutOutcome::AlreadyHad),
             Err(error) => {
                 // No row points at the body: remove it so that nothing is
                 // half there even before the next recovery pass.
-                if let Err(cleanup) = remove_file_if_present(&body) {
+                if let Some(body) = body
+                    && let Err(cleanup) = remove_file_if_present(&body)
+                {
                     tracing::warn!(%cleanup, "could not remove an uncommitted share body");
                 }
                 Err(error)
@@ -453,34 +598,6 @@ impl Store {
             return Err(error);
         }
         Ok(body)
-    }
-
-    /// Commits a share's metadata rows. Returns false if a row was already
-    /// there (and leaves it).
-    fn commit_share(&self, id: &ContentId, info: &ShareInfo) -> Result<bool> {
-        let db = self.db_path();
-        let txn = self.write_txn()?;
-        {
-            let mut shares = txn.open_table(SHARES).db(db)?;
-            if shares.get(id.as_bytes()).db(db)?.is_some() {
-                return Ok(false);
-            }
-            shares
-                .insert(id.as_bytes(), info.encode().as_slice())
-                .db(db)?;
-            txn.open_table(BY_STRIPE)
-                .db(db)?
-                .insert(&stripe_key(&info.stripe, info.index, id), ())
-                .db(db)?;
-            if let Some(at) = info.expires_at {
-                txn.open_table(EXPIRY)
-                    .db(db)?
-                    .insert((at, id.as_bytes()), ())
-                    .db(db)?;
-            }
-        }
-        txn.commit().db(db)?;
-        Ok(true)
     }
 
     /// The bytes of share `id`, checked against the id; `None` if the store
@@ -824,6 +941,99 @@ fn headroom_for(disk_size: u64) -> u64 {
 /// Deletes a share's row and its index entries inside `txn`; returns what
 /// the row said, if there was one.
 /// Whether expiry `new` is later than `old` (`None` = never, the latest).
+/// The metadata write of a share put, run by the group commit (so it may
+/// run twice, and only writes to its transaction):
+///
+/// - a share whose body was just written gets its rows (`shares`,
+///   `by_stripe`, `expiry`), unless they are already there;
+/// - a share already held that was cached (no owner) is taken over by
+///   `info.owner`, and one already the owner's takes the later expiry;
+/// - the stripe record is inserted if given and absent;
+/// - the lease is kept as the stripe's unless the kept one ends later.
+fn share_rows_job(
+    db: PathBuf,
+    id: ContentId,
+    info: ShareInfo,
+    body_written: bool,
+    record: Option<Vec<u8>>,
+    lease: Option<Lease>,
+) -> Job<Committed> {
+    Box::new(move |txn: &WriteTransaction| {
+        let db = db.as_path();
+        let mut committed = Committed::default();
+        {
+            let mut shares = txn.open_table(SHARES).db(db)?;
+            let held = shares
+                .get(id.as_bytes())
+                .db(db)?
+                .and_then(|row| ShareInfo::decode(row.value()));
+            match held {
+                None if body_written => {
+                    shares
+                        .insert(id.as_bytes(), info.encode().as_slice())
+                        .db(db)?;
+                    txn.open_table(BY_STRIPE)
+                        .db(db)?
+                        .insert(&stripe_key(&info.stripe, info.index, &id), ())
+                        .db(db)?;
+                    if let Some(at) = info.expires_at {
+                        txn.open_table(EXPIRY)
+                            .db(db)?
+                            .insert((at, id.as_bytes()), ())
+                            .db(db)?;
+                    }
+                    committed.share = true;
+                }
+                // Not held and not written: removed under us, which the id
+                // lock rules out; there is nothing to lease.
+                None => {}
+                Some(mut held) => {
+                    let cached = held.owner == [0; 32];
+                    let extended =
+                        held.owner == info.owner && later(info.expires_at, held.expires_at);
+                    if info.owner != [0; 32] && (cached || extended) {
+                        let mut expiry = txn.open_table(EXPIRY).db(db)?;
+                        if let Some(old) = held.expires_at {
+                            expiry.remove((old, id.as_bytes())).db(db)?;
+                        }
+                        if let Some(new) = info.expires_at {
+                            expiry.insert((new, id.as_bytes()), ()).db(db)?;
+                        }
+                        held.owner = info.owner;
+                        held.expires_at = info.expires_at;
+                        shares
+                            .insert(id.as_bytes(), held.encode().as_slice())
+                            .db(db)?;
+                    }
+                }
+            }
+        }
+        if let Some(bytes) = &record {
+            let mut records = txn.open_table(RECORDS).db(db)?;
+            if records.get(info.stripe.as_bytes()).db(db)?.is_none() {
+                records
+                    .insert(info.stripe.as_bytes(), bytes.as_slice())
+                    .db(db)?;
+                committed.record = true;
+            }
+        }
+        if let Some(lease) = &lease {
+            let mut leases = txn.open_table(LEASES).db(db)?;
+            let newer = match leases.get(lease.stripe().as_bytes()).db(db)? {
+                Some(kept) => Lease::from_bytes(kept.value())
+                    .map_or(true, |kept| kept.expires_at() < lease.expires_at()),
+                None => true,
+            };
+            if newer {
+                leases
+                    .insert(lease.stripe().as_bytes(), lease.as_bytes().as_slice())
+                    .db(db)?;
+            }
+        }
+        Ok(committed)
+    })
+}
+
 fn later(new: Option<u64>, old: Option<u64>) -> bool {
     match (new, old) {
         (_, None) => false,

@@ -12,7 +12,8 @@ use std::fs;
 use std::sync::Arc;
 
 use common::{TestStripe, body_path, flip_bit, open};
-use kith_store::{ContentId, PutOutcome, Store, StoreConfig, StoreError};
+use kith_base::{Identity, Lease};
+use kith_store::{ContentId, Holding, PutOutcome, Store, StoreConfig, StoreError};
 
 const MIB: u64 = 1 << 20;
 
@@ -340,6 +341,236 @@ fn list_stripes_pages_through_records_and_shares() {
         seen.extend(page);
     }
     assert_eq!(seen, expected);
+}
+
+// ---- a holder's put: share, record and lease in one commit -----------------
+
+fn lease_for(owner: &Identity, stripe: ContentId, expires_at: u64) -> Lease {
+    Lease::sign(owner, stripe, [7; 32], expires_at)
+}
+
+#[test]
+fn a_leased_put_stores_the_share_the_record_and_the_lease_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), 16 * MIB);
+    let stripe = TestStripe::new(40, 2, 4, 1000);
+    let owner = Identity::generate();
+    let lease = lease_for(&owner, stripe.id, 1_000);
+
+    let put = |index: usize, lease: &Lease| {
+        store.put_stripe_share(
+            &stripe.record,
+            index as u8,
+            &stripe.shares[index],
+            Holding::Leased(lease),
+        )
+    };
+    assert_eq!(put(0, &lease).unwrap(), PutOutcome::Stored);
+    let info = store.share_info(&stripe.share_id(0)).unwrap().unwrap();
+    assert_eq!(
+        (info.stripe, info.index, info.owner, info.expires_at),
+        (stripe.id, 0, owner.public_key(), Some(1_000))
+    );
+    assert_eq!(
+        store.get_record(&stripe.id).unwrap().unwrap().id(),
+        stripe.id
+    );
+    assert_eq!(
+        store.stripe_lease(&stripe.id).unwrap().as_deref(),
+        Some(&lease.as_bytes()[..])
+    );
+    let record_len = stripe.record.encoded_len() as u64;
+    let usage = store.usage();
+    assert_eq!(
+        (usage.shares, usage.records, usage.bytes),
+        (1, 1, 500 + record_len)
+    );
+
+    // A second share of the stripe: the record is not counted twice.
+    assert_eq!(put(1, &lease).unwrap(), PutOutcome::Stored);
+    let usage = store.usage();
+    assert_eq!(
+        (usage.shares, usage.records, usage.bytes),
+        (2, 1, 1000 + record_len)
+    );
+
+    // A lease that ends sooner does not replace the kept one; a later one
+    // does, and extends the owner's share it comes with.
+    let sooner = lease_for(&owner, stripe.id, 500);
+    assert_eq!(put(0, &sooner).unwrap(), PutOutcome::AlreadyHad);
+    assert_eq!(
+        store.stripe_lease(&stripe.id).unwrap().as_deref(),
+        Some(&lease.as_bytes()[..])
+    );
+    let later = lease_for(&owner, stripe.id, 2_000);
+    assert_eq!(put(0, &later).unwrap(), PutOutcome::AlreadyHad);
+    assert_eq!(
+        store.stripe_lease(&stripe.id).unwrap().as_deref(),
+        Some(&later.as_bytes()[..])
+    );
+    let info = store.share_info(&stripe.share_id(0)).unwrap().unwrap();
+    assert_eq!(info.expires_at, Some(2_000));
+    assert_eq!(store.expired(1_999, 10).unwrap(), vec![stripe.share_id(1)]);
+
+    // Another owner's lease does not take the share over.
+    let stranger = Identity::generate();
+    let theirs = lease_for(&stranger, stripe.id, 9_000);
+    assert_eq!(put(0, &theirs).unwrap(), PutOutcome::AlreadyHad);
+    let info = store.share_info(&stripe.share_id(0)).unwrap().unwrap();
+    assert_eq!(
+        (info.owner, info.expires_at),
+        (owner.public_key(), Some(2_000))
+    );
+}
+
+#[test]
+fn a_cached_copy_has_no_owner_until_a_lease_takes_it_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), 16 * MIB);
+    let stripe = TestStripe::new(41, 2, 4, 1000);
+    let owner = Identity::generate();
+    let lease = lease_for(&owner, stripe.id, 1_000);
+
+    let cached = store
+        .put_stripe_share(
+            &stripe.record,
+            2,
+            &stripe.shares[2],
+            Holding::Cached(Some(&lease)),
+        )
+        .unwrap();
+    assert_eq!(cached, PutOutcome::Stored);
+    let info = store.share_info(&stripe.share_id(2)).unwrap().unwrap();
+    assert_eq!((info.owner, info.expires_at), ([0; 32], None));
+    assert!(
+        store.stripe_lease(&stripe.id).unwrap().is_some(),
+        "the stripe's lease is kept beside a cached copy"
+    );
+    assert!(store.expired(u64::MAX, 10).unwrap().is_empty());
+
+    store
+        .put_stripe_share(
+            &stripe.record,
+            2,
+            &stripe.shares[2],
+            Holding::Leased(&lease),
+        )
+        .unwrap();
+    let info = store.share_info(&stripe.share_id(2)).unwrap().unwrap();
+    assert_eq!(
+        (info.owner, info.expires_at),
+        (owner.public_key(), Some(1_000))
+    );
+}
+
+#[test]
+fn a_refused_stripe_put_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let stripe = TestStripe::new(42, 2, 4, 1000);
+    let owner = Identity::generate();
+    let lease = lease_for(&owner, stripe.id, 1_000);
+    let nothing_stored = |store: &Store| {
+        assert_eq!(store.usage().bytes, 0);
+        assert_eq!(store.get_record(&stripe.id).unwrap(), None);
+        assert_eq!(store.stripe_lease(&stripe.id).unwrap(), None);
+        assert!(
+            fs::read_dir(dir.path().join("tmp"))
+                .unwrap()
+                .next()
+                .is_none()
+        );
+    };
+
+    let store = open(dir.path(), 16 * MIB);
+    // Share 1's bytes offered as share 0.
+    let wrong = store.put_stripe_share(
+        &stripe.record,
+        0,
+        &stripe.shares[1],
+        Holding::Leased(&lease),
+    );
+    assert!(
+        matches!(wrong, Err(StoreError::Mismatch { .. })),
+        "{wrong:?}"
+    );
+    // An index the stripe does not have.
+    let outside = store.put_stripe_share(
+        &stripe.record,
+        9,
+        &stripe.shares[0],
+        Holding::Leased(&lease),
+    );
+    assert!(
+        matches!(outside, Err(StoreError::NotInStripe { index: 9, .. })),
+        "{outside:?}"
+    );
+    nothing_stored(&store);
+    drop(store);
+
+    // Room for the share but not for the share and the record.
+    let store = open(dir.path(), 500 + 10);
+    let full = store.put_stripe_share(
+        &stripe.record,
+        0,
+        &stripe.shares[0],
+        Holding::Leased(&lease),
+    );
+    assert!(
+        matches!(full, Err(StoreError::QuotaExceeded { .. })),
+        "{full:?}"
+    );
+    nothing_stored(&store);
+    assert_eq!(store.usage().shares, 0);
+}
+
+#[test]
+fn concurrent_stripe_puts_all_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), 64 * MIB);
+    let owner = Arc::new(Identity::generate());
+    let stripes: Arc<Vec<TestStripe>> = Arc::new(
+        (0..24)
+            .map(|seed| TestStripe::new(seed, 2, 3, 4000))
+            .collect(),
+    );
+    let threads: Vec<_> = (0..6)
+        .map(|t| {
+            let (store, owner, stripes) = (store.clone(), owner.clone(), stripes.clone());
+            std::thread::spawn(move || {
+                for stripe in stripes.iter().skip(t).step_by(6) {
+                    let lease = lease_for(&owner, stripe.id, 1_000);
+                    for index in 0..3 {
+                        store
+                            .put_stripe_share(
+                                &stripe.record,
+                                index,
+                                &stripe.shares[usize::from(index)],
+                                Holding::Leased(&lease),
+                            )
+                            .unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let usage = store.usage();
+    assert_eq!((usage.shares, usage.records), (72, 24));
+    drop(store);
+    // Reopened (the recovery pass runs): everything is there and verifies.
+    let store = open(dir.path(), 64 * MIB);
+    assert!(store.recovery_report().is_clean());
+    for stripe in stripes.iter() {
+        assert!(store.stripe_lease(&stripe.id).unwrap().is_some());
+        for (index, share) in stripe.shares.iter().enumerate() {
+            assert_eq!(
+                store.get_share(&stripe.share_id(index)).unwrap().as_deref(),
+                Some(&share[..])
+            );
+        }
+    }
 }
 
 // ---- crash leftovers, made by hand ---------------------------------------

@@ -715,27 +715,19 @@ impl Shares {
             let _permit = permit;
             let stored = this
                 .blocking(move |store| {
-                    let stripe = record.id();
+                    // Each share with the record and the lease in one
+                    // commit (shared with concurrent puts).
+                    let holding = kith_store::Holding::Cached(lease.as_ref());
                     let mut stored = false;
                     for (index, share) in shares.iter().enumerate() {
                         let Some(share) = share else { continue };
-                        let share_id = record.share_ids()[index];
-                        match store
-                            .put_share(stripe, index as u8, share_id, share)
-                            .and_then(|_| store.put_record(&record))
-                        {
+                        match store.put_stripe_share(&record, index as u8, share, holding) {
                             Ok(_) => stored = true,
                             Err(error) => {
                                 debug!(%error, "not caching a share");
                                 break;
                             }
                         }
-                    }
-                    if stored
-                        && let Some(lease) = lease
-                        && let Err(error) = super::leases::keep_lease(store, &lease)
-                    {
-                        debug!(%error, "not keeping a cached stripe's lease");
                     }
                     stored
                 })

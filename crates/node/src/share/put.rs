@@ -331,14 +331,11 @@ impl Shares {
     ) -> Result<(), String> {
         self.repair.new_shares();
         self.blocking(move |store| {
-            let i = usize::from(index);
-            let share_id = stripe.record().share_ids()[i];
             store_leased(
                 store,
                 stripe.record(),
                 index,
-                share_id,
-                stripe.share(i),
+                stripe.share(usize::from(index)),
                 &lease,
             )
             .map(|_| ())
@@ -349,27 +346,16 @@ impl Shares {
 }
 
 /// Stores share `index` of `record`'s stripe under `lease` (its owner and
-/// expiry), then the record and the lease: the share first, so a refused
-/// share leaves nothing behind.
+/// expiry), with the record and the lease, in one metadata commit that
+/// concurrent puts share: a refused share leaves nothing behind.
 pub(crate) fn store_leased(
     store: &Store,
     record: &kith_codec::StripeRecord,
     index: u8,
-    share_id: ContentId,
     share: &[u8],
     lease: &Lease,
 ) -> kith_store::Result<kith_store::PutOutcome> {
-    let outcome = store.put_owned_share(
-        record.id(),
-        index,
-        share_id,
-        share,
-        lease.owner(),
-        Some(lease.expires_at()),
-    )?;
-    store.put_record(record)?;
-    super::leases::keep_lease(store, lease)?;
-    Ok(outcome)
+    store.put_stripe_share(record, index, share, kith_store::Holding::Leased(lease))
 }
 
 /// Awaits one sending task.

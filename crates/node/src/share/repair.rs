@@ -469,8 +469,7 @@ impl Shares {
             let (record, share, lease) = (record.clone(), share.to_vec(), *lease);
             return self
                 .blocking(move |store| {
-                    let share_id = record.share_ids()[usize::from(index)];
-                    super::put::store_leased(store, &record, index, share_id, &share, &lease)
+                    super::put::store_leased(store, &record, index, &share, &lease)
                         .map(|_| ())
                         .map_err(|error| error.to_string())
                 })

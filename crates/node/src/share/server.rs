@@ -313,7 +313,7 @@ fn store_share(
             format!("the stripe record does not hash to stripe {stripe}"),
         );
     }
-    let Some(&share_id) = record.share_ids().get(usize::from(index)) else {
+    if record.share_ids().get(usize::from(index)).is_none() {
         return refuse(
             RefuseReason::Invalid,
             format!(
@@ -321,7 +321,7 @@ fn store_share(
                 record.n()
             ),
         );
-    };
+    }
     if share.len() != record.share_len() as usize {
         return refuse(
             RefuseReason::Invalid,
@@ -336,10 +336,11 @@ fn store_share(
         Ok(lease) => lease,
         Err(error) => return refuse(RefuseReason::Invalid, format!("bad lease: {error}")),
     };
-    // The share first: if it is refused (quota, mismatch) no record is left
-    // behind for it. The lease's owner owns the share (a cached copy, which
-    // has no owner, is taken over), recorded in the share's own transaction.
-    let stored = super::put::store_leased(store, &record, index, share_id, share, &lease);
+    // The share, the record and the lease in one commit: if the share is
+    // refused (quota, mismatch) nothing is left behind for it. The lease's
+    // owner owns the share (a cached copy, which has no owner, is taken
+    // over).
+    let stored = super::put::store_leased(store, &record, index, share, &lease);
     match stored {
         Ok(outcome) => Answer::Stored {
             already_held: outcome == PutOutcome::AlreadyHad,
