@@ -43,6 +43,7 @@ pub use kith_base::Capability;
 pub use kith_codec::{FileMeta, Manifest, Params};
 pub use node::{Node, NodeError, NodeStatus, PeerInfo, STORE_DIR};
 pub use share::{
-    CorruptShareReport, Detected, Download, GetError, GetReport, Health, MAX_LEASE, OWNED_FILE,
-    PutError, PutReport, RmReport, StatReport, StripeStat, UpkeepCounters, UpkeepSettings,
+    CorruptShareReport, Detected, Download, Faults, GetError, GetReport, Health, MAX_LEASE,
+    OWNED_FILE, PutError, PutReport, RmReport, StatReport, StripeStat, UpkeepCounters,
+    UpkeepSettings,
 };

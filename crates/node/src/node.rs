@@ -22,8 +22,8 @@ use crate::data_dir::{DataDir, DataDirError, DirLock};
 use crate::friends::{Delivery, Friends, InboxItem, SendError};
 use crate::peer_table::{self, PEER_TABLE_FILE};
 use crate::share::{
-    Download, GetError, OWNED_FILE, OwnedFiles, PutError, PutReport, RmReport, Server, Shares,
-    StatReport, UpkeepCounters,
+    Download, Faults, GetError, OWNED_FILE, OwnedFiles, PutError, PutReport, RmReport, Server,
+    Shares, StatReport, UpkeepCounters,
 };
 
 /// How often the peer table is saved while the node runs (it is also saved
@@ -288,6 +288,13 @@ impl Node {
     /// [`Download::into_stream`].
     pub async fn get(&self, capability: &Capability) -> Result<Download, GetError> {
         self.inner.shares.open(capability).await
+    }
+
+    /// Misbehaviour this node can be made to show, for tests that prove
+    /// honest nodes cope with a lying peer (see [`Faults`]). Off unless
+    /// switched on here.
+    pub fn faults(&self) -> &Faults {
+        self.inner.shares.faults()
     }
 
     /// Where the shares of a file are, stripe by stripe.

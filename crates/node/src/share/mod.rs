@@ -17,6 +17,7 @@
 
 mod client;
 mod counters;
+mod faults;
 mod get;
 mod leases;
 mod owned;
@@ -41,6 +42,7 @@ use kith_store::Store;
 use tracing::debug;
 
 pub use counters::UpkeepCounters;
+pub use faults::Faults;
 pub use get::{CorruptShareReport, Detected, Download, GetError, GetReport};
 pub use leases::MAX_LEASE;
 pub use owned::OWNED_FILE;
@@ -131,6 +133,8 @@ pub(crate) struct Shares {
     swarm: swarm::Swarm,
     /// Provider keys this node has announced (cached content).
     announced: Arc<Mutex<HashSet<[u8; 32]>>>,
+    /// Misbehaviour a test switched on (none by default).
+    faults: Faults,
 }
 
 impl Shares {
@@ -156,10 +160,15 @@ impl Shares {
             cache_slots: get::cache_slots(),
             swarm: swarm::Swarm::default(),
             announced: Arc::default(),
+            faults: Faults::default(),
         }
     }
 
     /// The upkeep counters since start.
+    pub(crate) fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
     pub(crate) fn counters(&self) -> UpkeepCounters {
         self.counters.snapshot()
     }

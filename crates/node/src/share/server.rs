@@ -55,6 +55,7 @@ pub(crate) struct Server {
     counters: Arc<Counters>,
     budget: Arc<Semaphore>,
     streams: StreamSlots,
+    faults: super::Faults,
 }
 
 impl Server {
@@ -67,6 +68,7 @@ impl Server {
             counters: shares.counters.clone(),
             budget: Arc::new(Semaphore::new(INBOUND_BUDGET)),
             streams: StreamSlots::new(MAX_STREAMS, MAX_STREAMS_PER_PEER),
+            faults: shares.faults.clone(),
         }
     }
 
@@ -148,8 +150,8 @@ impl Server {
         if let Some(held) = self.swarm.held(key).await {
             self.count_served(key, peer, held.share.len());
             bump(&self.counters.served_from_memory, 1);
-            return wire::write_share(stream, &held.record, held.lease.as_deref(), &held.share)
-                .await;
+            let share = self.faults.served(&held.share);
+            return wire::write_share(stream, &held.record, held.lease.as_deref(), &share).await;
         }
         let (stripe, index) = key;
         match self
@@ -162,6 +164,7 @@ impl Server {
                 share,
             } => {
                 self.count_served(key, peer, share.len());
+                let share = self.faults.served(&share);
                 wire::write_share(stream, &record, lease.as_deref(), &share).await
             }
             LocalShare::Missing => wire::write_answer(stream, &Answer::NotFound).await,

@@ -6,6 +6,7 @@
 //! tests go:
 //! - `dht.rs`: the network forming and lookups across it;
 //! - `friends.rs`: messages, files and mailboxes between nodes;
+//! - `liars.rs`: peers that serve bad bytes are caught and avoided;
 //! - `restart.rs`: nodes stopping and coming back;
 //! - `rm.rs`: deleting a stored file, by its owner only;
 //! - `swarm.rs`: downloaders of one file serving each other;
@@ -15,6 +16,7 @@
 
 mod dht;
 mod friends;
+mod liars;
 mod restart;
 mod rm;
 mod swarm;
@@ -32,6 +34,21 @@ pub(crate) fn bytes(len: usize, seed: u8) -> Vec<u8> {
         .finalize_xof()
         .fill(&mut out);
     out
+}
+
+/// Reads a whole file, and the download's report once it is done.
+pub(crate) async fn read_with_report(
+    node: &kith_node::Node,
+    cap: &kith_node::Capability,
+) -> Result<(Vec<u8>, kith_node::GetReport), kith_node::GetError> {
+    let download = node.get(cap).await?;
+    let report = download.report_handle();
+    let mut segments = download.into_stream();
+    let mut out = Vec::new();
+    while let Some(segment) = segments.recv().await {
+        out.extend_from_slice(&segment?);
+    }
+    Ok((out, report()))
 }
 
 /// Waits until every node knows at least `peers` others in its routing

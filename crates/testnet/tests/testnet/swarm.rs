@@ -166,3 +166,50 @@ async fn downloaders_finish_when_one_they_are_sent_to_stops() {
     }
     net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloaders_sent_to_liars_catch_them_and_still_finish() {
+    let (net, data, cap) = one_holder_four_downloaders(32 << 20, 13).await;
+    let holder = net.peer_id(0);
+    // Every downloader passes on damaged bytes (its own download, and what
+    // it keeps, are sound): whoever the holder sends a downloader to lies.
+    for i in DOWNLOADERS {
+        net.node(i).faults().damage_served_shares(true);
+    }
+    let gets = DOWNLOADERS.map(|i| {
+        let node = net.node(i).clone();
+        let cap = cap.clone();
+        async move { crate::read_with_report(&node, &cap).await }
+    });
+    let mut caught = 0;
+    for (i, got) in DOWNLOADERS.zip(futures::future::join_all(gets).await) {
+        let (got, report) = got.unwrap();
+        assert!(got == data, "downloader {i} got different bytes");
+        for bad in &report.corrupt {
+            assert_ne!(bad.peer, holder, "the honest holder was reported");
+            assert!(
+                DOWNLOADERS.clone().any(|j| net.peer_id(j) == bad.peer),
+                "an unknown peer was reported: {bad:?}"
+            );
+        }
+        caught += report.corrupt.len();
+    }
+    let mut passed_on = 0;
+    for i in DOWNLOADERS {
+        passed_on += net
+            .node(i)
+            .status()
+            .await
+            .unwrap()
+            .upkeep
+            .served_from_memory;
+    }
+    let redirects = net.node(0).status().await.unwrap().upkeep.swarm_redirects;
+    eprintln!(
+        "{redirects} redirects; the liars passed on {passed_on} damaged shares from memory; {caught} caught"
+    );
+    assert!(redirects > 0, "the holder sent nobody elsewhere");
+    assert!(passed_on > 0, "no liar was asked");
+    assert!(caught > 0, "damaged shares were served and none was caught");
+    net.shutdown().await;
+}
