@@ -10,7 +10,9 @@
 //!    free bytes);
 //! 3. write the body to `tmp/`, `fsync` it;
 //! 4. rename it to `shares/ab/cd/<id>`, `fsync` that folder;
-//! 5. commit the metadata row (redb, durable on return).
+//! 5. commit the metadata row (redb, durable on return), in a transaction
+//!    shared with the puts running at the same moment
+//!    ([`crate::group_commit`]).
 //!
 //! A crash after 3 leaves a temp file, after 4 a body without a row; the
 //! recovery pass on open deletes both (see [`crate::recovery`]). Removal runs
@@ -339,7 +341,7 @@ impl Store {
 
     /// Stores share `index` of `record`'s stripe together with the record
     /// and, when there is one, the stripe's lease, in **one** metadata
-    /// commit (which concurrent puts share: see [`crate::group_commit`]).
+    /// commit, which concurrent puts share (group commit: `docs/store.md`).
     /// This is what a holder does with every share it accepts.
     ///
     /// The bytes must be the record's share `index` ([`StoreError::Mismatch`]
