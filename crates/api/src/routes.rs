@@ -33,6 +33,7 @@ pub fn router(node: Node, token: &str, local: SocketAddr) -> Router {
         .route("/v1/connect", post(connect))
         .route("/v1/ping", post(ping))
         .route("/v1/status", get(status))
+        .route("/v1/metrics", get(metrics))
         .route("/v1/repair", post(repair))
         .with_state(node.clone())
         .merge(crate::files::router(node.clone()))
@@ -78,6 +79,20 @@ type ApiResult<T> = Result<Json<T>, ApiError>;
 
 async fn status(State(node): State<Node>) -> ApiResult<kith_node::NodeStatus> {
     Ok(Json(node.status().await?))
+}
+
+/// Prometheus / OpenMetrics text. Token-guarded like every route: point
+/// Prometheus at it with `authorization: { credentials_file: DIR/api.token }`.
+async fn metrics(State(node): State<Node>) -> Result<Response, ApiError> {
+    let text = node.metrics().await?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
 }
 
 async fn repair(State(node): State<Node>) -> ApiResult<crate::types::Repaired> {

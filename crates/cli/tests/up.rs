@@ -301,3 +301,53 @@ fn the_api_needs_the_right_token_and_refuses_other_origins() {
     assert_eq!(mode & 0o777, 0o600);
     drop(node);
 }
+
+#[test]
+fn metrics_are_served_in_the_prometheus_format_to_token_holders() {
+    let temp = tempfile::tempdir().unwrap();
+    let first = Daemon::start(&temp.path().join("a"), &[]);
+    let second = Daemon::start(&temp.path().join("b"), &["--bootstrap", first.addr()]);
+    wait_for("the nodes to connect", Duration::from_secs(60), || {
+        peer_ids(&first.dir).contains(&second.peer_id)
+    });
+    let dir = &first.dir;
+    let addr = fs::read_to_string(dir.join("api.addr")).unwrap();
+    let token = fs::read_to_string(dir.join("api.token")).unwrap();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let url = format!("http://{}/v1/metrics", addr.trim());
+    assert_eq!(agent.get(&url).call().unwrap().status().as_u16(), 401);
+    let mut answer = agent
+        .get(&url)
+        .header("Authorization", format!("Bearer {}", token.trim()))
+        .call()
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let content_type = answer
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    let body = answer.body_mut().read_to_string().unwrap();
+    for expected in [
+        "# TYPE kith_peers_connected gauge",
+        "kith_peers_connected 1\n",
+        "kith_store_quota_bytes ",
+        "# TYPE kith_shares_served counter",
+        "kith_shares_served_total 0\n",
+        "kith_repairs_running 0\n",
+        "libp2p_swarm_connections_established_total",
+        "libp2p_bandwidth_bytes_total",
+    ] {
+        assert!(body.contains(expected), "no {expected:?} in:\n{body}");
+    }
+    assert!(body.ends_with("# EOF\n"), "{body}");
+}

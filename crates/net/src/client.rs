@@ -13,6 +13,7 @@
 //! command already handed over runs to completion (a dial still connects, a
 //! lookup still runs until its own timeout).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
@@ -120,6 +121,18 @@ pub struct Client {
     dial_timeout: Duration,
     query_timeout: Duration,
     streams: Streams,
+    metrics: Metrics,
+}
+
+/// libp2p's metrics registry, wrapped so that [`Client`] can keep deriving
+/// `Debug` without printing every metric.
+#[derive(Clone)]
+struct Metrics(Arc<prometheus_client::registry::Registry>);
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
 }
 
 /// The stream control, wrapped so that [`Client`] can keep deriving `Debug`
@@ -145,6 +158,7 @@ impl Client {
         dial_timeout: Duration,
         query_timeout: Duration,
         streams: libp2p_stream::Control,
+        metrics: Arc<prometheus_client::registry::Registry>,
     ) -> Self {
         Self {
             commands,
@@ -153,7 +167,16 @@ impl Client {
             dial_timeout,
             query_timeout,
             streams: Streams(streams),
+            metrics: Metrics(metrics),
         }
+    }
+
+    /// Appends libp2p's metrics (connections, bytes in and out per
+    /// protocol, DHT queries, pings, identify, relay, hole punching) to
+    /// `out` in the Prometheus / OpenMetrics text format, without the
+    /// closing `# EOF` line, so that a caller can add its own.
+    pub fn write_metrics(&self, out: &mut String) -> std::fmt::Result {
+        prometheus_client::encoding::text::encode_registry(out, &self.metrics.0)
     }
 
     /// This node's peer id.

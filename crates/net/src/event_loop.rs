@@ -62,6 +62,8 @@ enum QueryWaiter {
 
 pub(crate) struct EventLoop {
     swarm: Swarm<Behaviour>,
+    /// libp2p's metrics, fed every swarm and protocol event.
+    metrics: libp2p::metrics::Metrics,
     commands: mpsc::Receiver<Command>,
     events: broadcast::Sender<NetEvent>,
     pending_dials: HashMap<ConnectionId, (Multiaddr, Reply<Result<PeerId, NetError>>)>,
@@ -123,9 +125,11 @@ impl EventLoop {
         swarm: Swarm<Behaviour>,
         commands: mpsc::Receiver<Command>,
         events: broadcast::Sender<NetEvent>,
+        metrics: libp2p::metrics::Metrics,
     ) -> Self {
         let mut event_loop = Self {
             swarm,
+            metrics,
             commands,
             events,
             pending_dials: HashMap::new(),
@@ -450,6 +454,7 @@ impl EventLoop {
     }
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        self.record_metrics(&event);
         match event {
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
             SwarmEvent::NewListenAddr {
@@ -569,6 +574,22 @@ impl EventLoop {
                 self.update_relay_status();
             }
             other => trace!(?other, "swarm event"),
+        }
+    }
+
+    /// Feeds libp2p's metrics with an event (before it is handled).
+    fn record_metrics(&self, event: &SwarmEvent<BehaviourEvent>) {
+        use libp2p::metrics::Recorder;
+        self.metrics.record(event);
+        if let SwarmEvent::Behaviour(event) = event {
+            match event {
+                BehaviourEvent::Identify(event) => self.metrics.record(event),
+                BehaviourEvent::Ping(event) => self.metrics.record(event),
+                BehaviourEvent::Kad(event) => self.metrics.record(event),
+                BehaviourEvent::RelayServer(event) => self.metrics.record(event),
+                BehaviourEvent::Dcutr(event) => self.metrics.record(event),
+                _ => {}
+            }
         }
     }
 

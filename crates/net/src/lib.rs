@@ -103,6 +103,9 @@ pub async fn spawn(
         bootstrap.push((peer, addr.clone()));
     }
 
+    // libp2p's own metrics (connections, bytes per protocol, DHT queries,
+    // pings, identify, relay, hole punching), for `GET /v1/metrics`.
+    let mut registry = prometheus_client::registry::Registry::default();
     let behaviour_config = config.clone();
     let in_memory = config.listen.iter().any(is_memory_addr);
     let mut swarm = SwarmBuilder::with_existing_identity(identity.keypair().clone())
@@ -121,6 +124,7 @@ pub async fn spawn(
         .map_err(|error| NetError::Setup(describe(&error)))?
         .with_relay_client(noise::Config::new, yamux::Config::default)
         .map_err(|error| NetError::Setup(describe(&error)))?
+        .with_bandwidth_metrics(&mut registry)
         .with_behaviour(|keypair, relay_client| {
             behaviour::build(keypair, relay_client, &behaviour_config)
                 .map_err(|error| Box::new(error) as Box<dyn std::error::Error + Send + Sync>)
@@ -150,7 +154,8 @@ pub async fn spawn(
     let (event_tx, _) = broadcast::channel(config.event_capacity.max(1));
     let local_peer_id = *swarm.local_peer_id();
     let streams = swarm.behaviour().streams.new_control();
-    let mut event_loop = EventLoop::new(swarm, command_rx, event_tx.clone());
+    let metrics = libp2p::metrics::Metrics::new(&mut registry);
+    let mut event_loop = EventLoop::new(swarm, command_rx, event_tx.clone(), metrics);
     event_loop
         .wait_listening(listeners, LISTEN_STARTUP_LIMIT)
         .await?;
@@ -175,6 +180,7 @@ pub async fn spawn(
         config.dial_timeout,
         config.query_timeout,
         streams,
+        std::sync::Arc::new(registry),
     );
     Ok((client, task))
 }

@@ -28,6 +28,7 @@ mod chunk_reader;
 pub mod config;
 pub mod data_dir;
 pub mod friends;
+mod metrics;
 mod node;
 pub mod peer_table;
 mod share;

@@ -378,6 +378,16 @@ impl Node {
         })
     }
 
+    /// The node's metrics in the Prometheus / OpenMetrics text format
+    /// (`GET /v1/metrics`): store, peers, repair, scrub, leases, serving
+    /// and swarming, then libp2p's connection, bandwidth and DHT metrics.
+    pub async fn metrics(&self) -> Result<String, NodeError> {
+        let status = self.status().await?;
+        let records = self.inner.store.usage().records;
+        crate::metrics::render(&status, records, &self.inner.net)
+            .map_err(|_| NodeError::Internal("cannot format the metrics".into()))
+    }
+
     /// The upkeep counters (repair, scrub, leases) since start, without the
     /// rest of [`Node::status`].
     pub fn upkeep(&self) -> UpkeepCounters {

@@ -1,0 +1,98 @@
+//! The node's metrics in the Prometheus / OpenMetrics text format, for
+//! `GET /v1/metrics`: kith's own figures (store, peers, repair, scrub,
+//! leases, serving and swarming) followed by libp2p's (connections, bytes
+//! per protocol, DHT queries, pings).
+//!
+//! kith's counters live as plain atomics in the node (they also feed `kith
+//! status`); a scrape copies a snapshot of them into a registry made for
+//! that scrape, so nothing here keeps state of its own.
+
+use std::fmt::Write as _;
+
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::node::NodeStatus;
+
+/// Upkeep counters that are levels, not running totals.
+const GAUGES: &[&str] = &["repairs_running"];
+
+/// Renders `status` (and `records`, the stripe records held), then
+/// `libp2p`'s metrics, then the closing `# EOF`.
+pub(crate) fn render(
+    status: &NodeStatus,
+    records: u64,
+    libp2p: &kith_net::Client,
+) -> Result<String, std::fmt::Error> {
+    let mut registry = Registry::with_prefix("kith");
+    let gauge = |registry: &mut Registry, name: &str, help: &str, value: u64| {
+        let metric = Gauge::<i64>::default();
+        metric.set(i64::try_from(value).unwrap_or(i64::MAX));
+        registry.register(name, help, metric);
+    };
+    gauge(
+        &mut registry,
+        "peers_connected",
+        "Peers connected now",
+        status.peers as u64,
+    );
+    gauge(
+        &mut registry,
+        "uptime_seconds",
+        "Seconds since the node started",
+        status.uptime_secs,
+    );
+    gauge(
+        &mut registry,
+        "store_shares",
+        "Shares held for the network",
+        status.shares_held,
+    );
+    gauge(
+        &mut registry,
+        "store_records",
+        "Stripe records held",
+        records,
+    );
+    gauge(
+        &mut registry,
+        "store_bytes",
+        "Bytes held: shares and stripe records",
+        status.bytes_held,
+    );
+    gauge(
+        &mut registry,
+        "store_quota_bytes",
+        "Most bytes the store will hold",
+        status.quota,
+    );
+    // Every upkeep counter, by its field name, so that a counter added to
+    // `UpkeepCounters` shows here without a second list to keep in step.
+    let upkeep = serde_json::to_value(&status.upkeep).map_err(|_| std::fmt::Error)?;
+    if let serde_json::Value::Object(fields) = upkeep {
+        for (name, value) in fields {
+            let Some(value) = value.as_u64() else {
+                continue;
+            };
+            let help = format!("Since start: {}", name.replace('_', " "));
+            if GAUGES.contains(&name.as_str()) {
+                gauge(&mut registry, &name, &help, value);
+            } else {
+                let counter = Counter::<u64>::default();
+                counter.inc_by(value);
+                registry.register(name, help, counter);
+            }
+        }
+    }
+    let mut out = String::new();
+    encode_registry(&mut out, &registry)?;
+    libp2p.write_metrics(&mut out)?;
+    encode_eof(&mut out)?;
+    // Not needed by Prometheus; keeps `curl` output ending in a newline.
+    if !out.ends_with('\n') {
+        out.write_char('\n')?;
+    }
+    Ok(out)
+}
