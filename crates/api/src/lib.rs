@@ -33,6 +33,7 @@
 //! [`up`] starts a node and its API together and writes the API's address
 //! into the data folder, where the command line finds it.
 
+mod dashboard;
 mod files;
 mod friends;
 mod routes;

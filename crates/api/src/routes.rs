@@ -38,6 +38,7 @@ pub fn router(node: Node, token: &str, local: SocketAddr) -> Router {
         .with_state(node.clone())
         .merge(crate::files::router(node.clone()))
         .merge(crate::friends::router(node))
+        .merge(crate::dashboard::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .route_layer(middleware::from_fn_with_state(

@@ -56,6 +56,12 @@ pub(crate) enum Command {
     /// repair_interval and when a peer leaves, unless config.toml says
     /// `repair = false`).
     Repair,
+    /// Print the address of this node's web dashboard (read-only: store,
+    /// peers, serving, swarming, upkeep), for a browser on this machine.
+    ///
+    /// The address carries the API token after '#', which the browser
+    /// keeps to itself; do not share it.
+    Dashboard,
     /// Connect to a peer by multiaddr, e.g. /ip4/192.0.2.7/tcp/4001/p2p/12D3KooW…
     Connect {
         /// The peer's address; `kith id` on that node prints it.

@@ -185,6 +185,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Dashboard => {
+            // Fails with the usual sentence when no node is running.
+            let _: kith_api::types::Health = ApiClient::from_dir(&dir)?.get("/v1/health")?;
+            let (addr, token) = dir.api_endpoint()?;
+            out!("http://{addr}/dashboard#token={token}");
+            eprintln!(
+                "open it in a browser on this machine; it carries the API token, so do not share it"
+            );
+        }
         Command::Repair => {
             let done: kith_api::types::Repaired =
                 ApiClient::from_dir(&dir)?.post("/v1/repair", &serde_json::json!({}))?;

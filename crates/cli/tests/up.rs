@@ -351,3 +351,131 @@ fn metrics_are_served_in_the_prometheus_format_to_token_holders() {
     }
     assert!(body.ends_with("# EOF\n"), "{body}");
 }
+
+#[test]
+fn the_dashboard_page_is_served_without_data_and_its_api_calls_need_the_token() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("a");
+    // No node yet: a clear sentence, not an address.
+    let output = kith(&dir, &["dashboard"]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("running"),
+        "{}",
+        text(&output.stderr)
+    );
+    let node = Daemon::start(&dir, &[]);
+    let output = kith(&dir, &["dashboard"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let printed = text(&output.stdout).trim().to_owned();
+    let token = fs::read_to_string(dir.join("api.token")).unwrap();
+    let addr = fs::read_to_string(dir.join("api.addr")).unwrap();
+    assert_eq!(
+        printed,
+        format!("http://{}/dashboard#token={}", addr.trim(), token.trim())
+    );
+
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let base = format!("http://{}", addr.trim());
+    // The page, its script and its style: no token needed, no data inside,
+    // and a policy that allows only this origin.
+    for (path, kind) in [
+        ("/dashboard", "text/html"),
+        ("/dashboard.js", "text/javascript"),
+        ("/dashboard.css", "text/css"),
+    ] {
+        let mut answer = agent.get(format!("{base}{path}")).call().unwrap();
+        assert_eq!(answer.status().as_u16(), 200, "{path}");
+        let header = |name: &str| {
+            answer
+                .headers()
+                .get(name)
+                .map(|value| value.to_str().unwrap().to_owned())
+                .unwrap_or_default()
+        };
+        assert!(header("content-type").starts_with(kind), "{path}");
+        assert!(
+            header("content-security-policy").contains("frame-ancestors 'none'"),
+            "{path}"
+        );
+        assert_eq!(header("x-frame-options"), "DENY");
+        let body = answer.body_mut().read_to_string().unwrap();
+        assert!(!body.contains(token.trim()), "{path} carries the token");
+        assert!(!body.contains(&node.peer_id), "{path} carries node data");
+    }
+    // What the page's script asks for still needs the token.
+    let status = |request: ureq::RequestBuilder<ureq::typestate::WithoutBody>| {
+        request.call().unwrap().status().as_u16()
+    };
+    assert_eq!(status(agent.get(format!("{base}/v1/status"))), 401);
+    assert_eq!(
+        status(
+            agent
+                .get(format!("{base}/v1/status"))
+                .header("Authorization", format!("Bearer {}", token.trim()))
+        ),
+        200
+    );
+    // A page from another site, or a rebound host name, gets nothing.
+    assert_eq!(
+        status(
+            agent
+                .get(format!("{base}/dashboard"))
+                .header("Origin", "http://evil.example")
+        ),
+        403
+    );
+    assert_eq!(
+        status(
+            agent
+                .get(format!("{base}/dashboard"))
+                .header("Host", "evil.example")
+        ),
+        403
+    );
+}
+
+/// The dashboard's script itself, run by Node.js against two real nodes
+/// (`tests/dashboard/harness.mjs` gives it a minimal DOM). Skipped, with a
+/// message, where Node.js is not installed; `.ci/run` installs it.
+#[test]
+fn the_dashboard_script_shows_a_running_node() {
+    if std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: Node.js is not installed (apt install nodejs)");
+        return;
+    }
+    let temp = tempfile::tempdir().unwrap();
+    let first = Daemon::start(&temp.path().join("a"), &[]);
+    let second = Daemon::start(&temp.path().join("b"), &["--bootstrap", first.addr()]);
+    wait_for("the nodes to connect", Duration::from_secs(60), || {
+        peer_ids(&first.dir).contains(&second.peer_id)
+    });
+    let address = kith(&first.dir, &["dashboard"]);
+    assert!(address.status.success(), "{}", text(&address.stderr));
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = root.join("../api/src/dashboard/dashboard.js");
+    let harness = root.join("tests/dashboard/harness.mjs");
+    let run = std::process::Command::new("node")
+        .arg(&harness)
+        .arg(&script)
+        .arg(text(&address.stdout).trim())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "the dashboard's script failed:\n{}{}",
+        text(&run.stdout),
+        text(&run.stderr)
+    );
+    let shown: serde_json::Value = serde_json::from_str(text(&run.stdout).trim()).unwrap();
+    assert_eq!(shown["peer_id"], first.peer_id.as_str());
+    assert_eq!(shown["peers"], "1");
+    assert_eq!(shown["peer_rows"], serde_json::json!([second.peer_id]));
+}
