@@ -28,19 +28,23 @@ const SHARES: usize = 64;
 const SHARE_LEN: usize = 1 << 20;
 const BODIES: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("bodies");
 
+/// Cheap pseudo-random bytes (xorshift), different per seed.
+fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ seed;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 fn shares() -> Vec<(ContentId, Vec<u8>)> {
     (0..SHARES)
         .map(|s| {
-            // Cheap pseudo-random bytes, different per share.
-            let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ s as u64;
-            let bytes: Vec<u8> = (0..SHARE_LEN)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect();
+            let bytes = pseudo_random(SHARE_LEN, s as u64);
             (ContentId::of(&bytes), bytes)
         })
         .collect()
@@ -61,6 +65,13 @@ fn open_store(dir: &TempDir) -> Store {
         },
     )
     .unwrap()
+}
+
+/// An empty store in a fresh temp folder (kept alive beside it).
+fn fresh_store() -> (TempDir, Store) {
+    let dir = temp_dir();
+    let store = open_store(&dir);
+    (dir, store)
 }
 
 fn put_store(store: &Store, shares: &[(ContentId, Vec<u8>)]) {
@@ -102,11 +113,7 @@ fn bench_put(c: &mut Criterion) {
 
     group.bench_function("files (kith-store)", |b| {
         b.iter_batched(
-            || {
-                let dir = temp_dir();
-                let store = open_store(&dir);
-                (dir, store)
-            },
+            fresh_store,
             |(dir, store)| {
                 put_store(&store, &shares);
                 (dir, store)
@@ -214,11 +221,7 @@ fn bench_holder_put(c: &mut Criterion) {
     for (name, grouped) in [("three commits", false), ("one grouped commit", true)] {
         group.bench_function(name, |b| {
             b.iter_batched(
-                || {
-                    let dir = temp_dir();
-                    let store = open_store(&dir);
-                    (dir, store)
-                },
+                fresh_store,
                 |(dir, store)| {
                     let writers: Vec<_> = (0..WRITERS)
                         .map(|w| {
@@ -274,15 +277,7 @@ fn bench_holder_put(c: &mut Criterion) {
 fn holder_stripe(owner: &Identity, seed: u64) -> (StripeRecord, Lease, Vec<u8>) {
     let cipher_len: u32 = 1 << 20;
     let share_len = share_len_for(cipher_len, 3);
-    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ seed;
-    let share: Vec<u8> = (0..share_len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let share = pseudo_random(share_len as usize, seed);
     let mut bytes = b"KSR1".to_vec();
     bytes.extend_from_slice(&[3, 5, 0, 0]);
     bytes.extend_from_slice(&share_len.to_le_bytes());

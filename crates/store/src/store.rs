@@ -157,6 +157,18 @@ struct ShareTarget<'a> {
     record: Option<&'a StripeRecord>,
 }
 
+impl ShareTarget<'_> {
+    /// A share named by the caller, with no record to check it against.
+    fn named(stripe: ContentId, index: u8, share_id: ContentId) -> Self {
+        Self {
+            stripe,
+            index,
+            share_id,
+            record: None,
+        }
+    }
+}
+
 /// What a share's metadata commit inserted.
 #[derive(Debug, Clone, Copy, Default)]
 struct Committed {
@@ -326,12 +338,7 @@ impl Store {
         expires_at: Option<u64>,
     ) -> Result<PutOutcome> {
         self.put_share_inner(
-            ShareTarget {
-                stripe,
-                index,
-                share_id,
-                record: None,
-            },
+            ShareTarget::named(stripe, index, share_id),
             bytes,
             (owner, expires_at),
             None,
@@ -398,12 +405,7 @@ impl Store {
         crash: CrashAt,
     ) -> Result<PutOutcome> {
         self.put_share_inner(
-            ShareTarget {
-                stripe,
-                index,
-                share_id,
-                record: None,
-            },
+            ShareTarget::named(stripe, index, share_id),
             bytes,
             ([0; 32], None),
             None,

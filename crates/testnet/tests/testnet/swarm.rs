@@ -71,6 +71,21 @@ async fn one_holder_four_downloaders(size: usize, seed: u8) -> (Testnet, Vec<u8>
     (net, data, cap)
 }
 
+/// Shares the downloaders passed on from memory, all together.
+async fn passed_on_from_memory(net: &Testnet) -> u64 {
+    let mut passed_on = 0;
+    for i in DOWNLOADERS {
+        passed_on += net
+            .node(i)
+            .status()
+            .await
+            .unwrap()
+            .upkeep
+            .served_from_memory;
+    }
+    passed_on
+}
+
 /// The downloaders' node indices.
 const DOWNLOADERS: std::ops::Range<usize> = 2..6;
 
@@ -89,16 +104,7 @@ async fn four_downloaders_at_once_draw_the_file_mostly_from_each_other() {
     }
     let after = holder.status().await.unwrap().upkeep;
     let served = after.bytes_served - before.bytes_served;
-    let mut from_memory = 0;
-    for i in DOWNLOADERS {
-        from_memory += net
-            .node(i)
-            .status()
-            .await
-            .unwrap()
-            .upkeep
-            .served_from_memory;
-    }
+    let from_memory = passed_on_from_memory(&net).await;
     let report = format!(
         "holder served {served} bytes ({:.2} × the file), {} redirects; downloaders passed on {from_memory} shares from memory",
         served as f64 / data.len() as f64,
@@ -194,16 +200,7 @@ async fn downloaders_sent_to_liars_catch_them_and_still_finish() {
         }
         caught += report.corrupt.len();
     }
-    let mut passed_on = 0;
-    for i in DOWNLOADERS {
-        passed_on += net
-            .node(i)
-            .status()
-            .await
-            .unwrap()
-            .upkeep
-            .served_from_memory;
-    }
+    let passed_on = passed_on_from_memory(&net).await;
     let redirects = net.node(0).status().await.unwrap().upkeep.swarm_redirects;
     eprintln!(
         "{redirects} redirects; the liars passed on {passed_on} damaged shares from memory; {caught} caught"
