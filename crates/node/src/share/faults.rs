@@ -11,11 +11,17 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// How long a stalling node sits on a request before it drops it: far
+/// beyond every deadline an asker has.
+const STALL: Duration = Duration::from_secs(300);
 
 /// The faults a node shows (a cheap, cloneable handle: clones share them).
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
     damage_served_shares: Arc<AtomicBool>,
+    stall_share_requests: Arc<AtomicBool>,
 }
 
 impl Faults {
@@ -25,6 +31,24 @@ impl Faults {
     /// touched.
     pub fn damage_served_shares(&self, on: bool) {
         self.damage_served_shares.store(on, Ordering::Relaxed);
+    }
+
+    /// From now on, accept every request for a share and never answer it
+    /// (the stream is dropped after five minutes), as a peer that made
+    /// itself a swarming recipient and then hangs would. The node's own
+    /// downloads are not touched.
+    pub fn stall_share_requests(&self, on: bool) {
+        self.stall_share_requests.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether requests stall now.
+    pub(crate) fn stalls(&self) -> bool {
+        self.stall_share_requests.load(Ordering::Relaxed)
+    }
+
+    /// Sits on a request "for ever" (five minutes).
+    pub(crate) async fn stall(&self) {
+        tokio::time::sleep(STALL).await;
     }
 
     /// The bytes to send for `share`: itself, or a damaged copy.

@@ -46,11 +46,19 @@ use super::counters::bump;
 use super::placement::{EXTENT_STRIPES, extent_count, extent_key, extent_of, extent_stripes};
 use super::server::LocalShare;
 use super::swarm::{HeldShare, REDIRECTED_ANSWER_WAIT};
-use super::wire::{Answer, MAX_SHARE, OutRequest, WireError};
+use super::wire::{Answer, OutRequest, WireError};
 
 /// A failed redirect that took this long counts against the holder and the
 /// peer it named (see [`super::swarm`]'s breakers).
 const SLOW_REDIRECT: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long a holder asked directly may take to start answering a get
+/// (the bytes then get a time scaled by their size). An honest holder
+/// answers from memory or disk at once, or after waiting up to 8 s for a
+/// share it is fetching itself; one that hangs is given up on after this
+/// and asked last for [`SLOW_PEER_PAUSE`].
+const ANSWER_START_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a holder that did not start answering in time is asked last.
+pub(super) const SLOW_PEER_PAUSE: std::time::Duration = std::time::Duration::from_secs(600);
 /// Stripes fetched at once.
 const STRIPES_IN_FLIGHT: usize = 8;
 /// Decoded segments waiting for the reader.
@@ -163,8 +171,10 @@ impl std::fmt::Debug for Asked {
             Self::Dropped(FetchFailure::Damaged) | Self::Failed(FetchFailure::Damaged) => {
                 f.write_str("damaged")
             }
-            Self::Dropped(FetchFailure::Other(reason))
-            | Self::Failed(FetchFailure::Other(reason)) => f.write_str(reason),
+            Self::Dropped(FetchFailure::Other(reason) | FetchFailure::Late(reason))
+            | Self::Failed(FetchFailure::Other(reason) | FetchFailure::Late(reason)) => {
+                f.write_str(reason)
+            }
         }
     }
 }
@@ -195,6 +205,9 @@ fn served_or_why(
         Err(error @ CallError::Wire(WireError::Closed | WireError::Io(_))) => {
             Err(Asked::Dropped(FetchFailure::Other(error.to_string())))
         }
+        Err(error @ CallError::Wire(WireError::Timeout(_))) => {
+            Err(Asked::Failed(FetchFailure::Late(error.to_string())))
+        }
         Err(error) => Err(other(error.to_string())),
     }
 }
@@ -203,6 +216,8 @@ fn served_or_why(
 enum FetchFailure {
     /// The holder found it damaged and dropped it.
     Damaged,
+    /// The holder did not start answering in time.
+    Late(String),
     /// Anything else: not held, unreachable, unexpected answer.
     Other(String),
 }
@@ -461,6 +476,11 @@ impl Shares {
                     report_bad(report, peer, stripe, index, Detected::OnHolderDisk);
                     continue;
                 }
+                Err(FetchFailure::Late(reason)) => {
+                    debug!(%peer, %stripe, index, %reason, "holder too slow; asking it last for a while");
+                    self.bad.slow(peer);
+                    continue;
+                }
                 Err(FetchFailure::Other(reason)) => {
                     debug!(%peer, %stripe, index, %reason, "share not fetched");
                     continue;
@@ -562,6 +582,7 @@ impl Shares {
             let recovery = k.is_some_and(|k| usize::from(*index) >= k);
             (
                 self.bad.strikes(peer),
+                self.bad.is_slow(peer),
                 recovery,
                 *peer != self.me,
                 *index,
@@ -667,7 +688,7 @@ impl Shares {
         };
         let answer = self
             .client
-            .call(peer, request, MAX_SHARE.min(64 << 20))
+            .call_within(peer, request, ANSWER_START_WAIT)
             .await;
         served_or_why(peer, answer, redirect)
     }

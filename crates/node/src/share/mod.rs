@@ -365,26 +365,50 @@ async fn on_blocking_pool<T: Send + 'static>(
 }
 
 /// Peers that served data that failed verification, with a count of
-/// strikes. They are asked last; the count is kept for the node's life.
+/// strikes (kept for the node's life), and peers that did not start
+/// answering a get in time (for [`get::SLOW_PEER_PAUSE`]). Both are asked
+/// last: struck peers after slow ones.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct BadPeers(Arc<Mutex<HashMap<PeerId, u32>>>);
+pub(crate) struct BadPeers(Arc<Mutex<BadState>>);
+
+#[derive(Debug, Default)]
+struct BadState {
+    strikes: HashMap<PeerId, u32>,
+    slow_until: HashMap<PeerId, std::time::Instant>,
+}
+
+/// Most slow peers remembered; past it, the ones whose pause ended go.
+const SLOW_PEERS_KEPT: usize = 1024;
 
 impl BadPeers {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BadState> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn strike(&self, peer: PeerId) {
-        *self
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(peer)
-            .or_default() += 1;
+        *self.lock().strikes.entry(peer).or_default() += 1;
     }
 
     fn strikes(&self, peer: &PeerId) -> u32 {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.lock().strikes.get(peer).copied().unwrap_or(0)
+    }
+
+    /// `peer` did not start answering in time: ask it last for a while.
+    fn slow(&self, peer: PeerId) {
+        let now = std::time::Instant::now();
+        let mut state = self.lock();
+        if state.slow_until.len() >= SLOW_PEERS_KEPT {
+            state.slow_until.retain(|_, until| *until > now);
+        }
+        if state.slow_until.len() < SLOW_PEERS_KEPT {
+            state.slow_until.insert(peer, now + get::SLOW_PEER_PAUSE);
+        }
+    }
+
+    fn is_slow(&self, peer: &PeerId) -> bool {
+        self.lock()
+            .slow_until
             .get(peer)
-            .copied()
-            .unwrap_or(0)
+            .is_some_and(|until| *until > std::time::Instant::now())
     }
 }

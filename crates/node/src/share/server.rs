@@ -139,6 +139,10 @@ impl Server {
         key: ShareKey,
         redirect: bool,
     ) -> Result<(), WireError> {
+        if self.faults.stalls() {
+            self.faults.stall().await;
+            return Err(WireError::Closed);
+        }
         if redirect
             && let Some(target) = self
                 .swarm

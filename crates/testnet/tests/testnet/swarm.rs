@@ -210,3 +210,45 @@ async fn downloaders_sent_to_liars_catch_them_and_still_finish() {
     assert!(caught > 0, "damaged shares were served and none was caught");
     net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloaders_sent_to_peers_that_hang_give_up_on_them_and_finish() {
+    let (net, data, cap) = one_holder_four_downloaders(16 << 20, 14).await;
+    // Every downloader hangs on every request it gets: whoever the holder
+    // sends a downloader to never answers, and neither does a downloader
+    // that cached the file and is asked as a holder.
+    for i in DOWNLOADERS {
+        net.node(i).faults().stall_share_requests(true);
+    }
+    let gets = DOWNLOADERS.map(|i| {
+        let node = net.node(i).clone();
+        let cap = cap.clone();
+        async move { crate::read_with_report(&node, &cap).await }
+    });
+    // A hung redirect costs its 10 s deadline (after three, the downloader
+    // asks the holder straight), a hung holder the 30 s a holder has to
+    // start answering (then it is asked last): seconds, not the minutes a
+    // 64 MiB transfer may take.
+    let all = tokio::time::timeout(Duration::from_secs(180), futures::future::join_all(gets))
+        .await
+        .expect("downloads sent to hanging peers did not finish within 3 min");
+    for (i, got) in DOWNLOADERS.zip(all) {
+        let (got, _) = got.unwrap();
+        assert!(got == data, "downloader {i} got different bytes");
+    }
+    let mut failed = 0;
+    for i in DOWNLOADERS {
+        failed += net
+            .node(i)
+            .status()
+            .await
+            .unwrap()
+            .upkeep
+            .swarm_redirects_failed;
+    }
+    let redirects = net.node(0).status().await.unwrap().upkeep.swarm_redirects;
+    eprintln!("{redirects} redirects to hanging peers; {failed} given up on");
+    assert!(redirects > 0, "the holder sent nobody elsewhere");
+    assert!(failed > 0, "no hung redirect was given up on");
+    net.shutdown().await;
+}
