@@ -49,6 +49,12 @@ impl ApiClient {
         })
     }
 
+    /// The address of `path` on the API with the token after `#`, which a
+    /// browser keeps to itself (the dashboard reads it there).
+    pub(crate) fn page_with_token(&self, path: &str) -> String {
+        format!("{}{path}#token={}", self.base, self.token)
+    }
+
     /// `GET path`, decoded as `T`.
     pub(crate) fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         let response = self

@@ -186,10 +186,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Dashboard => {
+            let api = ApiClient::from_dir(&dir)?;
             // Fails with the usual sentence when no node is running.
-            let _: kith_api::types::Health = ApiClient::from_dir(&dir)?.get("/v1/health")?;
-            let (addr, token) = dir.api_endpoint()?;
-            out!("http://{addr}/dashboard#token={token}");
+            let _: kith_api::types::Health = api.get("/v1/health")?;
+            out!("{}", api.page_with_token("/dashboard"));
             eprintln!(
                 "open it in a browser on this machine; it carries the API token, so do not share it"
             );

@@ -32,42 +32,36 @@ pub(crate) fn render(
         metric.set(i64::try_from(value).unwrap_or(i64::MAX));
         registry.register(name, help, metric);
     };
-    gauge(
-        &mut registry,
-        "peers_connected",
-        "Peers connected now",
-        status.peers as u64,
-    );
-    gauge(
-        &mut registry,
-        "uptime_seconds",
-        "Seconds since the node started",
-        status.uptime_secs,
-    );
-    gauge(
-        &mut registry,
-        "store_shares",
-        "Shares held for the network",
-        status.shares_held,
-    );
-    gauge(
-        &mut registry,
-        "store_records",
-        "Stripe records held",
-        records,
-    );
-    gauge(
-        &mut registry,
-        "store_bytes",
-        "Bytes held: shares and stripe records",
-        status.bytes_held,
-    );
-    gauge(
-        &mut registry,
-        "store_quota_bytes",
-        "Most bytes the store will hold",
-        status.quota,
-    );
+    for (name, help, value) in [
+        (
+            "peers_connected",
+            "Peers connected now",
+            status.peers as u64,
+        ),
+        (
+            "uptime_seconds",
+            "Seconds since the node started",
+            status.uptime_secs,
+        ),
+        (
+            "store_shares",
+            "Shares held for the network",
+            status.shares_held,
+        ),
+        ("store_records", "Stripe records held", records),
+        (
+            "store_bytes",
+            "Bytes held: shares and stripe records",
+            status.bytes_held,
+        ),
+        (
+            "store_quota_bytes",
+            "Most bytes the store will hold",
+            status.quota,
+        ),
+    ] {
+        gauge(&mut registry, name, help, value);
+    }
     // Every upkeep counter, by its field name, so that a counter added to
     // `UpkeepCounters` shows here without a second list to keep in step.
     let upkeep = serde_json::to_value(&status.upkeep).map_err(|_| std::fmt::Error)?;

@@ -996,18 +996,15 @@ fn share_rows_job(
                     let extended =
                         held.owner == info.owner && later(info.expires_at, held.expires_at);
                     if info.owner != [0; 32] && (cached || extended) {
-                        let mut expiry = txn.open_table(EXPIRY).db(db)?;
-                        if let Some(old) = held.expires_at {
-                            expiry.remove((old, id.as_bytes())).db(db)?;
-                        }
-                        if let Some(new) = info.expires_at {
-                            expiry.insert((new, id.as_bytes()), ()).db(db)?;
-                        }
-                        held.owner = info.owner;
-                        held.expires_at = info.expires_at;
-                        shares
-                            .insert(id.as_bytes(), held.encode().as_slice())
-                            .db(db)?;
+                        crate::lease::write_lease(
+                            txn,
+                            db,
+                            &mut shares,
+                            &id,
+                            &mut held,
+                            info.owner,
+                            info.expires_at,
+                        )?;
                     }
                 }
             }

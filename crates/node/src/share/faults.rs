@@ -11,11 +11,6 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
-
-/// How long a stalling node sits on a request before it drops it: far
-/// beyond every deadline an asker has.
-const STALL: Duration = Duration::from_secs(300);
 
 /// The faults a node shows (a cheap, cloneable handle: clones share them).
 #[derive(Debug, Clone, Default)]
@@ -34,9 +29,9 @@ impl Faults {
     }
 
     /// From now on, accept every request for a share and never answer it
-    /// (the stream is dropped after five minutes), as a peer that made
-    /// itself a swarming recipient and then hangs would. The node's own
-    /// downloads are not touched.
+    /// (the stream is dropped once the asker gives up and closes it), as a
+    /// peer that made itself a swarming recipient and then hangs would. The
+    /// node's own downloads are not touched.
     pub fn stall_share_requests(&self, on: bool) {
         self.stall_share_requests.store(on, Ordering::Relaxed);
     }
@@ -44,11 +39,6 @@ impl Faults {
     /// Whether requests stall now.
     pub(crate) fn stalls(&self) -> bool {
         self.stall_share_requests.load(Ordering::Relaxed)
-    }
-
-    /// Sits on a request "for ever" (five minutes).
-    pub(crate) async fn stall(&self) {
-        tokio::time::sleep(STALL).await;
     }
 
     /// The bytes to send for `share`: itself, or a damaged copy.

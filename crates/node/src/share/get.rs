@@ -631,11 +631,14 @@ impl Shares {
             };
         }
         let straight = || async {
-            self.ask_share(peer, stripe, index, false)
+            self.ask_share(peer, (stripe, index), false, ANSWER_START_WAIT)
                 .await
                 .map_err(Asked::into_failure)
         };
-        let elsewhere = match self.ask_share(peer, stripe, index, redirect).await {
+        let elsewhere = match self
+            .ask_share(peer, (stripe, index), redirect, ANSWER_START_WAIT)
+            .await
+        {
             Ok(served) => return Ok(served),
             Err(Asked::Elsewhere(other))
                 if other != self.me && other != peer && self.swarm.follows_redirects_to(&other) =>
@@ -650,7 +653,7 @@ impl Shares {
         };
         let asked = std::time::Instant::now();
         match self
-            .ask_share_within(elsewhere, stripe, index, REDIRECTED_ANSWER_WAIT)
+            .ask_share(elsewhere, (stripe, index), false, REDIRECTED_ANSWER_WAIT)
             .await
         {
             Ok(served) => Ok(served),
@@ -673,42 +676,23 @@ impl Shares {
         }
     }
 
-    /// One get exchange with `peer`.
+    /// One get exchange with `peer`, which must start answering within
+    /// `wait` (a holder asked directly: [`ANSWER_START_WAIT`]; a peer this
+    /// node was sent to: [`REDIRECTED_ANSWER_WAIT`]).
     async fn ask_share(
         &self,
         peer: PeerId,
-        stripe: ContentId,
-        index: u8,
+        (stripe, index): (ContentId, u8),
         redirect: bool,
+        wait: std::time::Duration,
     ) -> Result<Served, Asked> {
         let request = OutRequest::Get {
             stripe,
             index,
             redirect,
         };
-        let answer = self
-            .client
-            .call_within(peer, request, ANSWER_START_WAIT)
-            .await;
-        served_or_why(peer, answer, redirect)
-    }
-
-    /// One get exchange, without redirect, with a peer this node was sent
-    /// to, which must start answering within `wait`.
-    async fn ask_share_within(
-        &self,
-        peer: PeerId,
-        stripe: ContentId,
-        index: u8,
-        wait: std::time::Duration,
-    ) -> Result<Served, Asked> {
-        let request = OutRequest::Get {
-            stripe,
-            index,
-            redirect: false,
-        };
         let answer = self.client.call_within(peer, request, wait).await;
-        served_or_why(peer, answer, false)
+        served_or_why(peer, answer, redirect)
     }
 
     /// Keeps fetched, verified shares in this node's store so that it

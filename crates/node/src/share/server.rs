@@ -140,7 +140,9 @@ impl Server {
         redirect: bool,
     ) -> Result<(), WireError> {
         if self.faults.stalls() {
-            self.faults.stall().await;
+            // Answer nothing; wait for the asker to give up and close the
+            // stream (or for the idle limit).
+            let _ = wire::read_header(stream, IDLE).await;
             return Err(WireError::Closed);
         }
         if redirect

@@ -3,19 +3,30 @@
 
 use std::time::Duration;
 
-use kith_node::{Capability, FileMeta, Node, Params, UpkeepSettings};
+use kith_node::{Capability, FileMeta, Node, Params, UpkeepCounters, UpkeepSettings};
 use kith_testnet::{Testnet, TestnetConfig};
 
 use crate::bytes;
 
+/// Reads a whole file on `node`.
 async fn read_all(node: &Node, cap: &Capability) -> Result<Vec<u8>, kith_node::GetError> {
-    let download = node.get(cap).await?;
-    let mut segments = download.into_stream();
-    let mut out = Vec::new();
-    while let Some(segment) = segments.recv().await {
-        out.extend_from_slice(&segment?);
-    }
-    Ok(out)
+    crate::read_with_report(node, cap)
+        .await
+        .map(|(bytes, _)| bytes)
+}
+
+/// Every downloader reads the file at the same time: each one's bytes and
+/// report, in [`DOWNLOADERS`] order.
+async fn download_all(
+    net: &Testnet,
+    cap: &Capability,
+) -> Vec<Result<(Vec<u8>, kith_node::GetReport), kith_node::GetError>> {
+    let gets = DOWNLOADERS.map(|i| {
+        let node = net.node(i).clone();
+        let cap = cap.clone();
+        async move { crate::read_with_report(&node, &cap).await }
+    });
+    futures::future::join_all(gets).await
 }
 
 /// A testnet where node 0 holds the only copy of a `size`-byte file and
@@ -71,19 +82,13 @@ async fn one_holder_four_downloaders(size: usize, seed: u8) -> (Testnet, Vec<u8>
     (net, data, cap)
 }
 
-/// Shares the downloaders passed on from memory, all together.
-async fn passed_on_from_memory(net: &Testnet) -> u64 {
-    let mut passed_on = 0;
+/// One upkeep counter, summed over the downloaders.
+async fn downloaders_total(net: &Testnet, counter: fn(&UpkeepCounters) -> u64) -> u64 {
+    let mut total = 0;
     for i in DOWNLOADERS {
-        passed_on += net
-            .node(i)
-            .status()
-            .await
-            .unwrap()
-            .upkeep
-            .served_from_memory;
+        total += counter(&net.node(i).status().await.unwrap().upkeep);
     }
-    passed_on
+    total
 }
 
 /// The downloaders' node indices.
@@ -94,17 +99,12 @@ async fn four_downloaders_at_once_draw_the_file_mostly_from_each_other() {
     let (net, data, cap) = one_holder_four_downloaders(32 << 20, 11).await;
     let holder = net.node(0).clone();
     let before = holder.status().await.unwrap().upkeep;
-    let gets = DOWNLOADERS.map(|i| {
-        let node = net.node(i).clone();
-        let cap = cap.clone();
-        async move { read_all(&node, &cap).await }
-    });
-    for got in futures::future::join_all(gets).await {
-        assert!(got.unwrap() == data, "a downloader got different bytes");
+    for got in download_all(&net, &cap).await {
+        assert!(got.unwrap().0 == data, "a downloader got different bytes");
     }
     let after = holder.status().await.unwrap().upkeep;
     let served = after.bytes_served - before.bytes_served;
-    let from_memory = passed_on_from_memory(&net).await;
+    let from_memory = downloaders_total(&net, |c| c.served_from_memory).await;
     let report = format!(
         "holder served {served} bytes ({:.2} × the file), {} redirects; downloaders passed on {from_memory} shares from memory",
         served as f64 / data.len() as f64,
@@ -182,13 +182,8 @@ async fn downloaders_sent_to_liars_catch_them_and_still_finish() {
     for i in DOWNLOADERS {
         net.node(i).faults().damage_served_shares(true);
     }
-    let gets = DOWNLOADERS.map(|i| {
-        let node = net.node(i).clone();
-        let cap = cap.clone();
-        async move { crate::read_with_report(&node, &cap).await }
-    });
     let mut caught = 0;
-    for (i, got) in DOWNLOADERS.zip(futures::future::join_all(gets).await) {
+    for (i, got) in DOWNLOADERS.zip(download_all(&net, &cap).await) {
         let (got, report) = got.unwrap();
         assert!(got == data, "downloader {i} got different bytes");
         for bad in &report.corrupt {
@@ -200,7 +195,7 @@ async fn downloaders_sent_to_liars_catch_them_and_still_finish() {
         }
         caught += report.corrupt.len();
     }
-    let passed_on = passed_on_from_memory(&net).await;
+    let passed_on = downloaders_total(&net, |c| c.served_from_memory).await;
     let redirects = net.node(0).status().await.unwrap().upkeep.swarm_redirects;
     eprintln!(
         "{redirects} redirects; the liars passed on {passed_on} damaged shares from memory; {caught} caught"
@@ -220,32 +215,18 @@ async fn downloaders_sent_to_peers_that_hang_give_up_on_them_and_finish() {
     for i in DOWNLOADERS {
         net.node(i).faults().stall_share_requests(true);
     }
-    let gets = DOWNLOADERS.map(|i| {
-        let node = net.node(i).clone();
-        let cap = cap.clone();
-        async move { crate::read_with_report(&node, &cap).await }
-    });
     // A hung redirect costs its 10 s deadline (after three, the downloader
     // asks the holder straight), a hung holder the 30 s a holder has to
     // start answering (then it is asked last): seconds, not the minutes a
     // 64 MiB transfer may take.
-    let all = tokio::time::timeout(Duration::from_secs(180), futures::future::join_all(gets))
+    let all = tokio::time::timeout(Duration::from_secs(180), download_all(&net, &cap))
         .await
         .expect("downloads sent to hanging peers did not finish within 3 min");
     for (i, got) in DOWNLOADERS.zip(all) {
         let (got, _) = got.unwrap();
         assert!(got == data, "downloader {i} got different bytes");
     }
-    let mut failed = 0;
-    for i in DOWNLOADERS {
-        failed += net
-            .node(i)
-            .status()
-            .await
-            .unwrap()
-            .upkeep
-            .swarm_redirects_failed;
-    }
+    let failed = downloaders_total(&net, |c| c.swarm_redirects_failed).await;
     let redirects = net.node(0).status().await.unwrap().upkeep.swarm_redirects;
     eprintln!("{redirects} redirects to hanging peers; {failed} given up on");
     assert!(redirects > 0, "the holder sent nobody elsewhere");
