@@ -52,7 +52,7 @@ fn send_status(error: &SendError) -> StatusCode {
         }
         SendError::Source(_) => StatusCode::BAD_REQUEST,
         SendError::Refused { .. } => StatusCode::FORBIDDEN,
-        SendError::Put(_) => StatusCode::SERVICE_UNAVAILABLE,
+        SendError::Put { .. } => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_GATEWAY,
     }
 }

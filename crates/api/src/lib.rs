@@ -27,19 +27,26 @@
 //! | `GET /v1/inbox?after=N&wait=SECS` | | `{"entries":[{"arrival","from","from_name","sent_at_ms","seq","received_at_ms","via","kind":"text"\|"file",…}]}` |
 //! | `POST /v1/mail/check` | | `{"new"}` |
 //! | `GET /v1/mail/held?peer=PEER_ID` | | `{"letters","bytes"}` |
+//! | `GET /v1/failures/ID` | | `{"status","error"}`: how the request named `ID` (header `x-kith-request`) failed |
 //!
-//! Errors are `{"error": "one sentence"}` with a 4xx or 5xx status.
+//! Errors are `{"error": "one sentence"}` with a 4xx or 5xx status. A client
+//! that streams a body may name its request with an `x-kith-request: ID`
+//! header; if the node fails it while the client is still sending, the
+//! client may see only a broken connection, and `GET /v1/failures/ID` then
+//! gives the node's answer (see `failures.rs`).
 //!
 //! [`up`] starts a node and its API together and writes the API's address
 //! into the data folder, where the command line finds it.
 
 mod dashboard;
+mod failures;
 mod files;
 mod friends;
 mod routes;
 mod security;
 mod up;
 
+pub use failures::REQUEST_HEADER;
 pub use routes::router;
 pub use up::{Running, UpError, up};
 

@@ -26,6 +26,7 @@ pub fn router(node: Node, token: &str, local: SocketAddr) -> Router {
         token: token.into(),
         local,
     };
+    let failures = crate::failures::Failures::default();
     Router::new()
         .route("/v1/health", get(health))
         .route("/v1/id", get(id))
@@ -39,8 +40,13 @@ pub fn router(node: Node, token: &str, local: SocketAddr) -> Router {
         .merge(crate::files::router(node.clone()))
         .merge(crate::friends::router(node))
         .merge(crate::dashboard::router())
+        .merge(crate::failures::router(failures.clone()))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(
+            failures,
+            crate::failures::remember,
+        ))
         .route_layer(middleware::from_fn_with_state(
             guard.clone(),
             security::check,

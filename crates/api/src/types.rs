@@ -89,6 +89,15 @@ pub struct ErrorBody {
     pub error: String,
 }
 
+/// `GET /v1/failures/ID` answer: how a named request failed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Failure {
+    /// The HTTP status it was answered with.
+    pub status: u16,
+    /// The node's sentence.
+    pub error: String,
+}
+
 /// `POST /v1/put` answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Stored {

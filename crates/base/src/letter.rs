@@ -374,7 +374,43 @@ pub fn check_file_name(name: &str) -> Result<(), LetterError> {
     if name.chars().any(char::is_control) {
         return bad("it contains control characters");
     }
+    if name.chars().any(is_invisible_format) {
+        return bad(
+            "it contains invisible formatting characters (such as a right-to-left override) \
+             that can disguise a file's type",
+        );
+    }
+    if name.starts_with(RESERVED_NAME_PREFIX) {
+        return bad("names starting with .kith-partial- are reserved for files still arriving");
+    }
     Ok(())
+}
+
+/// The prefix of the hidden files that received files are written to until
+/// they are complete; no received file may take such a name.
+pub const RESERVED_NAME_PREFIX: &str = ".kith-partial-";
+
+/// Whether `c` is a Unicode format character (general category Cf) that
+/// changes how a name is shown without being seen: bidirectional overrides
+/// and isolates (U+202E makes `\u{202e}gnp.exe` look like `exe.png`),
+/// zero-width characters, invisible operators and tags. Listed by hand:
+/// the Cf set is small and stable, and a Unicode-tables crate for one
+/// check would weigh more than the list.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
 }
 
 fn public_key(peer: &PeerId) -> Result<PublicKey, LetterError> {
@@ -570,10 +606,25 @@ mod tests {
             "a\\b",
             "x\ny",
             &"n".repeat(256),
+            "\u{202e}gnp.exe",
+            "photo\u{200b}.jpg",
+            "a\u{2067}b",
+            "\u{feff}x",
+            ".kith-partial-0",
+            ".kith-partial-",
         ] {
             assert!(check_file_name(bad).is_err(), "{bad:?} passed");
         }
-        for good in ["photo.jpg", ".hidden", "naïve café.txt", "a..b"] {
+        for good in [
+            "photo.jpg",
+            ".hidden",
+            "naïve café.txt",
+            "a..b",
+            "日本語.txt",
+            "مرحبا.txt",
+            ".kith-partial",
+            &"n".repeat(255),
+        ] {
             check_file_name(good).unwrap();
         }
         let (alice, bob) = (Identity::generate(), Identity::generate());

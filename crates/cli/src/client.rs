@@ -81,22 +81,64 @@ impl ApiClient {
 
     /// `POST path` with a streamed body of `len` bytes (if known), decoded
     /// as `T`.
+    ///
+    /// The node may refuse while the body is still being sent (a friend
+    /// that cannot be reached, a store that is full); it answers and closes
+    /// the connection, and what this side sees is a broken pipe. So the
+    /// request is named (`x-kith-request`), and after a broken connection
+    /// the node is asked how that request ended: its sentence, not "no
+    /// node is answering", is what the user needs.
     pub(crate) fn post_stream<T: DeserializeOwned>(
         &self,
         path: &str,
         body: impl std::io::Read + 'static,
         len: Option<u64>,
     ) -> anyhow::Result<T> {
+        let request_id = new_request_id();
         let mut request = self
             .transfer
             .post(format!("{}{path}", self.base))
             .header("Authorization", format!("Bearer {}", self.token))
-            .header("Content-Type", "application/octet-stream");
+            .header("Content-Type", "application/octet-stream")
+            .header(kith_api::REQUEST_HEADER, &request_id);
         if let Some(len) = len {
             request = request.header("Content-Length", len.to_string());
         }
-        let response = request.send(ureq::SendBody::from_owned_reader(body));
-        self.decode(response)
+        match request.send(ureq::SendBody::from_owned_reader(body)) {
+            Err(ureq::Error::Io(io)) => Err(self
+                .failure_of(&request_id)
+                .unwrap_or_else(|| self.connection_error(ureq::Error::Io(io)))),
+            response => self.decode(response),
+        }
+    }
+
+    /// How the node says the request `id` failed, if it remembers it. The
+    /// answer is recorded as the node sends it, just before it closes the
+    /// connection, so a short retry covers the moment in between.
+    fn failure_of(&self, id: &str) -> Option<anyhow::Error> {
+        for attempt in 0..5 {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(100 * attempt));
+            }
+            let response = self
+                .agent
+                .get(format!("{}/v1/failures/{id}", self.base))
+                .header("Authorization", format!("Bearer {}", self.token))
+                .call();
+            match response {
+                // No node at all: the caller's "no node is answering" is true.
+                Err(_) => return None,
+                Ok(mut response) if response.status().is_success() => {
+                    let failure: kith_api::types::Failure = response.body_mut().read_json().ok()?;
+                    return Some(anyhow!(failure.error));
+                }
+                Ok(_) => continue,
+            }
+        }
+        Some(anyhow!(
+            "the node closed the connection before the upload ended and did not say why; \
+             its log (the terminal of `kith up`) may tell more"
+        ))
     }
 
     /// `GET path` for a streamed answer: the response on success, the
@@ -159,4 +201,21 @@ impl ApiClient {
             Err(anyhow!(message))
         }
     }
+}
+
+/// A fresh random name for a request (`x-kith-request`).
+fn new_request_id() -> String {
+    let mut seed = [0u8; 16];
+    // A failed read of the system's randomness leaves zeros, mixed with the
+    // time and process id below: unique enough for a name, not a secret.
+    let _ = getrandom::fill(&mut seed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos())
+        .unwrap_or_default();
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&seed);
+    hasher.update(&nanos.to_le_bytes());
+    hasher.update(&std::process::id().to_le_bytes());
+    hasher.finalize().to_hex()[..32].to_owned()
 }

@@ -201,3 +201,31 @@ fn mail_for_an_offline_friend_arrives_when_it_starts() {
     });
     assert!(fs::read(bob.dir.join("inbox").join("notes.txt")).unwrap() == data);
 }
+
+/// `kith send` of a 20 MB file to a peer nobody can reach, from a node with
+/// one peer: the node gives up on direct delivery, starts storing the file
+/// for the mailbox, and refuses after a few MiB (too few peers), while the
+/// CLI is still uploading. The CLI used to say "no kith node is answering";
+/// now it prints the node's own sentence, which names both causes.
+#[test]
+fn a_send_that_cannot_be_delivered_says_the_true_cause() {
+    let root = tempfile::tempdir().unwrap();
+    configure(root.path(), 2, |_| "");
+    let nodes = start_network(root.path(), 2, 1, |_| Vec::new());
+    let stranger = kith_base::Identity::generate().peer_id().to_string();
+    let file = root.path().join("big.bin");
+    random_file(&file, 20 << 20);
+    let error = fails(&nodes[0].dir, &["send", &stranger, file.to_str().unwrap()]);
+    assert!(!error.contains("no kith node is answering"), "{error}");
+    assert!(
+        error.contains(&format!("{stranger} cannot be reached directly")),
+        "{error}"
+    );
+    assert!(
+        error.contains("could not be stored on the network to wait in its mailbox"),
+        "{error}"
+    );
+    assert!(error.contains("distinct peers"), "{error}");
+    // The node is still up and answering.
+    ok(&nodes[0].dir, &["peers"]);
+}

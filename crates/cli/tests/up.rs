@@ -440,7 +440,8 @@ fn the_dashboard_page_is_served_without_data_and_its_api_calls_need_the_token() 
 
 /// The dashboard's script itself, run by Node.js against two real nodes
 /// (`tests/dashboard/harness.mjs` gives it a minimal DOM). Skipped, with a
-/// message, where Node.js is not installed; `.ci/run` installs it.
+/// message, where Node.js is not installed; `.ci/run` installs it, and
+/// under `CI=true` a missing Node.js fails the test.
 #[test]
 fn the_dashboard_script_shows_a_running_node() {
     if std::process::Command::new("node")
@@ -448,6 +449,12 @@ fn the_dashboard_script_shows_a_running_node() {
         .output()
         .is_err()
     {
+        // Under CI a skip would pass without testing anything: fail instead.
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "Node.js is not installed, and CI must run this test (.ci/run installs nodejs)"
+        );
         eprintln!("skipped: Node.js is not installed (apt install nodejs)");
         return;
     }

@@ -79,7 +79,8 @@ pub(crate) struct Node {
 impl Lab {
     /// Makes an empty lab, or returns `None` after printing why when this
     /// machine does not let us create network namespaces (not root, no
-    /// `ip`, a sandbox without CAP_SYS_ADMIN).
+    /// `ip`, a sandbox without CAP_SYS_ADMIN). Under `CI=true` it panics
+    /// instead: a test that skips there would pass without running.
     pub(crate) fn new(label: &str) -> Option<Self> {
         remove_stale_namespaces();
         let lab = Self {
@@ -98,6 +99,12 @@ impl Lab {
                 Some(lab)
             }
             Err(reason) => {
+                // Under CI a skip would pass without testing anything.
+                assert_ne!(
+                    std::env::var("CI").as_deref(),
+                    Ok("true"),
+                    "this test must run in CI, but cannot create network namespaces: {reason}"
+                );
                 eprintln!("skipping: cannot create network namespaces: {reason}");
                 None
             }
@@ -428,9 +435,18 @@ impl Lab {
             });
         match loss_rule {
             Ok(_) => Impairment::LossOnly { why: why_not },
-            Err(error) => Impairment::None {
-                why: format!("{why_not}; {error}"),
-            },
+            Err(error) => {
+                // CI installs nftables: a lossless chaos run there would
+                // pass without the loss it claims to test.
+                assert_ne!(
+                    std::env::var("CI").as_deref(),
+                    Ok("true"),
+                    "links cannot be impaired in CI (no netem: {why_not}; nftables: {error})"
+                );
+                Impairment::None {
+                    why: format!("{why_not}; {error}"),
+                }
+            }
         }
     }
 

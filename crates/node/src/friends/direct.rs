@@ -59,6 +59,14 @@ pub(super) async fn serve(friends: Friends, mut control: Control) {
             }
             if let Err(error) = receive(&friends, peer, &mut stream).await {
                 debug!(%peer, %error, "direct stream ended");
+                if error.is_protocol_violation() {
+                    // Say why before closing: a buggy sender learns what it
+                    // did wrong (the stream is dropped either way).
+                    let sentence = format!("the recipient closed the stream: {error}");
+                    let _ =
+                        wire::write_refusal(&mut stream, tag::REFUSED, Reason::Invalid, &sentence)
+                            .await;
+                }
             }
             drop(slot);
         });
@@ -237,8 +245,12 @@ async fn receive_file(
                 }
             }
             Some(tag::END) => {
-                let mut hash = [0u8; 32];
-                hash.copy_from_slice(&buffer);
+                // `read_frame` holds an end frame to exactly 32 bytes; a
+                // try_into keeps this safe should that rule ever change.
+                let hash: [u8; 32] = buffer
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| WireError::Malformed("an end frame whose hash is not 32 bytes"))?;
                 break blake3::Hash::from_bytes(hash);
             }
             Some(got) => {

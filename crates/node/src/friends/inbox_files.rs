@@ -15,7 +15,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-const PARTIAL_PREFIX: &str = ".kith-partial-";
+const PARTIAL_PREFIX: &str = kith_base::letter::RESERVED_NAME_PREFIX;
 /// Chunks queued between the network and the writer thread.
 const WRITE_AHEAD: usize = 8;
 
@@ -177,7 +177,7 @@ pub(crate) fn place(from: &Path, dir: &Path, name: &str) -> std::io::Result<Path
         let candidate = if attempt == 0 {
             name.to_owned()
         } else {
-            format!("{stem} ({attempt}){extension}")
+            numbered(stem, extension, attempt)
         };
         let target = dir.join(&candidate);
         match fs::hard_link(from, &target) {
@@ -189,6 +189,24 @@ pub(crate) fn place(from: &Path, dir: &Path, name: &str) -> std::io::Result<Path
     Err(std::io::Error::other(format!(
         "ten thousand files called {name:?} are already in the inbox"
     )))
+}
+
+/// `stem (n)extension`, the stem shortened (at a character boundary) so
+/// that the whole stays within the file system's 255-byte name limit; an
+/// extension too long to leave room is shortened too.
+fn numbered(stem: &str, extension: &str, attempt: u32) -> String {
+    let suffix = format!(" ({attempt})");
+    let limit = kith_base::letter::MAX_FILE_NAME;
+    let shorten = |text: &str, room: usize| {
+        let mut end = text.len().min(room);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text[..end].to_owned()
+    };
+    let extension = shorten(extension, limit / 2);
+    let room = limit.saturating_sub(suffix.len() + extension.len());
+    format!("{}{suffix}{extension}", shorten(stem, room))
 }
 
 /// Removes partial files a crash left in `dir`.
@@ -241,6 +259,37 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(names.len(), 2, "no partial file left: {names:?}");
+    }
+
+    /// A second file with a 255-byte name lands shortened to fit the limit
+    /// (was "File name too long"), and so do a third and a multibyte one.
+    #[test]
+    fn a_duplicate_of_a_longest_name_is_shortened_to_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("source");
+        std::fs::write(&source, b"x").unwrap();
+        let inbox = dir.path().join("inbox");
+        std::fs::create_dir(&inbox).unwrap();
+        let long = format!("{}.txt", "n".repeat(251));
+        let multibyte = format!("{}x.txt", "é".repeat(125));
+        for name in [long.as_str(), multibyte.as_str()] {
+            assert_eq!(name.len(), 255);
+            let mut placed = Vec::new();
+            for _ in 0..3 {
+                let path = place(&source, &inbox, name).unwrap();
+                let file_name = path.file_name().unwrap().to_str().unwrap().to_owned();
+                assert!(file_name.len() <= 255, "{}", file_name.len());
+                assert!(file_name.ends_with(".txt"), "{file_name}");
+                placed.push(file_name);
+            }
+            assert_eq!(placed[0], name);
+            assert!(placed[1].ends_with(" (1).txt"), "{}", placed[1]);
+            assert!(placed[2].ends_with(" (2).txt"), "{}", placed[2]);
+        }
+        let long_extension = format!("a.{}", "e".repeat(253));
+        place(&source, &inbox, &long_extension).unwrap();
+        let second = place(&source, &inbox, &long_extension).unwrap();
+        assert!(second.file_name().unwrap().len() <= 255);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -151,9 +151,20 @@ pub enum SendError {
         /// What happened.
         detail: String,
     },
-    /// Storing a file for an offline friend failed.
-    #[error("the friend is offline and the file could not be stored on the network for them: {0}")]
-    Put(#[from] PutError),
+    /// The friend could not be reached, and storing the file on the network
+    /// for its mailbox failed too.
+    #[error(
+        "{peer} cannot be reached directly ({direct}), and the file could not be stored on the \
+         network to wait in its mailbox: {source}"
+    )]
+    Put {
+        /// The friend's peer id.
+        peer: String,
+        /// Why direct delivery failed.
+        direct: String,
+        /// Why the put failed.
+        source: Box<PutError>,
+    },
     /// Reading the file to send failed.
     #[error("cannot read the file to send: {0}")]
     Source(std::io::Error),
@@ -528,7 +539,12 @@ impl Friends {
             .inner
             .shares
             .put(Box::new(reader), Params::default(), meta)
-            .await?;
+            .await
+            .map_err(|source| SendError::Put {
+                peer: to.to_string(),
+                direct: direct.to_string(),
+                source: Box::new(source),
+            })?;
         if report.file_size != size {
             return Err(SendError::Source(std::io::Error::other(format!(
                 "the file was {} bytes, not the {size} announced",

@@ -86,6 +86,19 @@ pub mod tag {
     pub const DROPPED: u8 = 0x94;
 }
 
+/// The smallest payload of each tag: a frame of a fixed layout (an end
+/// frame's hash, a held or dropped answer) must have exactly its size, so no
+/// reader indexes past what arrived. [`read_frame`] checks it.
+pub fn min_payload(tag: u8) -> usize {
+    match tag {
+        tag::END => 32,
+        tag::REFUSED | tag::MAIL_REFUSED | tag::HELD => 1,
+        tag::DEPOSIT => 40,
+        tag::DROP | tag::MAIL | tag::DROPPED => 2,
+        _ => 0,
+    }
+}
+
 /// The largest payload of each tag; `None` for an unknown tag.
 pub fn max_payload(tag: u8) -> Option<usize> {
     Some(match tag {
@@ -165,6 +178,16 @@ pub enum WireError {
         /// The limit.
         max: usize,
     },
+    /// Under the tag's fixed size.
+    #[error("the peer sent a {len}-byte frame of type {tag:#04x}; it must be at least {min} bytes")]
+    TooShort {
+        /// The tag.
+        tag: u8,
+        /// Its length.
+        len: usize,
+        /// The least allowed.
+        min: usize,
+    },
     /// An unknown tag.
     #[error("the peer sent an unknown frame type {0:#04x}")]
     UnknownTag(u8),
@@ -187,6 +210,21 @@ pub enum WireError {
         /// The peer's sentence.
         sentence: String,
     },
+}
+
+impl WireError {
+    /// Whether the peer broke the protocol (a frame of the wrong size, type
+    /// or layout), as opposed to the stream failing or the peer refusing.
+    pub fn is_protocol_violation(&self) -> bool {
+        matches!(
+            self,
+            Self::TooLarge { .. }
+                | Self::TooShort { .. }
+                | Self::UnknownTag(_)
+                | Self::Unexpected { .. }
+                | Self::Malformed(_)
+        )
+    }
 }
 
 /// Time allowed for a frame of `len` bytes: the share protocol's rule.
@@ -262,6 +300,10 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     let max = max_payload(tag).ok_or(WireError::UnknownTag(tag))?;
     if len > max {
         return Err(WireError::TooLarge { tag, len, max });
+    }
+    let min = min_payload(tag);
+    if len < min {
+        return Err(WireError::TooShort { tag, len, min });
     }
     // A reused buffer of the right length is overwritten, not zeroed first.
     if buffer.len() > len {
@@ -415,6 +457,64 @@ mod tests {
             read_frame(&mut reader, idle, &mut buffer).await,
             Err(WireError::UnknownTag(0x7f))
         ));
+    }
+
+    /// Every tag at its largest and smallest payload is read; one byte more
+    /// than the largest, or one less than the smallest, is refused before
+    /// the payload is read.
+    #[tokio::test]
+    async fn every_tag_holds_its_size_bounds() {
+        let idle = Duration::from_secs(1);
+        let header = |tag: u8, len: usize| {
+            let mut bytes = vec![tag];
+            bytes.extend_from_slice(&(len as u32).to_le_bytes());
+            bytes
+        };
+        for tag in 0..=u8::MAX {
+            let Some(max) = max_payload(tag) else {
+                let mut reader = futures::io::Cursor::new(header(tag, 0));
+                let got = read_frame(&mut reader, idle, &mut Vec::new()).await;
+                assert!(matches!(got, Err(WireError::UnknownTag(t)) if t == tag));
+                continue;
+            };
+            let min = min_payload(tag);
+            assert!(min <= max, "tag {tag:#04x}");
+            let refusal = tag == tag::REFUSED || tag == tag::MAIL_REFUSED;
+            for len in [min, max] {
+                let mut bytes = header(tag, len);
+                bytes.resize(5 + len, 0);
+                let mut reader = futures::io::Cursor::new(bytes);
+                let mut buffer = Vec::new();
+                let got = read_frame(&mut reader, idle, &mut buffer).await;
+                if refusal {
+                    assert!(matches!(got, Err(WireError::Refused { .. })), "{got:?}");
+                } else {
+                    assert_eq!(got.unwrap(), Some(tag));
+                    assert_eq!(buffer.len(), len);
+                }
+            }
+            let mut reader = futures::io::Cursor::new(header(tag, max + 1));
+            let got = read_frame(&mut reader, idle, &mut Vec::new()).await;
+            assert!(matches!(got, Err(WireError::TooLarge { .. })), "{got:?}");
+            if min > 0 {
+                let mut bytes = header(tag, min - 1);
+                bytes.resize(5 + min - 1, 0);
+                let mut reader = futures::io::Cursor::new(bytes);
+                let got = read_frame(&mut reader, idle, &mut Vec::new()).await;
+                assert!(matches!(got, Err(WireError::TooShort { .. })), "{got:?}");
+            }
+        }
+        // The frames of the red-team finding: an end frame of 0 and 5 bytes.
+        for len in [0, 5] {
+            let mut bytes = header(tag::END, len);
+            bytes.resize(5 + len, 7);
+            let mut reader = futures::io::Cursor::new(bytes);
+            let got = read_frame(&mut reader, idle, &mut Vec::new()).await;
+            assert!(
+                matches!(got, Err(WireError::TooShort { min: 32, .. })),
+                "{got:?}"
+            );
+        }
     }
 
     #[test]

@@ -456,3 +456,72 @@ async fn hostile_letters_are_refused_and_nothing_is_lost() {
     );
     net.shutdown().await;
 }
+
+/// The red-team finding: a signed file letter, a few bytes, then an end
+/// frame whose hash is 0 or 5 bytes long made the recipient panic. Now the
+/// frame is refused as malformed, nothing is kept, and the node goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_end_frame_of_the_wrong_size_is_refused_not_a_panic() {
+    let net = Testnet::start(3, config()).await.unwrap();
+    wait_joined(&net, 2).await;
+    let (alice, bob, mallory) = (
+        net.node(0).clone(),
+        net.node(1).clone(),
+        net.node(2).clone(),
+    );
+    let bob_id = bob.peer_id();
+    let mallory_key = Identity::from_file_text(
+        &std::fs::read_to_string(net.data_dir(2).join(kith_node::data_dir::IDENTITY_FILE)).unwrap(),
+    )
+    .unwrap();
+    for (seq, hash_len) in [(1u64, 0usize), (2, 5), (3, 31)] {
+        let mut body = 8u16.to_le_bytes().to_vec();
+        body.extend_from_slice(b"boom.bin");
+        body.extend_from_slice(&3u64.to_le_bytes());
+        let letter = raw_letter(&mallory_key, &mallory.peer_id(), &bob_id, seq, 2, &body);
+        let mut stream = mallory
+            .net()
+            .streams()
+            .open_stream(bob_id, wire::DIRECT)
+            .await
+            .unwrap();
+        let mut buffer = Vec::new();
+        wire::write_frame(&mut stream, tag::LETTER, &letter)
+            .await
+            .unwrap();
+        wire::expect_frame(&mut stream, LIMIT, tag::READY, "ready", &mut buffer)
+            .await
+            .unwrap();
+        wire::write_frame(&mut stream, tag::DATA, b"abc")
+            .await
+            .unwrap();
+        wire::write_frame(&mut stream, tag::END, &vec![9u8; hash_len])
+            .await
+            .unwrap();
+        let answer =
+            wire::expect_frame(&mut stream, LIMIT, tag::DELIVERED, "delivered", &mut buffer).await;
+        match answer {
+            Err(WireError::Refused { reason, sentence }) => {
+                assert_eq!(reason, Reason::Invalid, "{sentence}");
+                assert!(sentence.contains("at least 32 bytes"), "{sentence}");
+            }
+            other => panic!("a {hash_len}-byte end frame: expected a refusal, got {other:?}"),
+        }
+    }
+    // Bob is still up and receiving; nothing of mallory's file was kept.
+    let delivery = alice
+        .send_message(&bob_id.to_string(), "still there?".into())
+        .await
+        .unwrap();
+    assert_eq!(delivery.via, Via::Direct, "{:?}", delivery.direct_error);
+    let items = inbox(&bob).await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(
+        std::fs::read_dir(bob.inbox_dir())
+            .map(|d| d.filter_map(Result::ok).count())
+            .unwrap_or(0),
+        0,
+        "no partial file left"
+    );
+    net.shutdown().await;
+}
