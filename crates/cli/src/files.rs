@@ -282,7 +282,7 @@ pub(crate) fn remove(api: &ApiClient, cap: &str) -> anyhow::Result<String> {
     }
     if removed.cached > 0 {
         eprintln!(
-            "{} cached copies stay on nodes that fetched the file (a shared capability cannot be taken back)",
+            "{} cached copies stay on nodes that fetched the file without the owner's lease (a shared capability cannot be taken back)",
             removed.cached
         );
     }

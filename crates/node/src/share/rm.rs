@@ -9,7 +9,13 @@
 //! can be run again with the same capability.
 //!
 //! Copies that other nodes cached when they fetched the file have no owner
-//! and are not deleted: a capability that was shared cannot be taken back.
+//! of their own, but a fetcher keeps the stripe's lease, which the owner
+//! signed and which names the owner's key. So a cache deletes its copy when
+//! the drop request comes over the connection of the key the lease names:
+//! the owner's `rm` reaches the caches it finds (holders and the providers
+//! that announced a cached copy). What an honest node does, that is: a
+//! modified node can keep whatever it fetched, and a capability that was
+//! shared cannot be taken back from someone who saved the file itself.
 
 use std::time::Duration;
 
@@ -36,7 +42,8 @@ pub struct RmReport {
     pub not_held: usize,
     /// Shares whose holder refused: this node did not store them.
     pub refused: usize,
-    /// Copies other nodes cached when they fetched the file; they stay.
+    /// Copies other nodes cached without a lease of this owner to check
+    /// the request against; they stay.
     pub cached: usize,
     /// Shares whose holder did not answer.
     pub unreachable: usize,

@@ -260,7 +260,20 @@ impl Server {
     }
 }
 
-/// Deletes share `index` of `stripe` if `owner` stored it.
+/// Whether `stripe`'s stored lease is a valid signature of `owner`'s for
+/// this stripe (the lease may have ended: the owner may still delete).
+fn lease_names_owner(store: &Store, stripe: ContentId, owner: [u8; 32]) -> bool {
+    owner != [0; 32]
+        && store
+            .stripe_lease(&stripe)
+            .ok()
+            .flatten()
+            .and_then(|bytes| kith_base::Lease::from_bytes(&bytes).ok())
+            .is_some_and(|lease| lease.stripe() == stripe && lease.owner() == owner)
+}
+
+/// Deletes share `index` of `stripe` if `owner` stored it, or if it is a
+/// cached copy whose stripe lease names `owner` (see [`lease_names_owner`]).
 pub(crate) fn drop_share(store: &Store, stripe: ContentId, index: u8, owner: [u8; 32]) -> Answer {
     let refuse = |reason, message: String| Answer::Refused { reason, message };
     let held = match store.shares_of_stripe(&stripe) {
@@ -272,7 +285,15 @@ pub(crate) fn drop_share(store: &Store, stripe: ContentId, index: u8, owner: [u8
     };
     match store.share_info(&id) {
         Ok(Some(info)) if info.owner == owner && owner != [0; 32] => {}
-        Ok(Some(info)) if info.owner == [0; 32] => return Answer::Dropped(DropResult::KeptCache),
+        // A cached copy: deleted when the stripe's lease, signed by the
+        // file's owner and kept when the copy was fetched, names the peer
+        // asking as that owner. Without such a lease there is no way to
+        // tell the owner from anyone else, and the copy stays.
+        Ok(Some(info)) if info.owner == [0; 32] => {
+            if !lease_names_owner(store, stripe, owner) {
+                return Answer::Dropped(DropResult::KeptCache);
+            }
+        }
         Ok(Some(_)) => {
             return refuse(
                 RefuseReason::NotOwner,

@@ -1,5 +1,6 @@
-//! `rm`: the node that stored a file deletes it from every holder; any
-//! other node's request is refused and deletes nothing.
+//! `rm`: the node that stored a file deletes it from every holder and every
+//! cache that kept the owner's lease; any other node's request is refused
+//! and deletes nothing.
 
 use kith_base::ContentId;
 use kith_node::{FileMeta, GetError, Health, Params};
@@ -46,32 +47,47 @@ async fn only_the_owner_deletes_a_file() {
         "the file must be intact after a refused rm"
     );
 
-    // The stranger reads the file's manifest, which caches its shares in
-    // the background and then announces them; once announced, the cache is
-    // on its disk for the owner's rm to meet.
-    stranger.stat(&cap).await.unwrap();
-    let stranger_id = stranger.peer_id();
+    // The stranger reads the whole file, which caches its shares (with the
+    // owner's leases) in the background and then announces them under the
+    // manifest id and the extent key; once both are announced, the cache is
+    // on its disk for the owner's rm to meet. Node 2's stat above cached the
+    // manifest too.
+    let mut download = stranger.get(&cap).await.unwrap().into_stream();
+    while let Some(chunk) = download.recv().await {
+        chunk.unwrap();
+    }
+    let (stranger_id, node2_id) = (stranger.peer_id(), net.peer_id(2));
+    let extent_key = *stat.stripes[0].id.as_bytes();
     net.wait_for(
-        "the stranger announced its cached manifest",
+        "the readers announced their cached copies",
         std::time::Duration::from_secs(60),
         || async {
-            owner
-                .net()
-                .providers(*cap.manifest().as_bytes())
-                .await
-                .is_ok_and(|providers| providers.contains(&stranger_id))
+            let net_client = owner.net();
+            let manifest = net_client.providers(*cap.manifest().as_bytes()).await;
+            let extent = net_client.providers(extent_key).await;
+            manifest.is_ok_and(|p| p.contains(&stranger_id) && p.contains(&node2_id))
+                && extent.is_ok_and(|p| p.contains(&stranger_id))
         },
     )
     .await
     .unwrap();
+    let cached_before = shares_held().await - stored;
+    assert!(cached_before > 0, "the readers cached nothing");
 
-    // The owner's rm deletes every share it stored, everywhere.
+    // The owner's rm deletes every share it stored, and every cached copy
+    // whose holder kept its lease: nothing of the file is left anywhere.
     let removed = owner.remove(&cap).await.unwrap();
     assert_eq!(removed.refused, 0, "{removed:?}");
-    assert_eq!(removed.dropped, 20, "{removed:?}");
-    // What is left are copies cached by nodes that read the file (the
-    // stranger, and node 2's `stat` above, which caches in the background
-    // and may finish after `rm` looked): all without an owner.
+    assert_eq!(removed.cached, 0, "a cache kept its copy: {removed:?}");
+    assert_eq!(
+        removed.dropped as u64,
+        stored + cached_before,
+        "{removed:?}"
+    );
+    eprintln!(
+        "rm dropped {} shares, {cached_before} of them cached copies",
+        removed.dropped
+    );
     let stripes: Vec<ContentId> = stat
         .stripes
         .iter()
@@ -91,32 +107,22 @@ async fn only_the_owner_deletes_a_file() {
         }
     }
     assert_eq!(owned_left, 0, "an owned share survived the owner's rm");
-    assert!(
-        cached_left >= removed.cached && cached_left > 0,
-        "the stranger's cached copies stay ({cached_left} left, {removed:?})"
-    );
-    assert_eq!(
-        shares_held().await as usize,
-        cached_left,
-        "nothing but cached copies of the file is stored"
-    );
+    assert_eq!(cached_left, 0, "a cached copy survived the owner's rm");
+    assert_eq!(shares_held().await, 0, "nothing of the file is stored");
+    // And `stat` says so.
+    match net.node(4).stat(&cap).await {
+        Err(GetError::NotFound { .. } | GetError::Lost { .. }) => {}
+        Ok(stat) => panic!(
+            "the deleted file still has holders: {:?}",
+            stat.health_counts()
+        ),
+        Err(other) => panic!("unexpected error: {other}"),
+    }
     // The owner read the manifest to find the holders, but kept no copy.
     assert_eq!(owner.store().usage().shares, 0, "rm left a cache behind");
     match net.node(3).get(&cap).await {
         Err(GetError::NotFound { .. } | GetError::Lost { .. }) => {}
-        Ok(download) => {
-            // The manifest may still come from the stranger's cache; the
-            // data is gone.
-            let mut chunks = download.into_stream();
-            let mut failed = false;
-            while let Some(chunk) = chunks.recv().await {
-                if chunk.is_err() {
-                    failed = true;
-                    break;
-                }
-            }
-            assert!(failed, "the deleted file came back");
-        }
+        Ok(_) => panic!("the deleted file's manifest came back"),
         Err(other) => panic!("unexpected error: {other}"),
     }
     // Running it again finds nothing more to delete.
