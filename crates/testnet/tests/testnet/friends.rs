@@ -525,3 +525,108 @@ async fn an_end_frame_of_the_wrong_size_is_refused_not_a_panic() {
     );
     net.shutdown().await;
 }
+
+/// Plaintext never leaves the uploader (issue 23, item 7): a file put with
+/// a marker in it, fetched by another node, and a message and a file sent
+/// with markers to a friend, directly and through the mailbox. Afterwards
+/// no data folder but the author's (and, for what it was sent, the
+/// recipient's) holds any marker: holders, mailbox peers and the node that
+/// fetched and cached the file see ciphertext only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_marker_of_any_plaintext_reaches_another_nodes_folder() {
+    let mut net = Testnet::start(7, config()).await.unwrap();
+    wait_joined(&net, 6).await;
+    let (alice, reader) = (net.node(0).clone(), net.node(1).clone());
+    let (carol_id, dave_id) = (net.peer_id(2), net.peer_id(3));
+    let marker = |what: &str| format!("KITH-MARKER-{what}-7f3a9c");
+    let with_marker = |what: &str, len: usize| {
+        let mut data = bytes(len, 9);
+        let text = marker(what);
+        for at in [0, len / 2, len - text.len()] {
+            data[at..at + text.len()].copy_from_slice(text.as_bytes());
+        }
+        data
+    };
+
+    // A stored file, fetched (and so cached) by another node.
+    let stored = with_marker("put", 3 << 20);
+    let put = alice
+        .put(
+            Box::new(std::io::Cursor::new(stored.clone())),
+            kith_node::Params::default(),
+            kith_node::FileMeta::none(),
+        )
+        .await
+        .unwrap();
+    let mut fetched = Vec::new();
+    let mut stream = reader.get(&put.capability).await.unwrap().into_stream();
+    while let Some(chunk) = stream.recv().await {
+        fetched.extend_from_slice(&chunk.unwrap());
+    }
+    assert!(fetched == stored, "the file came back different");
+
+    // To carol, online: a message and a file, directly.
+    let to_carol = carol_id.to_string();
+    let delivery = alice
+        .send_message(&to_carol, marker("msg-direct"))
+        .await
+        .unwrap();
+    assert_eq!(delivery.via, Via::Direct);
+    let direct_file = with_marker("send-direct", 1 << 20);
+    let delivery = send_bytes(&alice, &to_carol, "direct.bin", direct_file)
+        .await
+        .unwrap();
+    assert_eq!(delivery.via, Via::Direct);
+
+    // To dave, offline: a message and a file through the mailbox.
+    net.kill(3).await.unwrap();
+    let to_dave = dave_id.to_string();
+    let delivery = alice
+        .send_message(&to_dave, marker("msg-mailbox"))
+        .await
+        .unwrap();
+    assert_eq!(delivery.via, Via::Mailbox);
+    let mailed_file = with_marker("send-mailbox", 1 << 20);
+    let delivery = send_bytes(&alice, &to_dave, "mailed.bin", mailed_file)
+        .await
+        .unwrap();
+    assert_eq!(delivery.via, Via::Mailbox);
+
+    let all = [
+        "put",
+        "msg-direct",
+        "send-direct",
+        "msg-mailbox",
+        "send-mailbox",
+    ];
+    let mut searched = 0;
+    for (i, _) in net.nodes() {
+        if i == 0 {
+            continue;
+        }
+        // Carol may hold what was sent to her, nothing else.
+        let allowed: &[&str] = if i == 2 {
+            &["msg-direct", "send-direct"]
+        } else {
+            &[]
+        };
+        for what in all.iter().filter(|what| !allowed.contains(what)) {
+            searched += 1;
+            assert!(
+                !folder_contains(net.data_dir(i), marker(what).as_bytes()),
+                "node {i}'s data folder holds the plaintext marker of {what}"
+            );
+        }
+    }
+    // Dave's folder too (he was stopped; his mail waits sealed on others).
+    for what in all {
+        assert!(!folder_contains(net.data_dir(3), marker(what).as_bytes()));
+    }
+    // The check itself finds a marker where one is: in carol's inbox.
+    assert!(folder_contains(
+        net.data_dir(2),
+        marker("send-direct").as_bytes()
+    ));
+    eprintln!("searched {searched} (node, marker) pairs: no plaintext found");
+    net.shutdown().await;
+}
