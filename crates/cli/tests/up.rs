@@ -486,3 +486,28 @@ fn the_dashboard_script_shows_a_running_node() {
     assert_eq!(shown["peers"], "1");
     assert_eq!(shown["peer_rows"], serde_json::json!([second.peer_id]));
 }
+
+/// A quota larger than the disk is accepted (the disk may grow) but said
+/// out loud at start, with the figures and what to do.
+#[test]
+fn a_quota_larger_than_the_disk_is_reported_at_start() {
+    let temp = tempfile::tempdir().unwrap();
+    let node = Daemon::start(&temp.path().join("a"), &["--quota", "1000T"]);
+    wait_for("the quota warning", Duration::from_secs(30), || {
+        node.stderr
+            .lock()
+            .unwrap()
+            .contains("is larger than what the disk holding")
+    });
+    let log = node.stderr.lock().unwrap().clone();
+    assert!(log.contains("lower --quota"), "{log}");
+    // A quota that fits says nothing of the kind.
+    let small = Daemon::start(&temp.path().join("b"), &["--quota", "1M"]);
+    assert!(
+        !small
+            .stderr
+            .lock()
+            .unwrap()
+            .contains("is larger than what the disk holding")
+    );
+}

@@ -134,6 +134,7 @@ impl Node {
                 .await
                 .map_err(|error| NodeError::Internal(error.to_string()))??
         };
+        warn_if_quota_exceeds_disk(&store, &store_dir);
         let owned = {
             let path = data_dir.path(OWNED_FILE);
             tokio::task::spawn_blocking(move || OwnedFiles::open(path))
@@ -509,5 +510,28 @@ async fn log_network_events(mut events: tokio::sync::broadcast::Receiver<NetEven
             Err(RecvError::Lagged(missed)) => debug!(missed, "missed network events"),
             Err(RecvError::Closed) => return,
         }
+    }
+}
+
+/// Says so at start when the quota promises more than the disk can hold:
+/// `--quota 1G` on a disk with 30 MB free is accepted (the disk may grow,
+/// or others may free space), but the store will stop at the disk's
+/// reserve, not at the quota, and the operator should know.
+fn warn_if_quota_exceeds_disk(store: &Store, dir: &std::path::Path) {
+    let usage = store.usage();
+    let Ok(free) = kith_store::free_space(dir) else {
+        return;
+    };
+    let room = usage.bytes.saturating_add(free);
+    if usage.quota > room {
+        tracing::warn!(
+            "the store quota ({}) is larger than what the disk holding {} can give it ({} held \
+             plus {} free); the store will stop short of the quota, keeping 1% of the disk \
+             free; lower --quota to what the disk can hold",
+            kith_base::ByteSize(usage.quota),
+            dir.display(),
+            kith_base::ByteSize(usage.bytes),
+            kith_base::ByteSize(free)
+        );
     }
 }
