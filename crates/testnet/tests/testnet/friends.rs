@@ -630,3 +630,84 @@ async fn no_marker_of_any_plaintext_reaches_another_nodes_folder() {
     eprintln!("searched {searched} (node, marker) pairs: no plaintext found");
     net.shutdown().await;
 }
+
+/// A peer cannot hold more than its share of the recipient: with four file
+/// transfers of its own open and stalled (the per-peer limit), its fifth
+/// stream is refused as busy at once, while another peer still delivers;
+/// once it lets go, it may send again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_peer_cannot_open_more_than_its_share_of_transfers() {
+    let net = Testnet::start(3, config()).await.unwrap();
+    wait_joined(&net, 2).await;
+    let (alice, bob, mallory) = (
+        net.node(0).clone(),
+        net.node(1).clone(),
+        net.node(2).clone(),
+    );
+    let bob_id = bob.peer_id();
+    let mallory_key = Identity::from_file_text(
+        &std::fs::read_to_string(net.data_dir(2).join(kith_node::data_dir::IDENTITY_FILE)).unwrap(),
+    )
+    .unwrap();
+    let file_letter = |seq: u64| {
+        let mut body = 9u16.to_le_bytes().to_vec();
+        body.extend_from_slice(b"stall.bin");
+        body.extend_from_slice(&(1u64 << 20).to_le_bytes());
+        raw_letter(&mallory_key, &mallory.peer_id(), &bob_id, seq, 2, &body)
+    };
+    let mut held = Vec::new();
+    for seq in 1..=4 {
+        let mut stream = mallory
+            .net()
+            .streams()
+            .open_stream(bob_id, wire::DIRECT)
+            .await
+            .unwrap();
+        let mut buffer = Vec::new();
+        wire::write_frame(&mut stream, tag::LETTER, &file_letter(seq))
+            .await
+            .unwrap();
+        wire::expect_frame(&mut stream, LIMIT, tag::READY, "ready", &mut buffer)
+            .await
+            .unwrap();
+        held.push(stream);
+    }
+    // The fifth: refused as soon as it opens, before any letter is read.
+    let mut fifth = mallory
+        .net()
+        .streams()
+        .open_stream(bob_id, wire::DIRECT)
+        .await
+        .unwrap();
+    let answer = wire::read_frame(&mut fifth, LIMIT, &mut Vec::new()).await;
+    assert_eq!(refused(answer.map(|tag| tag.unwrap_or(0))), Reason::Busy);
+    drop(fifth);
+    // Another peer is not held up by mallory's stalled transfers.
+    let delivery = alice
+        .send_message(&bob_id.to_string(), "room for me?".into())
+        .await
+        .unwrap();
+    assert_eq!(delivery.via, Via::Direct, "{:?}", delivery.direct_error);
+    // Mallory lets go; its slots come back.
+    drop(held);
+    net.wait_for("mallory's slots to be freed", LIMIT, || async {
+        let mut body = 4u32.to_le_bytes().to_vec();
+        body.extend_from_slice(b"next");
+        let seq = 100 + rand_seq();
+        let letter = raw_letter(&mallory_key, &mallory.peer_id(), &bob_id, seq, 1, &body);
+        matches!(
+            answer_to(&mallory, &bob, &[(tag::LETTER, letter)]).await,
+            Ok(tag::DELIVERED)
+        )
+    })
+    .await
+    .unwrap();
+    net.shutdown().await;
+}
+
+/// A fresh sequence number for each try of a polling loop.
+fn rand_seq() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
