@@ -1,6 +1,7 @@
 //! A node's data folder damaged on disk, with real `kith up` processes: a
-//! garbled database file, a damaged side database, a lost `messages.redb`.
-//! Nothing stored may be lost silently, and no damage may end in a panic.
+//! garbled database file, a damaged side database, a lost `messages.redb`,
+//! secrets left readable by others. Nothing stored may be lost silently, and
+//! no damage may end in a panic.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -162,4 +163,34 @@ fn letters_written_after_messages_redb_was_lost_are_delivered() {
         inbox.contains("first letter") && inbox.contains("second letter"),
         "{inbox}"
     );
+}
+
+#[test]
+fn kith_up_makes_secrets_and_the_folder_private_again() {
+    use std::os::unix::fs::PermissionsExt;
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("a");
+    let node = Daemon::start(&dir, &[]);
+    assert!(node.terminate().success());
+    let set = |path: &Path, mode: u32| {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    set(&dir.join("identity.key"), 0o644);
+    set(&dir.join("api.token"), 0o644);
+    set(&dir, 0o777);
+
+    let node = Daemon::start(&dir, &[]);
+    assert_eq!(mode(&dir.join("identity.key")), 0o600);
+    assert_eq!(mode(&dir.join("api.token")), 0o600);
+    assert_eq!(mode(&dir), 0o700);
+    wait_for("warnings about the modes", Duration::from_secs(10), || {
+        let stderr = node.stderr.lock().unwrap();
+        ["identity.key", "api.token"].iter().all(|file| {
+            stderr.contains(&format!(
+                "{file} was open to other users (mode 0644); set it to 0600"
+            ))
+        }) && stderr.contains("(mode 0777); set it to 0700")
+    });
+    assert!(node.terminate().success());
 }
