@@ -20,6 +20,14 @@
 //!   into place, so a reader sees the whole file or none of it;
 //! - an existing file that cannot be read is reported and left untouched:
 //!   kith never "repairs" a damaged identity by replacing it.
+//!
+//! Permissions are checked at every [`DataDir::init`] (so at every `kith up`
+//! and `kith init`): a data folder that others may enter (any group or other
+//! bit) is set to 0700, and `identity.key` or `api.token` readable or
+//! writable by others is set to 0600, each with a warning naming the path
+//! and its old mode. ssh refuses such keys instead; kith fixes them, because
+//! the mode is the whole of the mistake and the fix loses nothing. Whoever
+//! could read them before may have copied them: the warning says so.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -143,6 +151,7 @@ impl DataDir {
     /// Returns the identity and whether it was created now.
     pub fn init(&self) -> Result<(Identity, bool), DataDirError> {
         self.create_root()?;
+        self.restrict_access()?;
         match self.load_identity() {
             Ok(identity) => Ok((identity, false)),
             Err(DataDirError::NoIdentity { .. }) => {
@@ -301,6 +310,46 @@ impl DataDir {
         Ok((addr, check_token(token.trim(), &token_path)?))
     }
 
+    /// Sets the folder to 0700 and the secrets in it to 0600 where they are
+    /// open to others, warning for each; returns the paths it changed.
+    pub fn restrict_access(&self) -> Result<Vec<PathBuf>, DataDirError> {
+        let mut fixed = Vec::new();
+        for (path, mode) in [
+            (self.root.clone(), 0o700),
+            (self.path(IDENTITY_FILE), 0o600),
+            (self.path(API_TOKEN_FILE), 0o600),
+        ] {
+            let old = match fs::metadata(&path) {
+                Ok(meta) => meta.permissions().mode() & 0o7777,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                Err(source) => {
+                    return Err(DataDirError::Io {
+                        action: "cannot check the permissions of",
+                        path,
+                        source,
+                    });
+                }
+            };
+            if old & 0o077 == 0 {
+                continue;
+            }
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(|source| {
+                DataDirError::Io {
+                    action: "cannot restrict access to",
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            tracing::warn!(
+                "{} was open to other users (mode {old:04o}); set it to {mode:04o}. Anyone who \
+                 could read it may have copied it",
+                path.display()
+            );
+            fixed.push(path);
+        }
+        Ok(fixed)
+    }
+
     fn create_root(&self) -> Result<(), DataDirError> {
         let exists = self.root.is_dir();
         fs::create_dir_all(&self.root).map_err(|source| DataDirError::Io {
@@ -421,6 +470,28 @@ mod tests {
         assert!(!created);
         assert_eq!(first.peer_id(), second.peer_id());
         assert_eq!(dir.load_identity().unwrap().peer_id(), first.peer_id());
+    }
+
+    #[test]
+    fn secrets_and_the_folder_open_to_others_are_restricted_at_init() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(temp.path().join("node"));
+        let (identity, _) = dir.init().unwrap();
+        dir.api_token().unwrap();
+        let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+        let set = |path: &Path, mode: u32| {
+            fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+        };
+        set(&dir.path(IDENTITY_FILE), 0o644);
+        set(&dir.path(API_TOKEN_FILE), 0o666);
+        set(dir.root(), 0o777);
+        let (again, created) = dir.init().unwrap();
+        assert!(!created && again.peer_id() == identity.peer_id());
+        assert_eq!(mode(&dir.path(IDENTITY_FILE)), 0o600);
+        assert_eq!(mode(&dir.path(API_TOKEN_FILE)), 0o600);
+        assert_eq!(mode(dir.root()), 0o700);
+        // Already private: nothing to change.
+        assert!(dir.restrict_access().unwrap().is_empty());
     }
 
     #[test]

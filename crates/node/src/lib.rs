@@ -32,6 +32,7 @@ mod metrics;
 mod node;
 pub mod peer_table;
 mod share;
+mod side_db;
 mod slots;
 
 pub use chunk_reader::ChunkReader;

@@ -79,6 +79,16 @@ pub enum NodeError {
     /// The share store could not be opened.
     #[error("cannot open the share store: {0}")]
     Store(#[from] StoreError),
+    /// A side database (`messages.redb`, `owned.redb`) could not be opened
+    /// (a damaged one is moved aside and replaced; this is anything else).
+    #[error(transparent)]
+    Database(Box<kith_store::OpenDbError>),
+}
+
+impl From<kith_store::OpenDbError> for NodeError {
+    fn from(error: kith_store::OpenDbError) -> Self {
+        Self::Database(Box::new(error))
+    }
 }
 
 /// A running kith node. Clone it freely: all clones drive the same node.
@@ -137,10 +147,17 @@ impl Node {
         warn_if_quota_exceeds_disk(&store, &store_dir);
         let owned = {
             let path = data_dir.path(OWNED_FILE);
-            tokio::task::spawn_blocking(move || OwnedFiles::open(path))
-                .await
-                .map_err(|error| NodeError::Internal(error.to_string()))?
-                .map_err(NodeError::Internal)?
+            tokio::task::spawn_blocking(move || {
+                crate::side_db::open_or_replace(
+                    &path,
+                    "the list of files this node stored on the network, whose leases it renews; \
+                     their shares expire on their holders when the leases end unless those \
+                     files are put again",
+                    OwnedFiles::open,
+                )
+            })
+            .await
+            .map_err(|error| NodeError::Internal(error.to_string()))??
         };
         let (net, net_task) = kith_net::spawn(&identity, net_config).await?;
         let shares = Shares::new(
@@ -158,8 +175,7 @@ impl Node {
             shares.clone(),
             config.friends.clone(),
         )
-        .await
-        .map_err(NodeError::Internal)?;
+        .await?;
         let mut tasks = vec![net_task, server];
         tasks.extend(friends.tasks());
         tasks.extend(shares.upkeep_tasks());

@@ -113,6 +113,23 @@ pub enum StoreError {
         dir: PathBuf,
     },
 
+    /// The store's metadata database (its index) is damaged: not a redb
+    /// file, cut short, or failing its checksums. The share bodies are not
+    /// touched. Moving the file aside makes the next open rebuild the index
+    /// from the bodies (every one verified against its id).
+    #[error(
+        "the store's index {} is damaged ({detail}); move it aside (for example to {}.damaged) \
+         and start again: the index is then rebuilt from the share bodies, which are kept",
+        path.display(),
+        path.display()
+    )]
+    DamagedIndex {
+        /// The database file.
+        path: PathBuf,
+        /// What redb said.
+        detail: String,
+    },
+
     /// The store on disk was written by a newer kith.
     #[error(
         "the store in {} has format version {found}, but this kith reads version {supported} only; \

@@ -5,6 +5,7 @@
 //! DIR/store.redb                 metadata (redb)
 //! DIR/shares/ab/cd/abcd…(64 hex) one file per share body, named by its id
 //! DIR/tmp/                       bodies being written; emptied on open
+//! DIR/quarantine/                files an index rebuild could not verify
 //! ```
 //!
 //! Two levels of two hex digits give 65 536 folders: a million shares (a
@@ -27,6 +28,9 @@ pub(crate) struct Layout {
     pub(crate) db: PathBuf,
     pub(crate) shares: PathBuf,
     pub(crate) tmp: PathBuf,
+    /// Where an index rebuild moves files it cannot verify (created when
+    /// first needed; never read by the store).
+    pub(crate) quarantine: PathBuf,
 }
 
 impl Layout {
@@ -36,6 +40,7 @@ impl Layout {
             db: dir.join("store.redb"),
             shares: dir.join("shares"),
             tmp: dir.join("tmp"),
+            quarantine: dir.join("quarantine"),
         }
     }
 

@@ -47,6 +47,7 @@ mod error;
 mod group_commit;
 mod layout;
 mod lease;
+pub mod open_db;
 mod quota;
 mod recovery;
 mod scrub;
@@ -55,8 +56,9 @@ mod tables;
 
 pub use error::{Result, StoreError};
 pub use kith_base::ContentId;
+pub use open_db::OpenDbError;
 pub use quota::{DEFAULT_QUOTA_CAP, DEFAULT_QUOTA_DIVISOR, default_quota, free_space};
 pub use recovery::RecoveryReport;
 pub use scrub::ScrubReport;
 pub use store::{CorruptShare, Holding, MAX_SHARE_LEN, PutOutcome, Store, StoreConfig, Usage};
-pub use tables::ShareInfo;
+pub use tables::{ShareInfo, UNKNOWN_STRIPE};

@@ -13,6 +13,18 @@
 //!
 //! Bodies are not re-hashed here: that would read the whole store at every
 //! start. Content damage is caught by every read and by the background scrub.
+//!
+//! **A lost index.** If the database is fresh (no format version: the file
+//! was deleted, emptied, or replaced by an empty one) while bodies are
+//! present, the bodies are not orphans: the index was lost. Then every body
+//! is read and hashed; one that hashes to the id it is named by is
+//! registered again as an ownerless share of unknown stripe
+//! ([`crate::UNKNOWN_STRIPE`]), and anything else (a body failing its hash,
+//! a stray or misplaced file) is moved to `quarantine/`, not deleted. The
+//! format version is recorded only after that, so a crash during the
+//! rebuild makes the next open rebuild again. A share removed just before
+//! the index was lost (its unlink not yet done) may come back this way, as
+//! a cached copy; nothing stored is lost.
 
 use std::fs;
 use std::io;
@@ -22,8 +34,10 @@ use kith_base::ContentId;
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 use crate::error::{DbContext, Result, io_error};
-use crate::layout::{Layout, id_from_file_name, remove_file_if_present};
-use crate::store::{Counters, remove_share_rows};
+use crate::layout::{
+    Layout, create_dir_durable, id_from_file_name, remove_file_if_present, sync_dir,
+};
+use crate::store::{Counters, record_format, remove_share_rows};
 use crate::tables::{BY_STRIPE, EXPIRY, RECORDS, SHARES, ShareInfo, split_stripe_key};
 
 /// What the recovery pass found and removed. All zeros after a clean
@@ -40,6 +54,12 @@ pub struct RecoveryReport {
     pub dropped_rows: usize,
     /// Index entries dropped because their share row was missing.
     pub dangling_index_entries: usize,
+    /// Shares registered again from their bodies because the index was
+    /// missing or empty (each verified against its id first).
+    pub rebuilt_shares: usize,
+    /// Files an index rebuild moved to `quarantine/`: bodies that failed
+    /// verification, and files not named or placed like a share body.
+    pub quarantined: usize,
 }
 
 impl RecoveryReport {
@@ -49,8 +69,14 @@ impl RecoveryReport {
     }
 }
 
-/// Runs the pass and returns the totals of what remains.
-pub(crate) fn recover(layout: &Layout, db: &Database) -> Result<(Counters, RecoveryReport)> {
+/// Runs the pass and returns the totals of what remains. `fresh`: the
+/// database has no format version yet, so bodies without a row are a lost
+/// index to rebuild, not crash leftovers.
+pub(crate) fn recover(
+    layout: &Layout,
+    db: &Database,
+    fresh: bool,
+) -> Result<(Counters, RecoveryReport)> {
     let mut report = RecoveryReport {
         temp_files: clear_tmp(&layout.tmp)?,
         ..RecoveryReport::default()
@@ -130,12 +156,56 @@ pub(crate) fn recover(layout: &Layout, db: &Database) -> Result<(Counters, Recov
 
     // 2. Bodies without a row (and anything else that is not a share body
     //    in its right place).
-    let txn = db.begin_read().db(path)?;
-    let shares = txn.open_table(SHARES).db(path)?;
-    let has_row =
-        |id: &ContentId| -> Result<bool> { Ok(shares.get(id.as_bytes()).db(path)?.is_some()) };
-    report.orphan_bodies = sweep_bodies(layout, has_row)?;
+    let mut rebuilt: Vec<(ContentId, u64)> = Vec::new();
+    {
+        let txn = db.begin_read().db(path)?;
+        let shares = txn.open_table(SHARES).db(path)?;
+        let has_row =
+            |id: &ContentId| -> Result<bool> { Ok(shares.get(id.as_bytes()).db(path)?.is_some()) };
+        let mode = if fresh {
+            Sweep::Rebuild(&mut rebuilt)
+        } else {
+            Sweep::Delete
+        };
+        let swept = sweep_bodies(layout, has_row, mode)?;
+        if fresh {
+            report.quarantined = swept;
+        } else {
+            report.orphan_bodies = swept;
+        }
+    }
+    if fresh {
+        // Register the verified bodies, a batch per transaction; the format
+        // version goes in last (see the module comment).
+        for batch in rebuilt.chunks(4096) {
+            let txn = db.begin_write().db(path)?;
+            {
+                let mut shares = txn.open_table(SHARES).db(path)?;
+                for (id, len) in batch {
+                    let row = ShareInfo::unattached(*len).encode();
+                    shares.insert(id.as_bytes(), row.as_slice()).db(path)?;
+                }
+            }
+            txn.commit().db(path)?;
+        }
+        counters.shares += rebuilt.len() as u64;
+        counters.bytes += rebuilt.iter().map(|(_, len)| len).sum::<u64>();
+        report.rebuilt_shares = rebuilt.len();
+        let txn = db.begin_write().db(path)?;
+        record_format(&txn, path)?;
+        txn.commit().db(path)?;
+    }
     Ok((counters, report))
+}
+
+/// What the sweep does with a body that has no row.
+enum Sweep<'a> {
+    /// Normal start-up: it is a crash leftover; delete it (and any stray
+    /// file).
+    Delete,
+    /// The index was lost: verify it and, if it hashes to its name, add it
+    /// to the list to register; move anything else to `quarantine/`.
+    Rebuild(&'a mut Vec<(ContentId, u64)>),
 }
 
 /// Deletes everything in `tmp/`; returns how many entries it removed.
@@ -154,18 +224,24 @@ fn clear_tmp(tmp: &Path) -> Result<usize> {
     Ok(removed)
 }
 
-/// Walks `shares/ab/cd/` and deletes every file that is not the body of a
-/// share with a row, in the folder its name says. Returns how many.
-fn sweep_bodies(layout: &Layout, has_row: impl Fn(&ContentId) -> Result<bool>) -> Result<usize> {
+/// Walks `shares/ab/cd/` and deals with every file that is not the body of
+/// a share with a row, in the folder its name says: deleted, or (rebuilding)
+/// verified and listed, or quarantined. Returns how many files it deleted
+/// or quarantined.
+fn sweep_bodies(
+    layout: &Layout,
+    has_row: impl Fn(&ContentId) -> Result<bool>,
+    mut mode: Sweep<'_>,
+) -> Result<usize> {
     let mut removed = 0;
     for first in read_dir(&layout.shares)? {
         if !first.file_type().is_ok_and(|kind| kind.is_dir()) {
-            remove_stray(&first.path(), &mut removed)?;
+            remove_stray(layout, &first.path(), &mode, &mut removed)?;
             continue;
         }
         for second in read_dir(&first.path())? {
             if !second.file_type().is_ok_and(|kind| kind.is_dir()) {
-                remove_stray(&second.path(), &mut removed)?;
+                remove_stray(layout, &second.path(), &mode, &mut removed)?;
                 continue;
             }
             for body in read_dir(&second.path())? {
@@ -174,12 +250,28 @@ fn sweep_bodies(layout: &Layout, has_row: impl Fn(&ContentId) -> Result<bool>) -
                     tracing::warn!(path = %path.display(), "unexpected folder in the share store; leaving it");
                     continue;
                 }
-                let keep = match id_from_file_name(&body.file_name()) {
-                    Some(id) => layout.body_path(&id) == path && has_row(&id)?,
-                    None => false,
+                let id =
+                    id_from_file_name(&body.file_name()).filter(|id| layout.body_path(id) == path);
+                let Some(id) = id else {
+                    remove_stray(layout, &path, &mode, &mut removed)?;
+                    continue;
                 };
-                if !keep {
-                    remove_stray(&path, &mut removed)?;
+                if has_row(&id)? {
+                    continue;
+                }
+                match &mut mode {
+                    Sweep::Delete => remove_stray(layout, &path, &mode, &mut removed)?,
+                    Sweep::Rebuild(found) => {
+                        let bytes =
+                            fs::read(&path).map_err(|error| io_error("read", &path, error))?;
+                        if id.verifies(&bytes) {
+                            found.push((id, bytes.len() as u64));
+                        } else {
+                            tracing::warn!(path = %path.display(),
+                                "a share body does not hash to its name; moving it to quarantine");
+                            remove_stray(layout, &path, &mode, &mut removed)?;
+                        }
+                    }
                 }
             }
         }
@@ -187,10 +279,31 @@ fn sweep_bodies(layout: &Layout, has_row: impl Fn(&ContentId) -> Result<bool>) -
     Ok(removed)
 }
 
-fn remove_stray(path: &Path, removed: &mut usize) -> Result<()> {
-    remove_file_if_present(path)?;
+/// Deletes a stray file, or moves it to `quarantine/` when rebuilding.
+fn remove_stray(layout: &Layout, path: &Path, mode: &Sweep<'_>, removed: &mut usize) -> Result<()> {
+    match mode {
+        Sweep::Delete => remove_file_if_present(path)?,
+        Sweep::Rebuild(_) => quarantine(layout, path)?,
+    }
     *removed += 1;
     Ok(())
+}
+
+/// Moves `path` into `quarantine/` under its own name (numbered if taken).
+fn quarantine(layout: &Layout, path: &Path) -> Result<()> {
+    create_dir_durable(&layout.quarantine)?;
+    let name = path.file_name().map_or_else(
+        || "unnamed".to_owned(),
+        |name| name.to_string_lossy().into_owned(),
+    );
+    let mut target = layout.quarantine.join(&name);
+    let mut n = 1;
+    while target.exists() {
+        target = layout.quarantine.join(format!("{name}.{n}"));
+        n += 1;
+    }
+    fs::rename(path, &target).map_err(|error| io_error("move to quarantine", path, error))?;
+    sync_dir(&layout.quarantine)
 }
 
 /// The entries of a folder (none if it does not exist).

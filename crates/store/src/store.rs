@@ -34,6 +34,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTran
 use crate::error::{DbContext, Result, StoreError, io_error};
 use crate::group_commit::{GroupCommit, Job};
 use crate::layout::{Layout, create_dir_durable, remove_file_if_present, sync_dir};
+use crate::open_db::{OpenDbError, guard, open_database};
 use crate::quota::{disk_size, free_space};
 use crate::recovery::{self, RecoveryReport};
 use crate::tables::{
@@ -252,21 +253,35 @@ impl Store {
         let dir = dir.as_ref();
         let layout = Layout::new(dir);
         layout.create()?;
-        let db = match redb::Builder::new()
-            .set_cache_size(DB_CACHE_BYTES)
-            .create(&layout.db)
-        {
-            Ok(db) => db,
-            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
-                return Err(StoreError::Locked {
-                    dir: layout.dir.clone(),
-                });
-            }
-            Err(error) => return Err(crate::error::db_error(&layout.db, error)),
+        let mut builder = redb::Builder::new();
+        builder.set_cache_size(DB_CACHE_BYTES);
+        let open_error = |error: OpenDbError| match error {
+            OpenDbError::Locked { .. } => StoreError::Locked {
+                dir: layout.dir.clone(),
+            },
+            OpenDbError::Damaged { path, detail } => StoreError::DamagedIndex { path, detail },
+            OpenDbError::Other { path, source } => crate::error::db_error(&path, source),
         };
-        init_tables(&layout, &db)?;
-        let (counters, report) = recovery::recover(&layout, &db)?;
-        if !report.is_clean() {
+        let db = open_database(&layout.db, &builder).map_err(open_error)?;
+        // redb may panic on a garbled page the checksums did not cover;
+        // the first reads and writes are where it would.
+        let (counters, report) = guard(&layout.db, || {
+            let fresh = init_tables(&layout, &db)?;
+            recovery::recover(&layout, &db, fresh)
+        })
+        .map_err(open_error)??;
+        if report.rebuilt_shares > 0 || report.quarantined > 0 {
+            tracing::warn!(
+                dir = %layout.dir.display(),
+                rebuilt = report.rebuilt_shares,
+                quarantined = report.quarantined,
+                "the store's index was missing or empty while share bodies were present: \
+                 rebuilt it from the bodies (each verified against its id); their stripes, \
+                 owners and leases are unknown until peers store them again, and bodies that \
+                 failed verification were moved to {}",
+                layout.quarantine.display()
+            );
+        } else if !report.is_clean() {
             tracing::warn!(dir = %layout.dir.display(), ?report, "store recovered from an unclean shutdown");
         }
         Ok(Self {
@@ -451,15 +466,19 @@ impl Store {
             return Err(not_in_stripe);
         }
         let _id_lock = self.lock_id(&share_id);
-        let (had_share, had_record) = {
+        let (had_share, unattached, had_record) = {
             let txn = self.read_txn()?;
             let db = self.db_path();
-            let had_share = txn
+            let held = txn
                 .open_table(SHARES)
                 .db(db)?
                 .get(share_id.as_bytes())
                 .db(db)?
-                .is_some();
+                .map(|row| ShareInfo::decode(row.value()));
+            let had_share = held.is_some();
+            // Held, but rebuilt from its body with no stripe: this put
+            // attaches it to the stripe it names.
+            let unattached = held.is_some_and(|info| info.is_some_and(|info| !info.stripe_known()));
             let stored_record = txn
                 .open_table(RECORDS)
                 .db(db)?
@@ -467,16 +486,16 @@ impl Store {
                 .db(db)?
                 .map(|row| row.value().to_vec());
             if record.is_none()
-                && !had_share
+                && (!had_share || unattached)
                 && let Some(stored) = stored_record.as_deref()
                 && let Ok(stored) = StripeRecord::from_bytes(stored)
                 && stored.verify_share(usize::from(index), bytes).is_err()
             {
                 return Err(not_in_stripe);
             }
-            (had_share, stored_record.is_some())
+            (had_share, unattached, stored_record.is_some())
         };
-        if had_share && record.is_none() && lease.is_none() && owner == [0; 32] {
+        if had_share && !unattached && record.is_none() && lease.is_none() && owner == [0; 32] {
             // Nothing to write at all.
             return Ok(PutOutcome::AlreadyHad);
         }
@@ -950,6 +969,8 @@ fn headroom_for(disk_size: u64) -> u64 {
 ///
 /// - a share whose body was just written gets its rows (`shares`,
 ///   `by_stripe`, `expiry`), unless they are already there;
+/// - a share already held with no stripe known (rebuilt from its body
+///   after the index was lost) is attached to `info`'s stripe and index;
 /// - a share already held that was cached (no owner) is taken over by
 ///   `info.owner`, and one already the owner's takes the later expiry;
 /// - the stripe record is inserted if given and absent;
@@ -992,6 +1013,17 @@ fn share_rows_job(
                 // lock rules out; there is nothing to lease.
                 None => {}
                 Some(mut held) => {
+                    if !held.stripe_known() && info.stripe_known() {
+                        held.stripe = info.stripe;
+                        held.index = info.index;
+                        shares
+                            .insert(id.as_bytes(), held.encode().as_slice())
+                            .db(db)?;
+                        txn.open_table(BY_STRIPE)
+                            .db(db)?
+                            .insert(&stripe_key(&held.stripe, held.index, &id), ())
+                            .db(db)?;
+                    }
                     let cached = held.owner == [0; 32];
                     let extended =
                         held.owner == info.owner && later(info.expires_at, held.expires_at);
@@ -1075,41 +1107,50 @@ pub(crate) fn remove_share_rows(
 }
 
 /// Creates the tables (so that read transactions can open them) and checks
-/// or records the format version.
-fn init_tables(layout: &Layout, db: &Database) -> Result<()> {
+/// the format version. Returns true if the database is fresh (no format
+/// version yet): just created, or replaced by an empty one, or a rebuild
+/// from the bodies was cut short. The recovery pass records the version
+/// once it has rebuilt the index, so a crash during the rebuild makes the
+/// next open rebuild again rather than take the bodies for orphans.
+fn init_tables(layout: &Layout, db: &Database) -> Result<bool> {
     let path = &layout.db;
     let txn = db.begin_write().db(path)?;
+    let fresh;
     {
         txn.open_table(SHARES).db(path)?;
         txn.open_table(BY_STRIPE).db(path)?;
         txn.open_table(RECORDS).db(path)?;
         txn.open_table(EXPIRY).db(path)?;
         txn.open_table(LEASES).db(path)?;
-        let mut meta = txn.open_table(META).db(path)?;
+        let meta = txn.open_table(META).db(path)?;
         let found = meta
             .get(META_FORMAT)
             .db(path)?
             .map(|row| row.value().to_vec());
-        match found {
-            None => {
-                meta.insert(META_FORMAT, FORMAT_VERSION.to_le_bytes().as_slice())
-                    .db(path)?;
-            }
-            Some(bytes) => {
-                let found = <[u8; 4]>::try_from(bytes.as_slice())
-                    .map(u32::from_le_bytes)
-                    .unwrap_or(u32::MAX);
-                if found != FORMAT_VERSION {
-                    return Err(StoreError::UnknownFormat {
-                        dir: layout.dir.clone(),
-                        found,
-                        supported: FORMAT_VERSION,
-                    });
-                }
+        fresh = found.is_none();
+        if let Some(bytes) = found {
+            let found = <[u8; 4]>::try_from(bytes.as_slice())
+                .map(u32::from_le_bytes)
+                .unwrap_or(u32::MAX);
+            if found != FORMAT_VERSION {
+                return Err(StoreError::UnknownFormat {
+                    dir: layout.dir.clone(),
+                    found,
+                    supported: FORMAT_VERSION,
+                });
             }
         }
     }
     txn.commit().db(path)?;
+    Ok(fresh)
+}
+
+/// Records the format version (the last step of opening a fresh database).
+pub(crate) fn record_format(txn: &WriteTransaction, path: &Path) -> Result<()> {
+    txn.open_table(META)
+        .db(path)?
+        .insert(META_FORMAT, FORMAT_VERSION.to_le_bytes().as_slice())
+        .db(path)?;
     Ok(())
 }
 

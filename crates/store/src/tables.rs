@@ -45,10 +45,18 @@ pub(crate) const META_SCRUB_CURSOR: &str = "scrub_cursor";
 /// The on-disk format this code writes and reads.
 pub(crate) const FORMAT_VERSION: u32 = 1;
 
+/// The [`ShareInfo::stripe`] of a share whose stripe the store does not
+/// know: one re-registered from its body after the index was lost (see
+/// [`crate::RecoveryReport::rebuilt_shares`]). Such a share has no
+/// `by_stripe` entry, so no stripe lists it, until a put of the same share
+/// with its stripe (a repair, or the owner storing it again) attaches it.
+pub const UNKNOWN_STRIPE: ContentId = ContentId::from_bytes([0; 32]);
+
 /// What the store knows about one share, besides its bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShareInfo {
-    /// The stripe the share belongs to.
+    /// The stripe the share belongs to; [`UNKNOWN_STRIPE`] for a share
+    /// rebuilt from its body alone.
     pub stripe: ContentId,
     /// Its index in the stripe.
     pub index: u8,
@@ -79,6 +87,23 @@ impl ShareInfo {
             row[75..83].copy_from_slice(&at.to_le_bytes());
         }
         row
+    }
+
+    /// A share rebuilt from its body after the index was lost: no stripe
+    /// known, no owner, no expiry (a cached copy).
+    pub(crate) fn unattached(len: u64) -> Self {
+        Self {
+            stripe: UNKNOWN_STRIPE,
+            index: 0,
+            len,
+            owner: [0; 32],
+            expires_at: None,
+        }
+    }
+
+    /// Whether the store knows the stripe this share belongs to.
+    pub fn stripe_known(&self) -> bool {
+        self.stripe != UNKNOWN_STRIPE
     }
 
     /// Reads a row; `None` if it is not a row this code wrote.

@@ -658,6 +658,224 @@ fn a_crash_between_a_removes_commit_and_unlink_is_cleaned_up() {
     assert_eq!(store.get_share(&id).unwrap(), None);
 }
 
+// ---- a lost or damaged index ---------------------------------------------
+
+/// How a test loses the index.
+#[derive(Debug, Clone, Copy)]
+enum LoseIndex {
+    Delete,
+    Truncate,
+    ReplaceWithEmptyRedb,
+}
+
+fn lose_index(dir: &std::path::Path, how: LoseIndex) {
+    let db = dir.join("store.redb");
+    match how {
+        LoseIndex::Delete => fs::remove_file(&db).unwrap(),
+        LoseIndex::Truncate => fs::File::create(&db).map(drop).unwrap(),
+        LoseIndex::ReplaceWithEmptyRedb => {
+            fs::remove_file(&db).unwrap();
+            drop(redb::Database::create(&db).unwrap());
+        }
+    }
+}
+
+#[test]
+fn a_lost_index_is_rebuilt_from_the_bodies_and_nothing_intact_is_deleted() {
+    for how in [
+        LoseIndex::Delete,
+        LoseIndex::Truncate,
+        LoseIndex::ReplaceWithEmptyRedb,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = TestStripe::new(60, 2, 4, 1000);
+        let leased = TestStripe::new(61, 1, 3, 600);
+        let owner = Identity::generate();
+        let lease = lease_for(&owner, leased.id, 1_000);
+        {
+            let store = open(dir.path(), 16 * MIB);
+            plain.put_all(&store);
+            for (index, share) in leased.shares.iter().enumerate() {
+                store
+                    .put_stripe_share(&leased.record, index as u8, share, Holding::Leased(&lease))
+                    .unwrap();
+            }
+        }
+        lose_index(dir.path(), how);
+        // One body rotted while the index was gone, and a stray file.
+        let rotten = plain.share_id(3);
+        flip_bit(&body_path(dir.path(), &rotten), 17);
+        fs::write(dir.path().join("shares").join("notes.txt"), b"hi").unwrap();
+
+        let store = open(dir.path(), 16 * MIB);
+        let report = *store.recovery_report();
+        assert_eq!(report.rebuilt_shares, 6, "{how:?}: {report:?}");
+        assert_eq!(report.quarantined, 2, "{how:?}: {report:?}");
+        assert_eq!(report.orphan_bodies, 0, "{how:?}: {report:?}");
+        // Every intact share is still there and reads back verified.
+        for (stripe, skip) in [(&plain, Some(3)), (&leased, None)] {
+            for (index, share) in stripe.shares.iter().enumerate() {
+                if Some(index) == skip {
+                    continue;
+                }
+                let id = ContentId::of(share);
+                assert_eq!(store.get_share(&id).unwrap().as_deref(), Some(&share[..]));
+                let info = store.share_info(&id).unwrap().unwrap();
+                assert!(!info.stripe_known(), "{how:?}");
+                assert_eq!((info.owner, info.expires_at), ([0; 32], None));
+            }
+        }
+        // The rotten body is not resurrected; it is kept aside, not deleted.
+        assert_eq!(store.get_share(&rotten).unwrap(), None);
+        assert!(!body_path(dir.path(), &rotten).exists());
+        let aside = dir.path().join("quarantine").join(rotten.to_string());
+        assert_eq!(fs::read(&aside).unwrap().len(), 500);
+        assert!(dir.path().join("quarantine/notes.txt").exists());
+        let usage = store.usage();
+        assert_eq!((usage.shares, usage.bytes), (6, 3 * 500 + 3 * 600));
+        // No stripe lists a share of unknown stripe …
+        assert!(store.shares_of_stripe(&plain.id).unwrap().is_empty());
+        assert!(store.list_stripes(None, 10).unwrap().is_empty());
+        // … until a put of it names its stripe (no new bytes are written).
+        assert_eq!(
+            store
+                .put_stripe_share(
+                    &leased.record,
+                    1,
+                    &leased.shares[1],
+                    Holding::Leased(&lease)
+                )
+                .unwrap(),
+            PutOutcome::AlreadyHad
+        );
+        assert_eq!(
+            store.shares_of_stripe(&leased.id).unwrap(),
+            vec![(1, leased.share_id(1))]
+        );
+        let info = store.share_info(&leased.share_id(1)).unwrap().unwrap();
+        assert_eq!(
+            (info.stripe, info.index, info.owner, info.expires_at),
+            (leased.id, 1, owner.public_key(), Some(1_000))
+        );
+        assert_eq!(store.usage().shares, 6);
+        drop(store);
+        // The rebuilt index is the index now: a second open finds nothing
+        // to do and keeps everything.
+        let store = open(dir.path(), 16 * MIB);
+        assert!(store.recovery_report().is_clean(), "{how:?}");
+        assert_eq!(store.usage().shares, 6);
+        assert_eq!(
+            store.get_share(&plain.share_id(0)).unwrap().as_deref(),
+            Some(&plain.shares[0][..])
+        );
+        drop(store);
+        // A crash after the rows of a rebuild but before its format version
+        // (the last commit): the next open rebuilds again, finds every body
+        // already registered, and loses nothing.
+        {
+            let meta: redb::TableDefinition<'_, &str, &[u8]> = redb::TableDefinition::new("meta");
+            let db = redb::Database::create(dir.path().join("store.redb")).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(meta).unwrap().remove("format").unwrap();
+            txn.commit().unwrap();
+        }
+        let store = open(dir.path(), 16 * MIB);
+        let report = *store.recovery_report();
+        assert_eq!(
+            (
+                report.rebuilt_shares,
+                report.quarantined,
+                report.orphan_bodies
+            ),
+            (0, 0, 0),
+            "{how:?}: {report:?}"
+        );
+        assert_eq!(store.usage().shares, 6);
+        assert_eq!(
+            store.shares_of_stripe(&leased.id).unwrap(),
+            vec![(1, leased.share_id(1))]
+        );
+        drop(store);
+        assert!(open(dir.path(), 16 * MIB).recovery_report().is_clean());
+    }
+}
+
+/// A way of damaging a database file in place.
+type Damage = fn(&std::path::Path);
+
+#[test]
+fn a_damaged_index_is_a_clear_error_naming_it_and_never_a_panic() {
+    let patterns: [(&str, Damage); 4] = [
+        ("random bytes", |db| {
+            let len = fs::metadata(db).unwrap().len() as usize;
+            let noise: Vec<u8> = (0..len).map(|i| (i * 7919 % 251) as u8).collect();
+            fs::write(db, noise).unwrap();
+        }),
+        ("truncated to half", |db| {
+            let len = fs::metadata(db).unwrap().len();
+            fs::OpenOptions::new()
+                .write(true)
+                .open(db)
+                .unwrap()
+                .set_len(len / 2)
+                .unwrap();
+        }),
+        ("garbage over the header", |db| {
+            let mut bytes = fs::read(db).unwrap();
+            bytes[9..4096].fill(0xa5);
+            fs::write(db, bytes).unwrap();
+        }),
+        ("garbage over the pages", |db| {
+            let mut bytes = fs::read(db).unwrap();
+            let len = bytes.len();
+            bytes[4096..len].fill(0x5a);
+            fs::write(db, bytes).unwrap();
+        }),
+    ];
+    for (name, damage) in patterns {
+        let dir = tempfile::tempdir().unwrap();
+        let stripe = TestStripe::new(62, 2, 4, 1000);
+        {
+            let store = open(dir.path(), 16 * MIB);
+            stripe.put_all(&store);
+        }
+        let db = dir.path().join("store.redb");
+        damage(&db);
+        let opened = std::panic::catch_unwind(|| {
+            Store::open(
+                dir.path(),
+                StoreConfig {
+                    quota_bytes: 16 * MIB,
+                },
+            )
+        });
+        let error = match opened {
+            Ok(Err(error)) => error,
+            Ok(Ok(_)) => panic!("{name}: a damaged index opened"),
+            Err(_) => panic!("{name}: opening a damaged index panicked"),
+        };
+        assert!(
+            matches!(&error, StoreError::DamagedIndex { path, .. } if *path == db),
+            "{name}: {error:?}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains(&db.display().to_string()) && message.contains("move it aside"),
+            "{name}: {message}"
+        );
+        // Doing what the message says loses no share.
+        fs::rename(&db, dir.path().join("store.redb.damaged")).unwrap();
+        let store = open(dir.path(), 16 * MIB);
+        assert_eq!(store.recovery_report().rebuilt_shares, 4, "{name}");
+        for share in &stripe.shares {
+            assert_eq!(
+                store.get_share(&ContentId::of(share)).unwrap().as_deref(),
+                Some(&share[..])
+            );
+        }
+    }
+}
+
 // ---- damage while running: reads and scrub -------------------------------
 
 #[test]

@@ -15,6 +15,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use kith_store::OpenDbError;
+use kith_store::open_db::{guard, open_database};
 use redb::{
     Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
     WriteTransaction,
@@ -44,6 +46,11 @@ const MAIL_BYTES: &str = "mail_bytes";
 
 /// The database's file in the data folder.
 pub const MESSAGES_FILE: &str = "messages.redb";
+
+/// Beside it: the highest sequence number this node has given a letter
+/// (decimal text), so that losing `messages.redb` never makes the node reuse
+/// one (see [`MessageDb::next_seq`]).
+pub const SEQ_FILE: &str = "messages.seq";
 
 /// How a letter reached this node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,6 +242,8 @@ impl<T, E: std::fmt::Display> Context<T> for Result<T, E> {
 pub struct MessageDb {
     db: Arc<Database>,
     path: PathBuf,
+    /// [`SEQ_FILE`], in the same folder.
+    seq_file: PathBuf,
 }
 
 impl std::fmt::Debug for MessageDb {
@@ -246,34 +255,81 @@ impl std::fmt::Debug for MessageDb {
 }
 
 impl MessageDb {
-    /// Opens (or creates) the database at `path`.
-    pub fn open(path: PathBuf) -> Result<Self, DbError> {
-        let db = Database::create(&path).db(&path)?;
+    /// Opens (or creates) the database at `path`; a damaged file is
+    /// [`OpenDbError::Damaged`] naming it.
+    pub fn open(path: &Path) -> Result<Self, OpenDbError> {
+        let db = open_database(path, &redb::Builder::new())?;
+        // Create every table, so readers never meet a missing one.
+        guard(path, || {
+            let txn = db.begin_write()?;
+            txn.open_table(INBOX)?;
+            txn.open_table(SEEN)?;
+            txn.open_table(COUNTERS)?;
+            txn.open_table(MAIL)?;
+            txn.open_table(MAIL_BY_BOX)?;
+            txn.open_table(MAIL_BY_SENDER)?;
+            txn.open_table(MAIL_EXPIRY)?;
+            txn.commit()?;
+            Ok::<_, redb::Error>(())
+        })?
+        .map_err(|error| OpenDbError::from_redb(path, error))?;
         let this = Self {
             db: Arc::new(db),
-            path,
+            path: path.to_owned(),
+            seq_file: path.with_file_name(SEQ_FILE),
         };
-        // Create every table, so readers never meet a missing one.
-        let txn = this.write()?;
-        txn.open_table(INBOX).db(&this.path)?;
-        txn.open_table(SEEN).db(&this.path)?;
-        txn.open_table(COUNTERS).db(&this.path)?;
-        txn.open_table(MAIL).db(&this.path)?;
-        txn.open_table(MAIL_BY_BOX).db(&this.path)?;
-        txn.open_table(MAIL_BY_SENDER).db(&this.path)?;
-        txn.open_table(MAIL_EXPIRY).db(&this.path)?;
-        txn.commit().db(&this.path)?;
+        this.warn_if_reset();
         Ok(this)
+    }
+
+    /// Warns if the database's letter counter is behind the high-water mark
+    /// kept beside it: the database was deleted, emptied or replaced since
+    /// this node last wrote a letter.
+    fn warn_if_reset(&self) {
+        let counted = self
+            .db
+            .begin_read()
+            .ok()
+            .and_then(|txn| txn.open_table(COUNTERS).ok())
+            .and_then(|table| table.get(NEXT_SEQ).ok().flatten().map(|v| v.value()))
+            .unwrap_or(0);
+        let mark = read_seq_mark(&self.seq_file);
+        if mark > counted {
+            tracing::warn!(
+                "{} was reset or replaced since this node last wrote a letter (it counts {counted} \
+                 letters, {} says {mark}): the inbox and mail it held are gone; new letters are \
+                 numbered after {mark}, so friends accept them",
+                self.path.display(),
+                self.seq_file.display()
+            );
+        }
     }
 
     fn write(&self) -> Result<WriteTransaction, DbError> {
         self.db.begin_write().db(&self.path)
     }
 
-    /// The next sequence number for a letter this node writes.
+    /// The next sequence number for a letter this node writes: never one
+    /// given before, even if `messages.redb` was lost.
+    ///
+    /// Receivers keep every (author, seq) they have shown and refuse a
+    /// repeat as "already delivered", so a reused number would lose the
+    /// letter. The number is above the database's counter, above the
+    /// high-water mark in [`SEQ_FILE`] (written, durably, before the
+    /// counter commits) and at least the time in microseconds since the
+    /// Unix epoch, so that even losing both files reuses nothing while the
+    /// clock does not go back. Numbers still rise by letter, as readers
+    /// expect; they are no longer dense.
     pub fn next_seq(&self) -> Result<u64, DbError> {
         let txn = self.write()?;
-        let seq = bump(&txn, NEXT_SEQ, &self.path)?;
+        let floor = counter(&txn, NEXT_SEQ, &self.path)?.max(read_seq_mark(&self.seq_file));
+        let now_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_micros() as u64);
+        let seq = floor.saturating_add(1).max(now_us);
+        set_counter(&txn, NEXT_SEQ, seq, &self.path)?;
+        // While the write transaction is held, so marks are written in order.
+        write_seq_mark(&self.seq_file, seq).db(&self.seq_file)?;
         txn.commit().db(&self.path)?;
         Ok(seq)
     }
@@ -493,6 +549,29 @@ fn set_counter(txn: &WriteTransaction, name: &str, value: u64, path: &Path) -> R
     Ok(())
 }
 
+/// The high-water mark in `path`; 0 if it is missing or unreadable.
+fn read_seq_mark(path: &Path) -> u64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Replaces the high-water mark in `path` atomically and durably (temp
+/// file, fsync, rename, fsync of the folder).
+fn write_seq_mark(path: &Path, seq: u64) -> std::io::Result<()> {
+    use std::io::Write;
+    let temp = path.with_extension("seq.tmp");
+    let mut file = std::fs::File::create(&temp)?;
+    file.write_all(format!("{seq}\n").as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&temp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
 /// Returns the counter's next value (starting at 1) and stores it.
 fn bump(txn: &WriteTransaction, name: &str, path: &Path) -> Result<u64, DbError> {
     let next = counter(txn, name, path)? + 1;
@@ -549,7 +628,7 @@ mod tests {
 
     fn db() -> (tempfile::TempDir, MessageDb) {
         let dir = tempfile::tempdir().unwrap();
-        let db = MessageDb::open(dir.path().join(MESSAGES_FILE)).unwrap();
+        let db = MessageDb::open(&dir.path().join(MESSAGES_FILE)).unwrap();
         (dir, db)
     }
 
@@ -578,8 +657,36 @@ mod tests {
         let entries = db.entries_after(0).unwrap();
         assert_eq!(entries.len(), 2);
         assert_eq!(db.entries_after(1).unwrap().len(), 1);
-        assert_eq!(db.next_seq().unwrap(), 1);
-        assert_eq!(db.next_seq().unwrap(), 2);
+        let first = db.next_seq().unwrap();
+        assert!(db.next_seq().unwrap() > first);
+    }
+
+    #[test]
+    fn sequence_numbers_are_never_reused_when_the_database_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(MESSAGES_FILE);
+        let mut last = 0;
+        for lose in ["nothing", "the database", "the database and the mark"] {
+            match lose {
+                "the database" => std::fs::remove_file(&path).unwrap(),
+                "the database and the mark" => {
+                    std::fs::remove_file(&path).unwrap();
+                    std::fs::remove_file(dir.path().join(SEQ_FILE)).unwrap();
+                }
+                _ => {}
+            }
+            let db = MessageDb::open(&path).unwrap();
+            for _ in 0..3 {
+                let seq = db.next_seq().unwrap();
+                assert!(seq > last, "after losing {lose}: {seq} after {last}");
+                last = seq;
+            }
+        }
+        // A mark far ahead of the clock (a clock set back) still wins.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(dir.path().join(SEQ_FILE), format!("{}\n", u64::MAX / 2)).unwrap();
+        let db = MessageDb::open(&path).unwrap();
+        assert_eq!(db.next_seq().unwrap(), u64::MAX / 2 + 1);
     }
 
     #[test]

@@ -231,7 +231,7 @@ impl Friends {
         net: Client,
         shares: Shares,
         settings: FriendSettings,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, crate::NodeError> {
         let inbox_dir = settings
             .inbox
             .clone()
@@ -243,11 +243,16 @@ impl Friends {
             if removed > 0 {
                 info!(removed, "removed partly received files left by a crash");
             }
-            MessageDb::open(path)
+            crate::side_db::open_or_replace(
+                &path,
+                "the inbox (received messages and the record of files received), the mail \
+                 held for other peers, and the record of which letters were already shown \
+                 (a friend's letter may be shown again)",
+                MessageDb::open,
+            )
         })
         .await
-        .map_err(|error| error.to_string())?
-        .map_err(|error| error.to_string())?;
+        .map_err(|error| crate::NodeError::Internal(error.to_string()))??;
         let (arrivals, _) = tokio::sync::watch::channel(0);
         Ok(Self {
             inner: Arc::new(Inner {

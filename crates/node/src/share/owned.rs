@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use kith_base::ContentId;
+use kith_store::OpenDbError;
+use kith_store::open_db::{guard, open_database};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 /// manifest id → [`OwnedFile`] row.
@@ -84,17 +86,21 @@ pub(crate) struct OwnedFiles {
 }
 
 impl OwnedFiles {
-    /// Opens (or creates) the database at `path`.
-    pub(crate) fn open(path: PathBuf) -> Result<Self, String> {
-        let db = Database::create(&path).map_err(|error| describe(&path, error))?;
-        let this = Self {
+    /// Opens (or creates) the database at `path`; a damaged file is
+    /// [`OpenDbError::Damaged`] naming it.
+    pub(crate) fn open(path: &Path) -> Result<Self, OpenDbError> {
+        let db = open_database(path, &redb::Builder::new())?;
+        guard(path, || {
+            let txn = db.begin_write()?;
+            txn.open_table(OWNED)?;
+            txn.commit()?;
+            Ok::<_, redb::Error>(())
+        })?
+        .map_err(|error| OpenDbError::from_redb(path, error))?;
+        Ok(Self {
             db: Arc::new(db),
-            path,
-        };
-        let txn = this.db.begin_write().map_err(|e| this.error(e))?;
-        txn.open_table(OWNED).map_err(|e| this.error(e))?;
-        txn.commit().map_err(|e| this.error(e))?;
-        Ok(this)
+            path: path.to_owned(),
+        })
     }
 
     /// Records (or replaces) file `manifest`.
@@ -155,7 +161,7 @@ mod tests {
     #[test]
     fn owned_files_round_trip_and_come_due() {
         let dir = tempfile::tempdir().unwrap();
-        let owned = OwnedFiles::open(dir.path().join(OWNED_FILE)).unwrap();
+        let owned = OwnedFiles::open(&dir.path().join(OWNED_FILE)).unwrap();
         let (a, b) = (ContentId::of(b"a"), ContentId::of(b"b"));
         let file_a = OwnedFile {
             expires_at: 100,

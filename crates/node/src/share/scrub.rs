@@ -38,7 +38,11 @@ impl Shares {
                         warn!(share = %corrupt.id, stripe = %corrupt.stripe, index = corrupt.index,
                             "scrub found a damaged share; dropped it, repairing its stripe");
                         bump(&self.counters.scrub_damaged, 1);
-                        self.repair.lost_here(corrupt.stripe);
+                        // A share rebuilt from its body alone has no stripe
+                        // to repair (see `kith_store::UNKNOWN_STRIPE`).
+                        if corrupt.stripe != kith_store::UNKNOWN_STRIPE {
+                            self.repair.lost_here(corrupt.stripe);
+                        }
                     }
                     pace.take(report.bytes).await;
                     if report.pass_complete {

@@ -1,0 +1,196 @@
+//! A node's data folder damaged on disk, with real `kith up` processes: a
+//! garbled database file, a damaged side database, a lost `messages.redb`,
+//! secrets left readable by others. Nothing stored may be lost silently, and
+//! no damage may end in a panic.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Runs `kith up` on `dir` expecting it to exit by itself (it must refuse
+/// to start); returns its status and stderr.
+fn up_expecting_exit(dir: &Path) -> (ExitStatus, String) {
+    let mut child = kith_command(dir)
+        .args(["up", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + START_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("kith up on a damaged folder did not exit within {START_LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (status, stderr)
+}
+
+/// The files in `dir` whose names start with `prefix`.
+fn named(dir: &Path, prefix: &str) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(prefix))
+        .collect()
+}
+
+#[test]
+fn a_garbled_store_index_stops_kith_up_with_a_sentence_naming_it() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("a");
+    let node = Daemon::start(&dir, &[]);
+    assert!(node.terminate().success());
+    let db = dir.join("store").join("store.redb");
+    for (what, damage) in [("random bytes", 0), ("cut short", 1)] {
+        let len = fs::metadata(&db).unwrap().len();
+        if damage == 0 {
+            random_file(&db, len as usize);
+        } else {
+            fs::OpenOptions::new()
+                .write(true)
+                .open(&db)
+                .unwrap()
+                .set_len(len / 3)
+                .unwrap();
+        }
+        let (status, stderr) = up_expecting_exit(&dir);
+        assert!(!status.success(), "{what}: {stderr}");
+        assert!(
+            stderr.contains(&db.display().to_string())
+                && stderr.contains("is damaged")
+                && stderr.contains("move it aside"),
+            "{what}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("internal error"),
+            "{what}: {stderr}"
+        );
+        // Doing what it says: the node starts (and rebuilds its index).
+        fs::rename(&db, dir.join("store").join("store.redb.damaged")).unwrap();
+        let node = Daemon::start(&dir, &[]);
+        assert!(node.terminate().success());
+    }
+}
+
+#[test]
+fn damaged_side_databases_are_moved_aside_and_the_node_starts() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("a");
+    let node = Daemon::start(&dir, &[]);
+    assert!(node.terminate().success());
+    // messages.redb cut short, owned.redb overwritten with garbage.
+    let messages = dir.join("messages.redb");
+    let len = fs::metadata(&messages).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&messages)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    random_file(&dir.join("owned.redb"), 64 << 10);
+
+    let node = Daemon::start(&dir, &[]);
+    for file in ["messages.redb", "owned.redb"] {
+        wait_for(
+            &format!("a warning about {file}"),
+            Duration::from_secs(10),
+            || {
+                let stderr = node.stderr.lock().unwrap();
+                stderr.contains(&format!("{file} was damaged")) && stderr.contains("Lost: ")
+            },
+        );
+        assert_eq!(named(&dir, &format!("{file}.damaged-")).len(), 1, "{file}");
+        assert!(dir.join(file).exists());
+    }
+    // The node works: its API answers and its inbox (now empty) lists.
+    let inbox = kith(&dir, &["inbox"]);
+    assert!(inbox.status.success(), "{}", text(&inbox.stderr));
+    assert!(node.terminate().success());
+}
+
+#[test]
+fn letters_written_after_messages_redb_was_lost_are_delivered() {
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = start_network(root.path(), 2, 1, |_| Vec::new());
+    let bob = nodes.pop().unwrap();
+    let alice = nodes.pop().unwrap();
+    let alice_dir = alice.dir.clone();
+    let sent = kith(&alice_dir, &["msg", &bob.peer_id, "first letter"]);
+    assert!(
+        text(&sent.stdout).contains("delivered message to"),
+        "{}",
+        text(&sent.stderr)
+    );
+    assert!(alice.terminate().success());
+
+    fs::remove_file(alice_dir.join("messages.redb")).unwrap();
+    let alice = Daemon::start(&alice_dir, &["--bootstrap", bob.addr()]);
+    wait_until_peers(&alice, 1);
+    wait_for(
+        "a warning that messages.redb was reset",
+        Duration::from_secs(10),
+        || {
+            alice
+                .stderr
+                .lock()
+                .unwrap()
+                .contains("messages.redb was reset or replaced")
+        },
+    );
+    let sent = kith(&alice_dir, &["msg", &bob.peer_id, "second letter"]);
+    assert!(
+        sent.status.success() && text(&sent.stdout).contains("delivered message to"),
+        "{}{}",
+        text(&sent.stdout),
+        text(&sent.stderr)
+    );
+    let inbox = text(&kith(&bob.dir, &["inbox"]).stdout);
+    assert!(
+        inbox.contains("first letter") && inbox.contains("second letter"),
+        "{inbox}"
+    );
+}
+
+#[test]
+fn kith_up_makes_secrets_and_the_folder_private_again() {
+    use std::os::unix::fs::PermissionsExt;
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("a");
+    let node = Daemon::start(&dir, &[]);
+    assert!(node.terminate().success());
+    let set = |path: &Path, mode: u32| {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    set(&dir.join("identity.key"), 0o644);
+    set(&dir.join("api.token"), 0o644);
+    set(&dir, 0o777);
+
+    let node = Daemon::start(&dir, &[]);
+    assert_eq!(mode(&dir.join("identity.key")), 0o600);
+    assert_eq!(mode(&dir.join("api.token")), 0o600);
+    assert_eq!(mode(&dir), 0o700);
+    wait_for("warnings about the modes", Duration::from_secs(10), || {
+        let stderr = node.stderr.lock().unwrap();
+        ["identity.key", "api.token"].iter().all(|file| {
+            stderr.contains(&format!(
+                "{file} was open to other users (mode 0644); set it to 0600"
+            ))
+        }) && stderr.contains("(mode 0777); set it to 0700")
+    });
+    assert!(node.terminate().success());
+}
