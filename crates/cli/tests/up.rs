@@ -479,3 +479,20 @@ fn the_dashboard_script_shows_a_running_node() {
     assert_eq!(shown["peers"], "1");
     assert_eq!(shown["peer_rows"], serde_json::json!([second.peer_id]));
 }
+
+#[test]
+fn a_deleted_api_token_is_explained() {
+    let temp = tempfile::tempdir().unwrap();
+    let node = Daemon::start(&temp.path().join("a"), &[]);
+    let token = node.dir.join("api.token");
+    fs::remove_file(&token).unwrap();
+    let output = kith(&node.dir, &["status"]);
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!("the API token {} is missing", token.display()))
+            && stderr.contains("restart `kith up`"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
