@@ -22,6 +22,10 @@ use tokio::net::TcpSocket;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+/// The tests of this file run one at a time: the flood churns thousands of
+/// loopback connections, which would disturb the others' measurements.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The attacker's own address: another loopback address than the honest
 /// peers', as an attacker on the internet has another address than theirs.
 const ATTACKER_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
@@ -125,6 +129,7 @@ impl Flood {
 /// busy, a new peer still connects and gets an answer to a ping.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_sockets_from_one_address_do_not_lock_new_peers_out() {
+    let _serial = SERIAL.lock().await;
     let node = start(loopback_config()).await;
     let node_id = node.client.local_peer_id();
     let target = socket_addr(&node.addr);
@@ -142,12 +147,20 @@ async fn idle_sockets_from_one_address_do_not_lock_new_peers_out() {
     })
     .await;
 
-    let newcomer = start(loopback_config()).await;
+    // A dial-only peer, as in `many_peers_on_one_address_connect_at_once`:
+    // the flood leaves thousands of loopback 4-tuples in TIME_WAIT, which
+    // libp2p's dials from a fixed listen port can run into.
+    let (newcomer, newcomer_task) = kith_net::spawn(
+        &kith_base::Identity::generate(),
+        loopback_config().with_listen([]),
+    )
+    .await
+    .unwrap();
     let began = Instant::now();
     let mut attempts = 0;
     let rtt = eventually(Duration::from_secs(20), || {
         attempts += 1;
-        let client = newcomer.client.clone();
+        let client = newcomer.clone();
         let addr = node.addr.clone();
         async move {
             let peer = client.dial(addr).await.map_err(|e| e.to_string())?;
@@ -162,23 +175,19 @@ async fn idle_sockets_from_one_address_do_not_lock_new_peers_out() {
         flood.opened(),
         flood.closed()
     );
-    assert!(
-        newcomer
-            .client
-            .connected_peers()
-            .await
-            .unwrap()
-            .contains(&node_id)
-    );
+    assert!(newcomer.connected_peers().await.unwrap().contains(&node_id));
 
     flood.stop().await;
-    stop_all(vec![node, newcomer]).await;
+    newcomer.shutdown().await.unwrap();
+    newcomer_task.await.unwrap();
+    stop_all(vec![node]).await;
 }
 
 /// A socket that connects and says nothing is closed after the handshake
 /// timeout (5 s by default; libp2p's own is 10 s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_socket_is_closed_after_the_handshake_timeout() {
+    let _serial = SERIAL.lock().await;
     let node = start(loopback_config()).await;
     let limit = kith_net::ConnectionLimits::default().handshake_timeout;
     let mut socket = tokio::net::TcpStream::connect(socket_addr(&node.addr))
@@ -204,13 +213,27 @@ async fn a_silent_socket_is_closed_after_the_handshake_timeout() {
 /// connections *in their handshake*, which on loopback lasts milliseconds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_peers_on_one_address_connect_at_once() {
+    let _serial = SERIAL.lock().await;
     const PEERS: usize = 24;
     let node = start(loopback_config()).await;
-    let mut peers = Vec::with_capacity(PEERS);
+    // The peers only dial: without a listen address their sockets get
+    // fresh ports from the kernel (libp2p dials from its listen port
+    // otherwise, which on a busy loopback can meet a 4-tuple still in
+    // TIME_WAIT: "Address already in use").
+    let mut clients = Vec::with_capacity(PEERS);
     for _ in 0..PEERS {
-        peers.push(start(loopback_config()).await);
+        clients.push(
+            kith_net::spawn(
+                &kith_base::Identity::generate(),
+                loopback_config().with_listen([]),
+            )
+            .await
+            .unwrap(),
+        );
     }
-    let dials = peers.iter().map(|peer| peer.client.dial(node.addr.clone()));
+    let dials = clients
+        .iter()
+        .map(|(client, _task)| client.dial(node.addr.clone()));
     let results = futures::future::join_all(dials).await;
     let failed: Vec<String> = results
         .iter()
@@ -221,6 +244,9 @@ async fn many_peers_on_one_address_connect_at_once() {
         failed.len()
     );
     assert!(failed.is_empty(), "{failed:?}");
-    peers.push(node);
-    stop_all(peers).await;
+    for (client, task) in clients {
+        client.shutdown().await.unwrap();
+        task.await.unwrap();
+    }
+    stop_all(vec![node]).await;
 }
