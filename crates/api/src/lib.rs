@@ -44,11 +44,13 @@ mod files;
 mod friends;
 mod routes;
 mod security;
+mod serve;
 mod up;
 
 pub use failures::REQUEST_HEADER;
 pub use routes::router;
-pub use up::{Running, UpError, up};
+pub use serve::{ApiLimits, MAX_API_CONNECTIONS};
+pub use up::{Running, UpError, up, up_with};
 
 /// The JSON shapes the API answers with; the command line reads the same types.
 pub mod types;

@@ -8,6 +8,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use crate::serve::ApiLimits;
+
 /// Why `kith up` could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -38,8 +40,18 @@ pub struct Running {
 }
 
 /// Starts the node on `data_dir` with `config`, then its API, and records
-/// the API's address in the data folder for the command line.
+/// the API's address in the data folder for the command line. The API's
+/// bounds are [`ApiLimits::for_this_process`].
 pub async fn up(data_dir: DataDir, config: NodeConfig) -> Result<Running, UpError> {
+    up_with(data_dir, config, ApiLimits::for_this_process()).await
+}
+
+/// [`up`] with the API's bounds given.
+pub async fn up_with(
+    data_dir: DataDir,
+    config: NodeConfig,
+    limits: ApiLimits,
+) -> Result<Running, UpError> {
     if !config.api.ip().is_loopback() {
         warn!(
             addr = %config.api,
@@ -47,7 +59,7 @@ pub async fn up(data_dir: DataDir, config: NodeConfig) -> Result<Running, UpErro
         );
     }
     let node = Node::start(data_dir.clone(), config.clone()).await?;
-    let started = serve(&node, &data_dir, config.api).await;
+    let started = serve(&node, &data_dir, config.api, limits).await;
     match started {
         Ok(running) => Ok(running),
         Err(error) => {
@@ -57,7 +69,12 @@ pub async fn up(data_dir: DataDir, config: NodeConfig) -> Result<Running, UpErro
     }
 }
 
-async fn serve(node: &Node, data_dir: &DataDir, addr: SocketAddr) -> Result<Running, UpError> {
+async fn serve(
+    node: &Node,
+    data_dir: &DataDir,
+    addr: SocketAddr,
+    limits: ApiLimits,
+) -> Result<Running, UpError> {
     let token = data_dir.api_token()?;
     let listener = TcpListener::bind(addr)
         .await
@@ -67,18 +84,15 @@ async fn serve(node: &Node, data_dir: &DataDir, addr: SocketAddr) -> Result<Runn
         .map_err(|source| UpError::ApiListen { addr, source })?;
     let router = crate::router(node.clone(), &token, api_addr);
     let (stop_api, stopped) = oneshot::channel::<()>();
-    let api_task = tokio::spawn(async move {
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await;
-        if let Err(error) = served {
-            warn!(%error, "the API server stopped");
-        }
-    });
+    let api_task = tokio::spawn(crate::serve::serve(listener, router, limits, async {
+        let _ = stopped.await;
+    }));
     data_dir.write_api_addr(api_addr)?;
-    info!(%api_addr, "API listening");
+    info!(
+        %api_addr,
+        max_connections = limits.max_connections,
+        "API listening"
+    );
     Ok(Running {
         node: node.clone(),
         api_addr,

@@ -13,6 +13,11 @@ use kith_node::DataDir;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// How long a kept-alive connection is reused: below the API's 10 s wait
+/// for the next request (`kith_api::ApiLimits::header_timeout`), after
+/// which the node closes it.
+const POOLED_IDLE: Duration = Duration::from_secs(5);
+
 /// A connection to the node that owns a data folder.
 pub(crate) struct ApiClient {
     agent: ureq::Agent,
@@ -30,11 +35,13 @@ impl ApiClient {
         let (addr, token) = dir.api_endpoint()?;
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .max_idle_age(POOLED_IDLE)
             .timeout_global(Some(Duration::from_secs(120)))
             .build()
             .into();
         let transfer: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .max_idle_age(POOLED_IDLE)
             .timeout_connect(Some(Duration::from_secs(10)))
             .timeout_recv_response(Some(Duration::from_secs(600)))
             .timeout_recv_body(Some(Duration::from_secs(300)))

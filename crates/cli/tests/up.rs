@@ -511,3 +511,20 @@ fn a_quota_larger_than_the_disk_is_reported_at_start() {
             .contains("is larger than what the disk holding")
     );
 }
+
+#[test]
+fn a_deleted_api_token_is_explained() {
+    let temp = tempfile::tempdir().unwrap();
+    let node = Daemon::start(&temp.path().join("a"), &[]);
+    let token = node.dir.join("api.token");
+    fs::remove_file(&token).unwrap();
+    let output = kith(&node.dir, &["status"]);
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!("the API token {} is missing", token.display()))
+            && stderr.contains("restart `kith up`"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}

@@ -7,7 +7,7 @@
 //! [`Toggle`] so that switching them off leaves no handler, no socket and
 //! no advertised protocol behind.
 //!
-//! The two limit behaviours come first on purpose: the derive asks fields in
+//! The three limit behaviours come first on purpose: the derive asks fields in
 //! order whether to accept a connection, so a denied connection never
 //! reaches the protocol behaviours.
 
@@ -47,6 +47,7 @@ pub(crate) const PROVIDER_REPUBLISH_INTERVAL: Duration = Duration::from_secs(12 
 /// Every protocol of a kith node.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    pub(crate) pending_per_ip: crate::pending_per_ip::Behaviour,
     pub(crate) limits: connection_limits::Behaviour,
     pub(crate) memory: memory_connection_limits::Behaviour,
     pub(crate) identify: identify::Behaviour,
@@ -142,6 +143,10 @@ pub(crate) fn build(
     });
 
     Ok(Behaviour {
+        pending_per_ip: crate::pending_per_ip::Behaviour::new(
+            limits.max_pending_incoming_per_ip,
+            limits.max_pending_incoming / 2,
+        ),
         limits: connection_limits::Behaviour::new(connection_limits),
         memory: memory_connection_limits::Behaviour::with_max_percentage(
             limits.max_memory_fraction.clamp(0.05, 1.0),

@@ -67,6 +67,18 @@ pub struct ConnectionLimits {
     pub max_established_per_peer: u32,
     /// Inbound connections still in their handshake.
     pub max_pending_incoming: u32,
+    /// Inbound connections still in their handshake from one IP address
+    /// (one /64 for IPv6), once half of
+    /// [`ConnectionLimits::max_pending_incoming`] are taken: one host
+    /// cannot take every slot, while many honest nodes behind one address
+    /// (a NAT, a test network on 127.0.0.1) can still join at once when
+    /// the node is not under pressure. Loopback counts like any address.
+    pub max_pending_incoming_per_ip: u32,
+    /// How long an inbound TCP connection may take from being accepted to
+    /// its finished handshake (multistream, Noise, Yamux); a socket that
+    /// stays silent is closed then. A handshake takes milliseconds on a LAN
+    /// and well under a second across the internet.
+    pub handshake_timeout: Duration,
     /// Outbound connections still in their handshake.
     pub max_pending_outgoing: u32,
     /// Refuse new connections once the process uses more than this share of
@@ -80,6 +92,8 @@ impl Default for ConnectionLimits {
             max_established: 256,
             max_established_per_peer: 4,
             max_pending_incoming: 64,
+            max_pending_incoming_per_ip: 8,
+            handshake_timeout: Duration::from_secs(5),
             max_pending_outgoing: 64,
             max_memory_fraction: 0.9,
         }

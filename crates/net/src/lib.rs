@@ -45,6 +45,7 @@ mod config;
 mod error;
 mod event_loop;
 mod latency;
+mod pending_per_ip;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -110,13 +111,12 @@ pub async fn spawn(
     let in_memory = config.listen.iter().any(is_memory_addr);
     let mut swarm = SwarmBuilder::with_existing_identity(identity.keypair().clone())
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .map_err(|error| NetError::Setup(describe(&error)))?
         .with_quic()
+        .with_other_transport(|keypair| {
+            tcp_transport(keypair, config.limits.handshake_timeout)
+                .map_err(|error| Box::new(error) as Box<dyn std::error::Error + Send + Sync>)
+        })
+        .map_err(|error| NetError::Setup(describe(&error)))?
         .with_other_transport(|keypair| {
             memory_transport(keypair, in_memory, config.simulated_latency)
                 .map_err(|error| Box::new(error) as Box<dyn std::error::Error + Send + Sync>)
@@ -226,6 +226,34 @@ pub fn is_memory_addr(addr: &Multiaddr) -> bool {
     matches!(
         addr.iter().next(),
         Some(libp2p::multiaddr::Protocol::Memory(_))
+    )
+}
+
+/// TCP with Noise and Yamux, as libp2p's `SwarmBuilder::with_tcp` builds
+/// it, plus a tight limit on inbound handshakes: a socket that connects and
+/// stays silent holds a pending-connection slot (and a file descriptor)
+/// only for `handshake_timeout`, not for the 10 s the swarm builder gives
+/// every connection. Outbound dials keep those 10 s: they include the TCP
+/// connect across real networks, and this node bounds its own dials.
+fn tcp_transport(
+    keypair: &libp2p::identity::Keypair,
+    handshake_timeout: Duration,
+) -> Result<
+    libp2p::core::transport::Boxed<(PeerId, libp2p::core::muxing::StreamMuxerBox)>,
+    noise::Error,
+> {
+    use libp2p::Transport as _;
+    let transport = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+        .upgrade(libp2p::core::upgrade::Version::V1Lazy)
+        .authenticate(noise::Config::new(keypair)?)
+        .multiplex(yamux::Config::default())
+        .map(|(peer, muxer), _| (peer, libp2p::core::muxing::StreamMuxerBox::new(muxer)));
+    Ok(
+        libp2p::core::transport::timeout::TransportTimeout::with_ingoing_timeout(
+            transport,
+            handshake_timeout,
+        )
+        .boxed(),
     )
 }
 

@@ -107,6 +107,16 @@ pub enum DataDirError {
         /// The data folder.
         path: PathBuf,
     },
+    /// The API token file was removed while the node runs: the running node
+    /// still knows the old token, but no one else can read it any more.
+    #[error(
+        "the API token {path} is missing (deleted while the node runs?); \
+         restart `kith up`, which writes a new one"
+    )]
+    TokenMissing {
+        /// Where the token should be.
+        path: PathBuf,
+    },
     /// A small state file is damaged.
     #[error("{path} is damaged ({what}); delete it and restart the node to recreate it")]
     Damaged {
@@ -302,10 +312,18 @@ impl DataDir {
             what: "not an address and port",
         })?;
         let token_path = self.path(API_TOKEN_FILE);
-        let token = fs::read_to_string(&token_path).map_err(|source| DataDirError::Io {
-            action: "cannot read the API token",
-            path: token_path.clone(),
-            source,
+        let token = fs::read_to_string(&token_path).map_err(|source| {
+            if source.kind() == io::ErrorKind::NotFound {
+                DataDirError::TokenMissing {
+                    path: token_path.clone(),
+                }
+            } else {
+                DataDirError::Io {
+                    action: "cannot read the API token",
+                    path: token_path.clone(),
+                    source,
+                }
+            }
         })?;
         Ok((addr, check_token(token.trim(), &token_path)?))
     }
