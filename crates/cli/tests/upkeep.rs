@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Daemon, kith, kith_command, random_file, start_network, text, wait_for};
+use common::{Daemon, counter, kith, kith_command, random_file, start_network, text, wait_for};
 
 fn write_config(dir: &Path, text: &str) {
     fs::create_dir_all(dir).unwrap();
@@ -35,18 +35,6 @@ fn stat(node: &Daemon, cap: &str) -> Vec<String> {
     let output = kith(&node.dir, &["stat", cap]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     text(&output.stdout).lines().map(str::to_owned).collect()
-}
-
-fn status(node: &Daemon) -> serde_json::Value {
-    let output = kith(&node.dir, &["status", "--json"]);
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
-fn counter(node: &Daemon, name: &str) -> u64 {
-    status(node)[name]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no {name}"))
 }
 
 /// Whether the summary of `kith stat` says every stripe and the manifest

@@ -232,3 +232,17 @@ pub fn wait_until_peers(node: &Daemon, min: usize) {
         || peer_ids(&node.dir).len() >= min,
     );
 }
+
+/// `kith status --json` of a running node.
+pub fn status(node: &Daemon) -> serde_json::Value {
+    let output = kith(&node.dir, &["status", "--json"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// One counter of `kith status --json`.
+pub fn counter(node: &Daemon, name: &str) -> u64 {
+    status(node)[name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no {name}"))
+}

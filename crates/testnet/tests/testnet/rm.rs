@@ -71,6 +71,23 @@ async fn only_the_owner_deletes_a_file() {
     )
     .await
     .unwrap();
+    // The announcements come as the first stripe of each key is cached;
+    // wait until the caches are whole (the count the same three times in a
+    // row), or the rm could race the last stripes being written.
+    let readings = std::sync::Mutex::new(Vec::new());
+    net.wait_for(
+        "the caches to be written",
+        std::time::Duration::from_secs(60),
+        || async {
+            let held = shares_held().await;
+            let mut readings = readings.lock().unwrap();
+            readings.push(held);
+            let last = &readings[readings.len().saturating_sub(3)..];
+            last.len() == 3 && last.iter().all(|value| *value == held)
+        },
+    )
+    .await
+    .unwrap();
     let cached_before = shares_held().await - stored;
     assert!(cached_before > 0, "the readers cached nothing");
 
