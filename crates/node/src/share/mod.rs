@@ -20,7 +20,7 @@ mod counters;
 mod faults;
 mod get;
 mod leases;
-mod owned;
+pub(crate) mod owned;
 mod pacing;
 mod placement;
 mod put;
