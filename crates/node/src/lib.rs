@@ -28,6 +28,8 @@ mod chunk_reader;
 pub mod config;
 pub mod data_dir;
 pub mod friends;
+#[doc(hidden)]
+pub mod fuzzing;
 mod metrics;
 mod node;
 pub mod peer_table;

@@ -44,6 +44,8 @@
 //! ```
 
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod group_commit;
 mod layout;
 mod lease;

@@ -135,7 +135,7 @@ pub struct HeldMail {
 }
 
 impl HeldMail {
-    fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(1 + 32 + 8 + 1 + self.depositor.len() + self.sealed.len());
         out.push(1);
         out.extend_from_slice(&self.mailbox);
@@ -146,7 +146,7 @@ impl HeldMail {
         out
     }
 
-    fn decode(bytes: &[u8]) -> Option<Self> {
+    pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
         let (&version, rest) = bytes.split_first()?;
         if version != 1 || rest.len() < 41 {
             return None;

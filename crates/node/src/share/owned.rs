@@ -35,7 +35,7 @@ pub(crate) struct OwnedFile {
 }
 
 impl OwnedFile {
-    fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let stripes: usize = self.groups.iter().map(|(_, ids)| ids.len()).sum();
         let mut row = Vec::with_capacity(13 + self.groups.len() * 34 + stripes * 32);
         row.push(ROW_VERSION);
@@ -52,7 +52,7 @@ impl OwnedFile {
         row
     }
 
-    fn decode(row: &[u8]) -> Option<Self> {
+    pub(crate) fn decode(row: &[u8]) -> Option<Self> {
         let mut at = 0usize;
         let mut take = |len: usize| {
             let bytes = row.get(at..at + len)?;

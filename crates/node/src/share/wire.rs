@@ -543,7 +543,7 @@ pub(crate) async fn read_answer<R: AsyncRead + Unpin>(
     parse_answer(tag, payload)
 }
 
-fn parse_answer(tag: u8, payload: Vec<u8>) -> Result<Answer, WireError> {
+pub(crate) fn parse_answer(tag: u8, payload: Vec<u8>) -> Result<Answer, WireError> {
     match tag {
         TAG_STORED => match payload.as_slice() {
             [0] => Ok(Answer::Stored {

@@ -1,0 +1,31 @@
+//! Fuzzes the friends protocols' payload decoders directly:
+//! `friends::wire::decode_mail` (a mailbox's answer to collect) and
+//! `decode_ids` (a drop request), the first byte choosing which.
+//!
+//! Asserts: no panic, no more than `MAX_MAIL_ITEMS`/`MAX_DROP` items; what
+//! decodes encodes back to exactly its bytes.
+#![no_main]
+
+use kith_node::friends::wire::{
+    MAX_DROP, MAX_MAIL_ITEMS, decode_ids, decode_mail, encode_ids, encode_mail,
+};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&which, payload)) = data.split_first() else {
+        return;
+    };
+    if which & 1 == 0 {
+        if let Ok(items) = decode_mail(payload) {
+            assert!(items.len() <= MAX_MAIL_ITEMS);
+            let held: Vec<_> = items
+                .into_iter()
+                .map(|sealed| ([0u8; 32], sealed))
+                .collect();
+            assert_eq!(encode_mail(&held), payload);
+        }
+    } else if let Ok(ids) = decode_ids(payload) {
+        assert!(ids.len() <= MAX_DROP);
+        assert_eq!(encode_ids(&ids), payload);
+    }
+});
