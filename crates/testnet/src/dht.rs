@@ -735,7 +735,11 @@ async fn examine_lost_files(net: &Testnet, failures: Vec<FileFailure>) -> Vec<Lo
             .map_or(0, |p| p.len());
         let mut reader_dials = 0;
         for (_, _, _, node) in &holders {
-            let addr = node.listen_addrs().await.ok().and_then(|a| a.into_iter().next());
+            let addr = node
+                .listen_addrs()
+                .await
+                .ok()
+                .and_then(|a| a.into_iter().next());
             if let Some(addr) = addr
                 && failure.getter.net().dial(addr).await.is_ok()
             {
