@@ -656,7 +656,9 @@ async fn examine_lost_files(net: &Testnet, failures: Vec<FileFailure>) -> Vec<Lo
             continue;
         };
         // Who holds shares of the stripe, straight from every store.
-        let mut holders: Vec<(PeerId, Vec<u8>, Option<[u8; 32]>, Node)> = Vec::new();
+        // (holder, share indexes, placement key from its lease, node)
+        type Holder = (PeerId, Vec<u8>, Option<[u8; 32]>, Node);
+        let mut holders: Vec<Holder> = Vec::new();
         for (_, node) in net.nodes() {
             let store = node.store().clone();
             let held = tokio::task::spawn_blocking(move || {
