@@ -12,9 +12,9 @@
 //! their query timeout and are capped at [`MAX_INFLIGHT_QUERIES`], ping
 //! waiters and round-trip times are kept only for connected peers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use libp2p::{
@@ -91,6 +91,37 @@ pub(crate) struct EventLoop {
     rejoin_timer: Pin<Box<tokio::time::Sleep>>,
     /// The wait before the next such bootstrap; doubles each time.
     rejoin_backoff: Duration,
+    /// Every established connection: to whom, and since when (bounded by
+    /// the connection limits).
+    connections: HashMap<ConnectionId, (PeerId, Instant)>,
+    /// Connections closed to make room that have not reported closing yet.
+    trimming: HashSet<ConnectionId>,
+    /// Relays that hold a reservation for this node: never trimmed.
+    relays: HashSet<PeerId>,
+    /// Established connections at which the oldest are closed
+    /// ([`trim_marks`]).
+    trim_at: usize,
+    /// How many are left after that.
+    trim_to: usize,
+}
+
+/// A connection younger than this is never closed to make room: it was
+/// opened for a request that is likely still running.
+const TRIM_GRACE: Duration = Duration::from_secs(5);
+
+/// When to close connections to make room, and down to how many, for a
+/// node allowed `max` established connections: at seven eighths of it,
+/// down to three quarters. libp2p refuses every connection, inbound and
+/// outbound, once `max` are open; a node that reached it could neither
+/// be reached (by lookups, newcomers, readers of the shares it holds) nor
+/// reach anyone new, and the DHT routes around it as if it were gone. So,
+/// as go-libp2p's connection manager does, the node keeps under its limit
+/// by closing its oldest connections (those still needed reopen on use).
+fn trim_marks(max: u32) -> (usize, usize) {
+    let max = max as usize;
+    let at = max.saturating_sub(max / 8).max(2);
+    let to = max.saturating_sub(max / 4).clamp(1, at - 1);
+    (at, to)
 }
 
 /// A routing table with fewer peers than this (Kademlia's k) after a
@@ -126,7 +157,9 @@ impl EventLoop {
         commands: mpsc::Receiver<Command>,
         events: broadcast::Sender<NetEvent>,
         metrics: libp2p::metrics::Metrics,
+        max_established: u32,
     ) -> Self {
+        let (trim_at, trim_to) = trim_marks(max_established);
         let mut event_loop = Self {
             swarm,
             metrics,
@@ -143,6 +176,11 @@ impl EventLoop {
             rejoin_planned: false,
             rejoin_timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             rejoin_backoff: REJOIN_FIRST,
+            connections: HashMap::new(),
+            trimming: HashSet::new(),
+            relays: HashSet::new(),
+            trim_at,
+            trim_to,
         };
         // External addresses given in the config are already on the swarm.
         event_loop.update_relay_status();
@@ -174,6 +212,40 @@ impl EventLoop {
                 .reset(tokio::time::Instant::now() + self.rejoin_backoff);
             self.rejoin_backoff = (self.rejoin_backoff * 2).min(REJOIN_LONGEST);
         }
+    }
+
+    /// Keeps the node under its connection limit (see [`trim_marks`]): once
+    /// [`EventLoop::trim_at`] connections are open, closes the oldest ones
+    /// (none younger than [`TRIM_GRACE`], none to a relay holding a
+    /// reservation) until [`EventLoop::trim_to`] are left.
+    fn trim_connections(&mut self) {
+        let open = self.connections.len() - self.trimming.len();
+        if open < self.trim_at {
+            return;
+        }
+        let now = Instant::now();
+        let mut oldest: Vec<(Instant, ConnectionId)> = self
+            .connections
+            .iter()
+            .filter(|(id, (peer, opened))| {
+                !self.trimming.contains(id)
+                    && !self.relays.contains(peer)
+                    && now.duration_since(*opened) >= TRIM_GRACE
+            })
+            .map(|(id, (_, opened))| (*opened, *id))
+            .collect();
+        oldest.sort_unstable();
+        let excess = open - self.trim_to;
+        for (_, id) in oldest.into_iter().take(excess) {
+            if self.swarm.close_connection(id) {
+                self.trimming.insert(id);
+            }
+        }
+        debug!(
+            open,
+            closing = self.trimming.len(),
+            "closing the oldest connections to make room"
+        );
     }
 
     /// Bootstraps again if the table is still short.
@@ -509,6 +581,9 @@ impl EventLoop {
                 ..
             } => {
                 debug!(%peer_id, addr = %endpoint.get_remote_address(), "connected");
+                self.connections
+                    .insert(connection_id, (peer_id, Instant::now()));
+                self.trim_connections();
                 self.connected_addrs
                     .entry(peer_id)
                     .or_insert_with(|| endpoint.get_remote_address().clone());
@@ -531,7 +606,10 @@ impl EventLoop {
                 ..
             } => {
                 self.ping_failures.remove(&connection_id);
+                self.connections.remove(&connection_id);
+                self.trimming.remove(&connection_id);
                 if num_established == 0 {
+                    self.relays.remove(&peer_id);
                     debug!(%peer_id, "disconnected");
                     self.rtts.remove(&peer_id);
                     self.connected_addrs.remove(&peer_id);
@@ -689,6 +767,7 @@ impl EventLoop {
                 renewal,
                 ..
             }) => {
+                self.relays.insert(relay_peer_id);
                 if !renewal {
                     info!(relay = %relay_peer_id, "reachable through relay");
                     self.emit(NetEvent::RelayReservation {

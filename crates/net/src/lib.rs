@@ -155,7 +155,13 @@ pub async fn spawn(
     let local_peer_id = *swarm.local_peer_id();
     let streams = swarm.behaviour().streams.new_control();
     let metrics = libp2p::metrics::Metrics::new(&mut registry);
-    let mut event_loop = EventLoop::new(swarm, command_rx, event_tx.clone(), metrics);
+    let mut event_loop = EventLoop::new(
+        swarm,
+        command_rx,
+        event_tx.clone(),
+        metrics,
+        config.limits.max_established,
+    );
     event_loop
         .wait_listening(listeners, LISTEN_STARTUP_LIMIT)
         .await?;

@@ -66,6 +66,12 @@ pub struct NodeConfig {
     /// transport (see [`kith_net::NetConfig::simulated_latency`]); zero by
     /// default. Not in the settings file: only simulations use it.
     pub simulated_latency: std::time::Duration,
+    /// Most established connections at once, when not the network
+    /// layer's default ([`kith_net::ConnectionLimits::max_established`]).
+    /// Not in the settings file: simulations cap it to make a few hundred
+    /// nodes route like a big network, where no node is connected to
+    /// every other.
+    pub max_connections: Option<u32>,
     /// Messages, files from friends and mailboxes.
     pub friends: FriendSettings,
     /// Leases, repair and scrub.
@@ -88,6 +94,7 @@ impl Default for NodeConfig {
             quota: None,
             timing: kith_net::Timing::default(),
             simulated_latency: std::time::Duration::ZERO,
+            max_connections: None,
             friends: FriendSettings::default(),
             upkeep: UpkeepSettings::default(),
         }

@@ -133,6 +133,9 @@ impl Node {
         net_config.external_addrs = config.external.clone();
         net_config.timing = config.timing;
         net_config.simulated_latency = config.simulated_latency;
+        if let Some(max) = config.max_connections {
+            net_config.limits.max_established = max;
+        }
         let store_dir = data_dir.path(STORE_DIR);
         let quota_bytes = match config.quota {
             Some(quota) => quota.0,

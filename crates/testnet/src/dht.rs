@@ -22,7 +22,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use kith_base::PeerId;
+use kith_base::{ContentId, PeerId};
 use kith_node::Node;
 use tracing::{info, warn};
 
@@ -74,6 +74,10 @@ pub struct DhtBenchConfig {
     pub seeds: usize,
     /// How the join is done and timed.
     pub join: JoinMode,
+    /// Most connections per node (`None`: a real node's limit, 256). Below
+    /// the node count, no node can be connected to all others and lookups
+    /// must route, as in a big network.
+    pub max_connections: Option<u32>,
 }
 
 /// How [`run`] lets the nodes join, and what its "time to join" measures.
@@ -140,6 +144,7 @@ impl Default for DhtBenchConfig {
             file_size: 16 << 10,
             seeds: 1,
             join: JoinMode::Bootstrap,
+            max_connections: None,
         }
     }
 }
@@ -220,6 +225,13 @@ pub struct DhtReport {
     pub file_failures: BTreeMap<String, usize>,
     /// Time for all the puts and gets.
     pub files_time: Duration,
+    /// Each file that was put but did not come back, examined afterwards
+    /// (at most [`MISSES_EXAMINED`]).
+    pub lost_files: Vec<LostFile>,
+    /// Connected peers of the best-connected node after the lookups.
+    pub connections_max: usize,
+    /// The connection cap per node, if not a real node's.
+    pub max_connections: Option<u32>,
 }
 
 /// Descriptors `nodes` in one process need when all are connected to all:
@@ -246,6 +258,7 @@ pub async fn run(config: &DhtBenchConfig) -> Result<DhtReport, TestnetError> {
         files: config.files,
         file_size: config.file_size,
         join: config.join,
+        max_connections: config.max_connections,
         timing: config.timing,
         mail_check: config.mail_check,
         latency: if config.transport == Transport::Memory {
@@ -283,6 +296,7 @@ pub async fn run(config: &DhtBenchConfig) -> Result<DhtReport, TestnetError> {
             latency: config.latency,
             transport: config.transport,
             seeds: config.seeds,
+            max_connections: config.max_connections,
             friends: kith_node::FriendSettings {
                 mail_check: config.mail_check,
                 ..kith_node::FriendSettings::default()
@@ -356,6 +370,7 @@ pub async fn run(config: &DhtBenchConfig) -> Result<DhtReport, TestnetError> {
     }
     let mut connections = peer_counts(&net, PeerCount::Connected).await;
     report.connections_median = percentile(&mut connections, 50.0).unwrap_or(0);
+    report.connections_max = connections.last().copied().unwrap_or(0);
     net.shutdown().await;
     Ok(report)
 }
@@ -478,7 +493,8 @@ async fn lookups(net: &Testnet, config: &DhtBenchConfig, report: &mut DhtReport)
 const FILES_IN_FLIGHT: usize = 8;
 
 /// Puts `config.files` files of random bytes, each on a random node, and
-/// gets each on another random node, comparing the bytes.
+/// gets each on another random node, comparing the bytes. Failed files are
+/// examined afterwards (at most [`MISSES_EXAMINED`]): see [`LostFile`].
 async fn files(net: &Testnet, config: &DhtBenchConfig, report: &mut DhtReport) {
     let mut rng = SplitMix64::new(config.seed ^ 0x5eed_f11e);
     let n = net.len();
@@ -495,8 +511,17 @@ async fn files(net: &Testnet, config: &DhtBenchConfig, report: &mut DhtReport) {
         })
         .collect();
     let began = Instant::now();
-    let outcomes: Vec<Result<(), (bool, String)>> = futures::stream::iter(jobs)
+    let outcomes: Vec<Result<(), FileFailure>> = futures::stream::iter(jobs)
         .map(|(uploader, getter, bytes)| async move {
+            let failed = |capability: Option<&kith_node::Capability>,
+                          stripe: Option<ContentId>,
+                          reason: String| FileFailure {
+                uploader: uploader.clone(),
+                getter: getter.clone(),
+                manifest: capability.map(kith_node::Capability::manifest),
+                stripe,
+                reason,
+            };
             let reader = Box::new(std::io::Cursor::new(bytes.clone()));
             let put = uploader
                 .put(
@@ -505,42 +530,235 @@ async fn files(net: &Testnet, config: &DhtBenchConfig, report: &mut DhtReport) {
                     kith_node::FileMeta::none(),
                 )
                 .await
-                .map_err(|error| (false, error.to_string()))?;
-            let download = getter
-                .get(&put.capability)
-                .await
-                .map_err(|error| (true, error.to_string()))?;
+                .map_err(|error| failed(None, None, error.to_string()))?;
+            let cap = &put.capability;
+            let lost = |error: kith_node::GetError| {
+                let stripe = match &error {
+                    kith_node::GetError::Lost { stripe, .. } => Some(*stripe),
+                    kith_node::GetError::NotFound { .. } => Some(cap.manifest()),
+                    _ => None,
+                };
+                failed(Some(cap), stripe, error.to_string())
+            };
+            let download = getter.get(cap).await.map_err(lost)?;
             let mut segments = download.into_stream();
             let mut got = Vec::with_capacity(bytes.len());
             while let Some(segment) = segments.recv().await {
-                got.extend(segment.map_err(|error| (true, error.to_string()))?);
+                got.extend(segment.map_err(lost)?);
             }
             if got == bytes {
                 Ok(())
             } else {
-                Err((true, "the bytes came back different".to_owned()))
+                Err(failed(
+                    Some(cap),
+                    None,
+                    "the bytes came back different".to_owned(),
+                ))
             }
         })
         .buffer_unordered(FILES_IN_FLIGHT)
         .collect()
         .await;
     report.files_time = began.elapsed();
+    let mut lost = Vec::new();
     for outcome in outcomes {
         match outcome {
             Ok(()) => {
                 report.puts_ok += 1;
                 report.gets_ok += 1;
             }
-            Err((put_ok, reason)) => {
+            Err(failure) => {
+                let put_ok = failure.manifest.is_some();
                 report.puts_ok += usize::from(put_ok);
                 let stage = if put_ok { "get" } else { "put" };
                 *report
                     .file_failures
-                    .entry(format!("{stage}: {}", blank_ids(&reason)))
+                    .entry(format!("{stage}: {}", blank_ids(&failure.reason)))
                     .or_default() += 1;
+                if failure.stripe.is_some() && lost.len() < MISSES_EXAMINED {
+                    lost.push(failure);
+                }
             }
         }
     }
+    if !lost.is_empty() {
+        report.lost_files = examine_lost_files(net, lost).await;
+    }
+}
+
+/// A put or get that failed, with what is needed to examine it.
+struct FileFailure {
+    uploader: Node,
+    getter: Node,
+    /// The manifest's stripe id, when the put succeeded.
+    manifest: Option<ContentId>,
+    /// The stripe the get could not fetch (lost, or the manifest not found).
+    stripe: Option<ContentId>,
+    reason: String,
+}
+
+/// A file that was put but did not come back, examined once all files are
+/// done: where the stripe it could not fetch was placed, and what the
+/// writer's and the reader's lookups of its placement key return now.
+#[derive(Debug, Clone)]
+pub struct LostFile {
+    /// Whether the stripe was the manifest's (else a data stripe).
+    pub manifest: bool,
+    /// The nodes holding shares of the stripe, closest to its placement
+    /// key first.
+    pub holders: Vec<HolderSeen>,
+    /// The reader's lookup of the placement key, made afterwards.
+    pub reader: LookupSeen,
+    /// The writer's lookup of the placement key, made afterwards.
+    pub writer: LookupSeen,
+    /// Holders the reader could dial afterwards.
+    pub reader_dials: usize,
+    /// Providers of the placement key the reader finds afterwards.
+    pub providers: usize,
+    /// Why the get failed.
+    pub reason: String,
+}
+
+/// One holder of a lost file's stripe.
+#[derive(Debug, Clone)]
+pub struct HolderSeen {
+    /// Its rank by distance to the placement key among all nodes (1: the
+    /// closest).
+    pub rank: usize,
+    /// The share indexes it holds.
+    pub indexes: Vec<u8>,
+    /// Its routing-table size.
+    pub table: usize,
+    /// Its connected peers.
+    pub connected: usize,
+}
+
+/// A lookup of a lost file's placement key, made afterwards.
+#[derive(Debug, Clone)]
+pub struct LookupSeen {
+    /// Peers it returned (at most 20), or the error.
+    pub returned: Result<usize, String>,
+    /// Of those, how many are among the 20 nodes truly closest to the key.
+    pub true_closest: usize,
+    /// Of those, how many hold shares of the stripe.
+    pub holders: usize,
+    /// The looking node's routing-table size.
+    pub table: usize,
+    /// The looking node's connected peers.
+    pub connected: usize,
+}
+
+/// Looks at files that did not come back: see [`LostFile`].
+async fn examine_lost_files(net: &Testnet, failures: Vec<FileFailure>) -> Vec<LostFile> {
+    let mut lost = Vec::with_capacity(failures.len());
+    for failure in failures {
+        let Some(stripe) = failure.stripe else {
+            continue;
+        };
+        // Who holds shares of the stripe, straight from every store.
+        // (holder, share indexes, placement key from its lease, node)
+        type Holder = (PeerId, Vec<u8>, Option<[u8; 32]>, Node);
+        let mut holders: Vec<Holder> = Vec::new();
+        for (_, node) in net.nodes() {
+            let store = node.store().clone();
+            let held = tokio::task::spawn_blocking(move || {
+                let indexes: Vec<u8> = store
+                    .shares_of_stripe(&stripe)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(index, _)| index)
+                    .collect();
+                let placement = store
+                    .stripe_lease(&stripe)
+                    .ok()
+                    .flatten()
+                    .and_then(|bytes| kith_base::Lease::from_bytes(&bytes).ok())
+                    .map(|lease| lease.placement());
+                (indexes, placement)
+            })
+            .await
+            .unwrap_or_default();
+            if !held.0.is_empty() {
+                holders.push((node.peer_id(), held.0, held.1, node.clone()));
+            }
+        }
+        let key = holders
+            .iter()
+            .find_map(|(_, _, placement, _)| *placement)
+            .unwrap_or(*stripe.as_bytes());
+        let mut everyone: Vec<PeerId> = net.nodes().map(|(_, node)| node.peer_id()).collect();
+        kith_net::sort_by_distance(&key, &mut everyone);
+        let rank = |peer: &PeerId| everyone.iter().position(|p| p == peer).map_or(0, |r| r + 1);
+        let true_closest: std::collections::HashSet<PeerId> =
+            everyone.iter().take(20).copied().collect();
+        let holder_ids: std::collections::HashSet<PeerId> =
+            holders.iter().map(|(peer, ..)| *peer).collect();
+        let mut seen = Vec::with_capacity(holders.len());
+        for (peer, indexes, _, node) in &holders {
+            seen.push(HolderSeen {
+                rank: rank(peer),
+                indexes: indexes.clone(),
+                table: node.net().known_peers().await.map_or(0, |p| p.len()),
+                connected: node.net().connected_peers().await.map_or(0, |p| p.len()),
+            });
+        }
+        seen.sort_by_key(|holder| holder.rank);
+        let look = |node: Node| {
+            let true_closest = &true_closest;
+            let holder_ids = &holder_ids;
+            async move {
+                let found = node.net().closest_peers(key).await;
+                let mut lookup = LookupSeen {
+                    returned: Ok(0),
+                    true_closest: 0,
+                    holders: 0,
+                    table: node.net().known_peers().await.map_or(0, |p| p.len()),
+                    connected: node.net().connected_peers().await.map_or(0, |p| p.len()),
+                };
+                match found {
+                    Ok(peers) => {
+                        lookup.true_closest =
+                            peers.iter().filter(|p| true_closest.contains(p)).count();
+                        lookup.holders = peers.iter().filter(|p| holder_ids.contains(p)).count();
+                        lookup.returned = Ok(peers.len());
+                    }
+                    Err(error) => lookup.returned = Err(error.to_string()),
+                }
+                lookup
+            }
+        };
+        let reader = look(failure.getter.clone()).await;
+        let writer = look(failure.uploader.clone()).await;
+        let providers = failure
+            .getter
+            .net()
+            .providers(key)
+            .await
+            .map_or(0, |p| p.len());
+        let mut reader_dials = 0;
+        for (_, _, _, node) in &holders {
+            let addr = node
+                .listen_addrs()
+                .await
+                .ok()
+                .and_then(|a| a.into_iter().next());
+            if let Some(addr) = addr
+                && failure.getter.net().dial(addr).await.is_ok()
+            {
+                reader_dials += 1;
+            }
+        }
+        lost.push(LostFile {
+            manifest: failure.manifest == Some(stripe),
+            holders: seen,
+            reader,
+            writer,
+            reader_dials,
+            providers,
+            reason: blank_ids(&failure.reason),
+        });
+    }
+    lost
 }
 
 /// The error's message with peer ids and numbers blanked, so that equal
@@ -776,8 +994,14 @@ impl fmt::Display for DhtReport {
         )?;
         row(
             f,
-            "connected peers per node after the lookups (median)",
-            self.connections_median.to_string(),
+            "connected peers per node after the files, median / most",
+            format!(
+                "{} / {}{}",
+                self.connections_median,
+                self.connections_max,
+                self.max_connections
+                    .map_or_else(String::new, |max| format!(" (capped at {max} connections)"))
+            ),
         )?;
         row(
             f,
@@ -834,8 +1058,51 @@ impl fmt::Display for DhtReport {
         for (kind, count) in &self.file_failures {
             writeln!(f, "\nfailed files ({count}): {kind}")?;
         }
+        for lost in &self.lost_files {
+            write_lost_file(f, lost)?;
+        }
         Ok(())
     }
+}
+
+/// One examined [`LostFile`], as a few lines of the report.
+fn write_lost_file(f: &mut fmt::Formatter<'_>, lost: &LostFile) -> fmt::Result {
+    let lookup = |seen: &LookupSeen| match &seen.returned {
+        Ok(count) => format!(
+            "{count} peers, {} of the 20 truly closest, {} holders (table {}, {} connected)",
+            seen.true_closest, seen.holders, seen.table, seen.connected
+        ),
+        Err(error) => format!(
+            "failed: {error} (table {}, {} connected)",
+            seen.table, seen.connected
+        ),
+    };
+    writeln!(
+        f,
+        "- a lost file ({} stripe): {}",
+        if lost.manifest { "manifest" } else { "data" },
+        lost.reason
+    )?;
+    let holders: Vec<String> = lost
+        .holders
+        .iter()
+        .map(|h| {
+            format!(
+                "rank {} share {:?} table {} conn {}",
+                h.rank, h.indexes, h.table, h.connected
+            )
+        })
+        .collect();
+    writeln!(f, "  holders: {}", holders.join("; "))?;
+    writeln!(f, "  the reader's lookup now: {}", lookup(&lost.reader))?;
+    writeln!(f, "  the writer's lookup now: {}", lookup(&lost.writer))?;
+    writeln!(
+        f,
+        "  the reader can dial {} of {} holders; {} providers of the key",
+        lost.reader_dials,
+        lost.holders.len(),
+        lost.providers
+    )
 }
 
 fn secs(d: Duration) -> String {

@@ -110,6 +110,10 @@ struct BenchArgs {
     /// descriptors in one process).
     #[arg(long, default_value_t = 60)]
     idle_secs: u64,
+    /// Most connections each node keeps at once [a real node's: 256]. Well
+    /// below --nodes, lookups must route as in a big network.
+    #[arg(long)]
+    max_connections: Option<u32>,
 }
 
 /// What `dht` and `scale` do unless told otherwise.
@@ -183,6 +187,7 @@ impl BenchArgs {
             files: self.files.unwrap_or(files),
             file_size: self.file_size,
             seeds: self.seeds.unwrap_or(seeds),
+            max_connections: self.max_connections,
             join: match self.join {
                 Some(JoinArg::Bootstrap) => JoinMode::Bootstrap,
                 Some(JoinArg::Quiet) => JoinMode::Quiet,

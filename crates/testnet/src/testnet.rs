@@ -57,6 +57,11 @@ pub struct TestnetConfig {
     /// Lease, repair and scrub settings of every node (e.g. short leases and
     /// a fast repair interval for tests).
     pub upkeep: kith_node::UpkeepSettings,
+    /// Most connections each node keeps at once (`None`: a real node's
+    /// limit). A few hundred nodes under a real node's limit end up all
+    /// connected to all, and lookups never have to route; a cap well below
+    /// the node count makes them route as in a big network.
+    pub max_connections: Option<u32>,
 }
 
 /// The wire between the nodes of a testnet.
@@ -85,6 +90,7 @@ impl Default for TestnetConfig {
             seeds: 1,
             friends: kith_node::FriendSettings::default(),
             upkeep: kith_node::UpkeepSettings::default(),
+            max_connections: None,
         }
     }
 }
@@ -537,6 +543,7 @@ struct NodeOptions {
     latency: std::time::Duration,
     friends: kith_node::FriendSettings,
     upkeep: kith_node::UpkeepSettings,
+    max_connections: Option<u32>,
 }
 
 impl NodeOptions {
@@ -547,6 +554,7 @@ impl NodeOptions {
             latency: config.latency,
             friends: config.friends.clone(),
             upkeep: config.upkeep.clone(),
+            max_connections: config.max_connections,
         }
     }
 }
@@ -566,6 +574,7 @@ async fn start_node(
         relay: options.relay,
         timing: options.timing,
         simulated_latency: options.latency,
+        max_connections: options.max_connections,
         friends: options.friends,
         upkeep: options.upkeep,
         ..NodeConfig::default()

@@ -67,8 +67,13 @@ const STRIPES_AHEAD: usize = 4;
 const CACHE_QUEUE: usize = 8;
 
 /// The holders of one extent, found once on first need: per stripe of the
-/// extent, the `(share index, peer)` pairs that said they hold a share.
-type ExtentHolders = OnceCell<Vec<Vec<(u8, PeerId)>>>;
+/// extent, the `(share index, peer)` pairs that said they hold a share, and
+/// the peers asked; then, found once if a stripe turns out lost with those,
+/// the pairs of a search further out ([`Shares::locate_more`]).
+type ExtentHolders = (
+    OnceCell<(Vec<Vec<(u8, PeerId)>>, Vec<PeerId>)>,
+    OnceCell<Vec<Vec<(u8, PeerId)>>>,
+);
 
 /// Why a get failed.
 #[derive(Debug, thiserror::Error)]
@@ -294,8 +299,11 @@ impl Download {
         let (sender, receiver) = mpsc::channel(STRIPES_AHEAD);
         tokio::spawn(async move {
             let count = self.manifest.stripes().len();
-            let extents: Arc<Vec<ExtentHolders>> =
-                Arc::new((0..extent_count(count)).map(|_| OnceCell::new()).collect());
+            let extents: Arc<Vec<ExtentHolders>> = Arc::new(
+                (0..extent_count(count))
+                    .map(|_| (OnceCell::new(), OnceCell::new()))
+                    .collect(),
+            );
             let this = Arc::new(self);
             let mut segments = futures::stream::iter(0..count)
                 .map(|index| {
@@ -317,29 +325,42 @@ impl Download {
     async fn segment(&self, index: usize, extents: &[ExtentHolders]) -> Result<Vec<u8>, GetError> {
         let stripes = self.manifest.stripes();
         let extent = extent_of(index);
-        let holders = extents[extent]
-            .get_or_init(|| async {
-                self.shares
-                    .locate(extent_key(stripes, extent), extent_stripes(stripes, extent))
-                    .await
-                    .0
-            })
+        let k = usize::from(self.manifest.params().k());
+        let key = extent_key(stripes, extent);
+        let ids = extent_stripes(stripes, extent);
+        let (first, wider) = &extents[extent];
+        let holders = first
+            .get_or_init(|| async { self.shares.locate_with_peers(key, ids, k).await })
             .await;
         let stripe = stripes[index];
-        let k = usize::from(self.manifest.params().k());
+        let at = index - extent * EXTENT_STRIPES;
+        let fetched = match self
+            .shares
+            .fetch_stripe(stripe, &holders.0[at], Some(k), &self.report)
+            .await
+        {
+            Err(GetError::Lost { .. }) => {
+                // Holders that did not answer, or too few found: once per
+                // extent, search further out, then try again.
+                let more = wider
+                    .get_or_init(|| async {
+                        self.shares
+                            .locate_more(key, ids, &holders.1, holders.0.clone())
+                            .await
+                            .0
+                    })
+                    .await;
+                self.shares
+                    .fetch_stripe(stripe, &more[at], Some(k), &self.report)
+                    .await
+            }
+            other => other,
+        };
         let Fetched {
             record,
             shares,
             lease,
-        } = self
-            .shares
-            .fetch_stripe(
-                stripe,
-                &holders[index - extent * EXTENT_STRIPES],
-                Some(k),
-                &self.report,
-            )
-            .await?;
+        } = fetched?;
         let key = self.capability.clone();
         let manifest = self.manifest.clone();
         let (plaintext, record, shares) = tokio::task::spawn_blocking(move || {
@@ -381,18 +402,29 @@ impl Shares {
         caching: Caching,
     ) -> Result<Download, GetError> {
         let manifest_id = capability.manifest();
-        let (holders, asked) = self.locate(*manifest_id.as_bytes(), &[manifest_id]).await;
+        let key = *manifest_id.as_bytes();
+        let (holders, asked) = self.locate_with_peers(key, &[manifest_id], 1).await;
         if holders[0].is_empty() {
-            return Err(GetError::NotFound { asked });
+            return Err(GetError::NotFound { asked: asked.len() });
         }
         let report = Arc::new(Mutex::new(ReportState::default()));
+        let fetched = match self
+            .fetch_stripe(manifest_id, &holders[0], None, &report)
+            .await
+        {
+            // Fewer than k holders answered: search further out, once.
+            Err(GetError::Lost { .. }) => {
+                let (more, _) = self.locate_more(key, &[manifest_id], &asked, holders).await;
+                self.fetch_stripe(manifest_id, &more[0], None, &report)
+                    .await
+            }
+            other => other,
+        };
         let Fetched {
             record,
             shares,
             lease,
-        } = self
-            .fetch_stripe(manifest_id, &holders[0], None, &report)
-            .await?;
+        } = fetched?;
         let cap = capability.clone();
         let (manifest, record, shares) = tokio::task::spawn_blocking(move || {
             let refs: Vec<Option<&[u8]>> = shares.iter().map(|s| s.as_deref()).collect();

@@ -63,6 +63,12 @@ use wire::{Answer, OutRequest};
 const HAVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a provider lookup may take before a get goes on without it.
 const PROVIDERS_TIMEOUT: Duration = Duration::from_secs(10);
+/// Peers a reader that found too few holders asks beyond the first round
+/// (see [`Shares::locate_more`]).
+const WIDER: usize = 40;
+/// Provider announcements running at once (each is a DHT lookup); more
+/// wait their turn.
+const ANNOUNCING_AT_ONCE: usize = 4;
 /// Provider keys remembered as announced; beyond this the set starts over
 /// (a repeated announcement is harmless, only wasted work).
 const ANNOUNCED_MEMORY: usize = 4096;
@@ -99,6 +105,16 @@ impl Default for UpkeepSettings {
     }
 }
 
+/// Whether some stripe shows fewer than `need` distinct share indexes.
+fn short(holders: &[Vec<(u8, PeerId)>], need: usize) -> bool {
+    holders.iter().any(|pairs| {
+        let mut indexes: Vec<u8> = pairs.iter().map(|(index, _)| *index).collect();
+        indexes.sort_unstable();
+        indexes.dedup();
+        indexes.len() < need
+    })
+}
+
 /// Seconds since the Unix epoch (0 if the clock is before it).
 pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -110,8 +126,8 @@ pub(crate) fn unix_now() -> u64 {
 struct Located {
     /// Per stripe asked, the (share index, holder) pairs.
     holders: Vec<Vec<(u8, PeerId)>>,
-    /// Peers asked.
-    asked: usize,
+    /// The peers asked.
+    asked_peers: Vec<PeerId>,
     /// Placement candidates that answered, closest first.
     live: Vec<PeerId>,
 }
@@ -133,6 +149,8 @@ pub(crate) struct Shares {
     swarm: swarm::Swarm,
     /// Provider keys this node has announced (cached content).
     announced: Arc<Mutex<HashSet<[u8; 32]>>>,
+    /// Turns for provider announcements ([`ANNOUNCING_AT_ONCE`]).
+    announcing: Arc<tokio::sync::Semaphore>,
     /// Misbehaviour a test switched on (none by default).
     faults: Faults,
 }
@@ -160,6 +178,7 @@ impl Shares {
             cache_slots: get::cache_slots(),
             swarm: swarm::Swarm::default(),
             announced: Arc::default(),
+            announcing: Arc::new(tokio::sync::Semaphore::new(ANNOUNCING_AT_ONCE)),
             faults: Faults::default(),
         }
     }
@@ -232,11 +251,13 @@ impl Shares {
         (peers, placed)
     }
 
-    /// Announces this node as a provider of `key` in the DHT, once per key.
-    /// Best effort: a failure is logged, and the next cached stripe of the
-    /// same key does not retry (the node re-announces what it provides
-    /// every 12 hours anyway).
-    async fn announce(&self, key: [u8; 32]) {
+    /// Announces this node as a provider of `key` in the DHT, once per key:
+    /// a holder of a placed share for its placement key, a getter that
+    /// cached shares for their extent key. At most [`ANNOUNCING_AT_ONCE`]
+    /// run at once. Best effort: a failure is logged, and the next stripe
+    /// of the same key does not retry (the node re-announces what it
+    /// provides every 12 hours anyway).
+    pub(super) async fn announce(&self, key: [u8; 32]) {
         {
             let mut announced = self.announced.lock().unwrap_or_else(|e| e.into_inner());
             if announced.len() >= ANNOUNCED_MEMORY {
@@ -246,21 +267,108 @@ impl Shares {
                 return;
             }
         }
+        let Ok(_turn) = self.announcing.acquire().await else {
+            return;
+        };
         if let Err(error) = self.net.start_providing(key).await {
-            debug!(%error, "could not announce cached content");
+            debug!(%error, "could not announce held content");
         }
     }
 
     /// Asks the candidates around `key`, and the peers that announced they
     /// hold them, which shares of `stripes` they hold. Returns, per stripe,
     /// the (share index, holder) pairs found, and how many peers were asked.
+    /// Searches further out (see [`Shares::locate_more`]) when a stripe
+    /// shows no holder at all.
     async fn locate(
         &self,
         key: [u8; 32],
         stripes: &[ContentId],
     ) -> (Vec<Vec<(u8, PeerId)>>, usize) {
+        self.locate_at_least(key, stripes, 1).await
+    }
+
+    /// [`Shares::locate`], searching further out when a stripe shows fewer
+    /// than `need` distinct share indexes (a reader passes k). Returns the
+    /// holders and the peers asked.
+    async fn locate_with_peers(
+        &self,
+        key: [u8; 32],
+        stripes: &[ContentId],
+        need: usize,
+    ) -> (Vec<Vec<(u8, PeerId)>>, Vec<PeerId>) {
         let located = self.locate_live(key, stripes).await;
-        (located.holders, located.asked)
+        if short(&located.holders, need) {
+            return self
+                .locate_more(key, stripes, &located.asked_peers, located.holders)
+                .await;
+        }
+        (located.holders, located.asked_peers)
+    }
+
+    /// [`Shares::locate_with_peers`], counting the peers asked.
+    async fn locate_at_least(
+        &self,
+        key: [u8; 32],
+        stripes: &[ContentId],
+        need: usize,
+    ) -> (Vec<Vec<(u8, PeerId)>>, usize) {
+        let (holders, asked) = self.locate_with_peers(key, stripes, need).await;
+        (holders, asked.len())
+    }
+
+    /// The search beyond the first round, for a reader that found fewer
+    /// holders than it needs (with poor routing tables, or holders that
+    /// did not answer the writer's lookup, the writer's closest peers and
+    /// the reader's differ): asks the peers not asked yet among this node's
+    /// own routing table's [`WIDER`] closest to `key`, a second lookup's
+    /// result, and the providers of `key` (holders announce what they
+    /// store), and adds what they hold to `holders`. Returns the merged
+    /// holders and every peer asked.
+    async fn locate_more(
+        &self,
+        key: [u8; 32],
+        stripes: &[ContentId],
+        asked: &[PeerId],
+        mut holders: Vec<Vec<(u8, PeerId)>>,
+    ) -> (Vec<Vec<(u8, PeerId)>>, Vec<PeerId>) {
+        let mut asked: Vec<PeerId> = asked.to_vec();
+        let known = async {
+            let mut peers: Vec<PeerId> = self
+                .net
+                .known_peers()
+                .await
+                .map(|peers| peers.into_iter().map(|(peer, _)| peer).collect())
+                .unwrap_or_default();
+            kith_net::sort_by_distance(&key, &mut peers);
+            peers
+        };
+        let (known, (again, _)) = tokio::join!(known, self.holder_candidates(key));
+        let mut more = Vec::new();
+        for peer in again.into_iter().chain(known) {
+            if more.len() >= WIDER {
+                break;
+            }
+            if !asked.contains(&peer) && !more.contains(&peer) {
+                more.push(peer);
+            }
+        }
+        debug!(
+            more = more.len(),
+            "too few holders found; asking further out"
+        );
+        for (_, peer, bitmaps) in self.have_round(more.clone(), stripes).await {
+            let Some(bitmaps) = bitmaps else { continue };
+            for (stripe, bitmap) in bitmaps.iter().enumerate() {
+                for index in 0..=u8::MAX {
+                    if wire::bit(bitmap, index) && !holders[stripe].contains(&(index, peer)) {
+                        holders[stripe].push((index, peer));
+                    }
+                }
+            }
+        }
+        asked.extend(more);
+        (holders, asked)
     }
 
     /// [`Shares::locate`], also saying which placement candidates answered
@@ -268,8 +376,40 @@ impl Shares {
     /// repair places rebuilt shares.
     async fn locate_live(&self, key: [u8; 32], stripes: &[ContentId]) -> Located {
         let (peers, placed) = self.holder_candidates(key).await;
-        let asked = peers.len();
-        let answers = futures::future::join_all(peers.into_iter().enumerate().map(|(at, peer)| {
+        let asked_peers = peers.clone();
+        let answers = self.have_round(peers, stripes).await;
+        let mut holders = vec![Vec::new(); stripes.len()];
+        let mut live = Vec::new();
+        for (at, peer, bitmaps) in answers {
+            let Some(bitmaps) = bitmaps else { continue };
+            if at < placed {
+                live.push(peer);
+            }
+            for (stripe, bitmap) in bitmaps.iter().enumerate() {
+                for index in 0..=u8::MAX {
+                    if wire::bit(bitmap, index) {
+                        holders[stripe].push((index, peer));
+                    }
+                }
+            }
+        }
+        kith_net::sort_by_distance(&key, &mut live);
+        Located {
+            holders,
+            asked_peers,
+            live,
+        }
+    }
+
+    /// One `have` request to each of `peers` (in parallel, [`HAVE_TIMEOUT`]
+    /// each): per peer, its position in `peers`, and its bitmaps (`None`
+    /// when it did not answer).
+    async fn have_round(
+        &self,
+        peers: Vec<PeerId>,
+        stripes: &[ContentId],
+    ) -> Vec<(usize, PeerId, Option<Vec<[u8; 32]>>)> {
+        futures::future::join_all(peers.into_iter().enumerate().map(|(at, peer)| {
             let this = self.clone();
             let stripes = stripes.to_vec();
             async move {
@@ -302,28 +442,7 @@ impl Shares {
                 (at, peer, bitmaps)
             }
         }))
-        .await;
-        let mut holders = vec![Vec::new(); stripes.len()];
-        let mut live = Vec::new();
-        for (at, peer, bitmaps) in answers {
-            let Some(bitmaps) = bitmaps else { continue };
-            if at < placed {
-                live.push(peer);
-            }
-            for (stripe, bitmap) in bitmaps.iter().enumerate() {
-                for index in 0..=u8::MAX {
-                    if wire::bit(bitmap, index) {
-                        holders[stripe].push((index, peer));
-                    }
-                }
-            }
-        }
-        kith_net::sort_by_distance(&key, &mut live);
-        Located {
-            holders,
-            asked,
-            live,
-        }
+        .await
     }
 
     async fn local_have(&self, stripes: Vec<ContentId>) -> Vec<[u8; 32]> {

@@ -330,18 +330,26 @@ impl Shares {
         index: u8,
     ) -> Result<(), String> {
         self.repair.new_shares();
-        self.blocking(move |store| {
-            store_leased(
-                store,
-                stripe.record(),
-                index,
-                stripe.share(usize::from(index)),
-                &lease,
-            )
-            .map(|_| ())
-            .map_err(|error| format!("this node: {error}"))
-        })
-        .await
+        let key = lease.placement();
+        let stored = self
+            .blocking(move |store| {
+                store_leased(
+                    store,
+                    stripe.record(),
+                    index,
+                    stripe.share(usize::from(index)),
+                    &lease,
+                )
+                .map(|_| ())
+                .map_err(|error| format!("this node: {error}"))
+            })
+            .await;
+        if stored.is_ok() {
+            // As a holder asked by a peer does (see `Server::answer`).
+            let this = self.clone();
+            tokio::spawn(async move { this.announce(key).await });
+        }
+        stored
     }
 }
 

@@ -56,6 +56,8 @@ pub(crate) struct Server {
     budget: Arc<Semaphore>,
     streams: StreamSlots,
     faults: super::Faults,
+    /// The node's shares, to announce what this node holds.
+    shares: super::Shares,
 }
 
 impl Server {
@@ -69,6 +71,7 @@ impl Server {
             budget: Arc::new(Semaphore::new(INBOUND_BUDGET)),
             streams: StreamSlots::new(MAX_STREAMS, MAX_STREAMS_PER_PEER),
             faults: shares.faults.clone(),
+            shares: shares.clone(),
         }
     }
 
@@ -196,11 +199,19 @@ impl Server {
                 lease,
                 share,
             } => {
+                let placement = kith_base::Lease::from_bytes(&lease).map(|l| l.placement());
                 let answer = self
                     .blocking(move |store| {
                         store_share(store, stripe, index, &record, &lease, &share)
                     })
                     .await;
+                // A holder announces itself as a provider of the placement
+                // key, so that a reader whose lookup missed this node (its
+                // closest peers are not the writer's) still finds it.
+                if let (Answer::Stored { .. }, Ok(key)) = (&answer, placement) {
+                    let shares = self.shares.clone();
+                    tokio::spawn(async move { shares.announce(key).await });
+                }
                 match &answer {
                     Answer::Refused { message, .. } => {
                         debug!(%peer, %stripe, index, %message, "refused a share");

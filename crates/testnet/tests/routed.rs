@@ -1,0 +1,47 @@
+//! 200 nodes that cannot all be connected to each other: each keeps at
+//! most 40 connections, so lookups must route through the DHT as in a big
+//! network (with a real node's limit of 256, 200 nodes end up connected
+//! all to all and a lookup is one hop). Every small file put on one node
+//! must come back identical from another, lookups must find their peers,
+//! and no node may be left with a short routing table.
+//!
+//! A test binary of its own, like `scale.rs`, so that it has both cores.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use kith_testnet::Transport;
+use kith_testnet::dht::{self, DhtBenchConfig, JoinMode, SCALE_MAIL_CHECK, SCALE_TIMING};
+
+/// Before the fix (nodes refused every connection once at their limit,
+/// holders did not announce themselves, readers did not search past the
+/// first round) a run got 1 of 20 files back, found 100 of 200 lookups and
+/// left a node with a one-entry routing table; after it, 16 of 20, 187 of
+/// 200 and 64 (`docs/scale.md`, "Files lost at 400 nodes"). Every file
+/// should come back: the bar below sits under what the fix reaches on a
+/// loaded two-core machine (with room for CI's load), well above what the
+/// code before it reached; it is not the goal, and is to be raised to
+/// every file once the remaining losses are found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_nodes_of_forty_connections_route_and_find_most_files() {
+    let config = DhtBenchConfig {
+        nodes: 200,
+        lookups: 100,
+        concurrency: 16,
+        transport: Transport::Memory,
+        seeds: 4,
+        files: 20,
+        join: JoinMode::Waves(50),
+        max_settle_rounds: 0,
+        timing: SCALE_TIMING,
+        mail_check: SCALE_MAIL_CHECK,
+        max_connections: Some(40),
+        ..DhtBenchConfig::default()
+    };
+    let report = dht::run(&config).await.unwrap();
+    eprintln!("{report}");
+    // Nodes really were capped: nobody is connected to everyone.
+    assert!(report.connections_max <= 40, "{report}");
+    assert!(report.table_min >= 20, "a node joined badly: {report}");
+    assert!(report.gets_ok * 2 >= config.files, "{report}");
+    assert!(report.found * 100 >= config.lookups * 75, "{report}");
+}
