@@ -283,6 +283,42 @@ async fn answer_to(from: &Node, to: &Node, frames: &[(u8, Vec<u8>)]) -> Result<u
     }
 }
 
+/// A test node's identity, read from its data folder (to sign letters by
+/// hand as that node).
+fn identity_of(net: &Testnet, index: usize) -> Identity {
+    Identity::from_file_text(
+        &std::fs::read_to_string(net.data_dir(index).join(kith_node::data_dir::IDENTITY_FILE))
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// A file letter's body: name and size.
+fn file_body(name: &str, size: u64) -> Vec<u8> {
+    let mut body = (name.len() as u16).to_le_bytes().to_vec();
+    body.extend_from_slice(name.as_bytes());
+    body.extend_from_slice(&size.to_le_bytes());
+    body
+}
+
+/// Opens a direct stream from `from` to `to`, sends `letter` and waits for
+/// the recipient's "ready": the stream is then in the middle of a transfer.
+async fn start_transfer(from: &Node, to: &Node, letter: &[u8]) -> kith_net::Stream {
+    let mut stream = from
+        .net()
+        .streams()
+        .open_stream(to.peer_id(), wire::DIRECT)
+        .await
+        .unwrap();
+    wire::write_frame(&mut stream, tag::LETTER, letter)
+        .await
+        .unwrap();
+    wire::expect_frame(&mut stream, LIMIT, tag::READY, "ready", &mut Vec::new())
+        .await
+        .unwrap();
+    stream
+}
+
 #[track_caller]
 fn refused(result: Result<u8, WireError>) -> Reason {
     match result {
@@ -310,10 +346,7 @@ async fn hostile_letters_are_refused_and_nothing_is_lost() {
         .send_message(&bob_id.to_string(), "a real one".into())
         .await
         .unwrap();
-    let mallory_key = Identity::from_file_text(
-        &std::fs::read_to_string(net.data_dir(2).join(kith_node::data_dir::IDENTITY_FILE)).unwrap(),
-    )
-    .unwrap();
+    let mallory_key = identity_of(&net, 2);
 
     // Mallory signs a letter that claims to be from alice.
     let forged = raw_letter(
@@ -330,10 +363,7 @@ async fn hostile_letters_are_refused_and_nothing_is_lost() {
     );
 
     // Mallory replays a letter alice really signed (captured somewhere).
-    let alices_key = Identity::from_file_text(
-        &std::fs::read_to_string(net.data_dir(0).join(kith_node::data_dir::IDENTITY_FILE)).unwrap(),
-    )
-    .unwrap();
+    let alices_key = identity_of(&net, 0);
     let genuine = raw_letter(&alices_key, &alice_id, &bob_id, 500, 1, &text_body("hello"));
     assert_eq!(
         refused(answer_to(&mallory, &bob, &[(tag::LETTER, genuine.clone())]).await),
@@ -363,6 +393,16 @@ async fn hostile_letters_are_refused_and_nothing_is_lost() {
     header.extend_from_slice(&(MAX_SIGNED_LETTER as u32 + 1).to_le_bytes());
     stream.write_all(&header).await.unwrap();
     let _ = stream.flush().await;
+    // Bob answers with a refusal that says why, then closes the stream.
+    let answer = wire::read_frame(&mut stream, LIMIT, &mut Vec::new()).await;
+    match answer {
+        Err(WireError::Refused { reason, sentence }) => {
+            assert_eq!(reason, Reason::Invalid, "{sentence}");
+            assert!(sentence.contains("at most"), "{sentence}");
+        }
+        Err(WireError::Closed | WireError::Io(_)) => {}
+        other => panic!("expected a refusal or a closed stream, got {other:?}"),
+    }
     let mut rest = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut rest)).await;
     assert!(
@@ -371,9 +411,7 @@ async fn hostile_letters_are_refused_and_nothing_is_lost() {
     );
 
     // A file whose name climbs out of the inbox.
-    let mut body = 13u16.to_le_bytes().to_vec();
-    body.extend_from_slice(b"../escape.txt");
-    body.extend_from_slice(&4u64.to_le_bytes());
+    let body = file_body("../escape.txt", 4);
     let escape = raw_letter(&mallory_key, &mallory.peer_id(), &bob_id, 1, 2, &body);
     let reason = refused(
         // Only the letter: bob refuses before it asks for any data.
@@ -389,23 +427,16 @@ async fn hostile_letters_are_refused_and_nothing_is_lost() {
     );
 
     // A file that does not match its hash is not kept.
-    let mut body = 8u16.to_le_bytes().to_vec();
-    body.extend_from_slice(b"fake.txt");
-    body.extend_from_slice(&4u64.to_le_bytes());
-    let fake = raw_letter(&mallory_key, &mallory.peer_id(), &bob_id, 2, 2, &body);
-    let mut stream = mallory
-        .net()
-        .streams()
-        .open_stream(bob_id, wire::DIRECT)
-        .await
-        .unwrap();
+    let fake = raw_letter(
+        &mallory_key,
+        &mallory.peer_id(),
+        &bob_id,
+        2,
+        2,
+        &file_body("fake.txt", 4),
+    );
+    let mut stream = start_transfer(&mallory, &bob, &fake).await;
     let mut buffer = Vec::new();
-    wire::write_frame(&mut stream, tag::LETTER, &fake)
-        .await
-        .unwrap();
-    wire::expect_frame(&mut stream, LIMIT, tag::READY, "ready", &mut buffer)
-        .await
-        .unwrap();
     wire::write_frame(&mut stream, tag::DATA, b"evil")
         .await
         .unwrap();
@@ -470,28 +501,12 @@ async fn an_end_frame_of_the_wrong_size_is_refused_not_a_panic() {
         net.node(2).clone(),
     );
     let bob_id = bob.peer_id();
-    let mallory_key = Identity::from_file_text(
-        &std::fs::read_to_string(net.data_dir(2).join(kith_node::data_dir::IDENTITY_FILE)).unwrap(),
-    )
-    .unwrap();
+    let mallory_key = identity_of(&net, 2);
     for (seq, hash_len) in [(1u64, 0usize), (2, 5), (3, 31)] {
-        let mut body = 8u16.to_le_bytes().to_vec();
-        body.extend_from_slice(b"boom.bin");
-        body.extend_from_slice(&3u64.to_le_bytes());
+        let body = file_body("boom.bin", 3);
         let letter = raw_letter(&mallory_key, &mallory.peer_id(), &bob_id, seq, 2, &body);
-        let mut stream = mallory
-            .net()
-            .streams()
-            .open_stream(bob_id, wire::DIRECT)
-            .await
-            .unwrap();
+        let mut stream = start_transfer(&mallory, &bob, &letter).await;
         let mut buffer = Vec::new();
-        wire::write_frame(&mut stream, tag::LETTER, &letter)
-            .await
-            .unwrap();
-        wire::expect_frame(&mut stream, LIMIT, tag::READY, "ready", &mut buffer)
-            .await
-            .unwrap();
         wire::write_frame(&mut stream, tag::DATA, b"abc")
             .await
             .unwrap();
@@ -645,32 +660,12 @@ async fn one_peer_cannot_open_more_than_its_share_of_transfers() {
         net.node(2).clone(),
     );
     let bob_id = bob.peer_id();
-    let mallory_key = Identity::from_file_text(
-        &std::fs::read_to_string(net.data_dir(2).join(kith_node::data_dir::IDENTITY_FILE)).unwrap(),
-    )
-    .unwrap();
-    let file_letter = |seq: u64| {
-        let mut body = 9u16.to_le_bytes().to_vec();
-        body.extend_from_slice(b"stall.bin");
-        body.extend_from_slice(&(1u64 << 20).to_le_bytes());
-        raw_letter(&mallory_key, &mallory.peer_id(), &bob_id, seq, 2, &body)
-    };
+    let mallory_key = identity_of(&net, 2);
     let mut held = Vec::new();
     for seq in 1..=4 {
-        let mut stream = mallory
-            .net()
-            .streams()
-            .open_stream(bob_id, wire::DIRECT)
-            .await
-            .unwrap();
-        let mut buffer = Vec::new();
-        wire::write_frame(&mut stream, tag::LETTER, &file_letter(seq))
-            .await
-            .unwrap();
-        wire::expect_frame(&mut stream, LIMIT, tag::READY, "ready", &mut buffer)
-            .await
-            .unwrap();
-        held.push(stream);
+        let body = file_body("stall.bin", 1 << 20);
+        let letter = raw_letter(&mallory_key, &mallory.peer_id(), &bob_id, seq, 2, &body);
+        held.push(start_transfer(&mallory, &bob, &letter).await);
     }
     // The fifth: refused as soon as it opens, before any letter is read.
     let mut fifth = mallory
