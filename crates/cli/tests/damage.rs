@@ -10,7 +10,7 @@ mod common;
 use std::fs;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -23,17 +23,20 @@ fn up_expecting_exit(dir: &Path) -> (ExitStatus, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + START_LIMIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("kith up on a damaged folder did not exit within {START_LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    // Polled with the shared wait (bounded by START_LIMIT); a node that
+    // does not exit is killed so a failing test leaves no process behind.
+    let mut status = None;
+    let exited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for("kith up on a damaged folder to exit", START_LIMIT, || {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        });
+    }));
+    if let Err(panic) = exited {
+        let _ = child.kill();
+        std::panic::resume_unwind(panic);
+    }
+    let status = status.unwrap();
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     (status, stderr)

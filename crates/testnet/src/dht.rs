@@ -637,7 +637,7 @@ pub struct HolderSeen {
 #[derive(Debug, Clone)]
 pub struct LookupSeen {
     /// Peers it returned (at most 20), or the error.
-    pub returned: Result<usize, String>,
+    pub returned: Result<usize, kith_net::NetError>,
     /// Of those, how many are among the 20 nodes truly closest to the key.
     pub true_closest: usize,
     /// Of those, how many hold shares of the stripe.
@@ -722,7 +722,7 @@ async fn examine_lost_files(net: &Testnet, failures: Vec<FileFailure>) -> Vec<Lo
                         lookup.holders = peers.iter().filter(|p| holder_ids.contains(p)).count();
                         lookup.returned = Ok(peers.len());
                     }
-                    Err(error) => lookup.returned = Err(error.to_string()),
+                    Err(error) => lookup.returned = Err(error),
                 }
                 lookup
             }
