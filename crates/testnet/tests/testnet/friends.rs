@@ -283,6 +283,19 @@ async fn answer_to(from: &Node, to: &Node, frames: &[(u8, Vec<u8>)]) -> Result<u
     }
 }
 
+/// Three joined nodes: alice and bob, honest, and mallory, who will write
+/// frames by hand.
+async fn alice_bob_and_mallory() -> (Testnet, Node, Node, Node) {
+    let net = Testnet::start(3, config()).await.unwrap();
+    wait_joined(&net, 2).await;
+    let nodes = (
+        net.node(0).clone(),
+        net.node(1).clone(),
+        net.node(2).clone(),
+    );
+    (net, nodes.0, nodes.1, nodes.2)
+}
+
 /// A test node's identity, read from its data folder (to sign letters by
 /// hand as that node).
 fn identity_of(net: &Testnet, index: usize) -> Identity {
@@ -334,13 +347,7 @@ fn refused(result: Result<u8, WireError>) -> Reason {
 /// unknown friend: each refused with a reason, nothing stored or lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_letters_are_refused_and_nothing_is_lost() {
-    let net = Testnet::start(3, config()).await.unwrap();
-    wait_joined(&net, 2).await;
-    let (alice, bob, mallory) = (
-        net.node(0).clone(),
-        net.node(1).clone(),
-        net.node(2).clone(),
-    );
+    let (net, alice, bob, mallory) = alice_bob_and_mallory().await;
     let (alice_id, bob_id) = (alice.peer_id(), bob.peer_id());
     alice
         .send_message(&bob_id.to_string(), "a real one".into())
@@ -493,13 +500,7 @@ async fn hostile_letters_are_refused_and_nothing_is_lost() {
 /// frame is refused as malformed, nothing is kept, and the node goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_end_frame_of_the_wrong_size_is_refused_not_a_panic() {
-    let net = Testnet::start(3, config()).await.unwrap();
-    wait_joined(&net, 2).await;
-    let (alice, bob, mallory) = (
-        net.node(0).clone(),
-        net.node(1).clone(),
-        net.node(2).clone(),
-    );
+    let (net, alice, bob, mallory) = alice_bob_and_mallory().await;
     let bob_id = bob.peer_id();
     let mallory_key = identity_of(&net, 2);
     for (seq, hash_len) in [(1u64, 0usize), (2, 5), (3, 31)] {
@@ -652,13 +653,7 @@ async fn no_marker_of_any_plaintext_reaches_another_nodes_folder() {
 /// once it lets go, it may send again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_peer_cannot_open_more_than_its_share_of_transfers() {
-    let net = Testnet::start(3, config()).await.unwrap();
-    wait_joined(&net, 2).await;
-    let (alice, bob, mallory) = (
-        net.node(0).clone(),
-        net.node(1).clone(),
-        net.node(2).clone(),
-    );
+    let (net, alice, bob, mallory) = alice_bob_and_mallory().await;
     let bob_id = bob.peer_id();
     let mallory_key = identity_of(&net, 2);
     let mut held = Vec::new();
