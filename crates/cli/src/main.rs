@@ -299,32 +299,35 @@ fn up(dir: DataDir, args: UpArgs) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let running = kith_api::up(dir, config).await?;
+        // The signal handlers go in before "api on" is printed: scripts (and
+        // our tests) send SIGTERM as soon as they read that line, and a
+        // SIGTERM that arrives before tokio listens kills the process
+        // uncleanly.
+        let shutdown = shutdown_signal()?;
         let node = running.node();
         out!("kith node {}", node.peer_id());
         for addr in node.listen_addrs().await? {
             out!("listening on {addr}");
         }
         out!("api on {}", running.api_addr());
-        running.run_until(shutdown_signal()).await;
+        running.run_until(shutdown).await;
         anyhow::Ok(())
     })
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+/// Listens for Ctrl-C and SIGTERM now; the future completes on either.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use anyhow::Context as _;
     use tokio::signal::unix::{SignalKind, signal};
-    let terminate = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut stream) => {
-                stream.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut interrupt =
+        signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C (SIGINT)")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
+    })
 }
 
 /// Logs to stderr, filtered by RUST_LOG or else by `default_filter`.

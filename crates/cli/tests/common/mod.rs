@@ -127,13 +127,14 @@ impl Daemon {
         &self.addrs[0]
     }
 
-    /// Sends SIGTERM and waits for a clean exit.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
+    /// Sends SIGTERM, waits for the process to exit, and fails the test
+    /// (with the node's stderr) unless it exited cleanly.
+    pub fn terminate(mut self) {
         kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
+        let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
+                break status;
             }
             assert!(
                 Instant::now() < deadline,
@@ -141,7 +142,12 @@ impl Daemon {
                 self.stderr.lock().unwrap()
             );
             std::thread::sleep(Duration::from_millis(50));
-        }
+        };
+        assert!(
+            status.success(),
+            "kith up exited with {status} after SIGTERM; stderr:\n{}",
+            self.stderr.lock().unwrap()
+        );
     }
 }
 
