@@ -12,7 +12,7 @@ use kith_base::letter::{self, Body, Letter};
 use kith_base::{Capability, ContentId, FileKey, Identity, Lease};
 use kith_codec::{FileMeta, Params, encode_all};
 use kith_node::AddressBook;
-use kith_node::friends::wire::{encode_ids, encode_mail};
+use kith_node::protocols::letter_frames::{encode_ids, encode_mail};
 use libfuzzer_sys::fuzz_target;
 
 fn write(target: &str, name: &str, bytes: &[u8]) {

@@ -19,7 +19,7 @@ mod common;
 
 use arbitrary::Arbitrary;
 use common::{Frame, Trickle, frames_to_bytes, runtime};
-use kith_node::friends::wire::tag;
+use kith_node::protocols::letter_frames::tag;
 use kith_node::fuzzing::{FrameOutcome, friends_frame};
 use libfuzzer_sys::fuzz_target;
 

@@ -1,12 +1,12 @@
 //! Fuzzes the friends protocols' payload decoders directly:
-//! `friends::wire::decode_mail` (a mailbox's answer to collect) and
+//! `protocols::letter_frames::decode_mail` (a mailbox's answer to collect) and
 //! `decode_ids` (a drop request), the first byte choosing which.
 //!
 //! Asserts: no panic, no more than `MAX_MAIL_ITEMS`/`MAX_DROP` items; what
 //! decodes encodes back to exactly its bytes.
 #![no_main]
 
-use kith_node::friends::wire::{
+use kith_node::protocols::letter_frames::{
     MAX_DROP, MAX_MAIL_ITEMS, decode_ids, decode_mail, encode_ids, encode_mail,
 };
 use libfuzzer_sys::fuzz_target;

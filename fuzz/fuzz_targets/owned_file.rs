@@ -1,5 +1,5 @@
 //! Fuzzes the owner's file-row decoder (`OwnedFile::decode` in
-//! `share/owned.rs`, read from `owned.redb`).
+//! `files/owned.rs`, read from `owned.redb`).
 //!
 //! Asserts: no panic and no allocation beyond the row's own size (a count
 //! of 2^32 groups must not be believed); a row that decodes encodes back to

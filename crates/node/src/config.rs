@@ -29,8 +29,8 @@ use kith_base::ByteSize;
 use kith_net::{Multiaddr, parse_multiaddr};
 use serde::Deserialize;
 
+use crate::files::UpkeepSettings;
 use crate::friends::FriendSettings;
-use crate::share::UpkeepSettings;
 
 /// The file in the data folder that holds the node's settings.
 pub const CONFIG_FILE: &str = "config.toml";
@@ -131,12 +131,12 @@ fn upkeep_settings(file: &ConfigFile, upkeep: &mut UpkeepSettings) -> Result<(),
     };
     if let Some(text) = &file.lease {
         let lease = duration("lease", text)?;
-        if lease < std::time::Duration::from_secs(2) || lease > crate::share::MAX_LEASE {
+        if lease < std::time::Duration::from_secs(2) || lease > crate::files::MAX_LEASE {
             return Err(invalid(
                 "lease",
                 format!(
                     "{text:?} is outside what holders accept: from 2 seconds to {} days",
-                    crate::share::MAX_LEASE.as_secs() / 86_400
+                    crate::files::MAX_LEASE.as_secs() / 86_400
                 ),
             ));
         }

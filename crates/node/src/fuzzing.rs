@@ -8,10 +8,10 @@ use std::time::Duration;
 use futures::AsyncRead;
 use kith_base::{LEASE_LEN, letter};
 
+use crate::files::owned::OwnedFile;
 use crate::friends::db::HeldMail;
-use crate::friends::wire::{self as friends_wire, WireError as FriendsWireError, tag};
-use crate::share::owned::OwnedFile;
-use crate::share::wire::{self as share_wire, Answer, OutRequest, Request};
+use crate::protocols::letter_frames::{self as friends_wire, WireError as FriendsWireError, tag};
+use crate::protocols::share::wire::{self as share_wire, Answer, OutRequest, Request};
 
 /// A wait long enough never to fire on in-memory bytes.
 const IDLE: Duration = Duration::from_secs(3600);

@@ -27,27 +27,28 @@
 mod chunk_reader;
 pub mod config;
 pub mod data_dir;
+mod files;
 pub mod friends;
 #[doc(hidden)]
 pub mod fuzzing;
 mod metrics;
 mod node;
 pub mod peer_table;
-mod share;
+pub mod protocols;
 mod side_db;
 mod slots;
 
 pub use chunk_reader::ChunkReader;
 pub use config::{ConfigError, ConfigFile, Flags, NodeConfig};
 pub use data_dir::{DataDir, DataDirError};
+pub use files::{
+    CorruptShareReport, Detected, Download, Faults, GetError, GetReport, Health, MAX_LEASE,
+    OWNED_FILE, PutError, PutReport, RmReport, StatReport, StripeStat, UpkeepCounters,
+    UpkeepSettings,
+};
 pub use friends::address_book::{AddressBook, FriendError};
 pub use friends::db::{Content, FileState, InboxEntry, Via};
 pub use friends::{Delivery, FriendSettings, InboxItem, RefusalReason, SendError};
 pub use kith_base::Capability;
 pub use kith_codec::{FileMeta, Manifest, Params};
 pub use node::{Node, NodeError, NodeStatus, PeerInfo, STORE_DIR};
-pub use share::{
-    CorruptShareReport, Detected, Download, Faults, GetError, GetReport, Health, MAX_LEASE,
-    OWNED_FILE, PutError, PutReport, RmReport, StatReport, StripeStat, UpkeepCounters,
-    UpkeepSettings,
-};

@@ -19,12 +19,12 @@ use kith_store::{Store, StoreConfig, StoreError};
 
 use crate::config::NodeConfig;
 use crate::data_dir::{DataDir, DataDirError, DirLock};
+use crate::files::{
+    Download, Faults, GetError, OWNED_FILE, OwnedFiles, PutError, PutReport, RmReport, Shares,
+    StatReport, UpkeepCounters,
+};
 use crate::friends::{Delivery, Friends, InboxItem, SendError};
 use crate::peer_table::{self, PEER_TABLE_FILE};
-use crate::share::{
-    Download, Faults, GetError, OWNED_FILE, OwnedFiles, PutError, PutReport, RmReport, Server,
-    Shares, StatReport, UpkeepCounters,
-};
 
 /// How often the peer table is saved while the node runs (it is also saved
 /// at shutdown, so this only matters after a crash).
@@ -170,7 +170,7 @@ impl Node {
             owned,
             config.upkeep.clone(),
         );
-        let server = tokio::spawn(Server::new(&shares).run(net.streams()));
+        let server = tokio::spawn(shares.server().run(net.streams()));
         let friends = Friends::open(
             identity.clone(),
             data_dir.clone(),

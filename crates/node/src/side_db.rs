@@ -42,8 +42,8 @@ pub(crate) fn open_or_replace<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::owned::{OWNED_FILE, OwnedFiles};
     use crate::friends::db::{MESSAGES_FILE, MessageDb};
-    use crate::share::owned::{OWNED_FILE, OwnedFiles};
 
     /// Garbage, a cut-short file, and an empty-looking one of the wrong size.
     fn damage(path: &Path, pattern: usize) {

@@ -21,10 +21,8 @@
 
 pub mod address_book;
 pub mod db;
-mod direct;
-mod inbox_files;
-mod mailbox;
-pub mod wire;
+pub(crate) mod inbox_files;
+mod receive;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -41,12 +39,15 @@ use tracing::{debug, info, warn};
 
 use crate::chunk_reader::ChunkReader;
 use crate::data_dir::DataDir;
-use crate::share::{PutError, Shares};
+use crate::files::{PutError, Shares};
 use address_book::{AddressBook, FriendError};
 use db::{Content, FileState, InboxEntry, MailLimits, MessageDb, Via};
 use inbox_files::Incoming;
 
-pub use wire::Reason as RefusalReason;
+pub use crate::protocols::letter_frames::Reason as RefusalReason;
+
+use crate::protocols::letter_frames as wire;
+use crate::protocols::{direct, mailbox};
 
 /// How long finding and dialling a friend may take before the letter goes
 /// to its mailbox instead.
@@ -272,25 +273,25 @@ impl Friends {
     /// The tasks that serve the protocols and check the mailbox.
     pub(crate) fn tasks(&self) -> Vec<tokio::task::JoinHandle<()>> {
         vec![
-            tokio::spawn(direct::serve(self.clone(), self.net().streams())),
-            tokio::spawn(mailbox::serve(self.clone(), self.net().streams())),
+            tokio::spawn(direct::server::serve(self.clone(), self.net().streams())),
+            tokio::spawn(mailbox::server::serve(self.clone(), self.net().streams())),
             tokio::spawn(self.clone().check_mail_periodically(self.net().events())),
         ]
     }
 
-    fn me(&self) -> PeerId {
+    pub(crate) fn me(&self) -> PeerId {
         self.inner.identity.peer_id()
     }
-    fn identity(&self) -> &Identity {
+    pub(crate) fn identity(&self) -> &Identity {
         &self.inner.identity
     }
-    fn net(&self) -> &Client {
+    pub(crate) fn net(&self) -> &Client {
         &self.inner.net
     }
     pub(crate) fn db(&self) -> &MessageDb {
         &self.inner.db
     }
-    fn settings(&self) -> &FriendSettings {
+    pub(crate) fn settings(&self) -> &FriendSettings {
         &self.inner.settings
     }
     pub(crate) fn inbox_dir(&self) -> &Path {
@@ -304,7 +305,7 @@ impl Friends {
         })
     }
 
-    fn is_friend(&self, peer: &PeerId) -> bool {
+    pub(crate) fn is_friend(&self, peer: &PeerId) -> bool {
         self.address_book().contains(peer)
     }
 
@@ -318,7 +319,11 @@ impl Friends {
         Ok(peer)
     }
 
-    async fn store_entry(&self, author: PeerId, entry: InboxEntry) -> Result<Option<u64>, String> {
+    pub(crate) async fn store_entry(
+        &self,
+        author: PeerId,
+        entry: InboxEntry,
+    ) -> Result<Option<u64>, String> {
         let db = self.db().clone();
         let arrival = tokio::task::spawn_blocking(move || db.record(&author.to_bytes(), entry))
             .await
@@ -426,7 +431,7 @@ impl Friends {
         let direct = match self
             .try_direct(to, |mut stream: Stream| {
                 let signed = signed.clone();
-                async move { direct::send_text(&mut stream, &signed).await }
+                async move { direct::client::send_text(&mut stream, &signed).await }
             })
             .await?
         {
@@ -507,7 +512,7 @@ impl Friends {
             .try_direct(to, |mut stream: Stream| {
                 let signed = signed.clone();
                 async move {
-                    direct::offer_file(&mut stream, &signed).await?;
+                    direct::client::offer_file(&mut stream, &signed).await?;
                     Ok(stream)
                 }
             })
@@ -515,7 +520,7 @@ impl Friends {
         let direct = match offered {
             // From here on the body is being read: no fallback.
             Ok(mut stream) => {
-                return match direct::stream_file(&mut stream, &mut *body, size).await {
+                return match direct::client::stream_file(&mut stream, &mut *body, size).await {
                     Ok(hash) => Ok(Delivery {
                         to: to.to_string(),
                         seq: letter.seq,
@@ -526,8 +531,10 @@ impl Friends {
                         capability: None,
                         direct_error: None,
                     }),
-                    Err(direct::SendFailure::Source(error)) => Err(SendError::Source(error)),
-                    Err(direct::SendFailure::Wire(error)) => Err(SendError::Interrupted {
+                    Err(direct::client::SendFailure::Source(error)) => {
+                        Err(SendError::Source(error))
+                    }
+                    Err(direct::client::SendFailure::Wire(error)) => Err(SendError::Interrupted {
                         detail: refusal(to, error)?,
                         peer: to.to_string(),
                     }),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::{AsyncReadExt, AsyncWriteExt};
 use kith_base::Identity;
 use kith_base::letter::{self, MAX_SIGNED_LETTER};
-use kith_node::friends::wire::{self, Reason, WireError, tag};
+use kith_node::protocols::letter_frames::{self, Reason, WireError, tag};
 use kith_node::{Content, FileState, FriendError, FriendSettings, InboxItem, Node, SendError, Via};
 use kith_testnet::{Testnet, TestnetConfig};
 

@@ -1,36 +1,26 @@
-//! Files on the network: put, get and stat over the share protocol.
+//! Files on the network: put, get, stat and rm, over the share protocol
+//! (its room is [`crate::protocols::share`]).
 //!
-//! - [`wire`]: the frames of `/kith/share/1.0.0`, with their size limits;
-//! - [`server`]: serving shares to peers (store, fetch, "which do you hold");
-//! - [`client`]: asking a peer, over a pool of reusable streams;
 //! - [`placement`]: which peers hold which shares (XOR distance, extents);
 //! - [`put`], [`get`], [`stat`], [`rm`]: the operations, driven by [`Shares`];
-//! - upkeep, running in the background on every node: [`leases`] (renew
-//!   this node's files, drop expired shares; [`owned`] remembers what it
-//!   stored), [`repair`] (rebuild the missing shares of the stripes it
-//!   holds) and [`scrub`] (re-read its shares to find damage), with
-//!   [`counters`] for `kith status`;
-//! - [`swarm`]: downloaders of one file at one time serve each other.
+//!   [`owned`] remembers the files this node stored;
+//! - [`upkeep`], running in the background on every node: leases, repair
+//!   and scrub;
+//! - [`swarm`]: downloaders of one file at one time serve each other;
+//! - [`faults`]: misbehaviour tests switch on.
 //!
 //! `docs/storage.md` describes the whole flow; `docs/threat-model.md` what
 //! each kind of peer can learn and do.
 
-mod client;
-mod counters;
 mod faults;
-mod get;
-mod leases;
+pub(crate) mod get;
 pub(crate) mod owned;
-mod pacing;
-mod placement;
-mod put;
-mod repair;
+pub(crate) mod placement;
+pub(crate) mod put;
 mod rm;
-mod scrub;
-mod server;
-mod stat;
-mod swarm;
-pub(crate) mod wire;
+pub(crate) mod stat;
+pub(crate) mod swarm;
+pub(crate) mod upkeep;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -41,23 +31,23 @@ use kith_net::{Client, PeerId};
 use kith_store::Store;
 use tracing::debug;
 
-pub use counters::UpkeepCounters;
 pub use faults::Faults;
 pub use get::{CorruptShareReport, Detected, Download, GetError, GetReport};
-pub use leases::MAX_LEASE;
 pub use owned::OWNED_FILE;
 pub use put::{PutError, PutReport};
 pub use rm::RmReport;
 pub use stat::{Health, StatReport, StripeStat};
+pub use upkeep::counters::UpkeepCounters;
+pub use upkeep::leases::MAX_LEASE;
 
+pub(crate) use crate::protocols::share::server::Server;
 pub(crate) use owned::OwnedFiles;
-pub(crate) use repair::RepairState;
-pub(crate) use server::Server;
+pub(crate) use upkeep::repair::RepairState;
 
-use client::ShareClient;
-use counters::Counters;
+use crate::protocols::share::client::ShareClient;
+use crate::protocols::share::wire::{self, Answer, OutRequest};
 use get::Caching;
-use wire::{Answer, OutRequest};
+use upkeep::counters::Counters;
 
 /// How long a `have` round may wait for one peer.
 const HAVE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -183,11 +173,24 @@ impl Shares {
         }
     }
 
-    /// The upkeep counters since start.
+    /// The share protocol's server for this node's store.
+    pub(crate) fn server(&self) -> Server {
+        Server::new(crate::protocols::share::server::ServerParts {
+            store: self.store.clone(),
+            repair: self.repair.clone(),
+            swarm: self.swarm.clone(),
+            counters: self.counters.clone(),
+            faults: self.faults.clone(),
+            shares: self.clone(),
+        })
+    }
+
+    /// Misbehaviour a test switched on.
     pub(crate) fn faults(&self) -> &Faults {
         &self.faults
     }
 
+    /// The upkeep counters since start.
     pub(crate) fn counters(&self) -> UpkeepCounters {
         self.counters.snapshot()
     }
@@ -472,7 +475,7 @@ impl Shares {
 
 /// Runs a store call on the blocking pool (every store call may wait on
 /// the disk); a panic in it is resumed here.
-async fn on_blocking_pool<T: Send + 'static>(
+pub(crate) async fn on_blocking_pool<T: Send + 'static>(
     store: &Store,
     work: impl FnOnce(&Store) -> T + Send + 'static,
 ) -> T {

@@ -24,8 +24,8 @@ use kith_base::{Capability, ContentId};
 use kith_net::PeerId;
 use tracing::debug;
 
-use super::wire::{Answer, DropResult, OutRequest};
 use super::{Caching, GetError, Shares};
+use crate::protocols::share::wire::{Answer, DropResult, OutRequest};
 
 /// Drop requests in flight at once.
 const IN_FLIGHT: usize = 16;
@@ -111,8 +111,10 @@ impl Shares {
     async fn drop_one(&self, stripe: ContentId, index: u8, holder: PeerId) -> Outcome {
         let answer = if holder == self.me {
             let owner = kith_base::identity::ed25519_key(&self.me).unwrap_or_default();
-            self.blocking(move |store| super::server::drop_share(store, stripe, index, owner))
-                .await
+            self.blocking(move |store| {
+                crate::protocols::share::server::drop_share(store, stripe, index, owner)
+            })
+            .await
         } else {
             let call = self
                 .client

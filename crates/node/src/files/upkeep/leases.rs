@@ -23,8 +23,8 @@ use kith_store::Store;
 use tracing::{debug, info, warn};
 
 use super::counters::bump;
-use super::wire::{Answer, MAX_RENEW, OutRequest};
-use super::{Shares, unix_now};
+use crate::files::{Shares, unix_now};
+use crate::protocols::share::wire::{Answer, MAX_RENEW, OutRequest};
 
 /// The longest lease a holder accepts, so no one can pin shares forever.
 pub const MAX_LEASE: Duration = Duration::from_secs(400 * 24 * 3600);

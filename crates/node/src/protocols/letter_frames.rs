@@ -228,7 +228,7 @@ impl WireError {
 }
 
 /// Time allowed for a frame of `len` bytes: the share protocol's rule.
-pub(crate) use crate::share::wire::transfer_timeout as frame_timeout;
+pub(crate) use crate::protocols::share::wire::transfer_timeout as frame_timeout;
 
 async fn timed<T>(
     limit: Duration,
@@ -343,7 +343,7 @@ pub async fn expect_frame<R: AsyncRead + Unpin>(
 }
 
 /// A mail answer's payload.
-pub fn encode_mail(items: &[super::db::HeldLetter]) -> Vec<u8> {
+pub fn encode_mail(items: &[crate::friends::db::HeldLetter]) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(&(items.len() as u16).to_le_bytes());
     for (_, sealed) in items {

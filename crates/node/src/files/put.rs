@@ -26,7 +26,7 @@ use tracing::{debug, info, warn};
 use super::Shares;
 use super::owned::OwnedFile;
 use super::placement::{EXTENT_STRIPES, ExtentPlacement};
-use super::wire::{Answer, OutRequest};
+use crate::protocols::share::wire::{Answer, OutRequest};
 
 /// Stripes the codec may run ahead of the network.
 const ENCODED_AHEAD: usize = 4;

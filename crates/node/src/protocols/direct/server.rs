@@ -1,5 +1,4 @@
-//! Direct delivery over `/kith/direct/1.0.0`: the recipient's server, and
-//! the sender's side of one letter.
+//! The recipient's side of `/kith/direct/1.0.0`.
 //!
 //! The server trusts nothing it receives: the letter must be signed by the
 //! peer on the other end of the (Noise-authenticated) connection and
@@ -11,15 +10,15 @@
 
 use std::time::Duration;
 
-use futures::{AsyncRead, AsyncReadExt, StreamExt};
+use futures::StreamExt;
 use kith_base::letter::{self, Body, Letter};
 use kith_net::{Control, PeerId, Stream};
 use tracing::{debug, info, warn};
 
-use super::db::{Content, FileState, InboxEntry, Via};
-use super::inbox_files::Incoming;
-use super::wire::{self, Reason, WireError, tag};
-use super::{Friends, now_ms};
+use crate::friends::Friends;
+use crate::friends::db::{Content, FileState, Via};
+use crate::friends::inbox_files::Incoming;
+use crate::protocols::letter_frames::{self as wire, Reason, WireError, tag};
 use crate::slots::StreamSlots;
 
 /// Most direct streams served at once.
@@ -29,12 +28,12 @@ const MAX_STREAMS_PER_PEER: usize = 4;
 /// How long the first frame of a stream may take to come.
 const FIRST_FRAME: Duration = Duration::from_secs(30);
 /// How long the sender waits between frames of a file.
-const BETWEEN_FRAMES: Duration = Duration::from_secs(60);
+pub(crate) const BETWEEN_FRAMES: Duration = Duration::from_secs(60);
 /// Room the inbox's disk keeps free after a received file.
 const DISK_HEADROOM: u64 = 64 << 20;
 
 /// Serves `/kith/direct/1.0.0` until the network stops.
-pub(super) async fn serve(friends: Friends, mut control: Control) {
+pub(crate) async fn serve(friends: Friends, mut control: Control) {
     let mut incoming = match control.accept(wire::DIRECT) {
         Ok(incoming) => incoming,
         Err(error) => {
@@ -74,7 +73,7 @@ pub(super) async fn serve(friends: Friends, mut control: Control) {
 }
 
 /// A refusal to send back (or, for mail, to log): why, and the sentence.
-pub(super) struct Refusal(pub(super) Reason, pub(super) String);
+pub(crate) struct Refusal(pub(crate) Reason, pub(crate) String);
 
 async fn receive(friends: &Friends, peer: PeerId, stream: &mut Stream) -> Result<(), WireError> {
     let mut buffer = Vec::new();
@@ -129,67 +128,6 @@ async fn check_letter(friends: &Friends, peer: PeerId, signed: &[u8]) -> Result<
     }
     friends.admissible(&letter).await?;
     Ok(letter)
-}
-
-impl Friends {
-    /// The checks every letter passes, however it came: addressed to this
-    /// node, from an accepted author, not seen before.
-    pub(super) async fn admissible(&self, letter: &Letter) -> Result<(), Refusal> {
-        if letter.to != self.me() {
-            return Err(Refusal(
-                Reason::Forged,
-                format!("the letter is addressed to {}, not to this node", letter.to),
-            ));
-        }
-        if self.settings().friends_only && !self.is_friend(&letter.from) {
-            return Err(Refusal(
-                Reason::NotAFriend,
-                "the recipient accepts letters from friends only".into(),
-            ));
-        }
-        let db = self.db().clone();
-        let (author, seq) = (letter.from.to_bytes(), letter.seq);
-        let seen = tokio::task::spawn_blocking(move || db.seen(&author, seq))
-            .await
-            .map_err(|error| Refusal(Reason::Internal, error.to_string()))?
-            .map_err(|error| Refusal(Reason::Internal, error.to_string()))?;
-        if seen {
-            return Err(Refusal(
-                Reason::Duplicate,
-                format!(
-                    "letter {} from {} was already delivered; replays are ignored",
-                    letter.seq, letter.from
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Stores an admitted letter in the inbox (once).
-    pub(super) async fn record(
-        &self,
-        letter: &Letter,
-        via: Via,
-        content: Content,
-    ) -> Result<(), Refusal> {
-        let entry = InboxEntry {
-            arrival: 0,
-            from: letter.from.to_string(),
-            sent_at_ms: letter.sent_at_ms,
-            seq: letter.seq,
-            received_at_ms: now_ms(),
-            via,
-            content,
-        };
-        match self.store_entry(letter.from, entry).await {
-            Ok(Some(_)) => Ok(()),
-            Ok(None) => Err(Refusal(
-                Reason::Duplicate,
-                format!("letter {} was already delivered", letter.seq),
-            )),
-            Err(error) => Err(Refusal(Reason::Internal, error)),
-        }
-    }
 }
 
 async fn receive_file(
@@ -316,101 +254,4 @@ async fn receive_file(
         let _ = std::fs::remove_file(&path);
     }
     Ok(recorded)
-}
-
-/// Sends a text letter on `stream` and waits for the answer.
-pub(super) async fn send_text(stream: &mut Stream, signed: &[u8]) -> Result<(), WireError> {
-    wire::write_frame(stream, tag::LETTER, signed).await?;
-    let mut buffer = Vec::new();
-    wire::expect_frame(
-        stream,
-        BETWEEN_FRAMES,
-        tag::DELIVERED,
-        "delivered",
-        &mut buffer,
-    )
-    .await
-}
-
-/// Sends a file letter, waits for ready, and returns whether the recipient
-/// agreed (errors before ready leave `body` untouched).
-pub(super) async fn offer_file(stream: &mut Stream, signed: &[u8]) -> Result<(), WireError> {
-    wire::write_frame(stream, tag::LETTER, signed).await?;
-    let mut buffer = Vec::new();
-    wire::expect_frame(stream, BETWEEN_FRAMES, tag::READY, "ready", &mut buffer).await
-}
-
-/// Streams `size` bytes of `body`, then the hash, and waits for delivered.
-/// Calls `progress` with the bytes sent so far.
-pub(super) async fn stream_file(
-    stream: &mut Stream,
-    body: &mut (dyn AsyncRead + Send + Unpin),
-    size: u64,
-) -> Result<blake3::Hash, SendFailure> {
-    let mut hasher = blake3::Hasher::new();
-    let mut sent = 0u64;
-    let mut buffer = vec![0u8; wire::MAX_CHUNK];
-    loop {
-        buffer.resize(wire::MAX_CHUNK, 0);
-        let mut filled = 0;
-        while filled < buffer.len() {
-            match body.read(&mut buffer[filled..]).await {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(error) => return Err(SendFailure::Source(error)),
-            }
-        }
-        if filled == 0 {
-            break;
-        }
-        sent += filled as u64;
-        if sent > size {
-            return Err(SendFailure::Source(std::io::Error::other(format!(
-                "the file is longer than the {size} bytes announced"
-            ))));
-        }
-        buffer.truncate(filled);
-        // Hash on a blocking thread while the chunk goes out: on two cores
-        // the hash is otherwise a serial step between network writes.
-        let chunk = std::sync::Arc::new(std::mem::take(&mut buffer));
-        let hashing = {
-            let chunk = chunk.clone();
-            let mut hasher = std::mem::take(&mut hasher);
-            tokio::task::spawn_blocking(move || {
-                hasher.update(&chunk);
-                hasher
-            })
-        };
-        let written = wire::write_frame(stream, tag::DATA, &chunk).await;
-        hasher = hashing
-            .await
-            .map_err(|error| SendFailure::Source(std::io::Error::other(error)))?;
-        written.map_err(SendFailure::Wire)?;
-        buffer = std::sync::Arc::try_unwrap(chunk).unwrap_or_else(|shared| shared.to_vec());
-    }
-    if sent != size {
-        return Err(SendFailure::Source(std::io::Error::other(format!(
-            "the file ended after {sent} of the {size} bytes announced"
-        ))));
-    }
-    let hash = hasher.finalize();
-    wire::write_frame(stream, tag::END, hash.as_bytes())
-        .await
-        .map_err(SendFailure::Wire)?;
-    let mut buffer = Vec::new();
-    // The recipient syncs the file before it answers.
-    let wait = BETWEEN_FRAMES + wire::frame_timeout(size.min(usize::MAX as u64) as usize);
-    wire::expect_frame(stream, wait, tag::DELIVERED, "delivered", &mut buffer)
-        .await
-        .map_err(SendFailure::Wire)?;
-    Ok(hash)
-}
-
-/// Why streaming a file stopped.
-#[derive(Debug)]
-pub(super) enum SendFailure {
-    /// Reading the file failed.
-    Source(std::io::Error),
-    /// The stream failed or the recipient refused.
-    Wire(WireError),
 }

@@ -49,11 +49,11 @@ use tokio::sync::{Notify, broadcast};
 use tracing::{debug, info, warn};
 
 use super::counters::bump;
-use super::get::ReportState;
 use super::pacing::RateLimiter;
-use super::stat::distinct_assignment;
-use super::wire::{Answer, MAX_HAVE, OutRequest};
-use super::{Shares, unix_now};
+use crate::files::get::ReportState;
+use crate::files::stat::distinct_assignment;
+use crate::files::{Shares, unix_now};
+use crate::protocols::share::wire::{Answer, MAX_HAVE, OutRequest};
 
 /// Stripes repaired at once by one node.
 const REPAIRS_AT_ONCE: usize = 4;
@@ -469,7 +469,7 @@ impl Shares {
             let (record, share, lease) = (record.clone(), share.to_vec(), *lease);
             return self
                 .blocking(move |store| {
-                    super::put::store_leased(store, &record, index, &share, &lease)
+                    crate::files::put::store_leased(store, &record, index, &share, &lease)
                         .map(|_| ())
                         .map_err(|error| error.to_string())
                 })

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use tracing::{debug, warn};
 
-use super::Shares;
 use super::counters::bump;
 use super::pacing::RateLimiter;
+use crate::files::Shares;
 
 /// Shares checked per store call.
 const STEP: usize = 8;

@@ -33,9 +33,9 @@ use tracing::{debug, warn};
 
 use crate::slots::StreamSlots;
 
-use super::counters::{Counters, bump};
-use super::swarm::{ShareKey, Swarm};
 use super::wire::{self, Answer, DropResult, RefuseReason, Request, WireError};
+use crate::files::swarm::{ShareKey, Swarm};
+use crate::files::upkeep::counters::{Counters, bump};
 
 /// Most share streams served at once.
 pub(crate) const MAX_STREAMS: usize = 256;
@@ -46,32 +46,44 @@ pub(crate) const INBOUND_BUDGET: usize = 256 << 20;
 /// How long a stream may sit between requests.
 pub(crate) const IDLE: Duration = Duration::from_secs(120);
 
+/// What the server is given by the node.
+pub(crate) struct ServerParts {
+    pub(crate) store: Store,
+    pub(crate) repair: Arc<crate::files::RepairState>,
+    pub(crate) swarm: Swarm,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) faults: crate::files::Faults,
+    pub(crate) shares: crate::files::Shares,
+}
+
 /// Shared state of the server.
 #[derive(Clone)]
 pub(crate) struct Server {
     store: Store,
-    repair: Arc<super::RepairState>,
+    repair: Arc<crate::files::RepairState>,
     swarm: Swarm,
     counters: Arc<Counters>,
     budget: Arc<Semaphore>,
     streams: StreamSlots,
-    faults: super::Faults,
+    faults: crate::files::Faults,
     /// The node's shares, to announce what this node holds.
-    shares: super::Shares,
+    shares: crate::files::Shares,
 }
 
 impl Server {
-    /// The server of `shares`' node, serving from `shares`' store.
-    pub(crate) fn new(shares: &super::Shares) -> Self {
+    /// A server of `store`, with the node's swarm (to redirect to fresher
+    /// copies), repair state (to pace), counters and faults, and its
+    /// shares (to announce what it holds).
+    pub(crate) fn new(parts: ServerParts) -> Self {
         Self {
-            store: shares.store.clone(),
-            repair: shares.repair.clone(),
-            swarm: shares.swarm.clone(),
-            counters: shares.counters.clone(),
+            store: parts.store,
+            repair: parts.repair,
+            swarm: parts.swarm,
+            counters: parts.counters,
             budget: Arc::new(Semaphore::new(INBOUND_BUDGET)),
             streams: StreamSlots::new(MAX_STREAMS, MAX_STREAMS_PER_PEER),
-            faults: shares.faults.clone(),
-            shares: shares.clone(),
+            faults: parts.faults,
+            shares: parts.shares,
         }
     }
 
@@ -251,7 +263,7 @@ impl Server {
             }
             Request::Renew { leases } => {
                 let renewed = self
-                    .blocking(move |store| super::leases::renew_held(store, &leases))
+                    .blocking(move |store| crate::files::upkeep::leases::renew_held(store, &leases))
                     .await;
                 debug!(%peer, renewed, "renewed leases");
                 Answer::Renewed(u32::try_from(renewed).unwrap_or(u32::MAX))
@@ -267,7 +279,7 @@ impl Server {
         &self,
         work: impl FnOnce(&Store) -> T + Send + 'static,
     ) -> T {
-        super::on_blocking_pool(&self.store, work).await
+        crate::files::on_blocking_pool(&self.store, work).await
     }
 }
 
@@ -373,7 +385,7 @@ fn store_share(
             ),
         );
     }
-    let lease = match super::leases::check_lease(lease, Some(stripe)) {
+    let lease = match crate::files::upkeep::leases::check_lease(lease, Some(stripe)) {
         Ok(lease) => lease,
         Err(error) => return refuse(RefuseReason::Invalid, format!("bad lease: {error}")),
     };
@@ -381,7 +393,7 @@ fn store_share(
     // refused (quota, mismatch) nothing is left behind for it. The lease's
     // owner owns the share (a cached copy, which has no owner, is taken
     // over).
-    let stored = super::put::store_leased(store, &record, index, share, &lease);
+    let stored = crate::files::put::store_leased(store, &record, index, share, &lease);
     match stored {
         Ok(outcome) => Answer::Stored {
             already_held: outcome == PutOutcome::AlreadyHad,

@@ -41,12 +41,12 @@ use tokio::sync::{OnceCell, mpsc};
 use tracing::{debug, warn};
 
 use super::Shares;
-use super::client::CallError;
-use super::counters::bump;
 use super::placement::{EXTENT_STRIPES, extent_count, extent_key, extent_of, extent_stripes};
-use super::server::LocalShare;
 use super::swarm::{HeldShare, REDIRECTED_ANSWER_WAIT};
-use super::wire::{Answer, OutRequest, WireError};
+use super::upkeep::counters::bump;
+use crate::protocols::share::client::CallError;
+use crate::protocols::share::server::LocalShare;
+use crate::protocols::share::wire::{Answer, OutRequest, WireError};
 
 /// A failed redirect that took this long counts against the holder and the
 /// peer it named (see [`super::swarm`]'s breakers).
@@ -550,7 +550,7 @@ impl Shares {
             {
                 if lease.is_none()
                     && let Some(bytes) = served.lease
-                    && let Ok(valid) = super::leases::check_lease(&bytes, Some(stripe))
+                    && let Ok(valid) = super::upkeep::leases::check_lease(&bytes, Some(stripe))
                 {
                     lease = Some(valid);
                     lease_bytes = Some(Bytes::from(bytes));
@@ -644,7 +644,9 @@ impl Shares {
     ) -> Result<Served, FetchFailure> {
         if peer == self.me {
             return match self
-                .blocking(move |store| super::server::local_share(store, stripe, index))
+                .blocking(move |store| {
+                    crate::protocols::share::server::local_share(store, stripe, index)
+                })
                 .await
             {
                 LocalShare::Found {

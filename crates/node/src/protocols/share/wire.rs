@@ -45,7 +45,7 @@ use kith_base::{ContentId, LEASE_LEN};
 use kith_net::{PeerId, StreamProtocol};
 
 /// The protocol id of share transfer.
-pub(crate) const PROTOCOL: StreamProtocol = StreamProtocol::new("/kith/share/1.0.0");
+pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/kith/share/1.0.0");
 
 /// Largest stripe record: a 255-share stripe's record is ~8.2 KiB.
 pub(crate) const MAX_RECORD: usize = 16 * 1024;
