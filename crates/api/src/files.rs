@@ -153,7 +153,7 @@ async fn put(
         }
     });
     let reader = ChunkReader::new(receiver);
-    let result = files.node.put(Box::new(reader), params, meta).await;
+    let result = files.node.files().put(Box::new(reader), params, meta).await;
     let _ = pump.await;
     match result {
         Ok(report) => Json(Stored {
@@ -182,7 +182,7 @@ async fn get_file(State(files): State<Files>, Query(query): Query<CapQuery>) -> 
         Ok(capability) => capability,
         Err(message) => return bad_request(message),
     };
-    let download = match files.node.get(&capability).await {
+    let download = match files.node.files().get(&capability).await {
         Ok(download) => download,
         Err(error) => return error_response(get_status(&error), error.to_string()),
     };
@@ -254,7 +254,7 @@ async fn remove(State(files): State<Files>, Query(query): Query<CapQuery>) -> Re
         Ok(capability) => capability,
         Err(message) => return bad_request(message),
     };
-    match files.node.remove(&capability).await {
+    match files.node.files().remove(&capability).await {
         Ok(report) => Json(report).into_response(),
         Err(error) => error_response(get_status(&error), error.to_string()),
     }
@@ -265,7 +265,7 @@ async fn stat(State(files): State<Files>, Query(query): Query<CapQuery>) -> Resp
         Ok(capability) => capability,
         Err(message) => return bad_request(message),
     };
-    let report = match files.node.stat(&capability).await {
+    let report = match files.node.files().stat(&capability).await {
         Ok(report) => report,
         Err(error) => return error_response(get_status(&error), error.to_string()),
     };

@@ -65,7 +65,7 @@ fn delivered(result: Result<Delivery, SendError>) -> Response {
 }
 
 async fn message(State(node): State<Node>, Json(request): Json<MessageRequest>) -> Response {
-    delivered(node.send_message(&request.to, request.text).await)
+    delivered(node.friends().send_message(&request.to, request.text).await)
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,6 +86,7 @@ async fn send(
         .map(|chunk| chunk.map_err(std::io::Error::other))
         .into_async_read();
     let result = node
+        .friends()
         .send_file(&query.to, &query.name, query.size, Box::new(body))
         .await;
     delivered(result)
@@ -102,7 +103,7 @@ async fn inbox(State(node): State<Node>, Query(query): Query<InboxQuery>) -> Res
     let wait = query
         .wait
         .map(|secs| Duration::from_secs(secs).min(MAX_WAIT));
-    match node.inbox(query.after, wait).await {
+    match node.friends().inbox(query.after, wait).await {
         Ok(entries) => Json(InboxAnswer { entries }).into_response(),
         Err(error) => error_response(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
     }
@@ -110,7 +111,7 @@ async fn inbox(State(node): State<Node>, Query(query): Query<InboxQuery>) -> Res
 
 async fn check_mail(State(node): State<Node>) -> Response {
     Json(MailChecked {
-        new: node.check_mail().await,
+        new: node.friends().check_mail().await,
     })
     .into_response()
 }
@@ -133,7 +134,7 @@ async fn held_mail(State(node): State<Node>, Query(query): Query<HeldQuery>) -> 
             }
         },
     };
-    match node.held_mail(peer).await {
+    match node.friends().held_mail(peer).await {
         Ok((letters, bytes)) => Json(HeldMail { letters, bytes }).into_response(),
         Err(error) => error_response(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
     }

@@ -103,9 +103,9 @@ async fn metrics(State(node): State<Node>) -> Result<Response, ApiError> {
 }
 
 async fn repair(State(node): State<Node>) -> ApiResult<crate::types::Repaired> {
-    let before = node.upkeep();
-    let stripes = node.repair_now().await;
-    let after = node.upkeep();
+    let before = node.upkeep().counters();
+    let stripes = node.upkeep().repair_now().await;
+    let after = node.upkeep().counters();
     Ok(Json(crate::types::Repaired {
         stripes,
         shares: after.shares_repaired.saturating_sub(before.shares_repaired),

@@ -160,6 +160,7 @@ async fn story(
         .context("demo.bin is not a valid file name")?;
     let report = net
         .node(0)
+        .files()
         .put(reader, params, meta)
         .await
         .context("the put failed")?;
@@ -178,6 +179,7 @@ async fn story(
     let stating = Instant::now();
     let stat = net
         .node(0)
+        .files()
         .stat(&report.capability)
         .await
         .context("cannot see where the shares are")?;
@@ -219,6 +221,7 @@ async fn story(
     }
     let after = net
         .node(getter)
+        .files()
         .stat(&report.capability)
         .await
         .context("cannot see where the shares are after the stop")?;
@@ -234,6 +237,7 @@ async fn story(
     let getting = Instant::now();
     let download = net
         .node(getter)
+        .files()
         .get(&report.capability)
         .await
         .context("cannot open the file on the network")?;

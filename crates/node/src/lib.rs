@@ -31,6 +31,7 @@ mod files;
 pub mod friends;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod handles;
 mod metrics;
 mod node;
 pub mod peer_table;

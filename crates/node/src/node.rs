@@ -13,17 +13,13 @@ use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use kith_base::Capability;
-use kith_codec::{FileMeta, Params};
 use kith_store::{Store, StoreConfig, StoreError};
 
 use crate::config::NodeConfig;
 use crate::data_dir::{DataDir, DataDirError, DirLock};
-use crate::files::{
-    Download, Faults, GetError, OWNED_FILE, OwnedFiles, PutError, PutReport, RmReport, Shares,
-    StatReport, UpkeepCounters,
-};
-use crate::friends::{Delivery, Friends, InboxItem, SendError};
+use crate::files::{OWNED_FILE, OwnedFiles, Shares, UpkeepCounters};
+use crate::friends::Friends;
+use crate::handles::{Files, Friends as FriendsHandle, Upkeep};
 use crate::peer_table::{self, PEER_TABLE_FILE};
 
 /// How often the peer table is saved while the node runs (it is also saved
@@ -292,94 +288,27 @@ impl Node {
         &self.inner.store
     }
 
-    /// Stores a file on the network: encrypts and erasure-codes what
-    /// `reader` yields and places every share on distinct peers. Returns
-    /// only once every stripe has all its shares accepted.
-    pub async fn put(
-        &self,
-        reader: Box<dyn std::io::Read + Send>,
-        params: Params,
-        meta: FileMeta,
-    ) -> Result<PutReport, PutError> {
-        self.inner.shares.put(reader, params, meta).await
+    /// Files on the network: put, get, stat, rm.
+    pub fn files(&self) -> Files<'_> {
+        Files(self)
     }
 
-    /// Finds and opens a file's manifest; fetch the bytes with
-    /// [`Download::into_stream`].
-    pub async fn get(&self, capability: &Capability) -> Result<Download, GetError> {
-        self.inner.shares.open(capability).await
+    /// Messages and files to and from friends, and mail held for others.
+    pub fn friends(&self) -> FriendsHandle<'_> {
+        FriendsHandle(self)
     }
 
-    /// Misbehaviour this node can be made to show, for tests that prove
-    /// honest nodes cope with a lying peer (see [`Faults`]). Off unless
-    /// switched on here.
-    pub fn faults(&self) -> &Faults {
-        self.inner.shares.faults()
+    /// Leases, repair and scrub: what the node does in the background.
+    pub fn upkeep(&self) -> Upkeep<'_> {
+        Upkeep(self)
     }
 
-    /// Where the shares of a file are, stripe by stripe.
-    pub async fn stat(&self, capability: &Capability) -> Result<StatReport, GetError> {
-        self.inner.shares.stat(capability).await
+    pub(crate) fn shares(&self) -> &Shares {
+        &self.inner.shares
     }
 
-    /// Sends a text message to `friend` (a petname or a peer id): straight
-    /// to its node if it can be reached, else sealed into its mailbox.
-    pub async fn send_message(&self, friend: &str, text: String) -> Result<Delivery, SendError> {
-        self.inner.friends.send_text(friend, text).await
-    }
-
-    /// Sends a file of `size` bytes read from `body` to `friend` under
-    /// `name`: streamed and verified if the friend can be reached, else
-    /// stored on the network and its capability mailed.
-    pub async fn send_file(
-        &self,
-        friend: &str,
-        name: &str,
-        size: u64,
-        body: Box<dyn futures::AsyncRead + Send + Unpin>,
-    ) -> Result<Delivery, SendError> {
-        self.inner.friends.send_file(friend, name, size, body).await
-    }
-
-    /// Inbox entries that arrived after arrival number `after` (0 = all),
-    /// oldest arrival first. With `wait`, waits that long for one if none
-    /// has arrived.
-    pub async fn inbox(
-        &self,
-        after: u64,
-        wait: Option<Duration>,
-    ) -> Result<Vec<InboxItem>, NodeError> {
-        match wait {
-            Some(wait) => self.inner.friends.wait_inbox(after, wait).await,
-            None => self.inner.friends.inbox(after).await,
-        }
-        .map_err(NodeError::Internal)
-    }
-
-    /// Checks the mailbox now; returns how many new letters arrived.
-    pub async fn check_mail(&self) -> usize {
-        self.inner.friends.check_mail().await
-    }
-
-    /// Mail this node holds for others: for `peer`'s mailbox, or in all.
-    /// Returns (letters, bytes).
-    pub async fn held_mail(&self, peer: Option<PeerId>) -> Result<(u64, u64), NodeError> {
-        self.inner
-            .friends
-            .held_mail(peer)
-            .await
-            .map_err(NodeError::Internal)
-    }
-
-    /// The folder where files from friends land.
-    pub fn inbox_dir(&self) -> &std::path::Path {
-        self.inner.friends.inbox_dir()
-    }
-
-    /// Deletes the shares of a file that this node stored, from every
-    /// holder; holders refuse for shares another node stored.
-    pub async fn remove(&self, capability: &Capability) -> Result<RmReport, GetError> {
-        self.inner.shares.remove(capability).await
+    pub(crate) fn friends_inner(&self) -> &Friends {
+        &self.inner.friends
     }
 
     /// What the node holds and what its upkeep (repair, scrub, leases) did
@@ -394,7 +323,7 @@ impl Node {
             shares_held: usage.shares,
             bytes_held: usage.bytes,
             quota: usage.quota,
-            upkeep: self.upkeep(),
+            upkeep: self.upkeep().counters(),
         })
     }
 
@@ -406,19 +335,6 @@ impl Node {
         let records = self.inner.store.usage().records;
         crate::metrics::render(&status, records, &self.inner.net)
             .map_err(|_| NodeError::Internal("cannot format the metrics".into()))
-    }
-
-    /// The upkeep counters (repair, scrub, leases) since start, without the
-    /// rest of [`Node::status`].
-    pub fn upkeep(&self) -> UpkeepCounters {
-        self.inner.shares.counters()
-    }
-
-    /// Runs one repair round now, repairing every short stripe this node
-    /// can whatever its rank among the holders (`kith repair`; the node
-    /// runs rounds on its own too). Returns how many stripes it repaired.
-    pub async fn repair_now(&self) -> usize {
-        self.inner.shares.repair_round(true).await
     }
 
     /// Measures the round trip to a connected peer.

@@ -524,6 +524,7 @@ async fn files(net: &Testnet, config: &DhtBenchConfig, report: &mut DhtReport) {
             };
             let reader = Box::new(std::io::Cursor::new(bytes.clone()));
             let put = uploader
+                .files()
                 .put(
                     reader,
                     kith_node::Params::default(),
@@ -540,7 +541,7 @@ async fn files(net: &Testnet, config: &DhtBenchConfig, report: &mut DhtReport) {
                 };
                 failed(Some(cap), stripe, error.to_string())
             };
-            let download = getter.get(cap).await.map_err(lost)?;
+            let download = getter.files().get(cap).await.map_err(lost)?;
             let mut segments = download.into_stream();
             let mut got = Vec::with_capacity(bytes.len());
             while let Some(segment) = segments.recv().await {

@@ -92,6 +92,7 @@ async fn run_on(
     let started = Instant::now();
     let put = net
         .node(0)
+        .files()
         .put(
             Box::new(content(config.size)),
             Params::default(),
@@ -100,7 +101,7 @@ async fn run_on(
         .await?;
     let put_time = started.elapsed();
     let cap = put.capability;
-    let stat = net.node(0).stat(&cap).await?;
+    let stat = net.node(0).files().stat(&cap).await?;
     let stripes = stat.stripes.len() + 1;
 
     let mut waves = Vec::new();
@@ -116,10 +117,10 @@ async fn run_on(
         let before = totals(net, Some(victim)).await;
         let killed = Instant::now();
         net.kill(victim).await?;
-        let after_kill = net.node(0).stat(&cap).await?.health_counts();
+        let after_kill = net.node(0).files().stat(&cap).await?.health_counts();
         let asker = net.node(0).clone();
         net.wait_for("every stripe is healthy again", config.limit, || async {
-            asker.stat(&cap).await.is_ok_and(|stat| {
+            asker.files().stat(&cap).await.is_ok_and(|stat| {
                 stat.health_counts() == [stripes, 0, 0] && stat.held_by(victim_id) == 0
             })
         })
@@ -141,7 +142,7 @@ async fn run_on(
     }
 
     let reader = (1..net.len()).find(|&i| net.is_running(i)).unwrap_or(0);
-    let mut chunks = net.node(reader).get(&cap).await?.into_stream();
+    let mut chunks = net.node(reader).files().get(&cap).await?.into_stream();
     let mut expected = content(config.size);
     let mut verified = true;
     let mut want = Vec::new();
@@ -171,7 +172,7 @@ fn content(size: u64) -> impl Read + Send + 'static {
 
 async fn stat_now(net: &Testnet, cap: &kith_node::Capability) -> StatReport {
     loop {
-        match net.node(0).stat(cap).await {
+        match net.node(0).files().stat(cap).await {
             Ok(stat) => return stat,
             Err(error) => tracing::warn!(%error, "stat failed; asking again"),
         }

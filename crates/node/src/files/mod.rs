@@ -186,6 +186,7 @@ impl Shares {
     }
 
     /// Misbehaviour a test switched on.
+    #[cfg(feature = "testing")]
     pub(crate) fn faults(&self) -> &Faults {
         &self.faults
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::{AsyncReadExt, AsyncWriteExt};
 use kith_base::Identity;
 use kith_base::letter::{self, MAX_SIGNED_LETTER};
-use kith_node::protocols::letter_frames::{self, Reason, WireError, tag};
+use kith_node::protocols::letter_frames::{self as wire, Reason, WireError, tag};
 use kith_node::{Content, FileState, FriendError, FriendSettings, InboxItem, Node, SendError, Via};
 use kith_testnet::{Testnet, TestnetConfig};
 
@@ -26,7 +26,7 @@ fn config() -> TestnetConfig {
 }
 
 async fn inbox(node: &Node) -> Vec<InboxItem> {
-    node.inbox(0, None).await.unwrap()
+    node.friends().inbox(0, None).await.unwrap()
 }
 
 async fn send_bytes(
@@ -36,7 +36,8 @@ async fn send_bytes(
     data: Vec<u8>,
 ) -> Result<kith_node::Delivery, SendError> {
     let size = data.len() as u64;
-    node.send_file(to, name, size, Box::new(futures::io::Cursor::new(data)))
+    node.friends()
+        .send_file(to, name, size, Box::new(futures::io::Cursor::new(data)))
         .await
 }
 
@@ -51,6 +52,7 @@ async fn messages_and_a_file_arrive_directly_once_and_in_order() {
 
     for i in 0..100 {
         let delivery = alice
+            .friends()
             .send_message(&to_bob, format!("message {i}"))
             .await
             .unwrap();
@@ -115,7 +117,9 @@ async fn messages_and_a_file_arrive_directly_once_and_in_order() {
     assert_eq!(std::fs::read(&files[1]).unwrap(), b"second");
     assert!(files[0].ends_with("/inbox/big.bin"), "{}", files[0]);
     assert!(files[1].ends_with("/inbox/big (1).bin"), "{}", files[1]);
-    let leftovers = std::fs::read_dir(bob.inbox_dir()).unwrap().count();
+    let leftovers = std::fs::read_dir(bob.friends().inbox_dir())
+        .unwrap()
+        .count();
     assert_eq!(leftovers, 2, "only the two files in the inbox folder");
     net.shutdown().await;
 }
@@ -138,7 +142,11 @@ async fn mail_waits_for_an_offline_friend_and_is_collected() {
         "and tell nobody",
     ];
     for text in texts {
-        let delivery = alice.send_message(&to_bob, text.to_owned()).await.unwrap();
+        let delivery = alice
+            .friends()
+            .send_message(&to_bob, text.to_owned())
+            .await
+            .unwrap();
         assert_eq!(delivery.via, Via::Mailbox, "{text}");
         assert!(delivery.mailbox_peers >= 1);
     }
@@ -151,7 +159,7 @@ async fn mail_waits_for_an_offline_friend_and_is_collected() {
 
     let mut held = 0;
     for (_, node) in net.nodes() {
-        held += node.held_mail(Some(bob_id)).await.unwrap().0;
+        held += node.friends().held_mail(Some(bob_id)).await.unwrap().0;
     }
     assert!(held >= 4, "the four letters are held somewhere ({held})");
     // Mailbox peers see ciphertext only.
@@ -203,7 +211,7 @@ async fn mail_waits_for_an_offline_friend_and_is_collected() {
     }
     net.wait_for("the mailbox peers dropped bob's mail", LIMIT, || async {
         for (_, node) in net.nodes() {
-            if node.held_mail(Some(bob_id)).await.unwrap().0 != 0 {
+            if node.friends().held_mail(Some(bob_id)).await.unwrap().0 != 0 {
                 return false;
             }
         }
@@ -212,7 +220,7 @@ async fn mail_waits_for_an_offline_friend_and_is_collected() {
     .await
     .unwrap();
     // A second check brings nothing twice.
-    assert_eq!(bob.check_mail().await, 0);
+    assert_eq!(bob.friends().check_mail().await, 0);
     assert_eq!(inbox(&bob).await.len(), 4);
     net.shutdown().await;
 }
@@ -350,6 +358,7 @@ async fn hostile_letters_are_refused_and_nothing_is_lost() {
     let (net, alice, bob, mallory) = alice_bob_and_mallory().await;
     let (alice_id, bob_id) = (alice.peer_id(), bob.peer_id());
     alice
+        .friends()
         .send_message(&bob_id.to_string(), "a real one".into())
         .await
         .unwrap();
@@ -426,7 +435,8 @@ async fn hostile_letters_are_refused_and_nothing_is_lost() {
     );
     assert_eq!(reason, Reason::BadName);
     assert!(
-        !bob.inbox_dir()
+        !bob.friends()
+            .inbox_dir()
             .parent()
             .unwrap()
             .join("escape.txt")
@@ -462,13 +472,16 @@ async fn hostile_letters_are_refused_and_nothing_is_lost() {
     // Through the node's own API: limits and unknown names.
     let long = "x".repeat(letter::MAX_TEXT + 1);
     assert!(matches!(
-        alice.send_message(&bob_id.to_string(), long).await,
+        alice
+            .friends()
+            .send_message(&bob_id.to_string(), long)
+            .await,
         Err(SendError::Letter(
             kith_base::LetterError::TextTooLong { .. }
         ))
     ));
     assert!(matches!(
-        alice.send_message("carol", "hi".into()).await,
+        alice.friends().send_message("carol", "hi".into()).await,
         Err(SendError::Friend(FriendError::Unknown(_)))
     ));
     assert!(matches!(
@@ -478,7 +491,10 @@ async fn hostile_letters_are_refused_and_nothing_is_lost() {
         ))
     ));
     assert!(matches!(
-        alice.send_message(&alice_id.to_string(), "me".into()).await,
+        alice
+            .friends()
+            .send_message(&alice_id.to_string(), "me".into())
+            .await,
         Err(SendError::ToSelf(_))
     ));
 
@@ -486,7 +502,7 @@ async fn hostile_letters_are_refused_and_nothing_is_lost() {
     let items = inbox(&bob).await;
     assert_eq!(items.len(), 2, "{items:?}");
     assert_eq!(
-        std::fs::read_dir(bob.inbox_dir())
+        std::fs::read_dir(bob.friends().inbox_dir())
             .map(|d| d.count())
             .unwrap_or(0),
         0,
@@ -526,6 +542,7 @@ async fn an_end_frame_of_the_wrong_size_is_refused_not_a_panic() {
     }
     // Bob is still up and receiving; nothing of mallory's file was kept.
     let delivery = alice
+        .friends()
         .send_message(&bob_id.to_string(), "still there?".into())
         .await
         .unwrap();
@@ -533,7 +550,7 @@ async fn an_end_frame_of_the_wrong_size_is_refused_not_a_panic() {
     let items = inbox(&bob).await;
     assert_eq!(items.len(), 1, "{items:?}");
     assert_eq!(
-        std::fs::read_dir(bob.inbox_dir())
+        std::fs::read_dir(bob.friends().inbox_dir())
             .map(|d| d.filter_map(Result::ok).count())
             .unwrap_or(0),
         0,
@@ -567,6 +584,7 @@ async fn no_marker_of_any_plaintext_reaches_another_nodes_folder() {
     // A stored file, fetched (and so cached) by another node.
     let stored = with_marker("put", 3 << 20);
     let put = alice
+        .files()
         .put(
             Box::new(std::io::Cursor::new(stored.clone())),
             kith_node::Params::default(),
@@ -575,7 +593,12 @@ async fn no_marker_of_any_plaintext_reaches_another_nodes_folder() {
         .await
         .unwrap();
     let mut fetched = Vec::new();
-    let mut stream = reader.get(&put.capability).await.unwrap().into_stream();
+    let mut stream = reader
+        .files()
+        .get(&put.capability)
+        .await
+        .unwrap()
+        .into_stream();
     while let Some(chunk) = stream.recv().await {
         fetched.extend_from_slice(&chunk.unwrap());
     }
@@ -584,6 +607,7 @@ async fn no_marker_of_any_plaintext_reaches_another_nodes_folder() {
     // To carol, online: a message and a file, directly.
     let to_carol = carol_id.to_string();
     let delivery = alice
+        .friends()
         .send_message(&to_carol, marker("msg-direct"))
         .await
         .unwrap();
@@ -598,6 +622,7 @@ async fn no_marker_of_any_plaintext_reaches_another_nodes_folder() {
     net.kill(3).await.unwrap();
     let to_dave = dave_id.to_string();
     let delivery = alice
+        .friends()
         .send_message(&to_dave, marker("msg-mailbox"))
         .await
         .unwrap();
@@ -674,6 +699,7 @@ async fn one_peer_cannot_open_more_than_its_share_of_transfers() {
     drop(fifth);
     // Another peer is not held up by mallory's stalled transfers.
     let delivery = alice
+        .friends()
         .send_message(&bob_id.to_string(), "room for me?".into())
         .await
         .unwrap();

@@ -27,6 +27,7 @@ async fn a_holder_serving_bad_bytes_is_caught_reported_and_avoided() {
     let data = bytes(STRIPES << 20, 21);
     let cap = net
         .node(0)
+        .files()
         .put(
             Box::new(std::io::Cursor::new(data.clone())),
             "2/4".parse::<Params>().unwrap(),
@@ -40,7 +41,7 @@ async fn a_holder_serving_bad_bytes_is_caught_reported_and_avoided() {
     // is the holder of share 0 of the first stripe. A downloader asks for
     // data shares first, so it surely asks the liar, and without the strike
     // it would ask it first for every stripe of the extent.
-    let stat = net.node(0).stat(&cap).await.unwrap();
+    let stat = net.node(0).files().stat(&cap).await.unwrap();
     assert_eq!(stat.stripes.len(), STRIPES);
     let liar_peer = stat.stripes[0]
         .holders
@@ -49,7 +50,7 @@ async fn a_holder_serving_bad_bytes_is_caught_reported_and_avoided() {
         .unwrap()
         .1;
     let liar = (0..4).find(|i| net.peer_id(*i) == liar_peer).unwrap();
-    net.node(liar).faults().damage_served_shares(true);
+    net.node(liar).files().faults().damage_served_shares(true);
 
     // A fresh downloader, holding nothing of the file.
     net.grow(1, |_| 0).await.unwrap();

@@ -41,7 +41,7 @@ pub(crate) async fn read_with_report(
     node: &kith_node::Node,
     cap: &kith_node::Capability,
 ) -> Result<(Vec<u8>, kith_node::GetReport), kith_node::GetError> {
-    let download = node.get(cap).await?;
+    let download = node.files().get(cap).await?;
     let report = download.report_handle();
     let mut segments = download.into_stream();
     let mut out = Vec::new();

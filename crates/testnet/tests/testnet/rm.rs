@@ -15,6 +15,7 @@ async fn only_the_owner_deletes_a_file() {
     let (owner, stranger) = (net.node(0).clone(), net.node(1).clone());
     let data = bytes(3 << 20, 7);
     let put = owner
+        .files()
         .put(
             Box::new(std::io::Cursor::new(data.clone())),
             Params::default(),
@@ -38,10 +39,10 @@ async fn only_the_owner_deletes_a_file() {
     );
 
     // A stranger's rm: every holder refuses; nothing is deleted.
-    let refused = stranger.remove(&cap).await.unwrap();
+    let refused = stranger.files().remove(&cap).await.unwrap();
     assert_eq!(refused.dropped, 0, "{refused:?}");
     assert!(refused.refused >= 15, "{refused:?}");
-    let stat = net.node(2).stat(&cap).await.unwrap();
+    let stat = net.node(2).files().stat(&cap).await.unwrap();
     assert!(
         stat.stripes.iter().all(|s| s.health == Health::Healthy),
         "the file must be intact after a refused rm"
@@ -52,7 +53,7 @@ async fn only_the_owner_deletes_a_file() {
     // manifest id and the extent key; once both are announced, the cache is
     // on its disk for the owner's rm to meet. Node 2's stat above cached the
     // manifest too.
-    let mut download = stranger.get(&cap).await.unwrap().into_stream();
+    let mut download = stranger.files().get(&cap).await.unwrap().into_stream();
     while let Some(chunk) = download.recv().await {
         chunk.unwrap();
     }
@@ -93,7 +94,7 @@ async fn only_the_owner_deletes_a_file() {
 
     // The owner's rm deletes every share it stored, and every cached copy
     // whose holder kept its lease: nothing of the file is left anywhere.
-    let removed = owner.remove(&cap).await.unwrap();
+    let removed = owner.files().remove(&cap).await.unwrap();
     assert_eq!(removed.refused, 0, "{removed:?}");
     assert_eq!(removed.cached, 0, "a cache kept its copy: {removed:?}");
     assert_eq!(
@@ -127,7 +128,7 @@ async fn only_the_owner_deletes_a_file() {
     assert_eq!(cached_left, 0, "a cached copy survived the owner's rm");
     assert_eq!(shares_held().await, 0, "nothing of the file is stored");
     // And `stat` says so.
-    match net.node(4).stat(&cap).await {
+    match net.node(4).files().stat(&cap).await {
         Err(GetError::NotFound { .. } | GetError::Lost { .. }) => {}
         Ok(stat) => panic!(
             "the deleted file still has holders: {:?}",
@@ -137,13 +138,13 @@ async fn only_the_owner_deletes_a_file() {
     }
     // The owner read the manifest to find the holders, but kept no copy.
     assert_eq!(owner.store().usage().shares, 0, "rm left a cache behind");
-    match net.node(3).get(&cap).await {
+    match net.node(3).files().get(&cap).await {
         Err(GetError::NotFound { .. } | GetError::Lost { .. }) => {}
         Ok(_) => panic!("the deleted file's manifest came back"),
         Err(other) => panic!("unexpected error: {other}"),
     }
     // Running it again finds nothing more to delete.
-    let again = owner.remove(&cap).await;
+    let again = owner.files().remove(&cap).await;
     assert!(
         again.as_ref().map_or(true, |report| report.dropped == 0),
         "{again:?}"

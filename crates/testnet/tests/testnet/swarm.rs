@@ -49,6 +49,7 @@ async fn one_holder_four_downloaders(size: usize, seed: u8) -> (Testnet, Vec<u8>
     let data = bytes(size, seed);
     let cap = net
         .node(0)
+        .files()
         .put(
             Box::new(std::io::Cursor::new(data.clone())),
             "1/2".parse::<Params>().unwrap(),
@@ -180,7 +181,7 @@ async fn downloaders_sent_to_liars_catch_them_and_still_finish() {
     // Every downloader passes on damaged bytes (its own download, and what
     // it keeps, are sound): whoever the holder sends a downloader to lies.
     for i in DOWNLOADERS {
-        net.node(i).faults().damage_served_shares(true);
+        net.node(i).files().faults().damage_served_shares(true);
     }
     let mut caught = 0;
     for (i, got) in DOWNLOADERS.zip(download_all(&net, &cap).await) {
@@ -213,7 +214,7 @@ async fn downloaders_sent_to_peers_that_hang_give_up_on_them_and_finish() {
     // sends a downloader to never answers, and neither does a downloader
     // that cached the file and is asked as a holder.
     for i in DOWNLOADERS {
-        net.node(i).faults().stall_share_requests(true);
+        net.node(i).files().faults().stall_share_requests(true);
     }
     // A hung redirect costs its 10 s deadline (after three, the downloader
     // asks the holder straight), a hung holder the 30 s a holder has to

@@ -25,18 +25,19 @@ fn upkeep(edit: impl FnOnce(&mut UpkeepSettings)) -> UpkeepSettings {
 }
 
 async fn put(node: &Node, data: &[u8]) -> Capability {
-    node.put(
-        Box::new(std::io::Cursor::new(data.to_vec())),
-        Params::default(),
-        FileMeta::none(),
-    )
-    .await
-    .unwrap()
-    .capability
+    node.files()
+        .put(
+            Box::new(std::io::Cursor::new(data.to_vec())),
+            Params::default(),
+            FileMeta::none(),
+        )
+        .await
+        .unwrap()
+        .capability
 }
 
 async fn fetch(node: &Node, cap: &Capability) -> Vec<u8> {
-    let mut chunks = node.get(cap).await.unwrap().into_stream();
+    let mut chunks = node.files().get(cap).await.unwrap().into_stream();
     let mut out = Vec::new();
     while let Some(chunk) = chunks.recv().await {
         out.extend_from_slice(&chunk.unwrap());
@@ -66,14 +67,14 @@ async fn a_repair_round_rebuilds_the_shares_of_a_dead_holder() {
     wait_joined(&net, 6).await;
     let data = bytes(3 << 20, 11);
     let cap = put(net.node(0), &data).await;
-    let before = net.node(0).stat(&cap).await.unwrap();
+    let before = net.node(0).files().stat(&cap).await.unwrap();
     assert!(all_healthy(&before));
     let victim = a_holder(&net, &before);
     let victim_id = net.peer_id(victim);
     let lost = before.held_by(victim_id);
     net.kill(victim).await.unwrap();
 
-    let degraded = net.node(0).stat(&cap).await.unwrap();
+    let degraded = net.node(0).files().stat(&cap).await.unwrap();
     assert!(
         !all_healthy(&degraded),
         "the dead holder's stripes are short"
@@ -85,10 +86,10 @@ async fn a_repair_round_rebuilds_the_shares_of_a_dead_holder() {
 
     let mut repaired = 0;
     for (_, node) in net.nodes() {
-        repaired += node.repair_now().await;
+        repaired += node.upkeep().repair_now().await;
     }
     assert!(repaired > 0, "some node repaired");
-    let after = net.node(0).stat(&cap).await.unwrap();
+    let after = net.node(0).files().stat(&cap).await.unwrap();
     assert!(all_healthy(&after), "every stripe is healthy again");
     assert_eq!(after.held_by(net.peer_id(victim)), 0);
 
@@ -122,7 +123,7 @@ async fn a_repair_round_rebuilds_the_shares_of_a_dead_holder() {
 
     // A second round finds nothing to do.
     for (_, node) in net.nodes() {
-        assert_eq!(node.repair_now().await, 0);
+        assert_eq!(node.upkeep().repair_now().await, 0);
     }
     let reader = (1..net.len()).find(|&i| i != victim).unwrap();
     assert_eq!(fetch(net.node(reader), &cap).await, data);
@@ -146,9 +147,9 @@ async fn nodes_repair_on_their_own_after_a_holder_dies() {
     // Holders learn who holds shares beside them in a round; the first
     // periodic one is an hour away, so run one everywhere now.
     for (_, node) in net.nodes() {
-        node.repair_now().await;
+        node.upkeep().repair_now().await;
     }
-    let victim = a_holder(&net, &net.node(0).stat(&cap).await.unwrap());
+    let victim = a_holder(&net, &net.node(0).files().stat(&cap).await.unwrap());
     let victim_id = net.peer_id(victim);
     net.kill(victim).await.unwrap();
     let owner = net.node(0).clone();
@@ -157,6 +158,7 @@ async fn nodes_repair_on_their_own_after_a_holder_dies() {
         WAIT,
         || async {
             owner
+                .files()
                 .stat(&cap)
                 .await
                 .is_ok_and(|stat| all_healthy(&stat) && stat.held_by(victim_id) == 0)
@@ -184,7 +186,7 @@ async fn scrub_finds_a_damaged_share_and_its_stripe_is_repaired() {
     wait_joined(&net, 5).await;
     let data = bytes(1 << 20, 13);
     let cap = put(net.node(0), &data).await;
-    let stat = net.node(0).stat(&cap).await.unwrap();
+    let stat = net.node(0).files().stat(&cap).await.unwrap();
     let victim = a_holder(&net, &stat);
     let store = net.node(victim).store().clone();
     // Flip a byte of one of the victim's share bodies.
@@ -212,7 +214,11 @@ async fn scrub_finds_a_damaged_share_and_its_stripe_is_repaired() {
     .unwrap();
     let owner = net.node(0).clone();
     net.wait_for("the stripe is healthy again", WAIT, || async {
-        owner.stat(&cap).await.is_ok_and(|stat| all_healthy(&stat))
+        owner
+            .files()
+            .stat(&cap)
+            .await
+            .is_ok_and(|stat| all_healthy(&stat))
     })
     .await
     .unwrap();
@@ -244,7 +250,7 @@ async fn leases_are_renewed_while_the_owner_runs_and_expire_after() {
     })
     .await
     .unwrap();
-    let stat = owner.stat(&cap).await.unwrap();
+    let stat = owner.files().stat(&cap).await.unwrap();
     assert!(all_healthy(&stat), "renewed shares are all still there");
     // (The get caches a few shares on node 2, with no lease: they stay.)
     assert_eq!(fetch(net.node(2), &cap).await, data);

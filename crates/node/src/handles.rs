@@ -1,0 +1,145 @@
+//! The node's sub-handles: one per part of what a node does, each a thin
+//! borrowed view of [`Node`] (`node.files()`, `node.friends()`,
+//! `node.upkeep()`), so a caller sees the operations of one part together
+//! and a new part (names, feeds) gets its own handle instead of growing
+//! `Node`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use kith_base::{Capability, PeerId};
+use kith_codec::{FileMeta, Params};
+
+use crate::files::{Download, GetError, PutError, PutReport, RmReport, StatReport, UpkeepCounters};
+use crate::friends::{Delivery, InboxItem, SendError};
+use crate::node::{Node, NodeError};
+
+/// Files on the network: put, get, stat, rm. From [`Node::files`].
+#[derive(Clone, Copy, Debug)]
+pub struct Files<'a>(pub(crate) &'a Node);
+
+impl Files<'_> {
+    /// Stores a file on the network: encrypts and erasure-codes what
+    /// `reader` yields and places every share on distinct peers. Returns
+    /// only once every stripe has all its shares accepted.
+    ///
+    /// Cancel-safe: dropping the future stops every share transfer it
+    /// started.
+    pub async fn put(
+        &self,
+        reader: Box<dyn std::io::Read + Send>,
+        params: Params,
+        meta: FileMeta,
+    ) -> Result<PutReport, PutError> {
+        self.0.shares().put(reader, params, meta).await
+    }
+
+    /// Finds and opens a file's manifest; fetch the bytes with
+    /// [`Download::into_stream`].
+    pub async fn get(&self, capability: &Capability) -> Result<Download, GetError> {
+        self.0.shares().open(capability).await
+    }
+
+    /// Where the shares of a file are, stripe by stripe.
+    pub async fn stat(&self, capability: &Capability) -> Result<StatReport, GetError> {
+        self.0.shares().stat(capability).await
+    }
+
+    /// Deletes the shares of a file that this node stored, from every
+    /// holder; holders refuse for shares another node stored.
+    pub async fn remove(&self, capability: &Capability) -> Result<RmReport, GetError> {
+        self.0.shares().remove(capability).await
+    }
+
+    /// Misbehaviour this node can be made to show, for tests that prove
+    /// honest nodes cope with a lying peer (see [`crate::Faults`]). Off
+    /// unless switched on here.
+    #[cfg(feature = "testing")]
+    pub fn faults(&self) -> &crate::Faults {
+        self.0.shares().faults()
+    }
+}
+
+/// Messages and files to and from friends, and mail held for others. From
+/// [`Node::friends`].
+#[derive(Clone, Copy, Debug)]
+pub struct Friends<'a>(pub(crate) &'a Node);
+
+impl<'a> Friends<'a> {
+    /// Sends a text message to `friend` (a petname or a peer id): straight
+    /// to its node if it can be reached, else sealed into its mailbox.
+    pub async fn send_message(&self, friend: &str, text: String) -> Result<Delivery, SendError> {
+        self.0.friends_inner().send_text(friend, text).await
+    }
+
+    /// Sends a file of `size` bytes read from `body` to `friend` under
+    /// `name`: streamed and verified if the friend can be reached, else
+    /// stored on the network and its capability mailed.
+    pub async fn send_file(
+        &self,
+        friend: &str,
+        name: &str,
+        size: u64,
+        body: Box<dyn futures::AsyncRead + Send + Unpin>,
+    ) -> Result<Delivery, SendError> {
+        self.0
+            .friends_inner()
+            .send_file(friend, name, size, body)
+            .await
+    }
+
+    /// Inbox entries that arrived after arrival number `after` (0 = all),
+    /// oldest arrival first. With `wait`, waits that long for one if none
+    /// has arrived.
+    pub async fn inbox(
+        &self,
+        after: u64,
+        wait: Option<Duration>,
+    ) -> Result<Vec<InboxItem>, NodeError> {
+        let friends = self.0.friends_inner();
+        match wait {
+            Some(wait) => friends.wait_inbox(after, wait).await,
+            None => friends.inbox(after).await,
+        }
+        .map_err(NodeError::Internal)
+    }
+
+    /// Checks the mailbox now; returns how many new letters arrived.
+    pub async fn check_mail(&self) -> usize {
+        self.0.friends_inner().check_mail().await
+    }
+
+    /// Mail this node holds for others: for `peer`'s mailbox, or in all.
+    /// Returns (letters, bytes).
+    pub async fn held_mail(&self, peer: Option<PeerId>) -> Result<(u64, u64), NodeError> {
+        self.0
+            .friends_inner()
+            .held_mail(peer)
+            .await
+            .map_err(NodeError::Internal)
+    }
+
+    /// The folder where files from friends land.
+    pub fn inbox_dir(&self) -> &'a Path {
+        self.0.friends_inner().inbox_dir()
+    }
+}
+
+/// What the node does in the background to keep files alive: leases,
+/// repair, scrub. From [`Node::upkeep`].
+#[derive(Clone, Copy, Debug)]
+pub struct Upkeep<'a>(pub(crate) &'a Node);
+
+impl Upkeep<'_> {
+    /// The upkeep counters (repair, scrub, leases) since start.
+    pub fn counters(&self) -> UpkeepCounters {
+        self.0.shares().counters()
+    }
+
+    /// Runs one repair round now, repairing every short stripe this node
+    /// can whatever its rank among the holders (`kith repair`; the node
+    /// runs rounds on its own too). Returns how many stripes it repaired.
+    pub async fn repair_now(&self) -> usize {
+        self.0.shares().repair_round(true).await
+    }
+}
