@@ -32,6 +32,7 @@ pub mod friends;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod handles;
+mod lifecycle;
 mod metrics;
 mod node;
 pub mod peer_table;

@@ -17,7 +17,7 @@ use prometheus_client::registry::Registry;
 use crate::node::NodeStatus;
 
 /// Upkeep counters that are levels, not running totals.
-const GAUGES: &[&str] = &["repairs_running"];
+const GAUGES: &[&str] = &["repairs_running", "stripes_sending"];
 
 /// Renders `status` (and `records`, the stripe records held), then
 /// `libp2p`'s metrics, then the closing `# EOF`.

@@ -20,6 +20,7 @@ use crate::data_dir::{DataDir, DataDirError, DirLock};
 use crate::files::{OWNED_FILE, OwnedFiles, Shares, UpkeepCounters};
 use crate::friends::Friends;
 use crate::handles::{Files, Friends as FriendsHandle, Upkeep};
+use crate::lifecycle::{Lifecycle, SHUTDOWN_GRACE};
 use crate::peer_table::{self, PEER_TABLE_FILE};
 
 /// How often the peer table is saved while the node runs (it is also saved
@@ -102,7 +103,11 @@ struct Inner {
     shares: Shares,
     friends: Friends,
     started: Instant,
+    lifecycle: Lifecycle,
+    /// Background tasks: servers, upkeep, mail checks, peer table saves.
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The network's own task, stopped last.
+    net_task: Mutex<Option<JoinHandle<()>>>,
     _lock: DirLock,
 }
 
@@ -166,7 +171,8 @@ impl Node {
             owned,
             config.upkeep.clone(),
         );
-        let server = tokio::spawn(shares.server().run(net.streams()));
+        let lifecycle = Lifecycle::default();
+        let server = tokio::spawn(shares.server(lifecycle.clone()).run(net.streams()));
         let friends = Friends::open(
             identity.clone(),
             data_dir.clone(),
@@ -175,8 +181,8 @@ impl Node {
             config.friends.clone(),
         )
         .await?;
-        let mut tasks = vec![net_task, server];
-        tasks.extend(friends.tasks());
+        let mut tasks = vec![server];
+        tasks.extend(friends.tasks(&lifecycle));
         tasks.extend(shares.upkeep_tasks());
         let node = Self {
             inner: Arc::new(Inner {
@@ -187,7 +193,9 @@ impl Node {
                 shares,
                 friends,
                 started: Instant::now(),
+                lifecycle,
                 tasks: Mutex::new(tasks),
+                net_task: Mutex::new(Some(net_task)),
                 _lock: lock,
             }),
         };
@@ -342,19 +350,41 @@ impl Node {
         Ok(self.inner.net.ping(peer).await?)
     }
 
-    /// Saves the peer table, stops the network and waits for every task.
-    /// The data folder's lock is released when the last clone is dropped.
+    /// Stops in stages: takes no new streams or requests from peers, lets
+    /// the requests under way finish (up to [`SHUTDOWN_GRACE`]; every share
+    /// they store is committed before they answer), stops the background
+    /// tasks (upkeep, mail checks), saves the peer table, and closes the
+    /// network. Calling it again does nothing more. The data folder's lock
+    /// is released when the last clone is dropped.
     pub async fn shutdown(&self) {
+        let left = self.inner.lifecycle.finish(SHUTDOWN_GRACE).await;
+        if left > 0 {
+            warn!(
+                left,
+                "requests from peers still running after {SHUTDOWN_GRACE:?}; closing them"
+            );
+        }
+        let tasks = std::mem::take(&mut *self.inner.tasks.lock().await);
+        for task in &tasks {
+            task.abort();
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
         save_peer_table(self).await;
         if let Err(error) = self.inner.net.shutdown().await {
             debug!(%error, "network already stopped");
         }
-        let tasks = std::mem::take(&mut *self.inner.tasks.lock().await);
-        for task in tasks {
-            task.abort();
-            let _ = task.await;
+        if let Some(net_task) = self.inner.net_task.lock().await.take() {
+            let _ = net_task.await;
         }
         info!("node stopped");
+    }
+
+    /// Requests from peers being served now (for tests of the stop).
+    #[cfg(feature = "testing")]
+    pub fn requests_running(&self) -> usize {
+        self.inner.lifecycle.requests_running()
     }
 }
 

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub struct Faults {
     damage_served_shares: Arc<AtomicBool>,
     stall_share_requests: Arc<AtomicBool>,
+    stall_stores: Arc<AtomicBool>,
 }
 
 impl Faults {
@@ -34,6 +35,18 @@ impl Faults {
     /// node's own downloads are not touched.
     pub fn stall_share_requests(&self, on: bool) {
         self.stall_share_requests.store(on, Ordering::Relaxed);
+    }
+
+    /// From now on, take in every share sent to be stored and never answer
+    /// or store it (the stream is dropped once the sender gives up and
+    /// closes it), as a peer that hangs mid-put would.
+    pub fn stall_stores(&self, on: bool) {
+        self.stall_stores.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether stores stall now.
+    pub(crate) fn stalls_stores(&self) -> bool {
+        self.stall_stores.load(Ordering::Relaxed)
     }
 
     /// Whether requests stall now.

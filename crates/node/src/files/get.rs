@@ -294,32 +294,43 @@ impl Download {
     }
 
     /// Fetches the file in the background; its segments come out of the
-    /// returned channel in order. An error ends the stream.
+    /// returned channel in order. An error ends the stream. Dropping the
+    /// receiver stops the fetching at once, requests under way included.
     pub fn into_stream(self) -> mpsc::Receiver<Result<Vec<u8>, GetError>> {
         let (sender, receiver) = mpsc::channel(STRIPES_AHEAD);
         tokio::spawn(async move {
-            let count = self.manifest.stripes().len();
-            let extents: Arc<Vec<ExtentHolders>> = Arc::new(
-                (0..extent_count(count))
-                    .map(|_| (OnceCell::new(), OnceCell::new()))
-                    .collect(),
-            );
-            let this = Arc::new(self);
-            let mut segments = futures::stream::iter(0..count)
-                .map(|index| {
-                    let this = this.clone();
-                    let extents = extents.clone();
-                    async move { this.segment(index, &extents).await }
-                })
-                .buffered(STRIPES_IN_FLIGHT);
-            while let Some(segment) = segments.next().await {
-                let failed = segment.is_err();
-                if sender.send(segment).await.is_err() || failed {
-                    return;
-                }
+            let closed = sender.clone();
+            tokio::select! {
+                () = closed.closed() => debug!("the reader went away; download stopped"),
+                () = self.fetch_into(sender) => {}
             }
         });
         receiver
+    }
+
+    /// Fetches every segment in order into `sender`, until the end, an
+    /// error, or the receiver going away.
+    async fn fetch_into(self, sender: mpsc::Sender<Result<Vec<u8>, GetError>>) {
+        let count = self.manifest.stripes().len();
+        let extents: Arc<Vec<ExtentHolders>> = Arc::new(
+            (0..extent_count(count))
+                .map(|_| (OnceCell::new(), OnceCell::new()))
+                .collect(),
+        );
+        let this = Arc::new(self);
+        let mut segments = futures::stream::iter(0..count)
+            .map(|index| {
+                let this = this.clone();
+                let extents = extents.clone();
+                async move { this.segment(index, &extents).await }
+            })
+            .buffered(STRIPES_IN_FLIGHT);
+        while let Some(segment) = segments.next().await {
+            let failed = segment.is_err();
+            if sender.send(segment).await.is_err() || failed {
+                return;
+            }
+        }
     }
 
     async fn segment(&self, index: usize, extents: &[ExtentHolders]) -> Result<Vec<u8>, GetError> {

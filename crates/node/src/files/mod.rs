@@ -174,7 +174,7 @@ impl Shares {
     }
 
     /// The share protocol's server for this node's store.
-    pub(crate) fn server(&self) -> Server {
+    pub(crate) fn server(&self, lifecycle: crate::lifecycle::Lifecycle) -> Server {
         Server::new(crate::protocols::share::server::ServerParts {
             store: self.store.clone(),
             repair: self.repair.clone(),
@@ -182,6 +182,7 @@ impl Shares {
             counters: self.counters.clone(),
             faults: self.faults.clone(),
             shares: self.clone(),
+            lifecycle,
         })
     }
 

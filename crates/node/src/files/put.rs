@@ -20,7 +20,7 @@ use kith_codec::{EncodeError, EncodedStripe, Encoder, FileMeta, Params};
 use kith_net::PeerId;
 use kith_store::Store;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, info, warn};
 
 use super::Shares;
@@ -123,8 +123,10 @@ impl Shares {
 
         let (sender, mut encoded) = mpsc::channel(ENCODED_AHEAD);
         let encoder = tokio::task::spawn_blocking(move || encode(reader, params, meta, sender));
-        let mut sending: std::collections::VecDeque<JoinHandle<Result<Vec<PeerId>, PutError>>> =
-            std::collections::VecDeque::new();
+        // Each stripe's sending task is aborted when its handle is dropped:
+        // dropping this future (a client that went away) stops every share
+        // transfer it started.
+        let mut sending: std::collections::VecDeque<Sending> = std::collections::VecDeque::new();
         let mut peers = std::collections::HashSet::new();
         let mut placement = None;
         let mut stripes = 0usize;
@@ -160,9 +162,11 @@ impl Shares {
                         break Err(PutError::Internal("no placement".into()));
                     };
                     let this = self.clone();
-                    sending.push_back(tokio::spawn(async move {
+                    let gauge = InFlight::enter(self.counters.clone());
+                    sending.push_back(AbortOnDropHandle::new(tokio::spawn(async move {
+                        let _gauge = gauge;
                         this.send_stripe(Arc::new(stripe), lease, placement).await
-                    }));
+                    })));
                     stripes += 1;
                 }
                 Encoded::Failed(error) => break Err(error.into()),
@@ -367,9 +371,31 @@ pub(crate) fn store_leased(
 }
 
 /// Awaits one sending task.
-async fn join(
-    task: Option<JoinHandle<Result<Vec<PeerId>, PutError>>>,
-) -> Result<Vec<PeerId>, PutError> {
+/// A stripe being sent: its task, aborted if dropped.
+type Sending = AbortOnDropHandle<Result<Vec<PeerId>, PutError>>;
+
+/// Counts a stripe send in `stripes_sending` while it lives (finished or
+/// aborted, the count goes down).
+struct InFlight(Arc<super::upkeep::counters::Counters>);
+
+impl InFlight {
+    fn enter(counters: Arc<super::upkeep::counters::Counters>) -> Self {
+        counters
+            .stripes_sending
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(counters)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0
+            .stripes_sending
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+async fn join(task: Option<Sending>) -> Result<Vec<PeerId>, PutError> {
     match task {
         None => Ok(Vec::new()),
         Some(task) => task

@@ -271,10 +271,21 @@ impl Friends {
     }
 
     /// The tasks that serve the protocols and check the mailbox.
-    pub(crate) fn tasks(&self) -> Vec<tokio::task::JoinHandle<()>> {
+    pub(crate) fn tasks(
+        &self,
+        lifecycle: &crate::lifecycle::Lifecycle,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
         vec![
-            tokio::spawn(direct::server::serve(self.clone(), self.net().streams())),
-            tokio::spawn(mailbox::server::serve(self.clone(), self.net().streams())),
+            tokio::spawn(direct::server::serve(
+                self.clone(),
+                self.net().streams(),
+                lifecycle.clone(),
+            )),
+            tokio::spawn(mailbox::server::serve(
+                self.clone(),
+                self.net().streams(),
+                lifecycle.clone(),
+            )),
             tokio::spawn(self.clone().check_mail_periodically(self.net().events())),
         ]
     }

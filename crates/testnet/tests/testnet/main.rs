@@ -6,6 +6,7 @@
 //! tests go:
 //! - `dht.rs`: the network forming and lookups across it;
 //! - `friends.rs`: messages, files and mailboxes between nodes;
+//! - `lifecycle.rs`: cancelled puts and stopping nodes leave nothing behind;
 //! - `liars.rs`: peers that serve bad bytes are caught and avoided;
 //! - `restart.rs`: nodes stopping and coming back;
 //! - `rm.rs`: deleting a stored file, by its owner only;
@@ -17,6 +18,7 @@
 mod dht;
 mod friends;
 mod liars;
+mod lifecycle;
 mod restart;
 mod rm;
 mod swarm;

@@ -26,6 +26,7 @@ pub(crate) struct Counters {
     pub(crate) served_from_memory: AtomicU64,
     pub(crate) swarm_redirects: AtomicU64,
     pub(crate) swarm_redirects_failed: AtomicU64,
+    pub(crate) stripes_sending: AtomicU64,
 }
 
 /// Adds `by` to a counter.
@@ -86,6 +87,9 @@ pub struct UpkeepCounters {
     /// to failed, had nothing or sent bad bytes; the holder was asked again).
     #[serde(default)]
     pub swarm_redirects_failed: u64,
+    /// Stripes whose shares this node's puts are sending now.
+    #[serde(default)]
+    pub stripes_sending: u64,
 }
 
 impl Counters {
@@ -112,6 +116,7 @@ impl Counters {
             served_from_memory: get(&self.served_from_memory),
             swarm_redirects: get(&self.swarm_redirects),
             swarm_redirects_failed: get(&self.swarm_redirects_failed),
+            stripes_sending: get(&self.stripes_sending),
         }
     }
 }

@@ -10,7 +10,6 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use kith_base::letter::{self, Body, Letter};
 use kith_net::{Control, PeerId, Stream};
 use tracing::{debug, info, warn};
@@ -18,6 +17,7 @@ use tracing::{debug, info, warn};
 use crate::friends::Friends;
 use crate::friends::db::{Content, FileState, Via};
 use crate::friends::inbox_files::Incoming;
+use crate::lifecycle::Lifecycle;
 use crate::protocols::letter_frames::{self as wire, Reason, WireError, tag};
 use crate::slots::StreamSlots;
 
@@ -32,8 +32,8 @@ pub(crate) const BETWEEN_FRAMES: Duration = Duration::from_secs(60);
 /// Room the inbox's disk keeps free after a received file.
 const DISK_HEADROOM: u64 = 64 << 20;
 
-/// Serves `/kith/direct/1.0.0` until the network stops.
-pub(crate) async fn serve(friends: Friends, mut control: Control) {
+/// Serves `/kith/direct/1.0.0` until the node stops.
+pub(crate) async fn serve(friends: Friends, mut control: Control, lifecycle: Lifecycle) {
     let mut incoming = match control.accept(wire::DIRECT) {
         Ok(incoming) => incoming,
         Err(error) => {
@@ -42,10 +42,10 @@ pub(crate) async fn serve(friends: Friends, mut control: Control) {
         }
     };
     let slots = StreamSlots::new(MAX_STREAMS, MAX_STREAMS_PER_PEER);
-    while let Some((peer, mut stream)) = incoming.next().await {
+    while let Some((peer, mut stream)) = lifecycle.next_incoming(&mut incoming).await {
         let slot = slots.admit(peer);
         let friends = friends.clone();
-        tokio::spawn(async move {
+        lifecycle.spawn_request(async move {
             if slot.is_none() {
                 let _ = wire::write_refusal(
                     &mut stream,

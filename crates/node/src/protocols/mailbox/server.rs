@@ -16,7 +16,6 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use kith_base::letter::{self, mailbox_id};
 use kith_net::{Control, PeerId, Stream};
 use tracing::{debug, info, warn};
@@ -24,6 +23,7 @@ use tracing::{debug, info, warn};
 use super::Refusal;
 use crate::friends::db::{Held, HeldMail};
 use crate::friends::{Friends, now_ms};
+use crate::lifecycle::Lifecycle;
 use crate::protocols::letter_frames::{self as wire, Reason, WireError, tag};
 use crate::slots::StreamSlots;
 
@@ -44,8 +44,8 @@ pub(crate) const MAX_ROUNDS: usize = 32;
 /// How long a deposit or a collection from one holder may take.
 pub(crate) const HOLDER_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Serves `/kith/mailbox/1.0.0` until the network stops.
-pub(crate) async fn serve(friends: Friends, mut control: Control) {
+/// Serves `/kith/mailbox/1.0.0` until the node stops.
+pub(crate) async fn serve(friends: Friends, mut control: Control, lifecycle: Lifecycle) {
     let mut incoming = match control.accept(wire::MAILBOX) {
         Ok(incoming) => incoming,
         Err(error) => {
@@ -54,14 +54,15 @@ pub(crate) async fn serve(friends: Friends, mut control: Control) {
         }
     };
     let slots = StreamSlots::new(MAX_STREAMS, MAX_STREAMS_PER_PEER);
-    while let Some((peer, mut stream)) = incoming.next().await {
+    while let Some((peer, mut stream)) = lifecycle.next_incoming(&mut incoming).await {
         let Some(slot) = slots.admit(peer) else {
             debug!(%peer, "too many mailbox streams; dropping one");
             continue;
         };
         let friends = friends.clone();
-        tokio::spawn(async move {
-            if let Err(error) = serve_stream(&friends, peer, &mut stream).await {
+        let stopping = lifecycle.clone();
+        lifecycle.spawn_request(async move {
+            if let Err(error) = serve_stream(&friends, peer, &mut stream, &stopping).await {
                 debug!(%peer, %error, "mailbox stream ended");
             }
             drop(slot);
@@ -73,10 +74,18 @@ async fn serve_stream(
     friends: &Friends,
     peer: PeerId,
     stream: &mut Stream,
+    lifecycle: &Lifecycle,
 ) -> Result<(), WireError> {
     let mut buffer = Vec::new();
     let own_box = mailbox_id(&peer);
-    while let Some(frame) = wire::read_frame(stream, IDLE, &mut buffer).await? {
+    loop {
+        // A stopping node closes the stream between requests.
+        let frame = tokio::select! {
+            biased;
+            () = lifecycle.stopping() => return Ok(()),
+            frame = wire::read_frame(stream, IDLE, &mut buffer) => frame?,
+        };
+        let Some(frame) = frame else { break };
         match frame {
             tag::DEPOSIT => {
                 if buffer.len() < 40 {

@@ -23,7 +23,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use kith_base::ContentId;
 use kith_codec::StripeRecord;
 use kith_net::{Control, PeerId, Stream};
@@ -31,6 +30,7 @@ use kith_store::{PutOutcome, Store, StoreError};
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
+use crate::lifecycle::Lifecycle;
 use crate::slots::StreamSlots;
 
 use super::wire::{self, Answer, DropResult, RefuseReason, Request, WireError};
@@ -54,6 +54,7 @@ pub(crate) struct ServerParts {
     pub(crate) counters: Arc<Counters>,
     pub(crate) faults: crate::files::Faults,
     pub(crate) shares: crate::files::Shares,
+    pub(crate) lifecycle: Lifecycle,
 }
 
 /// Shared state of the server.
@@ -68,6 +69,8 @@ pub(crate) struct Server {
     faults: crate::files::Faults,
     /// The node's shares, to announce what this node holds.
     shares: crate::files::Shares,
+    /// The node's stop: no new streams or requests once it begins.
+    lifecycle: Lifecycle,
 }
 
 impl Server {
@@ -84,10 +87,11 @@ impl Server {
             streams: StreamSlots::new(MAX_STREAMS, MAX_STREAMS_PER_PEER),
             faults: parts.faults,
             shares: parts.shares,
+            lifecycle: parts.lifecycle,
         }
     }
 
-    /// Accepts share streams until the network stops.
+    /// Accepts share streams until the node stops.
     pub(crate) async fn run(self, mut control: Control) {
         let mut incoming = match control.accept(wire::PROTOCOL) {
             Ok(incoming) => incoming,
@@ -96,7 +100,7 @@ impl Server {
                 return;
             }
         };
-        while let Some((peer, stream)) = incoming.next().await {
+        while let Some((peer, stream)) = self.lifecycle.next_incoming(&mut incoming).await {
             // Only hand off here: libp2p-stream drops inbound streams that
             // arrive while this loop is busy.
             let Some(slot) = self.streams.admit(peer) else {
@@ -104,7 +108,7 @@ impl Server {
                 continue;
             };
             let server = self.clone();
-            tokio::spawn(async move {
+            self.lifecycle.spawn_request(async move {
                 if let Err(error) = server.serve(peer, stream).await {
                     debug!(%peer, %error, "share stream ended");
                 }
@@ -115,7 +119,14 @@ impl Server {
 
     async fn serve(&self, peer: PeerId, mut stream: Stream) -> Result<(), WireError> {
         loop {
-            let Some((tag, len)) = wire::read_header(&mut stream, IDLE).await? else {
+            // Between requests a stopping node closes the stream; a request
+            // that has begun is served to its end.
+            let header = tokio::select! {
+                biased;
+                () = self.lifecycle.stopping() => return Ok(()),
+                header = wire::read_header(&mut stream, IDLE) => header?,
+            };
+            let Some((tag, len)) = header else {
                 return Ok(());
             };
             // `len` ≤ the tag's maximum ≤ 64 MiB + a little, so it fits.
@@ -135,6 +146,12 @@ impl Server {
                 } => {
                     self.serve_get(peer, &mut stream, (stripe, index), redirect)
                         .await?
+                }
+                Request::Put { .. } if self.faults.stalls_stores() => {
+                    // Answer nothing; wait for the sender to give up and
+                    // close the stream (or for the idle limit).
+                    let _ = wire::read_header(&mut stream, IDLE).await;
+                    return Err(WireError::Closed);
                 }
                 other => {
                     let answer = self.answer(peer, other).await;
