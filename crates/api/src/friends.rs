@@ -21,8 +21,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::{StreamExt, TryStreamExt};
-use kith_net::PeerId;
-use kith_node::{Delivery, FriendError, Node, SendError};
+use kith_node::{Delivery, FriendError, Node, PeerId, SendError};
 use serde::Deserialize;
 
 use crate::routes::error_response;

@@ -7,8 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
-use kith_net::{NetError, PeerId, parse_multiaddr};
-use kith_node::{Node, NodeError};
+use kith_node::{NetError, Node, NodeError, PeerId, parse_multiaddr};
 
 use crate::security::{self, Guard};
 use crate::types::{
