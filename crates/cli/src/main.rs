@@ -1,5 +1,18 @@
 //! `kith`, the command line.
 //!
+//! # Modules
+//!
+//! | module | what it is for |
+//! |---|---|
+//! | (this file) | `main`: dispatches each command, prints results; `kith up`, `init`, `id`, `status`, `peers`, `connect`, `ping`, `repair`, `dashboard` |
+//! | [`cli`] | the grammar (clap): every command and flag |
+//! | [`client`] | the HTTP client for a running node's API; turns failures into one sentence |
+//! | [`files`] | `kith put`, `get`, `stat`, `rm` |
+//! | [`friends`] | `kith friend`, `msg`, `send`, `inbox` |
+//! | `demo` | `kith demo`, with the cargo feature `demo` (default) |
+//!
+//! # What it does
+//!
 //! This binary only parses arguments and calls into the libraries: `kith up`
 //! runs `kith_api::up`, the other commands talk to the running node over its
 //! HTTP API ([`client`]), and `init`/`id` read the data folder directly.
