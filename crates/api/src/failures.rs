@@ -21,12 +21,11 @@ use axum::Json;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::routes::error_response;
+use crate::error::{ApiError, ErrorKind};
 use crate::types::{ErrorBody, Failure};
 
 /// The header that names a request.
@@ -102,18 +101,24 @@ pub(crate) async fn remember(
         return response;
     }
     let (parts, body) = response.into_parts();
+    // Every error answer is an `ErrorBody` (see `error.rs`); one that is
+    // not is remembered by its status.
+    let kind = ErrorKind::of_status(status);
+    let unreadable = || format!("the node answered {status}");
     let bytes = match axum::body::to_bytes(body, MAX_ERROR_BODY).await {
         Ok(bytes) => bytes,
-        Err(_) => return error_response(status, format!("the node answered {status}")),
+        Err(_) => return ApiError::new(kind, unreadable()).into_response(),
     };
-    let error = serde_json::from_slice::<ErrorBody>(&bytes)
-        .map(|body| body.error)
-        .unwrap_or_else(|_| format!("the node answered {status}"));
+    let body = serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| ErrorBody {
+        error: kind.name().to_owned(),
+        message: unreadable(),
+    });
     failures.remember(
         id,
         Failure {
             status: status.as_u16(),
-            error,
+            error: body.error,
+            message: body.message,
         },
     );
     Response::from_parts(parts, Body::from(bytes))
@@ -126,14 +131,15 @@ pub(crate) fn router(failures: Failures) -> Router {
         .with_state(failures)
 }
 
-async fn find(State(failures): State<Failures>, Path(id): Path<String>) -> Response {
-    match failures.find(&id) {
-        Some(failure) => Json(failure).into_response(),
-        None => error_response(
-            StatusCode::NOT_FOUND,
-            format!("no failed request {id:?} is remembered (they are kept for 10 minutes)"),
-        ),
-    }
+async fn find(
+    State(failures): State<Failures>,
+    Path(id): Path<String>,
+) -> Result<Json<Failure>, ApiError> {
+    failures.find(&id).map(Json).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no failed request {id:?} is remembered (they are kept for 10 minutes)"
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -148,7 +154,8 @@ mod tests {
                 format!("r{i}"),
                 Failure {
                     status: 502,
-                    error: format!("error {i}"),
+                    error: "network".to_owned(),
+                    message: format!("error {i}"),
                 },
             );
         }
@@ -156,7 +163,7 @@ mod tests {
         assert!(failures.find("r0").is_none(), "the oldest were dropped");
         let last = format!("r{}", KEPT + 9);
         assert_eq!(
-            failures.find(&last).unwrap().error,
+            failures.find(&last).unwrap().message,
             format!("error {}", KEPT + 9)
         );
         assert!(valid_id("0123abcd-ef"));

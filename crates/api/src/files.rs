@@ -24,15 +24,15 @@ use axum::Json;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
 use kith_base::Capability;
-use kith_node::{ChunkReader, Detected, FileMeta, GetError, GetReport, Node, Params, PutError};
+use kith_node::{ChunkReader, Detected, FileMeta, GetReport, Node, Params};
 use serde::Deserialize;
 
-use crate::routes::error_response;
+use crate::error::ApiError;
 use crate::types::{CorruptShare, DownloadReport, Holder, StatAnswer, StatStripe, Stored};
 
 /// Finished or running downloads whose reports are kept.
@@ -82,24 +82,11 @@ struct CapQuery {
     cap: String,
 }
 
-fn bad_request(message: String) -> Response {
-    error_response(StatusCode::BAD_REQUEST, message)
-}
-
-/// Parses a capability from a query; the error is the message for a 400.
-fn parse_cap(text: &str) -> Result<Capability, String> {
+/// Parses a capability from a query.
+fn parse_cap(text: &str) -> Result<Capability, ApiError> {
     text.trim()
         .parse::<Capability>()
-        .map_err(|error| format!("not a valid capability: {error}"))
-}
-
-fn get_status(error: &GetError) -> StatusCode {
-    match error {
-        GetError::NotFound { .. } => StatusCode::NOT_FOUND,
-        GetError::Lost { .. } => StatusCode::BAD_GATEWAY,
-        GetError::Decode(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    }
+        .map_err(|error| ApiError::bad_request(format!("not a valid capability: {error}")))
 }
 
 async fn put(
@@ -111,14 +98,20 @@ async fn put(
         None => Params::default(),
         Some(text) => match text.parse::<Params>() {
             Ok(params) => params,
-            Err(error) => return bad_request(format!("--shares {text:?}: {error}")),
+            Err(error) => {
+                return ApiError::bad_request(format!("--shares {text:?}: {error}"))
+                    .into_response();
+            }
         },
     };
     let meta = match query.name.as_deref() {
         None => FileMeta::none(),
         Some(name) => match FileMeta::none().with_name(name) {
             Ok(meta) => meta,
-            Err(error) => return bad_request(format!("file name {name:?}: {error}")),
+            Err(error) => {
+                return ApiError::bad_request(format!("file name {name:?}: {error}"))
+                    .into_response();
+            }
         },
     };
     let (sender, receiver) = tokio::sync::mpsc::channel(BODY_BATCHES_AHEAD);
@@ -164,28 +157,16 @@ async fn put(
             peers: report.peers,
         })
         .into_response(),
-        Err(error) => {
-            let status = match error {
-                PutError::NotEnoughPeers { .. } | PutError::Placement { .. } => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
-                PutError::Encode(_) => StatusCode::BAD_REQUEST,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            error_response(status, error.to_string())
-        }
+        Err(error) => ApiError::from(error).into_response(),
     }
 }
 
-async fn get_file(State(files): State<Files>, Query(query): Query<CapQuery>) -> Response {
-    let capability = match parse_cap(&query.cap) {
-        Ok(capability) => capability,
-        Err(message) => return bad_request(message),
-    };
-    let download = match files.node.files().get(&capability).await {
-        Ok(download) => download,
-        Err(error) => return error_response(get_status(&error), error.to_string()),
-    };
+async fn get_file(
+    State(files): State<Files>,
+    Query(query): Query<CapQuery>,
+) -> Result<Response, ApiError> {
+    let capability = parse_cap(&query.cap)?;
+    let download = files.node.files().get(&capability).await?;
     let size = download.manifest().file_size();
     let name = download.manifest().meta().name().map(str::to_owned);
     let id = files.next_id.fetch_add(1, Ordering::Relaxed);
@@ -216,19 +197,21 @@ async fn get_file(State(files): State<Files>, Query(query): Query<CapQuery>) -> 
     if let Some(name) = name.and_then(|name| HeaderValue::from_str(&name).ok()) {
         headers.insert("x-kith-name", name);
     }
-    response
+    Ok(response)
 }
 
-async fn download_report(State(files): State<Files>, Path(id): Path<u64>) -> Response {
+async fn download_report(
+    State(files): State<Files>,
+    Path(id): Path<u64>,
+) -> Result<Json<DownloadReport>, ApiError> {
     let reports = files.reports.lock().unwrap_or_else(|e| e.into_inner());
     let Some((_, report)) = reports.iter().find(|(kept, _)| *kept == id) else {
-        return error_response(
-            StatusCode::NOT_FOUND,
-            format!("no download {id} (only the last {REPORTS_KEPT} are kept)"),
-        );
+        return Err(ApiError::not_found(format!(
+            "no download {id} (only the last {REPORTS_KEPT} are kept)"
+        )));
     };
     let report = report();
-    Json(DownloadReport {
+    Ok(Json(DownloadReport {
         corrupt: report
             .corrupt
             .iter()
@@ -245,30 +228,23 @@ async fn download_report(State(files): State<Files>, Path(id): Path<u64>) -> Res
             .collect(),
         peers: report.peers,
         shares: report.shares,
-    })
-    .into_response()
+    }))
 }
 
-async fn remove(State(files): State<Files>, Query(query): Query<CapQuery>) -> Response {
-    let capability = match parse_cap(&query.cap) {
-        Ok(capability) => capability,
-        Err(message) => return bad_request(message),
-    };
-    match files.node.files().remove(&capability).await {
-        Ok(report) => Json(report).into_response(),
-        Err(error) => error_response(get_status(&error), error.to_string()),
-    }
+async fn remove(
+    State(files): State<Files>,
+    Query(query): Query<CapQuery>,
+) -> Result<Json<kith_node::RmReport>, ApiError> {
+    let capability = parse_cap(&query.cap)?;
+    Ok(Json(files.node.files().remove(&capability).await?))
 }
 
-async fn stat(State(files): State<Files>, Query(query): Query<CapQuery>) -> Response {
-    let capability = match parse_cap(&query.cap) {
-        Ok(capability) => capability,
-        Err(message) => return bad_request(message),
-    };
-    let report = match files.node.files().stat(&capability).await {
-        Ok(report) => report,
-        Err(error) => return error_response(get_status(&error), error.to_string()),
-    };
+async fn stat(
+    State(files): State<Files>,
+    Query(query): Query<CapQuery>,
+) -> Result<Json<StatAnswer>, ApiError> {
+    let capability = parse_cap(&query.cap)?;
+    let report = files.node.files().stat(&capability).await?;
     let stripe = |stat: &kith_node::StripeStat| StatStripe {
         id: stat.id.to_string(),
         health: stat.health.to_string(),
@@ -284,7 +260,7 @@ async fn stat(State(files): State<Files>, Query(query): Query<CapQuery>) -> Resp
             })
             .collect(),
     };
-    Json(StatAnswer {
+    Ok(Json(StatAnswer {
         size: report.manifest.file_size(),
         name: report.manifest.meta().name().map(str::to_owned),
         shares: format!(
@@ -295,6 +271,5 @@ async fn stat(State(files): State<Files>, Query(query): Query<CapQuery>) -> Resp
         asked: report.asked,
         manifest: stripe(&report.manifest_stripe),
         stripes: report.stripes.iter().map(stripe).collect(),
-    })
-    .into_response()
+    }))
 }

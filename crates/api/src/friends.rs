@@ -17,15 +17,13 @@ use std::time::Duration;
 use axum::Json;
 use axum::Router;
 use axum::extract::{Query, Request, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::{StreamExt, TryStreamExt};
-use kith_net::PeerId;
-use kith_node::{Delivery, FriendError, Node, SendError};
+use kith_node::{Delivery, FriendError, Node, PeerId, SendError};
 use serde::Deserialize;
 
-use crate::routes::error_response;
+use crate::error::ApiError;
 use crate::types::{HeldMail, InboxAnswer, MailChecked, MessageRequest};
 
 /// Longest a `wait` on the inbox may be.
@@ -42,30 +40,15 @@ pub(crate) fn router(node: Node) -> Router {
         .with_state(node)
 }
 
-fn send_status(error: &SendError) -> StatusCode {
-    match error {
-        SendError::Friend(FriendError::DataDir(_)) | SendError::Internal(_) => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
-        SendError::Friend(_) | SendError::ToSelf(_) | SendError::Letter(_) => {
-            StatusCode::BAD_REQUEST
-        }
-        SendError::Source(_) => StatusCode::BAD_REQUEST,
-        SendError::Refused { .. } => StatusCode::FORBIDDEN,
-        SendError::Put { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::BAD_GATEWAY,
-    }
-}
-
-fn delivered(result: Result<Delivery, SendError>) -> Response {
-    match result {
-        Ok(delivery) => Json(delivery).into_response(),
-        Err(error) => error_response(send_status(&error), error.to_string()),
-    }
-}
-
-async fn message(State(node): State<Node>, Json(request): Json<MessageRequest>) -> Response {
-    delivered(node.friends().send_message(&request.to, request.text).await)
+async fn message(
+    State(node): State<Node>,
+    Json(request): Json<MessageRequest>,
+) -> Result<Json<Delivery>, ApiError> {
+    Ok(Json(
+        node.friends()
+            .send_message(&request.to, request.text)
+            .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,17 +62,17 @@ async fn send(
     State(node): State<Node>,
     Query(query): Query<SendQuery>,
     request: Request,
-) -> Response {
+) -> Result<Json<Delivery>, ApiError> {
     let body = request
         .into_body()
         .into_data_stream()
         .map(|chunk| chunk.map_err(std::io::Error::other))
         .into_async_read();
-    let result = node
+    let delivery: Result<Delivery, SendError> = node
         .friends()
         .send_file(&query.to, &query.name, query.size, Box::new(body))
         .await;
-    delivered(result)
+    Ok(Json(delivery?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,14 +82,19 @@ struct InboxQuery {
     wait: Option<u64>,
 }
 
-async fn inbox(State(node): State<Node>, Query(query): Query<InboxQuery>) -> Response {
+async fn inbox(
+    State(node): State<Node>,
+    Query(query): Query<InboxQuery>,
+) -> Result<Json<InboxAnswer>, ApiError> {
     let wait = query
         .wait
         .map(|secs| Duration::from_secs(secs).min(MAX_WAIT));
-    match node.friends().inbox(query.after, wait).await {
-        Ok(entries) => Json(InboxAnswer { entries }).into_response(),
-        Err(error) => error_response(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
-    }
+    let entries = node
+        .friends()
+        .inbox(query.after, wait)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(InboxAnswer { entries }))
 }
 
 async fn check_mail(State(node): State<Node>) -> Response {
@@ -121,21 +109,20 @@ struct HeldQuery {
     peer: Option<String>,
 }
 
-async fn held_mail(State(node): State<Node>, Query(query): Query<HeldQuery>) -> Response {
+async fn held_mail(
+    State(node): State<Node>,
+    Query(query): Query<HeldQuery>,
+) -> Result<Json<HeldMail>, ApiError> {
     let peer = match query.peer.as_deref() {
         None => None,
-        Some(text) => match text.trim().parse::<PeerId>() {
-            Ok(peer) => Some(peer),
-            Err(_) => {
-                return error_response(
-                    StatusCode::BAD_REQUEST,
-                    FriendError::NotAPeerId(text.to_owned()).to_string(),
-                );
-            }
-        },
+        Some(text) => Some(text.trim().parse::<PeerId>().map_err(|_| {
+            ApiError::bad_request(FriendError::NotAPeerId(text.to_owned()).to_string())
+        })?),
     };
-    match node.friends().held_mail(peer).await {
-        Ok((letters, bytes)) => Json(HeldMail { letters, bytes }).into_response(),
-        Err(error) => error_response(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
-    }
+    let (letters, bytes) = node
+        .friends()
+        .held_mail(peer)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(HeldMail { letters, bytes }))
 }

@@ -1,5 +1,25 @@
 //! kith's HTTP API, and the `kith up` life cycle built around it.
 //!
+//! # Modules
+//!
+//! Dependencies between them point one way: the handlers use the leaves
+//! (`error`, [`types`]), never the other way round.
+//!
+//! | module | what it is for |
+//! |---|---|
+//! | `routes` | the [`router`]: every route and layer put together, and the node routes (health, id, peers, connect, ping, status, metrics, repair) |
+//! | `files` | the file routes: put, get, downloads, stat, rm |
+//! | `friends` | the friend routes: msg, send, inbox, mail |
+//! | `failures` | remembers the error answer of a named streamed request (`GET /v1/failures/ID`) |
+//! | `dashboard` | the read-only web dashboard's static files |
+//! | `security` | the guard: host, origin and bearer token checks |
+//! | `error` | leaf: every error answer — its kinds, one status per kind, the JSON body, the mapping of the node's errors |
+//! | [`types`] | leaf: the JSON request and answer bodies, shared with the command line |
+//! | `serve` | the accept loop with its timeouts and connection cap ([`ApiLimits`]) |
+//! | `up` | [`up`]: a node and its API, started and stopped together |
+//!
+//! # The API
+//!
 //! The API is JSON over HTTP/1.1 on 127.0.0.1 (a random free port unless
 //! `--api HOST:PORT` says otherwise). Every request needs the bearer token
 //! that the node keeps in its data folder (`api.token`, mode 0600), so only
@@ -27,9 +47,10 @@
 //! | `GET /v1/inbox?after=N&wait=SECS` | | `{"entries":[{"arrival","from","from_name","sent_at_ms","seq","received_at_ms","via","kind":"text"\|"file",…}]}` |
 //! | `POST /v1/mail/check` | | `{"new"}` |
 //! | `GET /v1/mail/held?peer=PEER_ID` | | `{"letters","bytes"}` |
-//! | `GET /v1/failures/ID` | | `{"status","error"}`: how the request named `ID` (header `x-kith-request`) failed |
+//! | `GET /v1/failures/ID` | | `{"status","error","message"}`: how the request named `ID` (header `x-kith-request`) failed |
 //!
-//! Errors are `{"error": "one sentence"}` with a 4xx or 5xx status. A client
+//! Errors are `{"error": KIND, "message": "one sentence"}` ([`types::ErrorBody`])
+//! with the one 4xx or 5xx status of that kind (`error.rs` has the table). A client
 //! that streams a body may name its request with an `x-kith-request: ID`
 //! header; if the node fails it while the client is still sending, the
 //! client may see only a broken connection, and `GET /v1/failures/ID` then
@@ -39,6 +60,7 @@
 //! into the data folder, where the command line finds it.
 
 mod dashboard;
+mod error;
 mod failures;
 mod files;
 mod friends;

@@ -3,17 +3,14 @@
 use std::net::SocketAddr;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
-use kith_net::{NetError, PeerId, parse_multiaddr};
-use kith_node::{Node, NodeError};
+use kith_node::{Node, PeerId, parse_multiaddr};
 
+use crate::error::{ApiError, json_errors};
 use crate::security::{self, Guard};
-use crate::types::{
-    ConnectRequest, Connected, ErrorBody, Health, Id, Peer, Peers, PingRequest, Pong,
-};
+use crate::types::{ConnectRequest, Connected, Health, Id, Peer, Peers, PingRequest, Pong};
 
 /// Largest JSON body the API accepts. Requests are small commands; file
 /// bytes never travel in JSON.
@@ -43,6 +40,8 @@ pub fn router(node: Node, token: &str, local: SocketAddr) -> Router {
         .merge(crate::failures::router(failures.clone()))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        // Inside `remember`, so that it keeps the JSON answer.
+        .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(
             failures,
             crate::failures::remember,
@@ -52,34 +51,6 @@ pub fn router(node: Node, token: &str, local: SocketAddr) -> Router {
             security::check,
         ))
         .layer(middleware::from_fn_with_state(guard, security::check))
-}
-
-/// An error answer: `{"error": message}` with `status`.
-pub(crate) fn error_response(status: StatusCode, message: String) -> Response {
-    (status, Json(ErrorBody { error: message })).into_response()
-}
-
-/// A failure inside a handler, mapped to a status and a sentence.
-struct ApiError(StatusCode, String);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        error_response(self.0, self.1)
-    }
-}
-
-impl From<NodeError> for ApiError {
-    fn from(error: NodeError) -> Self {
-        let status = match &error {
-            NodeError::Net(NetError::InvalidAddr { .. } | NetError::MissingPeerId { .. }) => {
-                StatusCode::BAD_REQUEST
-            }
-            NodeError::Net(NetError::Timeout { .. }) => StatusCode::GATEWAY_TIMEOUT,
-            NodeError::Net(_) => StatusCode::BAD_GATEWAY,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        Self(status, error.to_string())
-    }
 }
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
@@ -151,8 +122,7 @@ async fn connect(
     State(node): State<Node>,
     Json(request): Json<ConnectRequest>,
 ) -> ApiResult<Connected> {
-    let addr = parse_multiaddr(&request.addr)
-        .map_err(|error| ApiError(StatusCode::BAD_REQUEST, error.to_string()))?;
+    let addr = parse_multiaddr(&request.addr)?;
     let peer = node.connect(addr).await?;
     Ok(Json(Connected {
         peer_id: peer.to_string(),
@@ -161,13 +131,10 @@ async fn connect(
 
 async fn ping(State(node): State<Node>, Json(request): Json<PingRequest>) -> ApiResult<Pong> {
     let peer: PeerId = request.peer_id.trim().parse().map_err(|_| {
-        ApiError(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "{:?} is not a peer id (they look like 12D3KooW…)",
-                request.peer_id
-            ),
-        )
+        ApiError::bad_request(format!(
+            "{:?} is not a peer id (they look like 12D3KooW…)",
+            request.peer_id
+        ))
     })?;
     let rtt = node.ping(peer).await?;
     Ok(Json(Pong {
@@ -176,6 +143,6 @@ async fn ping(State(node): State<Node>, Json(request): Json<PingRequest>) -> Api
     }))
 }
 
-async fn not_found() -> Response {
-    error_response(StatusCode::NOT_FOUND, "no such API endpoint".to_owned())
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such API endpoint")
 }

@@ -11,11 +11,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
-use crate::routes::error_response;
+use crate::error::{ApiError, ErrorKind};
 
 /// What the guard needs to know.
 #[derive(Debug, Clone)]
@@ -28,10 +28,11 @@ pub(crate) struct Guard {
 pub(crate) async fn check(State(guard): State<Guard>, request: Request, next: Next) -> Response {
     let headers = request.headers();
     if !host_allowed(headers, guard.local) {
-        return error_response(
-            StatusCode::FORBIDDEN,
-            "requests must be addressed to the API's own loopback address".to_owned(),
-        );
+        return ApiError::new(
+            ErrorKind::Forbidden,
+            "requests must be addressed to the API's own loopback address",
+        )
+        .into_response();
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
         let host = headers
@@ -39,10 +40,11 @@ pub(crate) async fn check(State(guard): State<Guard>, request: Request, next: Ne
             .and_then(|value| value.to_str().ok())
             .unwrap_or_default();
         if origin.to_str().ok() != Some(&format!("http://{host}")) {
-            return error_response(
-                StatusCode::FORBIDDEN,
-                "requests from other web origins are refused".to_owned(),
-            );
+            return ApiError::new(
+                ErrorKind::Forbidden,
+                "requests from other web origins are refused",
+            )
+            .into_response();
         }
     }
     // The dashboard's page, script and stylesheet carry no data; the
@@ -58,14 +60,16 @@ pub(crate) async fn check(State(guard): State<Guard>, request: Request, next: Ne
         Some(token) if constant_time_eq(token.trim().as_bytes(), guard.token.as_bytes()) => {
             next.run(request).await
         }
-        Some(_) => error_response(
-            StatusCode::UNAUTHORIZED,
-            "wrong API token: use the one in the node's data folder (api.token)".to_owned(),
-        ),
-        None => error_response(
-            StatusCode::UNAUTHORIZED,
-            "missing API token: send `Authorization: Bearer <token from api.token>`".to_owned(),
-        ),
+        Some(_) => ApiError::new(
+            ErrorKind::Unauthorized,
+            "wrong API token: use the one in the node's data folder (api.token)",
+        )
+        .into_response(),
+        None => ApiError::new(
+            ErrorKind::Unauthorized,
+            "missing API token: send `Authorization: Bearer <token from api.token>`",
+        )
+        .into_response(),
     }
 }
 

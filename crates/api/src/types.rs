@@ -82,11 +82,17 @@ pub struct Pong {
     pub rtt_ms: f64,
 }
 
-/// Every error answer.
+/// Every error answer: `{"error": KIND, "message": SENTENCE}`, with the
+/// one HTTP status of its kind.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {
-    /// One sentence saying what went wrong.
+    /// What kind of error, in a word: `bad_request`, `unauthorized`,
+    /// `forbidden`, `not_found`, `method_not_allowed`, `too_large`,
+    /// `unsupported_media_type`, `unprocessable`, `internal`, `network`,
+    /// `unavailable` or `timeout`.
     pub error: String,
+    /// One sentence saying what went wrong.
+    pub message: String,
 }
 
 /// `GET /v1/failures/ID` answer: how a named request failed.
@@ -94,8 +100,10 @@ pub struct ErrorBody {
 pub struct Failure {
     /// The HTTP status it was answered with.
     pub status: u16,
-    /// The node's sentence.
+    /// Its kind, as in [`ErrorBody::error`].
     pub error: String,
+    /// The node's sentence.
+    pub message: String,
 }
 
 /// `POST /v1/put` answer.

@@ -1,5 +1,19 @@
 //! kith's vocabulary: the small, pure types every other crate speaks in.
 //!
+//! # Modules
+//!
+//! | module | what it is for |
+//! |---|---|
+//! | [`content_id`] | [`ContentId`]: the BLAKE3 name of immutable bytes |
+//! | [`file_key`] | [`FileKey`]: the random secret that encrypts one file |
+//! | [`capability`] | [`Capability`]: the `kith:…` text that grants reading one file |
+//! | [`identity`] | [`Identity`]: the node's Ed25519 key pair and its file text |
+//! | [`lease`] | [`Lease`]: an owner's signed word to keep a stripe's shares until a time |
+//! | [`letter`] | [`Letter`]: signed letters between friends, sealed for offline mailboxes |
+//! | [`size`] | [`ByteSize`]: byte sizes as people write them (`500M`, `1.5T`) |
+//!
+//! # What it is
+//!
 //! Nothing here does I/O or runs async code, so everything can be unit- and
 //! property-tested in isolation and reused by the codec, the store, the
 //! network layer and the command line alike.

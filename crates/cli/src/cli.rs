@@ -192,6 +192,9 @@ pub(crate) enum FriendCommand {
     },
 }
 
+// These doc comments are `kith up --help` as printed: `<peer id>` there is
+// text for the terminal, not an HTML tag.
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Debug, Args)]
 pub(crate) struct UpArgs {
     /// Listen on this multiaddr (repeatable) [default: all interfaces, a free

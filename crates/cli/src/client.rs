@@ -137,7 +137,7 @@ impl ApiClient {
                 Err(_) => return None,
                 Ok(mut response) if response.status().is_success() => {
                     let failure: kith_api::types::Failure = response.body_mut().read_json().ok()?;
-                    return Some(anyhow!(failure.error));
+                    return Some(anyhow!(failure.message));
                 }
                 Ok(_) => continue,
             }
@@ -170,7 +170,7 @@ impl ApiClient {
             .context("cannot read the node's answer")?;
         Err(anyhow!(
             serde_json::from_str::<ErrorBody>(&body)
-                .map(|error| error.error)
+                .map(|error| error.message)
                 .unwrap_or_else(|_| format!("the node answered {status}"))
         ))
     }
@@ -203,7 +203,7 @@ impl ApiClient {
             serde_json::from_str(&body).context("the node's answer is not what this kith expects")
         } else {
             let message = serde_json::from_str::<ErrorBody>(&body)
-                .map(|error| error.error)
+                .map(|error| error.message)
                 .unwrap_or_else(|_| format!("the node answered {status}"));
             Err(anyhow!(message))
         }

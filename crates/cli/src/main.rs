@@ -1,5 +1,18 @@
 //! `kith`, the command line.
 //!
+//! # Modules
+//!
+//! | module | what it is for |
+//! |---|---|
+//! | (this file) | `main`: dispatches each command, prints results; `kith up`, `init`, `id`, `status`, `peers`, `connect`, `ping`, `repair`, `dashboard` |
+//! | [`cli`] | the grammar (clap): every command and flag |
+//! | [`client`] | the HTTP client for a running node's API; turns failures into one sentence |
+//! | [`files`] | `kith put`, `get`, `stat`, `rm` |
+//! | [`friends`] | `kith friend`, `msg`, `send`, `inbox` |
+//! | `demo` | `kith demo`, with the cargo feature `demo` (default) |
+//!
+//! # What it does
+//!
 //! This binary only parses arguments and calls into the libraries: `kith up`
 //! runs `kith_api::up`, the other commands talk to the running node over its
 //! HTTP API ([`client`]), and `init`/`id` read the data folder directly.
@@ -8,6 +21,7 @@
 
 mod cli;
 mod client;
+#[cfg(feature = "demo")]
 mod demo;
 mod files;
 mod friends;
@@ -115,15 +129,7 @@ macro_rules! out {
 fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Demo { nodes, size } = &cli.command {
         // The demo brings its own nodes and folders; it needs no data folder.
-        init_logging("warn,libp2p=error");
-        let size = size
-            .parse::<kith_base::ByteSize>()
-            .map_err(|error| anyhow::anyhow!("--size: {error}"))?
-            .0;
-        return demo::run(demo::DemoOptions {
-            nodes: *nodes,
-            size,
-        });
+        return demo(*nodes, size);
     }
     let dir = match cli.dir {
         Some(path) => DataDir::new(path),
@@ -277,6 +283,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `kith demo`.
+#[cfg(feature = "demo")]
+fn demo(nodes: usize, size: &str) -> anyhow::Result<()> {
+    init_logging("warn,libp2p=error");
+    let size = size
+        .parse::<kith_base::ByteSize>()
+        .map_err(|error| anyhow::anyhow!("--size: {error}"))?
+        .0;
+    demo::run(demo::DemoOptions { nodes, size })
+}
+
+/// `kith demo` in a build without it.
+#[cfg(not(feature = "demo"))]
+fn demo(_nodes: usize, _size: &str) -> anyhow::Result<()> {
+    anyhow::bail!("this build of kith has no demo: it was built without the cargo feature `demo`")
 }
 
 fn up(dir: DataDir, args: UpArgs) -> anyhow::Result<()> {

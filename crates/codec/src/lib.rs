@@ -1,5 +1,20 @@
 //! kith's codec: files to verified, encrypted, erasure-coded shares and back.
 //!
+//! # Modules
+//!
+//! | module | what it is for |
+//! |---|---|
+//! | [`params`] | [`Params`]: k, n and the segment size |
+//! | [`encode`] | a file to stripes, segments in parallel and in order, then the manifest ([`encode_all`], [`Encoder`]) |
+//! | [`decode`] | any k verified shares back to plaintext, or to all n shares (repair) |
+//! | [`stripe`] | [`EncodedStripe`] and the public [`StripeRecord`] that names its shares |
+//! | [`manifest`] | [`Manifest`]: what a file is made of, encrypted with the file key |
+//! | `crypto` | key derivation and AES-256-GCM |
+//! | `erasure` | the Reed–Solomon code |
+//! | [`error`] | every way the codec fails, as typed errors |
+//!
+//! # What it does
+//!
 //! Pure and synchronous: bytes come in through [`std::io::Read`] and leave
 //! through [`std::io::Write`] or as values; there is no async, no file system
 //! and no network here, so every transform is unit-, property- and

@@ -1,5 +1,20 @@
 //! kith's network layer: libp2p behind a cloneable handle.
 //!
+//! # Modules
+//!
+//! | module | what it is for |
+//! |---|---|
+//! | (this file) | [`spawn`]: builds the swarm, listens, starts the event loop |
+//! | `config` | [`NetConfig`]: listen addresses, bootstrap peers, services, limits; [`parse_multiaddr`] |
+//! | `client` | [`Client`]: the cloneable handle that sends commands to the event loop |
+//! | `event_loop` | the one task that owns the libp2p `Swarm` |
+//! | `behaviour` | the composed libp2p behaviour: every protocol a node speaks |
+//! | `pending_per_ip` | a cap on inbound handshakes per remote IP address |
+//! | `latency` | simulated link latency for the in-process memory transport (tests) |
+//! | `error` | [`NetError`], in words an operator can act on |
+//!
+//! # What it does
+//!
 //! [`spawn`] builds a libp2p swarm from the node's [`Identity`] and a
 //! [`NetConfig`], starts listening, and moves the swarm into one event-loop
 //! task that alone owns it. Everything else talks to that task through a

@@ -17,39 +17,12 @@
 //! lease does.
 
 use kith_base::ContentId;
-use std::path::Path;
-
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::ReadableTable;
 
 use crate::error::{DbContext, Result};
+use crate::rows::write_lease;
 use crate::store::Store;
 use crate::tables::{BY_STRIPE, EXPIRY, LEASES, SHARES, ShareInfo, split_stripe_key, stripe_key};
-
-/// Gives share `id`, whose row is `info`, a new `owner` and expiry inside
-/// `txn`, keeping the expiry index in step.
-pub(crate) fn write_lease(
-    txn: &WriteTransaction,
-    db: &Path,
-    shares: &mut Table<'_, &'static [u8; 32], &'static [u8]>,
-    id: &ContentId,
-    info: &mut ShareInfo,
-    owner: [u8; 32],
-    expires_at: Option<u64>,
-) -> Result<()> {
-    let mut expiry = txn.open_table(EXPIRY).db(db)?;
-    if let Some(old) = info.expires_at {
-        expiry.remove((old, id.as_bytes())).db(db)?;
-    }
-    if let Some(new) = expires_at {
-        expiry.insert((new, id.as_bytes()), ()).db(db)?;
-    }
-    info.owner = owner;
-    info.expires_at = expires_at;
-    shares
-        .insert(id.as_bytes(), info.encode().as_slice())
-        .db(db)?;
-    Ok(())
-}
 
 impl Store {
     /// Sets the lease of share `id`: its `owner` and when it ends

@@ -1,5 +1,27 @@
 //! kith's local share store: the bytes a node holds for the network.
 //!
+//! # Modules
+//!
+//! Dependencies point one way, down this table's groups: the `Store`
+//! modules use the leaves, never the reverse.
+//!
+//! | module | what it is for |
+//! |---|---|
+//! | `store` | the [`Store`] handle: open, put, get and remove shares and stripe records (the crash-safe write path) |
+//! | `lease` | more `Store` methods: who leased a share and until when, the stripes' signed leases, expiry |
+//! | `scrub` | more `Store` methods: the background re-reading that finds bit rot ([`Store::scrub_step`]) |
+//! | `recovery` | the pass run on open that clears what a crash left, and rebuilds a lost index from the bodies ([`RecoveryReport`]) |
+//! | `group_commit` | concurrent metadata writes sharing one redb transaction |
+//! | `rows` | leaf: edits of share rows and their indexes inside one transaction, used by `store`, `lease` and `recovery` |
+//! | `tables` | leaf: the redb tables and the byte layout of a share row ([`ShareInfo`]) |
+//! | `layout` | leaf: where files live in the store folder; durable create and rename |
+//! | `quota` | leaf: the default quota and free disk space |
+//! | [`open_db`] | leaf: opening any redb file so that damage is a typed error, not a panic |
+//! | `error` | leaf: [`StoreError`], the one error type |
+//! | `fuzzing` | doors to private row codecs for `fuzz/` (hidden) |
+//!
+//! # The store
+//!
 //! A storage node keeps *shares* (opaque ciphertext, named by the BLAKE3
 //! hash of its bytes) and the public *stripe records* that say which shares
 //! make up a stripe. This crate keeps them on local disk so that:
@@ -52,6 +74,7 @@ mod lease;
 pub mod open_db;
 mod quota;
 mod recovery;
+mod rows;
 mod scrub;
 mod store;
 mod tables;

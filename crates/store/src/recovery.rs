@@ -37,7 +37,7 @@ use crate::error::{DbContext, Result, io_error};
 use crate::layout::{
     Layout, create_dir_durable, id_from_file_name, remove_file_if_present, sync_dir,
 };
-use crate::store::{Counters, record_format, remove_share_rows};
+use crate::rows::{record_format, remove_share_rows};
 use crate::tables::{BY_STRIPE, EXPIRY, RECORDS, SHARES, ShareInfo, split_stripe_key};
 
 /// What the recovery pass found and removed. All zeros after a clean
@@ -69,6 +69,17 @@ impl RecoveryReport {
     }
 }
 
+/// What the store holds after the pass, for its in-memory counters.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Totals {
+    /// Share rows (each with its body).
+    pub(crate) shares: u64,
+    /// Stripe records.
+    pub(crate) records: u64,
+    /// Bytes of share bodies and records.
+    pub(crate) bytes: u64,
+}
+
 /// Runs the pass and returns the totals of what remains. `fresh`: the
 /// database has no format version yet, so bodies without a row are a lost
 /// index to rebuild, not crash leftovers.
@@ -76,7 +87,7 @@ pub(crate) fn recover(
     layout: &Layout,
     db: &Database,
     fresh: bool,
-) -> Result<(Counters, RecoveryReport)> {
+) -> Result<(Totals, RecoveryReport)> {
     let mut report = RecoveryReport {
         temp_files: clear_tmp(&layout.tmp)?,
         ..RecoveryReport::default()
@@ -85,7 +96,7 @@ pub(crate) fn recover(
 
     // 1. Rows whose body is missing or of the wrong length. Collected in a
     //    read transaction (usually none), then dropped in one write.
-    let mut counters = Counters::default();
+    let mut counters = Totals::default();
     let mut bad_rows: Vec<ContentId> = Vec::new();
     let mut dangling_index: Vec<[u8; 65]> = Vec::new();
     let mut dangling_expiry: Vec<(u64, [u8; 32])> = Vec::new();

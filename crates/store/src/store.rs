@@ -37,6 +37,7 @@ use crate::layout::{Layout, create_dir_durable, remove_file_if_present, sync_dir
 use crate::open_db::{OpenDbError, guard, open_database};
 use crate::quota::{disk_size, free_space};
 use crate::recovery::{self, RecoveryReport};
+use crate::rows::{remove_share_rows, write_lease};
 use crate::tables::{
     BY_STRIPE, EXPIRY, FORMAT_VERSION, LEASES, META, META_FORMAT, RECORDS, SHARES, ShareInfo,
     split_stripe_key, stripe_key,
@@ -182,11 +183,22 @@ struct Committed {
 /// In-memory totals, rebuilt from the database on open and updated after
 /// every commit. `reserved` is quota promised to puts in flight.
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Counters {
-    pub(crate) bytes: u64,
-    pub(crate) shares: u64,
-    pub(crate) records: u64,
-    pub(crate) reserved: u64,
+struct Counters {
+    bytes: u64,
+    shares: u64,
+    records: u64,
+    reserved: u64,
+}
+
+impl From<recovery::Totals> for Counters {
+    fn from(totals: recovery::Totals) -> Self {
+        Self {
+            bytes: totals.bytes,
+            shares: totals.shares,
+            records: totals.records,
+            reserved: 0,
+        }
+    }
 }
 
 /// Quota promised to one put. Dropping it unused gives the bytes back, so
@@ -289,7 +301,7 @@ impl Store {
                 layout,
                 db,
                 quota: config.quota_bytes,
-                counters: Mutex::new(counters),
+                counters: Mutex::new(counters.into()),
                 id_locks: (0..ID_LOCKS).map(|_| Mutex::new(())).collect(),
                 tmp_seq: AtomicU64::new(0),
                 recovery: report,
@@ -1028,7 +1040,7 @@ fn share_rows_job(
                     let extended =
                         held.owner == info.owner && later(info.expires_at, held.expires_at);
                     if info.owner != [0; 32] && (cached || extended) {
-                        crate::lease::write_lease(
+                        write_lease(
                             txn,
                             db,
                             &mut shares,
@@ -1075,37 +1087,6 @@ fn later(new: Option<u64>, old: Option<u64>) -> bool {
     }
 }
 
-pub(crate) fn remove_share_rows(
-    txn: &WriteTransaction,
-    db: &Path,
-    id: &ContentId,
-) -> Result<Option<ShareInfo>> {
-    let row = {
-        let mut shares = txn.open_table(SHARES).db(db)?;
-        let row = shares.remove(id.as_bytes()).db(db)?;
-        row.map(|row| row.value().to_vec())
-    };
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let Some(info) = ShareInfo::decode(&row) else {
-        // Not a row this code wrote: the recovery pass sweeps any index
-        // entries it may have had.
-        return Ok(None);
-    };
-    txn.open_table(BY_STRIPE)
-        .db(db)?
-        .remove(&stripe_key(&info.stripe, info.index, id))
-        .db(db)?;
-    if let Some(at) = info.expires_at {
-        txn.open_table(EXPIRY)
-            .db(db)?
-            .remove((at, id.as_bytes()))
-            .db(db)?;
-    }
-    Ok(Some(info))
-}
-
 /// Creates the tables (so that read transactions can open them) and checks
 /// the format version. Returns true if the database is fresh (no format
 /// version yet): just created, or replaced by an empty one, or a rebuild
@@ -1143,15 +1124,6 @@ fn init_tables(layout: &Layout, db: &Database) -> Result<bool> {
     }
     txn.commit().db(path)?;
     Ok(fresh)
-}
-
-/// Records the format version (the last step of opening a fresh database).
-pub(crate) fn record_format(txn: &WriteTransaction, path: &Path) -> Result<()> {
-    txn.open_table(META)
-        .db(path)?
-        .insert(META_FORMAT, FORMAT_VERSION.to_le_bytes().as_slice())
-        .db(path)?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ function fillTable(table, rows) {
 async function api(path) {
   const response = await fetch(path, { headers: { Authorization: "Bearer " + token }, cache: "no-store" });
   const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(body.error || ("HTTP " + response.status));
+  if (!response.ok) throw new Error(body.message || ("HTTP " + response.status));
   return body;
 }
 
