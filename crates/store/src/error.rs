@@ -130,18 +130,20 @@ pub enum StoreError {
         detail: String,
     },
 
-    /// The store on disk was written by a newer kith.
+    /// The database was written by a newer kith, with a schema version
+    /// this one does not know (see [`crate::SCHEMA_VERSION`]). Nothing was
+    /// changed in it.
     #[error(
-        "the store in {} has format version {found}, but this kith reads version {supported} only; \
+        "{} was written by a newer kith (schema {found}, this one reads up to {supported}); \
          upgrade kith",
-        dir.display()
+        path.display()
     )]
-    UnknownFormat {
-        /// The store folder.
-        dir: PathBuf,
-        /// The version found on disk.
+    NewerSchema {
+        /// The database file.
+        path: PathBuf,
+        /// The schema version found in it.
         found: u32,
-        /// The version this code reads.
+        /// The newest schema version this code reads.
         supported: u32,
     },
 
