@@ -1,6 +1,6 @@
 //! A node's data folder damaged on disk, with real `kith up` processes: a
-//! garbled database file, a damaged side database, a lost `messages.redb`,
-//! secrets left readable by others. Nothing stored may be lost silently, and
+//! garbled database file, a damaged old side database, a lost database
+//! (and the messages in it), secrets left readable by others. Nothing stored may be lost silently, and
 //! no damage may end in a panic.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -95,8 +95,12 @@ fn damaged_side_databases_are_moved_aside_and_the_node_starts() {
     let dir = temp.path().join("a");
     let node = Daemon::start(&dir, &[]);
     node.terminate();
-    // messages.redb cut short, owned.redb overwritten with garbage.
+    // What a data folder of a kith from before the store's schema 2 can
+    // hold beside the store: its side databases, damaged. messages.redb a
+    // redb file cut short (the node makes no messages.redb any more: a copy
+    // of its store.redb stands in), owned.redb overwritten with garbage.
     let messages = dir.join("messages.redb");
+    fs::copy(dir.join("store").join("store.redb"), &messages).unwrap();
     let len = fs::metadata(&messages).unwrap().len();
     fs::OpenOptions::new()
         .write(true)
@@ -117,7 +121,8 @@ fn damaged_side_databases_are_moved_aside_and_the_node_starts() {
             },
         );
         assert_eq!(named(&dir, &format!("{file}.damaged-")).len(), 1, "{file}");
-        assert!(dir.join(file).exists());
+        // Its tables live in store.redb now: no fresh file takes its place.
+        assert!(!dir.join(file).exists());
     }
     // The node works: its API answers and its inbox (now empty) lists.
     let inbox = kith(&dir, &["inbox"]);
@@ -140,18 +145,19 @@ fn letters_written_after_messages_redb_was_lost_are_delivered() {
     );
     alice.terminate();
 
-    fs::remove_file(alice_dir.join("messages.redb")).unwrap();
+    // The messages live in the store's database: lose it.
+    fs::remove_file(alice_dir.join("store").join("store.redb")).unwrap();
     let alice = Daemon::start(&alice_dir, &["--bootstrap", bob.addr()]);
     wait_until_peers(&alice, 1);
     wait_for(
-        "a warning that messages.redb was reset",
+        "a warning that store.redb was reset",
         Duration::from_secs(10),
         || {
             alice
                 .stderr
                 .lock()
                 .unwrap()
-                .contains("messages.redb was reset or replaced")
+                .contains("store.redb was reset or replaced")
         },
     );
     let sent = kith(&alice_dir, &["msg", &bob.peer_id, "second letter"]);

@@ -22,8 +22,8 @@ use crate::data_dir::{DataDir, DataDirError, DirLock};
 use crate::friends::{Delivery, Friends, InboxItem, SendError};
 use crate::peer_table::{self, PEER_TABLE_FILE};
 use crate::share::{
-    Download, Faults, GetError, OWNED_FILE, OwnedFiles, PutError, PutReport, RmReport, Server,
-    Shares, StatReport, UpkeepCounters,
+    Download, Faults, GetError, OWNED_FILE, PutError, PutReport, RmReport, Server, Shares,
+    StatReport, UpkeepCounters,
 };
 
 /// How often the peer table is saved while the node runs (it is also saved
@@ -79,8 +79,9 @@ pub enum NodeError {
     /// The share store could not be opened.
     #[error("cannot open the share store: {0}")]
     Store(#[from] StoreError),
-    /// A side database (`messages.redb`, `owned.redb`) could not be opened
-    /// (a damaged one is moved aside and replaced; this is anything else).
+    /// An old side database (`messages.redb`, `owned.redb`) could not be
+    /// imported into the store (a damaged one is moved aside; this is
+    /// anything else: a lock, permissions).
     #[error(transparent)]
     Database(Box<kith_store::OpenDbError>),
 }
@@ -150,14 +151,16 @@ impl Node {
         warn_if_quota_exceeds_disk(&store, &store_dir);
         let owned = {
             let path = data_dir.path(OWNED_FILE);
+            let store = store.clone();
             tokio::task::spawn_blocking(move || {
-                crate::side_db::open_or_replace(
+                crate::side_db::import_or_move_aside(
                     &path,
                     "the list of files this node stored on the network, whose leases it renews; \
                      their shares expire on their holders when the leases end unless those \
                      files are put again",
-                    OwnedFiles::open,
-                )
+                    |path| store.import_owned(path),
+                )?;
+                Ok::<_, NodeError>(store.owned_files())
             })
             .await
             .map_err(|error| NodeError::Internal(error.to_string()))??
@@ -174,6 +177,7 @@ impl Node {
         let friends = Friends::open(
             identity.clone(),
             data_dir.clone(),
+            store.clone(),
             net.clone(),
             shares.clone(),
             config.friends.clone(),
