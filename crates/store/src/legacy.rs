@@ -73,12 +73,16 @@ impl Store {
         legacy: &Path,
         copy: fn(&Source<'_>, &WriteTransaction, &Path) -> Result<Counts, ImportError>,
     ) -> Result<Option<Imported>, ImportError> {
-        if std::fs::symlink_metadata(legacy).is_err() {
-            return Ok(None);
+        match std::fs::symlink_metadata(legacy) {
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(io_error("look at", legacy, error).into()),
         }
         let old = open_database(legacy, &redb::Builder::new())?;
         let dest = self.db_path();
-        // redb may panic on a garbled page its checksums did not cover.
+        // redb may panic on a garbled page its checksums did not cover. (A
+        // panic while writing the store would be blamed on the old file
+        // too; nothing of it is committed either way.)
         let counts = guard(legacy, || {
             let read = old.begin_read().legacy(legacy)?;
             let source = Source {
