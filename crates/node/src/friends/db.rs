@@ -4,7 +4,7 @@
 //!
 //! Until schema 2 of the store they were `DIR/messages.redb`; a data folder
 //! that still has one gets its rows imported at start
-//! ([`crate::side_db::import_or_move_aside`]).
+//! (`side_db`).
 
 pub use kith_store::StoreError as DbError;
 pub use kith_store::messages::{
