@@ -1,6 +1,7 @@
 //! A node's data folder damaged on disk, with real `kith up` processes: a
-//! garbled database file, a damaged side database, a lost `messages.redb`,
-//! secrets left readable by others. Nothing stored may be lost silently, and
+//! garbled database file, a damaged old side database, a lost database
+//! (and the messages in it), secrets left readable by others; and an old
+//! folder's side databases, imported. Nothing stored may be lost silently, and
 //! no damage may end in a panic.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -95,8 +96,12 @@ fn damaged_side_databases_are_moved_aside_and_the_node_starts() {
     let dir = temp.path().join("a");
     let node = Daemon::start(&dir, &[]);
     node.terminate();
-    // messages.redb cut short, owned.redb overwritten with garbage.
+    // What a data folder of a kith from before the store's schema 2 can
+    // hold beside the store: its side databases, damaged. messages.redb a
+    // redb file cut short (the node makes no messages.redb any more: a copy
+    // of its store.redb stands in), owned.redb overwritten with garbage.
     let messages = dir.join("messages.redb");
+    fs::copy(dir.join("store").join("store.redb"), &messages).unwrap();
     let len = fs::metadata(&messages).unwrap().len();
     fs::OpenOptions::new()
         .write(true)
@@ -117,12 +122,86 @@ fn damaged_side_databases_are_moved_aside_and_the_node_starts() {
             },
         );
         assert_eq!(named(&dir, &format!("{file}.damaged-")).len(), 1, "{file}");
-        assert!(dir.join(file).exists());
+        // Its tables live in store.redb now: no fresh file takes its place.
+        assert!(!dir.join(file).exists());
     }
     // The node works: its API answers and its inbox (now empty) lists.
     let inbox = kith(&dir, &["inbox"]);
     assert!(inbox.status.success(), "{}", text(&inbox.stderr));
     node.terminate();
+}
+
+/// Writes `messages.redb` and `owned.redb` into `dir` as a kith from
+/// before the store's schema 2 did (its table names and row layouts, copied
+/// here on purpose rather than taken from kith-store): one text letter from
+/// `from` in the inbox, 41 letters written, one file to renew.
+fn write_old_side_databases(dir: &Path, from: &str) {
+    use redb::TableDefinition;
+    const INBOX: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("inbox");
+    const SEEN: TableDefinition<'_, (&[u8], u64), u64> = TableDefinition::new("seen");
+    const COUNTERS: TableDefinition<'_, &str, u64> = TableDefinition::new("counters");
+    const OWNED: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("owned");
+    let db = redb::Database::create(dir.join("messages.redb")).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let entry = format!(
+            r#"{{"arrival":1,"from":"{from}","sent_at_ms":1700000000000,"seq":7,"received_at_ms":1700000000001,"via":"direct","kind":"text","text":"a letter from before the upgrade"}}"#
+        );
+        txn.open_table(INBOX)
+            .unwrap()
+            .insert(1, entry.as_bytes())
+            .unwrap();
+        txn.open_table(SEEN)
+            .unwrap()
+            .insert((b"author".as_slice(), 7), 1)
+            .unwrap();
+        let mut counters = txn.open_table(COUNTERS).unwrap();
+        counters.insert("next_seq", 41).unwrap();
+        counters.insert("next_arrival", 1).unwrap();
+    }
+    txn.commit().unwrap();
+    let db = redb::Database::create(dir.join("owned.redb")).unwrap();
+    let txn = db.begin_write().unwrap();
+    let mut row = vec![1u8];
+    row.extend_from_slice(&u64::MAX.to_le_bytes());
+    row.extend_from_slice(&0u32.to_le_bytes());
+    txn.open_table(OWNED)
+        .unwrap()
+        .insert(&[1; 32], row.as_slice())
+        .unwrap();
+    txn.commit().unwrap();
+}
+
+#[test]
+fn an_old_folders_side_databases_are_imported_once_and_kept() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("a");
+    let node = Daemon::start(&dir, &[]);
+    let me = node.peer_id.clone();
+    node.terminate();
+    write_old_side_databases(&dir, &me);
+
+    for start in ["first", "second"] {
+        let node = Daemon::start(&dir, &[]);
+        let inbox = kith(&dir, &["inbox"]);
+        assert!(inbox.status.success(), "{}", text(&inbox.stderr));
+        let lines = text(&inbox.stdout);
+        assert_eq!(
+            lines.matches("a letter from before the upgrade").count(),
+            1,
+            "{start} start: {lines}"
+        );
+        node.terminate();
+        for file in ["messages.redb", "owned.redb"] {
+            assert!(!dir.join(file).exists(), "{start} start: {file}");
+            assert_eq!(
+                named(&dir, &format!("{file}.imported-")).len(),
+                1,
+                "{start} start: {file}"
+            );
+        }
+        assert!(named(&dir, "messages.redb.damaged-").is_empty());
+    }
 }
 
 #[test]
@@ -140,18 +219,19 @@ fn letters_written_after_messages_redb_was_lost_are_delivered() {
     );
     alice.terminate();
 
-    fs::remove_file(alice_dir.join("messages.redb")).unwrap();
+    // The messages live in the store's database: lose it.
+    fs::remove_file(alice_dir.join("store").join("store.redb")).unwrap();
     let alice = Daemon::start(&alice_dir, &["--bootstrap", bob.addr()]);
     wait_until_peers(&alice, 1);
     wait_for(
-        "a warning that messages.redb was reset",
+        "a warning that store.redb was reset",
         Duration::from_secs(10),
         || {
             alice
                 .stderr
                 .lock()
                 .unwrap()
-                .contains("messages.redb was reset or replaced")
+                .contains("store.redb was reset or replaced")
         },
     );
     let sent = kith(&alice_dir, &["msg", &bob.peer_id, "second letter"]);

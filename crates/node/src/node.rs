@@ -17,7 +17,7 @@ use kith_store::{Store, StoreConfig, StoreError};
 
 use crate::config::NodeConfig;
 use crate::data_dir::{DataDir, DataDirError, DirLock};
-use crate::files::{OWNED_FILE, OwnedFiles, Shares, UpkeepCounters};
+use crate::files::{OWNED_FILE, Shares, UpkeepCounters};
 use crate::friends::Friends;
 use crate::handles::{Files, Friends as FriendsHandle, Upkeep};
 use crate::lifecycle::{Lifecycle, SHUTDOWN_GRACE};
@@ -76,8 +76,9 @@ pub enum NodeError {
     /// The share store could not be opened.
     #[error("cannot open the share store: {0}")]
     Store(#[from] StoreError),
-    /// A side database (`messages.redb`, `owned.redb`) could not be opened
-    /// (a damaged one is moved aside and replaced; this is anything else).
+    /// An old side database (`messages.redb`, `owned.redb`) could not be
+    /// imported into the store (a damaged one is moved aside; this is
+    /// anything else: a lock, permissions).
     #[error(transparent)]
     Database(Box<kith_store::OpenDbError>),
 }
@@ -151,14 +152,16 @@ impl Node {
         warn_if_quota_exceeds_disk(&store, &store_dir);
         let owned = {
             let path = data_dir.path(OWNED_FILE);
+            let store = store.clone();
             tokio::task::spawn_blocking(move || {
-                crate::side_db::open_or_replace(
+                crate::side_db::import_or_move_aside(
                     &path,
                     "the list of files this node stored on the network, whose leases it renews; \
                      their shares expire on their holders when the leases end unless those \
                      files are put again",
-                    OwnedFiles::open,
-                )
+                    |path| store.import_owned(path),
+                )?;
+                Ok::<_, NodeError>(store.owned_files())
             })
             .await
             .map_err(|error| NodeError::Internal(error.to_string()))??
@@ -176,6 +179,7 @@ impl Node {
         let friends = Friends::open(
             identity.clone(),
             data_dir.clone(),
+            store.clone(),
             net.clone(),
             shares.clone(),
             config.friends.clone(),

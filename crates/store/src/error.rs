@@ -116,10 +116,14 @@ pub enum StoreError {
     /// The store's metadata database (its index) is damaged: not a redb
     /// file, cut short, or failing its checksums. The share bodies are not
     /// touched. Moving the file aside makes the next open rebuild the index
-    /// from the bodies (every one verified against its id).
+    /// from the bodies (every one verified against its id); the node's
+    /// tables in the same file ([`crate::messages`], [`crate::owned`])
+    /// cannot be rebuilt and start empty.
     #[error(
         "the store's index {} is damaged ({detail}); move it aside (for example to {}.damaged) \
-         and start again: the index is then rebuilt from the share bodies, which are kept",
+         and start again: the index is then rebuilt from the share bodies, which are kept \
+         (the inbox, the mail held for others and the list of files to renew, kept in the \
+         same file, start empty)",
         path.display(),
         path.display()
     )]
@@ -130,18 +134,20 @@ pub enum StoreError {
         detail: String,
     },
 
-    /// The store on disk was written by a newer kith.
+    /// The database was written by a newer kith, with a schema version
+    /// this one does not know (see [`crate::SCHEMA_VERSION`]). Nothing was
+    /// changed in it.
     #[error(
-        "the store in {} has format version {found}, but this kith reads version {supported} only; \
+        "{} was written by a newer kith (schema {found}, this one reads up to {supported}); \
          upgrade kith",
-        dir.display()
+        path.display()
     )]
-    UnknownFormat {
-        /// The store folder.
-        dir: PathBuf,
-        /// The version found on disk.
+    NewerSchema {
+        /// The database file.
+        path: PathBuf,
+        /// The schema version found in it.
         found: u32,
-        /// The version this code reads.
+        /// The newest schema version this code reads.
         supported: u32,
     },
 

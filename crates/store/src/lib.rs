@@ -37,7 +37,10 @@
 //!   leases say when a share may be dropped.
 //!
 //! Share bodies are plain files (`shares/ab/cd/<id>`), metadata lives in
-//! [redb](https://docs.rs/redb). `docs/store.md` explains the layout, the
+//! [redb](https://docs.rs/redb). The same database holds the node's own
+//! tables — its [`messages`] and the files it [`owned`] — so that a data
+//! folder has one database, with one schema version
+//! ([`SCHEMA_VERSION`]) checked at open. `docs/store.md` explains the layout, the
 //! crash-safety argument and the measurement behind "bodies as files".
 //!
 //! The API is synchronous; the node calls it through
@@ -71,7 +74,10 @@ pub mod fuzzing;
 mod group_commit;
 mod layout;
 mod lease;
+mod legacy;
+pub mod messages;
 pub mod open_db;
+pub mod owned;
 mod quota;
 mod recovery;
 mod rows;
@@ -81,9 +87,10 @@ mod tables;
 
 pub use error::{Result, StoreError};
 pub use kith_base::ContentId;
+pub use legacy::{ImportError, Imported};
 pub use open_db::OpenDbError;
 pub use quota::{DEFAULT_QUOTA_CAP, DEFAULT_QUOTA_DIVISOR, default_quota, free_space};
 pub use recovery::RecoveryReport;
 pub use scrub::ScrubReport;
 pub use store::{CorruptShare, Holding, MAX_SHARE_LEN, PutOutcome, Store, StoreConfig, Usage};
-pub use tables::{ShareInfo, UNKNOWN_STRIPE};
+pub use tables::{SCHEMA_VERSION, ShareInfo, UNKNOWN_STRIPE};

@@ -8,8 +8,9 @@
 //! page's checksum) and turns a panic or a corruption report into
 //! [`OpenDbError::Damaged`]. [`guard`] does the same for the first work done
 //! on a freshly opened file (creating tables, the store's recovery pass).
-//! The node's side tables (`messages.redb`, `owned.redb`) and the store's
-//! index all open through here.
+//! The store's database, and the node's old side databases
+//! (`messages.redb`, `owned.redb`) when their rows are imported, all open
+//! through here.
 
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -140,6 +141,13 @@ pub fn guard<T>(path: &Path, work: impl FnOnce() -> T) -> Result<T, OpenDbError>
 /// folder (kept, never deleted: it may still hold something worth saving by
 /// hand) and returns the new path.
 pub fn move_aside(path: &Path) -> io::Result<PathBuf> {
+    move_aside_as(path, "damaged")
+}
+
+/// Renames `path` to `<name>.<label>-<unix seconds>` in the same folder
+/// (with `-1`, `-2`, … if that name is taken), syncs the folder and returns
+/// the new path.
+pub fn move_aside_as(path: &Path, label: &str) -> io::Result<PathBuf> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs());
@@ -148,10 +156,10 @@ pub fn move_aside(path: &Path) -> io::Result<PathBuf> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?
         .to_string_lossy()
         .into_owned();
-    let mut aside = path.with_file_name(format!("{name}.damaged-{now}"));
+    let mut aside = path.with_file_name(format!("{name}.{label}-{now}"));
     let mut n = 1;
     while aside.exists() {
-        aside = path.with_file_name(format!("{name}.damaged-{now}-{n}"));
+        aside = path.with_file_name(format!("{name}.{label}-{now}-{n}"));
         n += 1;
     }
     std::fs::rename(path, &aside)?;

@@ -12,7 +12,7 @@ use redb::{Table, WriteTransaction};
 
 use crate::error::{DbContext, Result};
 use crate::tables::{
-    BY_STRIPE, EXPIRY, FORMAT_VERSION, META, META_FORMAT, SHARES, ShareInfo, stripe_key,
+    BY_STRIPE, EXPIRY, META, META_FORMAT, SCHEMA_VERSION, SHARES, ShareInfo, stripe_key,
 };
 
 /// Gives share `id`, whose row is `info`, a new `owner` and expiry inside
@@ -74,11 +74,12 @@ pub(crate) fn remove_share_rows(
     Ok(Some(info))
 }
 
-/// Records the format version (the last step of opening a fresh database).
+/// Records the schema version (the last step of opening a fresh database,
+/// and of an upgrade).
 pub(crate) fn record_format(txn: &WriteTransaction, path: &Path) -> Result<()> {
     txn.open_table(META)
         .db(path)?
-        .insert(META_FORMAT, FORMAT_VERSION.to_le_bytes().as_slice())
+        .insert(META_FORMAT, SCHEMA_VERSION.to_le_bytes().as_slice())
         .db(path)?;
     Ok(())
 }

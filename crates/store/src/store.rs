@@ -37,9 +37,9 @@ use crate::layout::{Layout, create_dir_durable, remove_file_if_present, sync_dir
 use crate::open_db::{OpenDbError, guard, open_database};
 use crate::quota::{disk_size, free_space};
 use crate::recovery::{self, RecoveryReport};
-use crate::rows::{remove_share_rows, write_lease};
+use crate::rows::{record_format, remove_share_rows, write_lease};
 use crate::tables::{
-    BY_STRIPE, EXPIRY, FORMAT_VERSION, LEASES, META, META_FORMAT, RECORDS, SHARES, ShareInfo,
+    BY_STRIPE, EXPIRY, LEASES, META, META_FORMAT, RECORDS, SCHEMA_VERSION, SHARES, ShareInfo,
     split_stripe_key, stripe_key,
 };
 
@@ -1087,43 +1087,61 @@ fn later(new: Option<u64>, old: Option<u64>) -> bool {
     }
 }
 
-/// Creates the tables (so that read transactions can open them) and checks
-/// the format version. Returns true if the database is fresh (no format
-/// version yet): just created, or replaced by an empty one, or a rebuild
-/// from the bodies was cut short. The recovery pass records the version
-/// once it has rebuilt the index, so a crash during the rebuild makes the
-/// next open rebuild again rather than take the bodies for orphans.
+/// Creates the tables (so that read transactions can open them, the
+/// node's included) and checks the schema version. Returns true if the
+/// database is fresh (no version yet): just created, or replaced by an
+/// empty one, or a rebuild from the bodies was cut short. The recovery pass
+/// records the version once it has rebuilt the index, so a crash during the
+/// rebuild makes the next open rebuild again rather than take the bodies
+/// for orphans.
+///
+/// A version above [`SCHEMA_VERSION`] is [`StoreError::NewerSchema`], and
+/// the file is left untouched. An older one is upgraded in this same
+/// transaction (every schema change so far only adds tables).
 fn init_tables(layout: &Layout, db: &Database) -> Result<bool> {
     let path = &layout.db;
-    let txn = db.begin_write().db(path)?;
-    let fresh;
-    {
-        txn.open_table(SHARES).db(path)?;
-        txn.open_table(BY_STRIPE).db(path)?;
-        txn.open_table(RECORDS).db(path)?;
-        txn.open_table(EXPIRY).db(path)?;
-        txn.open_table(LEASES).db(path)?;
-        let meta = txn.open_table(META).db(path)?;
-        let found = meta
-            .get(META_FORMAT)
-            .db(path)?
-            .map(|row| row.value().to_vec());
-        fresh = found.is_none();
-        if let Some(bytes) = found {
-            let found = <[u8; 4]>::try_from(bytes.as_slice())
-                .map(u32::from_le_bytes)
-                .unwrap_or(u32::MAX);
-            if found != FORMAT_VERSION {
-                return Err(StoreError::UnknownFormat {
-                    dir: layout.dir.clone(),
-                    found,
-                    supported: FORMAT_VERSION,
-                });
-            }
+    let found = {
+        let txn = db.begin_read().db(path)?;
+        match txn.open_table(META) {
+            Ok(meta) => meta
+                .get(META_FORMAT)
+                .db(path)?
+                .map(|row| schema_of(row.value())),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(error) => return Err(crate::error::db_error(path, error)),
         }
+    };
+    if let Some(found) = found
+        && found > SCHEMA_VERSION
+    {
+        return Err(StoreError::NewerSchema {
+            path: path.clone(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    let txn = db.begin_write().db(path)?;
+    txn.open_table(SHARES).db(path)?;
+    txn.open_table(BY_STRIPE).db(path)?;
+    txn.open_table(RECORDS).db(path)?;
+    txn.open_table(EXPIRY).db(path)?;
+    txn.open_table(LEASES).db(path)?;
+    txn.open_table(META).db(path)?;
+    crate::messages::create_tables(&txn, path)?;
+    crate::owned::create_tables(&txn, path)?;
+    if found.is_some_and(|found| found < SCHEMA_VERSION) {
+        record_format(&txn, path)?;
     }
     txn.commit().db(path)?;
-    Ok(fresh)
+    Ok(found.is_none())
+}
+
+/// The schema version in a `META_FORMAT` value; one that is not 4 bytes
+/// reads as "newer than anything".
+fn schema_of(bytes: &[u8]) -> u32 {
+    <[u8; 4]>::try_from(bytes)
+        .map(u32::from_le_bytes)
+        .unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -1138,6 +1156,74 @@ mod tests {
             },
         )
         .unwrap()
+    }
+
+    /// Writes schema version `version` into the store in `dir` (closed).
+    fn set_schema(dir: &Path, version: u32) {
+        let db = Database::create(dir.join("store.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert(META_FORMAT, version.to_le_bytes().as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+
+    fn schema(dir: &Path) -> u32 {
+        let db = Database::create(dir.join("store.redb")).unwrap();
+        let txn = db.begin_read().unwrap();
+        let meta = txn.open_table(META).unwrap();
+        schema_of(meta.get(META_FORMAT).unwrap().unwrap().value())
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_naming_the_file_and_an_older_one_is_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let share = b"kept across the upgrade".to_vec();
+        let id = ContentId::of(&share);
+        let stripe = ContentId::of(b"stripe");
+        open(dir.path()).put_share(stripe, 0, id, &share).unwrap();
+        assert_eq!(schema(dir.path()), SCHEMA_VERSION);
+
+        set_schema(dir.path(), SCHEMA_VERSION + 1);
+        let error = Store::open(
+            dir.path(),
+            StoreConfig {
+                quota_bytes: 1 << 20,
+            },
+        )
+        .unwrap_err();
+        let file = dir.path().join("store.redb");
+        assert!(
+            matches!(&error, StoreError::NewerSchema { path, found, supported }
+                if *path == file && *found == SCHEMA_VERSION + 1 && *supported == SCHEMA_VERSION),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{} was written by a newer kith (schema {}, this one reads up to {}); upgrade kith",
+                file.display(),
+                SCHEMA_VERSION + 1,
+                SCHEMA_VERSION
+            )
+        );
+        // Refusing changed nothing.
+        assert_eq!(schema(dir.path()), SCHEMA_VERSION + 1);
+
+        // Schema 1 (the share tables only) opens, keeps its shares, and is
+        // upgraded: the node's tables are there and the version is current.
+        set_schema(dir.path(), 1);
+        let store = open(dir.path());
+        assert_eq!(store.get_share(&id).unwrap(), Some(share));
+        assert_eq!(store.recovery_report().rebuilt_shares, 0);
+        assert_eq!(store.owned_files().due(u64::MAX).unwrap(), vec![]);
+        assert_eq!(
+            store.messages(dir.path().join("seq")).mail_held().unwrap(),
+            (0, 0)
+        );
+        drop(store);
+        assert_eq!(schema(dir.path()), SCHEMA_VERSION);
     }
 
     #[test]

@@ -33,17 +33,27 @@ pub(crate) const EXPIRY: TableDefinition<'_, (u64, &[u8; 32]), ()> = TableDefini
 /// node keeps it to renew, repair and hand on the stripe.
 pub(crate) const LEASES: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("leases");
 
-/// Small named values: the format version and the scrub cursor.
+/// Small named values: the schema version and the scrub cursor.
 pub(crate) const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 
-/// Key in [`META`] of the store format version (u32 LE).
+/// Key in [`META`] of the schema version (u32 LE). The key keeps its old
+/// name ("format") so that every kith reads it.
 pub(crate) const META_FORMAT: &str = "format";
 /// Key in [`META`] of the id the scrub checked last (32 bytes; absent at the
 /// start of a pass).
 pub(crate) const META_SCRUB_CURSOR: &str = "scrub_cursor";
 
-/// The on-disk format this code writes and reads.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// The schema version this code writes; it reads this one and every older
+/// one (upgrading them in place when it opens the file).
+///
+/// - 1: the share store's tables (`shares`, `by_stripe`, `records`,
+///   `expiry`, `leases`, `meta`).
+/// - 2: the node's tables join them (`inbox`, `seen`, `message_counters`,
+///   `mail`, `mail_by_box`, `mail_by_sender`, `mail_expiry`: see
+///   [`crate::messages`]; `owned`: see [`crate::owned`]), which used to be
+///   `messages.redb` and `owned.redb` beside the store. A kith that reads
+///   version 1 only would not see them, so it must refuse the file.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The [`ShareInfo::stripe`] of a share whose stripe the store does not
 /// know: one re-registered from its body after the index was lost (see

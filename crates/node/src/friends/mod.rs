@@ -1,8 +1,8 @@
 //! Friends: petnames, direct messages and files, and offline mailboxes.
 //!
 //! - [`address_book`]: petnames → peer ids (`DIR/friends.txt`);
-//! - [`db`]: the inbox, sequence numbers, and mail held for others
-//!   (`DIR/messages.redb`);
+//! - [`db`]: the inbox, sequence numbers, and mail held for others (tables
+//!   of the store's database, `DIR/store/store.redb`);
 //! - [`wire`]: the frames of `/kith/direct/1.0.0` and `/kith/mailbox/1.0.0`;
 //! - `direct`: delivery straight to a reachable friend;
 //! - `mailbox`: sealed letters left on the peers closest to an offline
@@ -229,6 +229,7 @@ impl Friends {
     pub(crate) async fn open(
         identity: Identity,
         data_dir: DataDir,
+        store: kith_store::Store,
         net: Client,
         shares: Shares,
         settings: FriendSettings,
@@ -238,19 +239,21 @@ impl Friends {
             .clone()
             .unwrap_or_else(|| data_dir.path(INBOX_DIR));
         let path = data_dir.path(db::MESSAGES_FILE);
+        let seq_file = data_dir.path(db::SEQ_FILE);
         let dir = inbox_dir.clone();
         let db = tokio::task::spawn_blocking(move || {
             let removed = inbox_files::remove_leftovers(&dir);
             if removed > 0 {
                 info!(removed, "removed partly received files left by a crash");
             }
-            crate::side_db::open_or_replace(
+            crate::side_db::import_or_move_aside(
                 &path,
                 "the inbox (received messages and the record of files received), the mail \
                  held for other peers, and the record of which letters were already shown \
                  (a friend's letter may be shown again)",
-                MessageDb::open,
-            )
+                |path| store.import_messages(path),
+            )?;
+            Ok::<_, crate::NodeError>(store.messages(seq_file))
         })
         .await
         .map_err(|error| crate::NodeError::Internal(error.to_string()))??;

@@ -1,0 +1,212 @@
+//! The files this node stored on the network, kept in the store's
+//! database so that the node can renew their leases while it runs. (Until
+//! schema 2 they were `DIR/owned.redb`, beside the store;
+//! [`Store::import_owned`] brings such a file in.)
+//!
+//! A row holds, per file, when its leases end and which stripes it has
+//! around which placement key — never the file key or the capability, so
+//! the table reveals no more than the holders already know.
+//!
+//! Row layout (hand-written, versioned; the one `owned.redb` used, so its
+//! rows import as they are): `1 ‖ expires_at u64 LE ‖ groups u32 LE ‖
+//! groups × (placement key (32) ‖ count u16 LE ‖ count × stripe id)`.
+
+use std::path::Path;
+
+use kith_base::ContentId;
+use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+
+use crate::error::{DbContext, Result};
+use crate::store::Store;
+
+/// manifest id → [`OwnedFile`] row.
+pub(crate) const OWNED: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("owned");
+
+/// The file the table lived in before schema 2, in the data folder.
+pub const LEGACY_FILE: &str = "owned.redb";
+
+const ROW_VERSION: u8 = 1;
+
+/// One stored file: its lease expiry and its stripes by placement key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedFile {
+    /// When the leases on its shares end (Unix seconds).
+    pub expires_at: u64,
+    /// (placement key, the stripes placed around it), the manifest's own
+    /// group included.
+    pub groups: Vec<([u8; 32], Vec<ContentId>)>,
+}
+
+impl OwnedFile {
+    /// The row kept in the `owned` table (see the module's documentation).
+    pub fn encode(&self) -> Vec<u8> {
+        let stripes: usize = self.groups.iter().map(|(_, ids)| ids.len()).sum();
+        let mut row = Vec::with_capacity(13 + self.groups.len() * 34 + stripes * 32);
+        row.push(ROW_VERSION);
+        row.extend_from_slice(&self.expires_at.to_le_bytes());
+        row.extend_from_slice(&(self.groups.len() as u32).to_le_bytes());
+        for (placement, ids) in &self.groups {
+            row.extend_from_slice(placement);
+            // Groups are extents of at most 64 stripes.
+            row.extend_from_slice(&(ids.len() as u16).to_le_bytes());
+            for id in ids {
+                row.extend_from_slice(id.as_bytes());
+            }
+        }
+        row
+    }
+
+    /// Reads a row written by [`OwnedFile::encode`]; `None` if it is not
+    /// one (or has bytes left over).
+    pub fn decode(row: &[u8]) -> Option<Self> {
+        let mut at = 0usize;
+        let mut take = |len: usize| {
+            let bytes = row.get(at..at + len)?;
+            at += len;
+            Some(bytes)
+        };
+        if take(1)? != [ROW_VERSION] {
+            return None;
+        }
+        let expires_at = u64::from_le_bytes(take(8)?.try_into().ok()?);
+        let count = u32::from_le_bytes(take(4)?.try_into().ok()?);
+        let mut groups = Vec::new();
+        for _ in 0..count {
+            let placement: [u8; 32] = take(32)?.try_into().ok()?;
+            let len = u16::from_le_bytes(take(2)?.try_into().ok()?);
+            let mut ids = Vec::with_capacity(usize::from(len));
+            for _ in 0..len {
+                ids.push(ContentId::from_bytes(take(32)?.try_into().ok()?));
+            }
+            groups.push((placement, ids));
+        }
+        (at == row.len()).then_some(Self { expires_at, groups })
+    }
+}
+
+/// Creates the table (part of opening the store).
+pub(crate) fn create_tables(txn: &WriteTransaction, path: &Path) -> Result<()> {
+    txn.open_table(OWNED).db(path)?;
+    Ok(())
+}
+
+/// The table of owned files. Cheap to clone; every call may block on the
+/// disk.
+#[derive(Clone, Debug)]
+pub struct OwnedFiles {
+    store: Store,
+}
+
+impl Store {
+    /// The files this node stored on the network.
+    pub fn owned_files(&self) -> OwnedFiles {
+        OwnedFiles {
+            store: self.clone(),
+        }
+    }
+}
+
+impl OwnedFiles {
+    fn path(&self) -> &Path {
+        self.store.db_path()
+    }
+
+    /// Records (or replaces) file `manifest`.
+    pub fn insert(&self, manifest: &ContentId, file: &OwnedFile) -> Result<()> {
+        let path = self.path();
+        let txn = self.store.inner.db.begin_write().db(path)?;
+        txn.open_table(OWNED)
+            .db(path)?
+            .insert(manifest.as_bytes(), file.encode().as_slice())
+            .db(path)?;
+        txn.commit().db(path)
+    }
+
+    /// Forgets file `manifest` (after `kith rm`). Returns whether it was
+    /// known.
+    pub fn remove(&self, manifest: &ContentId) -> Result<bool> {
+        let path = self.path();
+        let txn = self.store.inner.db.begin_write().db(path)?;
+        let removed = txn
+            .open_table(OWNED)
+            .db(path)?
+            .remove(manifest.as_bytes())
+            .db(path)?
+            .is_some();
+        txn.commit().db(path)?;
+        Ok(removed)
+    }
+
+    /// The files whose leases end before `before` (Unix seconds).
+    pub fn due(&self, before: u64) -> Result<Vec<(ContentId, OwnedFile)>> {
+        let path = self.path();
+        let txn = self.store.inner.db.begin_read().db(path)?;
+        let table = txn.open_table(OWNED).db(path)?;
+        let mut due = Vec::new();
+        for entry in table.iter().db(path)? {
+            let (key, value) = entry.db(path)?;
+            match OwnedFile::decode(value.value()) {
+                Some(file) if file.expires_at < before => {
+                    due.push((ContentId::from_bytes(*key.value()), file));
+                }
+                Some(_) => {}
+                None => tracing::warn!(path = %path.display(), "skipping a damaged owned-file row"),
+            }
+        }
+        Ok(due)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoreConfig;
+
+    #[test]
+    fn owned_files_round_trip_and_come_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            dir.path(),
+            StoreConfig {
+                quota_bytes: 1 << 20,
+            },
+        )
+        .unwrap();
+        let owned = store.owned_files();
+        let (a, b) = (ContentId::of(b"a"), ContentId::of(b"b"));
+        let file_a = OwnedFile {
+            expires_at: 100,
+            groups: vec![
+                (*a.as_bytes(), vec![a]),
+                ([9; 32], vec![ContentId::of(b"s1"), ContentId::of(b"s2")]),
+            ],
+        };
+        let file_b = OwnedFile {
+            expires_at: 300,
+            groups: vec![(*b.as_bytes(), vec![b])],
+        };
+        owned.insert(&a, &file_a).unwrap();
+        owned.insert(&b, &file_b).unwrap();
+        assert_eq!(owned.due(100).unwrap(), vec![]);
+        assert_eq!(owned.due(101).unwrap(), vec![(a, file_a.clone())]);
+        assert_eq!(owned.due(1000).unwrap().len(), 2);
+        assert!(owned.remove(&a).unwrap());
+        assert!(!owned.remove(&a).unwrap());
+        // Kept across a reopen.
+        drop(owned);
+        drop(store);
+        let store = Store::open(
+            dir.path(),
+            StoreConfig {
+                quota_bytes: 1 << 20,
+            },
+        )
+        .unwrap();
+        let owned = store.owned_files();
+        assert_eq!(owned.due(1000).unwrap(), vec![(b, file_b)]);
+        assert_eq!(OwnedFile::decode(&file_a.encode()[1..]), None);
+        let mut longer = file_a.encode();
+        longer.push(0);
+        assert_eq!(OwnedFile::decode(&longer), None);
+    }
+}
