@@ -250,12 +250,11 @@ impl From<PutError> for ApiError {
 impl From<SendError> for ApiError {
     fn from(error: SendError) -> Self {
         let kind = match &error {
-            SendError::Friend(FriendError::DataDir(_)) | SendError::Internal(_) => {
-                ErrorKind::Internal
-            }
+            SendError::Friend(FriendError::DataDir(_)) | SendError::Store(_) => ErrorKind::Internal,
             SendError::Friend(_)
             | SendError::ToSelf(_)
             | SendError::Letter(_)
+            | SendError::Name(_)
             | SendError::Source(_) => ErrorKind::BadRequest,
             SendError::Refused { .. } => ErrorKind::Forbidden,
             SendError::Put { .. } => ErrorKind::Unavailable,

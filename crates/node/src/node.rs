@@ -60,7 +60,9 @@ pub struct NodeStatus {
     pub upkeep: UpkeepCounters,
 }
 
-/// Why the node could not start or do what was asked.
+/// Why the node could not start or do what was asked. Callers branch on
+/// the variant (the API gives each its HTTP status); the message is one
+/// sentence for a person.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NodeError {
@@ -70,17 +72,23 @@ pub enum NodeError {
     /// A problem on the network.
     #[error(transparent)]
     Net(#[from] NetError),
-    /// Something inside the node failed.
-    #[error("internal error: {0}")]
-    Internal(String),
     /// The share store could not be opened.
     #[error("cannot open the share store: {0}")]
+    OpenStore(StoreError),
+    /// Reading or writing the node's database (inbox, mail, owned files)
+    /// failed.
+    #[error(transparent)]
     Store(#[from] StoreError),
-    /// An old side database (`messages.redb`, `owned.redb`) could not be
-    /// imported into the store (a damaged one is moved aside; this is
-    /// anything else: a lock, permissions).
+    /// A database could not be opened (a damaged old side database is
+    /// moved aside; this is anything else).
     #[error(transparent)]
     Database(Box<kith_store::OpenDbError>),
+    /// An old side database could not be imported into the store.
+    #[error(transparent)]
+    Import(Box<kith_store::ImportError>),
+    /// The metrics could not be written out.
+    #[error("cannot format the metrics: {0}")]
+    Metrics(std::fmt::Error),
 }
 
 impl From<kith_store::OpenDbError> for NodeError {
@@ -145,15 +153,15 @@ impl Node {
         };
         let store = {
             let dir = store_dir.clone();
-            tokio::task::spawn_blocking(move || Store::open(dir, StoreConfig { quota_bytes }))
+            crate::files::blocking(move || Store::open(dir, StoreConfig { quota_bytes }))
                 .await
-                .map_err(|error| NodeError::Internal(error.to_string()))??
+                .map_err(NodeError::OpenStore)?
         };
         warn_if_quota_exceeds_disk(&store, &store_dir);
         let owned = {
             let path = data_dir.path(OWNED_FILE);
             let store = store.clone();
-            tokio::task::spawn_blocking(move || {
+            crate::files::blocking(move || {
                 crate::side_db::import_or_move_aside(
                     &path,
                     "the list of files this node stored on the network, whose leases it renews; \
@@ -163,8 +171,7 @@ impl Node {
                 )?;
                 Ok::<_, NodeError>(store.owned_files())
             })
-            .await
-            .map_err(|error| NodeError::Internal(error.to_string()))??
+            .await?
         };
         let (net, net_task) = kith_net::spawn(&identity, net_config).await?;
         let shares = Shares::new(
@@ -345,8 +352,7 @@ impl Node {
     pub async fn metrics(&self) -> Result<String, NodeError> {
         let status = self.status().await?;
         let records = self.inner.store.usage().records;
-        crate::metrics::render(&status, records, &self.inner.net)
-            .map_err(|_| NodeError::Internal("cannot format the metrics".into()))
+        crate::metrics::render(&status, records, &self.inner.net).map_err(NodeError::Metrics)
     }
 
     /// Measures the round trip to a connected peer.

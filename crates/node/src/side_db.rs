@@ -45,7 +45,7 @@ pub(crate) fn import_or_move_aside(
         }
         Err(ImportError::Open(error)) => Err(error.into()),
         Err(ImportError::Store(error)) => Err(error.into()),
-        Err(error) => Err(NodeError::Internal(error.to_string())),
+        Err(error) => Err(NodeError::Import(Box::new(error))),
     }
 }
 

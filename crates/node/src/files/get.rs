@@ -374,14 +374,13 @@ impl Download {
         } = fetched?;
         let key = self.capability.clone();
         let manifest = self.manifest.clone();
-        let (plaintext, record, shares) = tokio::task::spawn_blocking(move || {
+        let (plaintext, record, shares) = super::blocking(move || {
             let refs: Vec<Option<&[u8]>> = shares.iter().map(|s| s.as_deref()).collect();
             let plaintext =
                 decode_stripe_checked(key.key(), &manifest, index as u32, &record, &refs);
             (plaintext, record, shares)
         })
-        .await
-        .map_err(|error| GetError::Internal(error.to_string()))?;
+        .await;
         let plaintext = plaintext?;
         self.shares
             .cache(record, shares, lease, extent_key(stripes, extent));
@@ -437,12 +436,11 @@ impl Shares {
             lease,
         } = fetched?;
         let cap = capability.clone();
-        let (manifest, record, shares) = tokio::task::spawn_blocking(move || {
+        let (manifest, record, shares) = super::blocking(move || {
             let refs: Vec<Option<&[u8]>> = shares.iter().map(|s| s.as_deref()).collect();
             (open_manifest(&cap, &record, &refs), record, shares)
         })
-        .await
-        .map_err(|error| GetError::Internal(error.to_string()))?;
+        .await;
         let manifest = manifest?;
         if caching == Caching::Keep {
             self.cache(record, shares, lease, *manifest_id.as_bytes());

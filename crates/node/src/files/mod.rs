@@ -95,6 +95,45 @@ impl Default for UpkeepSettings {
     }
 }
 
+/// Why one share did not land on one peer; put and repair then try the
+/// next peer.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ShareNotPlaced {
+    /// This node's own store did not take it.
+    #[error("this node: {0}")]
+    Local(#[from] kith_store::StoreError),
+    /// The peer refused, saying why.
+    #[error("peer {peer}: {message}")]
+    Refused { peer: PeerId, message: String },
+    /// The peer answered something other than "stored".
+    #[error("peer {peer} answered {answer}")]
+    Unexpected { peer: PeerId, answer: String },
+    /// The exchange with the peer failed.
+    #[error("peer {peer}: {source}")]
+    Failed {
+        peer: PeerId,
+        source: crate::protocols::share::client::CallError,
+    },
+}
+
+impl ShareNotPlaced {
+    /// What `peer` answered to a put, as a placement outcome.
+    pub(crate) fn from_answer(
+        peer: PeerId,
+        answer: Result<Answer, crate::protocols::share::client::CallError>,
+    ) -> Result<(), Self> {
+        match answer {
+            Ok(Answer::Stored { .. }) => Ok(()),
+            Ok(Answer::Refused { message, .. }) => Err(Self::Refused { peer, message }),
+            Ok(other) => Err(Self::Unexpected {
+                peer,
+                answer: format!("{other:?}"),
+            }),
+            Err(source) => Err(Self::Failed { peer, source }),
+        }
+    }
+}
+
 /// Whether some stripe shows fewer than `need` distinct share indexes.
 fn short(holders: &[Vec<(u8, PeerId)>], need: usize) -> bool {
     holders.iter().any(|pairs| {
@@ -482,7 +521,13 @@ pub(crate) async fn on_blocking_pool<T: Send + 'static>(
     work: impl FnOnce(&Store) -> T + Send + 'static,
 ) -> T {
     let store = store.clone();
-    match tokio::task::spawn_blocking(move || work(&store)).await {
+    blocking(move || work(&store)).await
+}
+
+/// Runs `work` on the blocking pool (it may wait on the disk); a panic in
+/// it is resumed here, as if it had run inline.
+pub(crate) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(work).await {
         Ok(value) => value,
         Err(error) => std::panic::resume_unwind(error.into_panic()),
     }

@@ -23,10 +23,10 @@ use tokio::sync::mpsc;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, info, warn};
 
-use super::Shares;
 use super::owned::OwnedFile;
 use super::placement::{EXTENT_STRIPES, ExtentPlacement};
-use crate::protocols::share::wire::{Answer, OutRequest};
+use super::{ShareNotPlaced, Shares};
+use crate::protocols::share::wire::OutRequest;
 
 /// Stripes the codec may run ahead of the network.
 const ENCODED_AHEAD: usize = 4;
@@ -296,12 +296,7 @@ impl Shares {
                     lease: lease.as_bytes(),
                     share: stripe.share(usize::from(index)),
                 };
-                match self.client.call(peer, request, 1).await {
-                    Ok(Answer::Stored { .. }) => Ok(()),
-                    Ok(Answer::Refused { message, .. }) => Err(format!("peer {peer}: {message}")),
-                    Ok(other) => Err(format!("peer {peer} answered {other:?}")),
-                    Err(error) => Err(format!("peer {peer}: {error}")),
-                }
+                ShareNotPlaced::from_answer(peer, self.client.call(peer, request, 1).await)
             };
             match outcome {
                 Ok(()) => return Ok(peer),
@@ -318,7 +313,7 @@ impl Shares {
                                 found,
                                 failed,
                                 n: stripe.record().n(),
-                                last,
+                                last: last.to_string(),
                             });
                         }
                     }
@@ -332,7 +327,7 @@ impl Shares {
         stripe: Arc<EncodedStripe>,
         lease: Lease,
         index: u8,
-    ) -> Result<(), String> {
+    ) -> Result<(), ShareNotPlaced> {
         self.repair.new_shares();
         let key = lease.placement();
         let stored = self
@@ -345,7 +340,7 @@ impl Shares {
                     &lease,
                 )
                 .map(|_| ())
-                .map_err(|error| format!("this node: {error}"))
+                .map_err(ShareNotPlaced::from)
             })
             .await;
         if stored.is_ok() {
@@ -398,9 +393,11 @@ impl Drop for InFlight {
 async fn join(task: Option<Sending>) -> Result<Vec<PeerId>, PutError> {
     match task {
         None => Ok(Vec::new()),
-        Some(task) => task
-            .await
-            .map_err(|error| PutError::Internal(format!("a sending task failed: {error}")))?,
+        // Aborted only when the put itself is dropped; a panic is resumed.
+        Some(task) => match task.await {
+            Ok(result) => result,
+            Err(error) => std::panic::resume_unwind(error.into_panic()),
+        },
     }
 }
 

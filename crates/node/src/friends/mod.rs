@@ -41,7 +41,7 @@ use crate::chunk_reader::ChunkReader;
 use crate::data_dir::DataDir;
 use crate::files::{PutError, Shares};
 use address_book::{AddressBook, FriendError};
-use db::{Content, FileState, InboxEntry, MailLimits, MessageDb, Via};
+use db::{Content, DbError, FileState, InboxEntry, MailLimits, MessageDb, Via};
 use inbox_files::Incoming;
 
 pub use crate::protocols::letter_frames::Reason as RefusalReason;
@@ -142,7 +142,7 @@ pub enum SendError {
         /// Why direct delivery failed.
         direct: String,
         /// Why the mailbox failed.
-        mailbox: String,
+        mailbox: MailboxError,
     },
     /// A file transfer broke off; the friend kept nothing.
     #[error("sending to {peer} broke off: {detail}; nothing was kept, send the file again")]
@@ -169,9 +169,43 @@ pub enum SendError {
     /// Reading the file to send failed.
     #[error("cannot read the file to send: {0}")]
     Source(std::io::Error),
-    /// Something inside the node failed.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// The file's name cannot travel in a letter.
+    #[error("cannot send a file under that name: {0}")]
+    Name(kith_codec::ManifestError),
+    /// The node's database failed (sequence numbers, inbox).
+    #[error(transparent)]
+    Store(#[from] kith_store::StoreError),
+}
+
+/// Why a letter could not be left in a mailbox.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MailboxError {
+    /// No peer is known near the friend's mailbox id.
+    #[error("no peer is known to hold mail (is this node connected?)")]
+    NoPeers,
+    /// Every peer asked refused or failed; each says why.
+    #[error("no peer would hold the mail ({})", .refusals.join("; "))]
+    AllRefused {
+        /// "peer: why", one per peer asked.
+        refusals: Vec<String>,
+    },
+}
+
+/// Why a mailed file could not be fetched into the inbox (it is tried again
+/// at the next mail check).
+#[derive(Debug, thiserror::Error)]
+enum FetchFailure {
+    #[error("the letter is not a file")]
+    NotAFile,
+    #[error("the letter's capability is not valid: {0}")]
+    Capability(#[from] kith_base::CapabilityError),
+    #[error(transparent)]
+    Get(#[from] crate::files::GetError),
+    #[error("cannot write it into the inbox: {0}")]
+    Disk(std::io::Error),
+    #[error("the file has {got} bytes, not the {said} its letter says")]
+    WrongSize { got: u64, said: u64 },
 }
 
 /// An inbox entry as the API shows it: with the sender's petname.
@@ -203,16 +237,32 @@ struct Inner {
     fetching: Mutex<HashSet<u64>>,
 }
 
-/// The friend's refusal as an error; any other failure as its sentence
-/// (for the caller to fall back on the mailbox, or report).
-fn refusal(to: PeerId, error: wire::WireError) -> Result<String, SendError> {
+/// Why a letter could not go straight to its recipient (it then goes to
+/// the mailbox, and `Delivery::direct_error` says this).
+#[derive(Debug, thiserror::Error)]
+enum Unreached {
+    /// No stream could be opened to the friend.
+    #[error("{0}")]
+    Stream(#[from] kith_net::OpenStreamError),
+    /// Finding and dialling the friend took too long.
+    #[error("no answer within {0:?}")]
+    NoAnswer(Duration),
+    /// The stream broke, or the friend broke the protocol.
+    #[error(transparent)]
+    Wire(wire::WireError),
+}
+
+/// The friend's refusal as an error; any other failure as why direct
+/// delivery did not work (for the caller to fall back on the mailbox, or
+/// report).
+fn refusal(to: PeerId, error: wire::WireError) -> Result<Unreached, SendError> {
     match error {
         wire::WireError::Refused { reason, sentence } => Err(SendError::Refused {
             peer: to.to_string(),
             reason,
             sentence,
         }),
-        other => Ok(other.to_string()),
+        other => Ok(Unreached::Wire(other)),
     }
 }
 
@@ -241,7 +291,7 @@ impl Friends {
         let path = data_dir.path(db::MESSAGES_FILE);
         let seq_file = data_dir.path(db::SEQ_FILE);
         let dir = inbox_dir.clone();
-        let db = tokio::task::spawn_blocking(move || {
+        let db = crate::files::blocking(move || {
             let removed = inbox_files::remove_leftovers(&dir);
             if removed > 0 {
                 info!(removed, "removed partly received files left by a crash");
@@ -255,8 +305,7 @@ impl Friends {
             )?;
             Ok::<_, crate::NodeError>(store.messages(seq_file))
         })
-        .await
-        .map_err(|error| crate::NodeError::Internal(error.to_string()))??;
+        .await?;
         let (arrivals, _) = tokio::sync::watch::channel(0);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -337,12 +386,10 @@ impl Friends {
         &self,
         author: PeerId,
         entry: InboxEntry,
-    ) -> Result<Option<u64>, String> {
-        let db = self.db().clone();
-        let arrival = tokio::task::spawn_blocking(move || db.record(&author.to_bytes(), entry))
-            .await
-            .map_err(|error| error.to_string())?
-            .map_err(|error| error.to_string())?;
+    ) -> Result<Option<u64>, DbError> {
+        let arrival = self
+            .on_db(move |db| db.record(&author.to_bytes(), entry))
+            .await?;
         if let Some(arrival) = arrival {
             self.inner.arrivals.send_replace(arrival);
         }
@@ -350,11 +397,7 @@ impl Friends {
     }
 
     async fn new_letter(&self, to: PeerId, body: Body) -> Result<Letter, SendError> {
-        let db = self.db().clone();
-        let seq = tokio::task::spawn_blocking(move || db.next_seq())
-            .await
-            .map_err(|error| SendError::Internal(error.to_string()))?
-            .map_err(|error| SendError::Internal(error.to_string()))?;
+        let seq = self.on_db(MessageDb::next_seq).await?;
         Ok(Letter {
             from: self.me(),
             to,
@@ -368,7 +411,7 @@ impl Friends {
     /// it is not connected. The error says why, and whether it came fast
     /// enough to be worth one more try (a connection that closed under
     /// us, a dial that raced another) rather than a timeout.
-    async fn reach(&self, peer: PeerId) -> Result<Stream, (String, bool)> {
+    async fn reach(&self, peer: PeerId) -> Result<Stream, (Unreached, bool)> {
         let connected = self
             .net()
             .connected_peers()
@@ -387,11 +430,11 @@ impl Friends {
                 .streams()
                 .open_stream(peer, wire::DIRECT)
                 .await
-                .map_err(|error| (error.to_string(), true))
+                .map_err(|error| (Unreached::from(error), true))
         };
         match tokio::time::timeout(REACH_TIMEOUT, attempt).await {
             Ok(result) => result,
-            Err(_) => Err((format!("no answer within {REACH_TIMEOUT:?}"), false)),
+            Err(_) => Err((Unreached::NoAnswer(REACH_TIMEOUT), false)),
         }
     }
 
@@ -403,11 +446,11 @@ impl Friends {
         &self,
         to: PeerId,
         deliver: impl Fn(Stream) -> Attempt,
-    ) -> Result<Result<T, String>, SendError>
+    ) -> Result<Result<T, Unreached>, SendError>
     where
         Attempt: Future<Output = Result<T, wire::WireError>>,
     {
-        let mut why = String::new();
+        let mut why = Unreached::NoAnswer(Duration::ZERO);
         for attempt in 1..=DIRECT_ATTEMPTS {
             let retry = match self.reach(to).await {
                 Ok(stream) => match deliver(stream).await {
@@ -461,7 +504,7 @@ impl Friends {
                     direct_error: None,
                 });
             }
-            Err(direct) => direct,
+            Err(direct) => direct.to_string(),
         };
         debug!(%to, %direct, "not reachable directly; leaving the message in its mailbox");
         self.mail(to, &letter, &signed, direct, None).await
@@ -549,17 +592,15 @@ impl Friends {
                         Err(SendError::Source(error))
                     }
                     Err(direct::client::SendFailure::Wire(error)) => Err(SendError::Interrupted {
-                        detail: refusal(to, error)?,
+                        detail: refusal(to, error)?.to_string(),
                         peer: to.to_string(),
                     }),
                 };
             }
-            Err(direct) => direct,
+            Err(direct) => direct.to_string(),
         };
         debug!(%to, %direct, "not reachable directly; storing the file for its mailbox");
-        let meta = FileMeta::none()
-            .with_name(name)
-            .map_err(|error| SendError::Internal(error.to_string()))?;
+        let meta = FileMeta::none().with_name(name).map_err(SendError::Name)?;
         let reader = ChunkReader::from_async(body);
         let report = self
             .inner
@@ -594,12 +635,8 @@ impl Friends {
     }
 
     /// Inbox entries that arrived after `after`, with petnames.
-    pub(crate) async fn inbox(&self, after: u64) -> Result<Vec<InboxItem>, String> {
-        let db = self.db().clone();
-        let entries = tokio::task::spawn_blocking(move || db.entries_after(after))
-            .await
-            .map_err(|error| error.to_string())?
-            .map_err(|error| error.to_string())?;
+    pub(crate) async fn inbox(&self, after: u64) -> Result<Vec<InboxItem>, DbError> {
+        let entries = self.on_db(move |db| db.entries_after(after)).await?;
         let book = self.address_book();
         Ok(entries
             .into_iter()
@@ -620,7 +657,7 @@ impl Friends {
         &self,
         after: u64,
         wait: Duration,
-    ) -> Result<Vec<InboxItem>, String> {
+    ) -> Result<Vec<InboxItem>, DbError> {
         let mut arrivals = self.inner.arrivals.subscribe();
         let deadline = tokio::time::Instant::now() + wait;
         loop {
@@ -749,7 +786,7 @@ impl Friends {
             }
             Err(error) => {
                 warn!(%error, "cannot fetch a file a friend left; will try again");
-                *state = FileState::Failed(error);
+                *state = FileState::Failed(error.to_string());
             }
         }
         let db = self.db().clone();
@@ -767,48 +804,36 @@ impl Friends {
         &self,
         capability: &str,
         entry: &InboxEntry,
-    ) -> Result<(PathBuf, blake3::Hash), String> {
+    ) -> Result<(PathBuf, blake3::Hash), FetchFailure> {
         let Content::File { name, size, .. } = &entry.content else {
-            return Err("not a file".into());
+            return Err(FetchFailure::NotAFile);
         };
-        let capability: Capability = capability
-            .parse()
-            .map_err(|error| format!("the letter's capability is not valid: {error}"))?;
-        let download = self
-            .inner
-            .shares
-            .open(&capability)
-            .await
-            .map_err(|error| error.to_string())?;
+        let capability: Capability = capability.parse()?;
+        let download = self.inner.shares.open(&capability).await?;
         let mut chunks = download.into_stream();
-        let mut incoming = Incoming::create(self.inbox_dir()).map_err(|error| error.to_string())?;
+        let mut incoming = Incoming::create(self.inbox_dir()).map_err(FetchFailure::Disk)?;
         while let Some(chunk) = chunks.recv().await {
-            let chunk = chunk.map_err(|error| error.to_string())?;
-            incoming
-                .write(chunk)
-                .await
-                .map_err(|error| error.to_string())?;
+            incoming.write(chunk?).await.map_err(FetchFailure::Disk)?;
         }
         if incoming.received() != *size {
-            return Err(format!(
-                "the file has {} bytes, not the {size} its letter says",
-                incoming.received()
-            ));
+            return Err(FetchFailure::WrongSize {
+                got: incoming.received(),
+                said: *size,
+            });
         }
-        let hash = incoming.finish().await.map_err(|error| error.to_string())?;
+        let hash = incoming.finish().await.map_err(FetchFailure::Disk)?;
         let name = name.clone();
-        let placed = tokio::task::spawn_blocking(move || incoming.place(&name))
-            .await
-            .map_err(|error| error.to_string())?
-            .map_err(|error| error.to_string())?;
+        let placed = match tokio::task::spawn_blocking(move || incoming.place(&name)).await {
+            Ok(placed) => placed.map_err(FetchFailure::Disk)?,
+            Err(error) => std::panic::resume_unwind(error.into_panic()),
+        };
         Ok((placed, hash))
     }
 
     /// How many letters this node holds for `peer`'s mailbox, and in all
     /// (letters, bytes).
-    pub(crate) async fn held_mail(&self, peer: Option<PeerId>) -> Result<(u64, u64), String> {
-        let db = self.db().clone();
-        tokio::task::spawn_blocking(move || match peer {
+    pub(crate) async fn held_mail(&self, peer: Option<PeerId>) -> Result<(u64, u64), DbError> {
+        self.on_db(move |db| match peer {
             Some(peer) => db
                 .mail_for(&letter::mailbox_id(&peer), usize::MAX, usize::MAX)
                 .map(|items| {
@@ -820,7 +845,18 @@ impl Friends {
             None => db.mail_held(),
         })
         .await
-        .map_err(|error| error.to_string())?
-        .map_err(|error| error.to_string())
+    }
+
+    /// Runs a call on the node's database on the blocking pool (it may
+    /// wait on the disk); a panic in it is resumed here.
+    pub(crate) async fn on_db<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&MessageDb) -> Result<T, DbError> + Send + 'static,
+    ) -> Result<T, DbError> {
+        let db = self.db().clone();
+        match tokio::task::spawn_blocking(move || work(&db)).await {
+            Ok(result) => result,
+            Err(error) => std::panic::resume_unwind(error.into_panic()),
+        }
     }
 }

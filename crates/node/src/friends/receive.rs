@@ -64,7 +64,7 @@ impl Friends {
                 Reason::Duplicate,
                 format!("letter {} was already delivered", letter.seq),
             )),
-            Err(error) => Err(Refusal(Reason::Internal, error)),
+            Err(error) => Err(Refusal(Reason::Internal, error.to_string())),
         }
     }
 }

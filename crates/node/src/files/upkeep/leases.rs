@@ -35,27 +35,43 @@ const RENEW_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Checks a lease sent with share(s) of `stripe`: well formed, signed by
 /// its owner, for this stripe, not over, not too long.
-pub(crate) fn check_lease(bytes: &[u8], stripe: Option<ContentId>) -> Result<Lease, String> {
-    let lease = Lease::from_bytes(bytes).map_err(|error| error.to_string())?;
+pub(crate) fn check_lease(bytes: &[u8], stripe: Option<ContentId>) -> Result<Lease, BadLease> {
+    let lease = Lease::from_bytes(bytes)?;
     if let Some(stripe) = stripe
         && lease.stripe() != stripe
     {
-        return Err(format!(
-            "the lease is for stripe {}, not {stripe}",
-            lease.stripe()
-        ));
+        return Err(BadLease::OtherStripe {
+            lease: lease.stripe(),
+            stripe,
+        });
     }
     let now = unix_now();
     if lease.expires_at() <= now {
-        return Err("the lease has already ended".into());
+        return Err(BadLease::Ended);
     }
     if lease.expires_at() > now + MAX_LEASE.as_secs() {
-        return Err(format!(
-            "the lease runs longer than the {} days a holder accepts",
-            MAX_LEASE.as_secs() / 86_400
-        ));
+        return Err(BadLease::TooLong {
+            days: MAX_LEASE.as_secs() / 86_400,
+        });
     }
     Ok(lease)
+}
+
+/// Why a holder does not accept a lease.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BadLease {
+    /// Not a lease, or not signed by its owner.
+    #[error(transparent)]
+    Malformed(#[from] kith_base::LeaseError),
+    /// A lease of another stripe.
+    #[error("the lease is for stripe {lease}, not {stripe}")]
+    OtherStripe { lease: ContentId, stripe: ContentId },
+    /// Over already.
+    #[error("the lease has already ended")]
+    Ended,
+    /// Longer than a holder accepts.
+    #[error("the lease runs longer than the {days} days a holder accepts")]
+    TooLong { days: u64 },
 }
 
 /// Keeps `lease` as the stripe's lease unless the store has one that ends

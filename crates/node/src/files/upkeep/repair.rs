@@ -52,7 +52,7 @@ use super::counters::bump;
 use super::pacing::RateLimiter;
 use crate::files::get::ReportState;
 use crate::files::stat::distinct_assignment;
-use crate::files::{Shares, unix_now};
+use crate::files::{ShareNotPlaced, Shares, unix_now};
 use crate::protocols::share::wire::{Answer, MAX_HAVE, OutRequest};
 
 /// Stripes repaired at once by one node.
@@ -138,8 +138,12 @@ enum RepairError {
     Fetch(String),
     #[error("no peer took share {index}: {last}")]
     NoTaker { index: u8, last: String },
-    #[error("{0}")]
-    Internal(String),
+    #[error("the stripe record is gone from this node's store")]
+    RecordGone,
+    #[error(transparent)]
+    Store(#[from] kith_store::StoreError),
+    #[error("cannot rebuild the missing shares: {0}")]
+    Rebuild(#[from] kith_codec::DecodeError),
 }
 
 /// A stripe this node holds a lease for.
@@ -366,11 +370,9 @@ impl Shares {
         let _under_way = UnderWay::start(self, stripe);
         let record: StripeRecord = {
             let store = self.store.clone();
-            tokio::task::spawn_blocking(move || store.get_record(&stripe))
-                .await
-                .map_err(|error| RepairError::Internal(error.to_string()))?
-                .map_err(|error| RepairError::Internal(error.to_string()))?
-                .ok_or_else(|| RepairError::Internal("the stripe record is gone".into()))?
+            crate::files::blocking(move || store.get_record(&stripe))
+                .await?
+                .ok_or(RepairError::RecordGone)?
         };
         let (k, n) = (usize::from(record.k()), usize::from(record.n()));
         let share_len = u64::from(record.share_len());
@@ -398,13 +400,11 @@ impl Shares {
 
         let rebuilt = {
             let record = record.clone();
-            tokio::task::spawn_blocking(move || {
+            crate::files::blocking(move || {
                 let slots: Vec<Option<&[u8]>> = shares.iter().map(|s| s.as_deref()).collect();
                 kith_codec::reconstruct_shares(&record, &slots)
             })
-            .await
-            .map_err(|error| RepairError::Internal(error.to_string()))?
-            .map_err(|error| RepairError::Internal(error.to_string()))?
+            .await?
         };
 
         // Which indices lack a distinct live holder.
@@ -441,7 +441,7 @@ impl Shares {
                     }
                     Err(error) => {
                         debug!(%stripe, index, %peer, %error, "a peer did not take a rebuilt share");
-                        last = error;
+                        last = error.to_string();
                     }
                 }
             }
@@ -464,14 +464,14 @@ impl Shares {
         index: u8,
         share: &[u8],
         lease: &Lease,
-    ) -> Result<(), String> {
+    ) -> Result<(), ShareNotPlaced> {
         if peer == self.me {
             let (record, share, lease) = (record.clone(), share.to_vec(), *lease);
             return self
                 .blocking(move |store| {
                     crate::files::put::store_leased(store, &record, index, &share, &lease)
                         .map(|_| ())
-                        .map_err(|error| error.to_string())
+                        .map_err(ShareNotPlaced::from)
                 })
                 .await;
         }
@@ -482,12 +482,7 @@ impl Shares {
             lease: lease.as_bytes(),
             share,
         };
-        match self.client.call(peer, request, 1).await {
-            Ok(Answer::Stored { .. }) => Ok(()),
-            Ok(Answer::Refused { message, .. }) => Err(message),
-            Ok(other) => Err(format!("unexpected answer {other:?}")),
-            Err(error) => Err(error.to_string()),
-        }
+        ShareNotPlaced::from_answer(peer, self.client.call(peer, request, 1).await)
     }
 }
 

@@ -6,7 +6,7 @@ use kith_net::PeerId;
 use tracing::{debug, info, warn};
 
 use crate::friends::db::{Content, FileState, Via};
-use crate::friends::{Friends, now_ms};
+use crate::friends::{Friends, MailboxError, now_ms};
 use crate::protocols::letter_frames::{self as wire, Reason, WireError, tag};
 
 use super::Refusal;
@@ -16,7 +16,7 @@ impl Friends {
     /// Leaves a sealed letter for `to` on the peers closest to its mailbox
     /// (this node among them if it is one of the closest). Returns how many
     /// peers took it.
-    pub(crate) async fn deposit(&self, to: PeerId, sealed: Vec<u8>) -> Result<usize, String> {
+    pub(crate) async fn deposit(&self, to: PeerId, sealed: Vec<u8>) -> Result<usize, MailboxError> {
         let key = mailbox_id(&to);
         let mut candidates = self.net().closest_peers(key).await.unwrap_or_default();
         candidates.retain(|peer| *peer != to && *peer != self.me());
@@ -40,11 +40,11 @@ impl Friends {
                         this.hold_mail(peer, key, expires, sealed)
                             .await
                             .map(|_| ())
-                            .map_err(|Refusal(_, sentence)| sentence)
+                            .map_err(|Refusal(_, sentence)| DepositFailure::Refused(sentence))
                     } else {
                         tokio::time::timeout(HOLDER_TIMEOUT, deposit_on(&this, peer, &payload))
                             .await
-                            .unwrap_or_else(|_| Err("timed out".into()))
+                            .unwrap_or(Err(DepositFailure::TimedOut(HOLDER_TIMEOUT)))
                     };
                     (peer, result)
                 }
@@ -65,9 +65,9 @@ impl Friends {
         }
         if stored == 0 {
             return Err(if errors.is_empty() {
-                "no peer is known to hold mail (is this node connected?)".into()
+                MailboxError::NoPeers
             } else {
-                format!("no peer would hold the mail ({})", errors.join("; "))
+                MailboxError::AllRefused { refusals: errors }
             });
         }
         Ok(stored)
@@ -190,18 +190,27 @@ impl Friends {
 }
 
 /// Deposits one letter on `peer`.
-async fn deposit_on(friends: &Friends, peer: PeerId, payload: &[u8]) -> Result<(), String> {
+async fn deposit_on(friends: &Friends, peer: PeerId, payload: &[u8]) -> Result<(), DepositFailure> {
     let mut stream = friends
         .net()
         .streams()
         .open_stream(peer, wire::MAILBOX)
-        .await
-        .map_err(|error| error.to_string())?;
-    wire::write_frame(&mut stream, tag::DEPOSIT, payload)
-        .await
-        .map_err(|error| error.to_string())?;
+        .await?;
+    wire::write_frame(&mut stream, tag::DEPOSIT, payload).await?;
     let mut buffer = Vec::new();
-    wire::expect_frame(&mut stream, HOLDER_TIMEOUT, tag::HELD, "held", &mut buffer)
-        .await
-        .map_err(|error| error.to_string())
+    wire::expect_frame(&mut stream, HOLDER_TIMEOUT, tag::HELD, "held", &mut buffer).await?;
+    Ok(())
+}
+
+/// Why one peer did not take a letter to hold.
+#[derive(Debug, thiserror::Error)]
+enum DepositFailure {
+    #[error("cannot open a stream: {0}")]
+    Open(#[from] kith_net::OpenStreamError),
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    #[error("no answer within {0:?}")]
+    TimedOut(std::time::Duration),
+    #[error("{0}")]
+    Refused(String),
 }
