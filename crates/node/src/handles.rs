@@ -101,7 +101,7 @@ impl<'a> Friends<'a> {
             Some(wait) => friends.wait_inbox(after, wait).await,
             None => friends.inbox(after).await,
         }
-        .map_err(NodeError::Store)
+        .map_err(NodeError::from)
     }
 
     /// Checks the mailbox now; returns how many new letters arrived.
@@ -116,7 +116,7 @@ impl<'a> Friends<'a> {
             .friends_inner()
             .held_mail(peer)
             .await
-            .map_err(NodeError::Store)
+            .map_err(NodeError::from)
     }
 
     /// The folder where files from friends land.

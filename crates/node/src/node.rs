@@ -74,11 +74,11 @@ pub enum NodeError {
     Net(#[from] NetError),
     /// The share store could not be opened.
     #[error("cannot open the share store: {0}")]
-    OpenStore(StoreError),
+    OpenStore(Box<StoreError>),
     /// Reading or writing the node's database (inbox, mail, owned files)
     /// failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(Box<StoreError>),
     /// A database could not be opened (a damaged old side database is
     /// moved aside; this is anything else).
     #[error(transparent)]
@@ -89,6 +89,12 @@ pub enum NodeError {
     /// The metrics could not be written out.
     #[error("cannot format the metrics: {0}")]
     Metrics(std::fmt::Error),
+}
+
+impl From<StoreError> for NodeError {
+    fn from(error: StoreError) -> Self {
+        Self::Store(Box::new(error))
+    }
 }
 
 impl From<kith_store::OpenDbError> for NodeError {
@@ -155,7 +161,7 @@ impl Node {
             let dir = store_dir.clone();
             crate::files::blocking(move || Store::open(dir, StoreConfig { quota_bytes }))
                 .await
-                .map_err(NodeError::OpenStore)?
+                .map_err(|error| NodeError::OpenStore(Box::new(error)))?
         };
         warn_if_quota_exceeds_disk(&store, &store_dir);
         let owned = {
