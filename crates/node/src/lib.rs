@@ -8,10 +8,10 @@
 //! - [`config`]: defaults, `config.toml` and flags, merged;
 //! - [`Node`]: the running node, a cloneable handle started with a config and
 //!   stopped with [`Node::shutdown`];
-//! - files on the network ([`Node::put`], [`Node::get`], [`Node::stat`]):
+//! - files on the network ([`handles::Files::put`], [`handles::Files::get`], [`handles::Files::stat`]):
 //!   the share protocol, placement, swarming (module `share`);
 //! - [`friends`]: petnames, direct messages and files, offline mailboxes
-//!   ([`Node::send_message`], [`Node::send_file`], [`Node::inbox`]).
+//!   ([`handles::Friends::send_message`], [`handles::Friends::send_file`], [`handles::Friends::inbox`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), kith_node::NodeError> {

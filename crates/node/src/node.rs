@@ -367,7 +367,7 @@ impl Node {
     }
 
     /// Stops in stages: takes no new streams or requests from peers, lets
-    /// the requests under way finish (up to [`SHUTDOWN_GRACE`]; every share
+    /// the requests under way finish (up to 10 s; every share
     /// they store is committed before they answer), stops the background
     /// tasks (upkeep, mail checks), saves the peer table, and closes the
     /// network. Calling it again does nothing more. The data folder's lock

@@ -341,7 +341,7 @@ impl Download {
         let ids = extent_stripes(stripes, extent);
         let (first, wider) = &extents[extent];
         let holders = first
-            .get_or_init(|| async { self.shares.locate_with_peers(key, ids, k).await })
+            .get_or_init(|| async { self.shares.locator.locate_with_peers(key, ids, k).await })
             .await;
         let stripe = stripes[index];
         let at = index - extent * EXTENT_STRIPES;
@@ -356,6 +356,7 @@ impl Download {
                 let more = wider
                     .get_or_init(|| async {
                         self.shares
+                            .locator
                             .locate_more(key, ids, &holders.1, holders.0.clone())
                             .await
                             .0
@@ -413,7 +414,7 @@ impl Shares {
     ) -> Result<Download, GetError> {
         let manifest_id = capability.manifest();
         let key = *manifest_id.as_bytes();
-        let (holders, asked) = self.locate_with_peers(key, &[manifest_id], 1).await;
+        let (holders, asked) = self.locator.locate_with_peers(key, &[manifest_id], 1).await;
         if holders[0].is_empty() {
             return Err(GetError::NotFound { asked: asked.len() });
         }
@@ -424,7 +425,10 @@ impl Shares {
         {
             // Fewer than k holders answered: search further out, once.
             Err(GetError::Lost { .. }) => {
-                let (more, _) = self.locate_more(key, &[manifest_id], &asked, holders).await;
+                let (more, _) = self
+                    .locator
+                    .locate_more(key, &[manifest_id], &asked, holders)
+                    .await;
                 self.fetch_stripe(manifest_id, &more[0], None, &report)
                     .await
             }
@@ -781,7 +785,7 @@ impl Shares {
                 })
                 .await;
             if stored {
-                this.announce(provider_key).await;
+                this.announcer.announce(provider_key).await;
             }
         });
     }

@@ -2,6 +2,8 @@
 //! (its room is [`crate::protocols::share`]).
 //!
 //! - [`placement`]: which peers hold which shares (XOR distance, extents);
+//! - [`locate`]: finding who holds the shares of stripes ([`locate::Locator`]);
+//! - [`announce`]: provider announcements of what this node holds;
 //! - [`put`], [`get`], [`stat`], [`rm`]: the operations, driven by [`Shares`];
 //!   [`owned`] remembers the files this node stored;
 //! - [`upkeep`], running in the background on every node: leases, repair
@@ -12,8 +14,10 @@
 //! `docs/storage.md` describes the whole flow; `docs/threat-model.md` what
 //! each kind of peer can learn and do.
 
+pub(crate) mod announce;
 mod faults;
 pub(crate) mod get;
+pub(crate) mod locate;
 pub(crate) mod owned;
 pub(crate) mod placement;
 pub(crate) mod put;
@@ -22,14 +26,13 @@ pub(crate) mod stat;
 pub(crate) mod swarm;
 pub(crate) mod upkeep;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kith_base::{ContentId, Identity};
+use kith_base::Identity;
 use kith_net::{Client, PeerId};
 use kith_store::Store;
-use tracing::debug;
 
 pub use faults::Faults;
 pub use get::{CorruptShareReport, Detected, Download, GetError, GetReport};
@@ -45,23 +48,11 @@ pub(crate) use owned::OwnedFiles;
 pub(crate) use upkeep::repair::RepairState;
 
 use crate::protocols::share::client::ShareClient;
-use crate::protocols::share::wire::{self, Answer, OutRequest};
+use crate::protocols::share::wire::Answer;
+use announce::Announcer;
 use get::Caching;
+use locate::Locator;
 use upkeep::counters::Counters;
-
-/// How long a `have` round may wait for one peer.
-const HAVE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a provider lookup may take before a get goes on without it.
-const PROVIDERS_TIMEOUT: Duration = Duration::from_secs(10);
-/// Peers a reader that found too few holders asks beyond the first round
-/// (see [`Shares::locate_more`]).
-const WIDER: usize = 40;
-/// Provider announcements running at once (each is a DHT lookup); more
-/// wait their turn.
-const ANNOUNCING_AT_ONCE: usize = 4;
-/// Provider keys remembered as announced; beyond this the set starts over
-/// (a repeated announcement is harmless, only wasted work).
-const ANNOUNCED_MEMORY: usize = 4096;
 
 /// How the node keeps what it holds: lease length, repair and scrub pace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,31 +125,11 @@ impl ShareNotPlaced {
     }
 }
 
-/// Whether some stripe shows fewer than `need` distinct share indexes.
-fn short(holders: &[Vec<(u8, PeerId)>], need: usize) -> bool {
-    holders.iter().any(|pairs| {
-        let mut indexes: Vec<u8> = pairs.iter().map(|(index, _)| *index).collect();
-        indexes.sort_unstable();
-        indexes.dedup();
-        indexes.len() < need
-    })
-}
-
 /// Seconds since the Unix epoch (0 if the clock is before it).
 pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |since| since.as_secs())
-}
-
-/// What [`Shares::locate_live`] found.
-struct Located {
-    /// Per stripe asked, the (share index, holder) pairs.
-    holders: Vec<Vec<(u8, PeerId)>>,
-    /// The peers asked.
-    asked_peers: Vec<PeerId>,
-    /// Placement candidates that answered, closest first.
-    live: Vec<PeerId>,
 }
 
 /// Everything put, get, stat and the upkeep need. Cheap to clone.
@@ -176,10 +147,10 @@ pub(crate) struct Shares {
     bad: BadPeers,
     cache_slots: Arc<tokio::sync::Semaphore>,
     swarm: swarm::Swarm,
-    /// Provider keys this node has announced (cached content).
-    announced: Arc<Mutex<HashSet<[u8; 32]>>>,
-    /// Turns for provider announcements ([`ANNOUNCING_AT_ONCE`]).
-    announcing: Arc<tokio::sync::Semaphore>,
+    /// Where shares are (shares `bad` with this context).
+    locator: Locator,
+    /// Provider announcements.
+    announcer: Announcer,
     /// Misbehaviour a test switched on (none by default).
     faults: Faults,
 }
@@ -193,6 +164,14 @@ impl Shares {
         settings: UpkeepSettings,
     ) -> Self {
         let client = ShareClient::new(net.streams());
+        let bad = BadPeers::default();
+        let locator = Locator::new(
+            identity.peer_id(),
+            net.clone(),
+            client.clone(),
+            store.clone(),
+            bad.clone(),
+        );
         Self {
             me: identity.peer_id(),
             repair: Arc::new(RepairState::new(settings.repair_rate)),
@@ -200,14 +179,14 @@ impl Shares {
             settings: Arc::new(settings),
             counters: Arc::default(),
             owned,
+            announcer: Announcer::new(net.clone()),
             net,
             store,
             client,
-            bad: BadPeers::default(),
+            bad,
             cache_slots: get::cache_slots(),
             swarm: swarm::Swarm::default(),
-            announced: Arc::default(),
-            announcing: Arc::new(tokio::sync::Semaphore::new(ANNOUNCING_AT_ONCE)),
+            locator,
             faults: Faults::default(),
         }
     }
@@ -220,7 +199,7 @@ impl Shares {
             swarm: self.swarm.clone(),
             counters: self.counters.clone(),
             faults: self.faults.clone(),
-            shares: self.clone(),
+            announcer: self.announcer.clone(),
             lifecycle,
         })
     }
@@ -246,263 +225,6 @@ impl Shares {
             tasks.push(tokio::spawn(self.clone().repair_loop(self.net.events())));
         }
         tasks
-    }
-
-    /// The peers to place around (or look for) `key`, closest first: the
-    /// DHT's closest peers and this node, with peers that served bad data
-    /// moved to the end.
-    async fn candidates(&self, key: [u8; 32]) -> Vec<PeerId> {
-        let mut peers = match self.net.closest_peers(key).await {
-            Ok(peers) => peers,
-            Err(error) => {
-                debug!(%error, "no closest peers");
-                Vec::new()
-            }
-        };
-        peers.retain(|peer| *peer != self.me);
-        peers.push(self.me);
-        kith_net::sort_by_distance(&key, &mut peers);
-        // Stable: distance order stays among the good and among the bad.
-        peers.sort_by_key(|peer| self.bad.strikes(peer));
-        peers
-    }
-
-    /// Where shares keyed by `key` may be: the placement candidates, then
-    /// the peers that announced they cached them (provider records).
-    /// Returns them, and how many of them are placement candidates (the
-    /// first ones).
-    async fn holder_candidates(&self, key: [u8; 32]) -> (Vec<PeerId>, usize) {
-        let providers = async {
-            match tokio::time::timeout(PROVIDERS_TIMEOUT, self.net.providers(key)).await {
-                Ok(Ok(providers)) => providers,
-                Ok(Err(error)) => {
-                    debug!(%error, "no providers");
-                    Vec::new()
-                }
-                Err(_) => {
-                    debug!("provider lookup timed out");
-                    Vec::new()
-                }
-            }
-        };
-        let (mut peers, providers) = tokio::join!(self.candidates(key), providers);
-        let placed = peers.len();
-        for provider in providers {
-            if !peers.contains(&provider) {
-                peers.push(provider);
-            }
-        }
-        (peers, placed)
-    }
-
-    /// Announces this node as a provider of `key` in the DHT, once per key:
-    /// a holder of a placed share for its placement key, a getter that
-    /// cached shares for their extent key. At most [`ANNOUNCING_AT_ONCE`]
-    /// run at once. Best effort: a failure is logged, and the next stripe
-    /// of the same key does not retry (the node re-announces what it
-    /// provides every 12 hours anyway).
-    pub(super) async fn announce(&self, key: [u8; 32]) {
-        {
-            let mut announced = self.announced.lock().unwrap_or_else(|e| e.into_inner());
-            if announced.len() >= ANNOUNCED_MEMORY {
-                announced.clear();
-            }
-            if !announced.insert(key) {
-                return;
-            }
-        }
-        let Ok(_turn) = self.announcing.acquire().await else {
-            return;
-        };
-        if let Err(error) = self.net.start_providing(key).await {
-            debug!(%error, "could not announce held content");
-        }
-    }
-
-    /// Asks the candidates around `key`, and the peers that announced they
-    /// hold them, which shares of `stripes` they hold. Returns, per stripe,
-    /// the (share index, holder) pairs found, and how many peers were asked.
-    /// Searches further out (see [`Shares::locate_more`]) when a stripe
-    /// shows no holder at all.
-    async fn locate(
-        &self,
-        key: [u8; 32],
-        stripes: &[ContentId],
-    ) -> (Vec<Vec<(u8, PeerId)>>, usize) {
-        self.locate_at_least(key, stripes, 1).await
-    }
-
-    /// [`Shares::locate`], searching further out when a stripe shows fewer
-    /// than `need` distinct share indexes (a reader passes k). Returns the
-    /// holders and the peers asked.
-    async fn locate_with_peers(
-        &self,
-        key: [u8; 32],
-        stripes: &[ContentId],
-        need: usize,
-    ) -> (Vec<Vec<(u8, PeerId)>>, Vec<PeerId>) {
-        let located = self.locate_live(key, stripes).await;
-        if short(&located.holders, need) {
-            return self
-                .locate_more(key, stripes, &located.asked_peers, located.holders)
-                .await;
-        }
-        (located.holders, located.asked_peers)
-    }
-
-    /// [`Shares::locate_with_peers`], counting the peers asked.
-    async fn locate_at_least(
-        &self,
-        key: [u8; 32],
-        stripes: &[ContentId],
-        need: usize,
-    ) -> (Vec<Vec<(u8, PeerId)>>, usize) {
-        let (holders, asked) = self.locate_with_peers(key, stripes, need).await;
-        (holders, asked.len())
-    }
-
-    /// The search beyond the first round, for a reader that found fewer
-    /// holders than it needs (with poor routing tables, or holders that
-    /// did not answer the writer's lookup, the writer's closest peers and
-    /// the reader's differ): asks the peers not asked yet among this node's
-    /// own routing table's [`WIDER`] closest to `key`, a second lookup's
-    /// result, and the providers of `key` (holders announce what they
-    /// store), and adds what they hold to `holders`. Returns the merged
-    /// holders and every peer asked.
-    async fn locate_more(
-        &self,
-        key: [u8; 32],
-        stripes: &[ContentId],
-        asked: &[PeerId],
-        mut holders: Vec<Vec<(u8, PeerId)>>,
-    ) -> (Vec<Vec<(u8, PeerId)>>, Vec<PeerId>) {
-        let mut asked: Vec<PeerId> = asked.to_vec();
-        let known = async {
-            let mut peers: Vec<PeerId> = self
-                .net
-                .known_peers()
-                .await
-                .map(|peers| peers.into_iter().map(|(peer, _)| peer).collect())
-                .unwrap_or_default();
-            kith_net::sort_by_distance(&key, &mut peers);
-            peers
-        };
-        let (known, (again, _)) = tokio::join!(known, self.holder_candidates(key));
-        let mut more = Vec::new();
-        for peer in again.into_iter().chain(known) {
-            if more.len() >= WIDER {
-                break;
-            }
-            if !asked.contains(&peer) && !more.contains(&peer) {
-                more.push(peer);
-            }
-        }
-        debug!(
-            more = more.len(),
-            "too few holders found; asking further out"
-        );
-        for (_, peer, bitmaps) in self.have_round(more.clone(), stripes).await {
-            let Some(bitmaps) = bitmaps else { continue };
-            for (stripe, bitmap) in bitmaps.iter().enumerate() {
-                for index in 0..=u8::MAX {
-                    if wire::bit(bitmap, index) && !holders[stripe].contains(&(index, peer)) {
-                        holders[stripe].push((index, peer));
-                    }
-                }
-            }
-        }
-        asked.extend(more);
-        (holders, asked)
-    }
-
-    /// [`Shares::locate`], also saying which placement candidates answered
-    /// (alive and speaking the protocol), closest to `key` first: where
-    /// repair places rebuilt shares.
-    async fn locate_live(&self, key: [u8; 32], stripes: &[ContentId]) -> Located {
-        let (peers, placed) = self.holder_candidates(key).await;
-        let asked_peers = peers.clone();
-        let answers = self.have_round(peers, stripes).await;
-        let mut holders = vec![Vec::new(); stripes.len()];
-        let mut live = Vec::new();
-        for (at, peer, bitmaps) in answers {
-            let Some(bitmaps) = bitmaps else { continue };
-            if at < placed {
-                live.push(peer);
-            }
-            for (stripe, bitmap) in bitmaps.iter().enumerate() {
-                for index in 0..=u8::MAX {
-                    if wire::bit(bitmap, index) {
-                        holders[stripe].push((index, peer));
-                    }
-                }
-            }
-        }
-        kith_net::sort_by_distance(&key, &mut live);
-        Located {
-            holders,
-            asked_peers,
-            live,
-        }
-    }
-
-    /// One `have` request to each of `peers` (in parallel, [`HAVE_TIMEOUT`]
-    /// each): per peer, its position in `peers`, and its bitmaps (`None`
-    /// when it did not answer).
-    async fn have_round(
-        &self,
-        peers: Vec<PeerId>,
-        stripes: &[ContentId],
-    ) -> Vec<(usize, PeerId, Option<Vec<[u8; 32]>>)> {
-        futures::future::join_all(peers.into_iter().enumerate().map(|(at, peer)| {
-            let this = self.clone();
-            let stripes = stripes.to_vec();
-            async move {
-                let bitmaps = if peer == this.me {
-                    Some(this.local_have(stripes).await)
-                } else {
-                    let ask = this.client.call(
-                        peer,
-                        OutRequest::Have { stripes: &stripes },
-                        32 * stripes.len(),
-                    );
-                    match tokio::time::timeout(HAVE_TIMEOUT, ask).await {
-                        Ok(Ok(Answer::Holding(bitmaps))) if bitmaps.len() == stripes.len() => {
-                            Some(bitmaps)
-                        }
-                        Ok(Ok(other)) => {
-                            debug!(%peer, ?other, "unexpected answer to have");
-                            None
-                        }
-                        Ok(Err(error)) => {
-                            debug!(%peer, %error, "have failed");
-                            None
-                        }
-                        Err(_) => {
-                            debug!(%peer, "have timed out");
-                            None
-                        }
-                    }
-                };
-                (at, peer, bitmaps)
-            }
-        }))
-        .await
-    }
-
-    async fn local_have(&self, stripes: Vec<ContentId>) -> Vec<[u8; 32]> {
-        self.blocking(move |store| {
-            stripes
-                .iter()
-                .map(|stripe| {
-                    let mut bitmap = [0u8; 32];
-                    for (index, _) in store.shares_of_stripe(stripe).unwrap_or_default() {
-                        wire::set_bit(&mut bitmap, index);
-                    }
-                    bitmap
-                })
-                .collect()
-        })
-        .await
     }
 
     /// Runs a store call on the blocking pool.

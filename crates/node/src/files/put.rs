@@ -231,7 +231,7 @@ impl Shares {
         k: u8,
         n: u8,
     ) -> Result<Arc<Mutex<ExtentPlacement>>, PutError> {
-        let candidates = self.candidates(key).await;
+        let candidates = self.locator.candidates(key).await;
         let found = candidates.len();
         debug!(found, "placing an extent");
         ExtentPlacement::new(candidates, usize::from(n))
@@ -346,7 +346,7 @@ impl Shares {
         if stored.is_ok() {
             // As a holder asked by a peer does (see `Server::answer`).
             let this = self.clone();
-            tokio::spawn(async move { this.announce(key).await });
+            tokio::spawn(async move { this.announcer.announce(key).await });
         }
         stored
     }

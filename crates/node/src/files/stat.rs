@@ -116,14 +116,18 @@ impl Shares {
             usize::from(manifest.params().n()),
         );
         let manifest_id = capability.manifest();
-        let (holders, mut asked) = self.locate(*manifest_id.as_bytes(), &[manifest_id]).await;
+        let (holders, mut asked) = self
+            .locator
+            .locate(*manifest_id.as_bytes(), &[manifest_id])
+            .await;
         let mut manifest_stripe = judge(manifest_id, &holders[0], k, n);
         manifest_stripe.repairing = self.repair.is_under_way(&manifest_id);
         let stripes = manifest.stripes();
         let mut stats = Vec::with_capacity(stripes.len());
         for extent in 0..extent_count(stripes.len()) {
             let ids = extent_stripes(stripes, extent);
-            let (holders, extent_asked) = self.locate(extent_key(stripes, extent), ids).await;
+            let (holders, extent_asked) =
+                self.locator.locate(extent_key(stripes, extent), ids).await;
             asked = asked.max(extent_asked);
             for (id, holders) in ids.iter().zip(&holders) {
                 let mut stat = judge(*id, holders, k, n);

@@ -22,4 +22,4 @@ pub mod share;
 
 /// Every protocol id this node serves, for `kith id` and the docs.
 pub const ALL: [kith_net::StreamProtocol; 3] =
-    [share::wire::PROTOCOL, direct::PROTOCOL, mailbox::PROTOCOL];
+    [share::PROTOCOL, direct::PROTOCOL, mailbox::PROTOCOL];

@@ -188,7 +188,7 @@ impl Shares {
             .collect();
         let mut renewed = 0;
         for (ids, leases) in stripes.chunks(MAX_RENEW).zip(leases.chunks(MAX_RENEW)) {
-            let (holders, _) = self.locate(placement, ids).await;
+            let (holders, _) = self.locator.locate(placement, ids).await;
             let mut per_peer: std::collections::HashMap<PeerId, Vec<[u8; kith_base::LEASE_LEN]>> =
                 std::collections::HashMap::new();
             for (lease, holders) in leases.iter().zip(&holders) {

@@ -235,7 +235,7 @@ impl Shares {
             for chunk in held.chunks(MAX_HAVE) {
                 let ids: Vec<ContentId> = chunk.iter().map(|held| held.stripe).collect();
                 seen.extend(ids.iter().copied());
-                let located = self.locate_live(placement, &ids).await;
+                let located = self.locator.locate_live(placement, &ids).await;
                 coholders.extend(
                     located
                         .holders

@@ -53,7 +53,7 @@ pub(crate) struct ServerParts {
     pub(crate) swarm: Swarm,
     pub(crate) counters: Arc<Counters>,
     pub(crate) faults: crate::files::Faults,
-    pub(crate) shares: crate::files::Shares,
+    pub(crate) announcer: crate::files::announce::Announcer,
     pub(crate) lifecycle: Lifecycle,
 }
 
@@ -67,8 +67,8 @@ pub(crate) struct Server {
     budget: Arc<Semaphore>,
     streams: StreamSlots,
     faults: crate::files::Faults,
-    /// The node's shares, to announce what this node holds.
-    shares: crate::files::Shares,
+    /// To announce what this node holds.
+    announcer: crate::files::announce::Announcer,
     /// The node's stop: no new streams or requests once it begins.
     lifecycle: Lifecycle,
 }
@@ -76,7 +76,7 @@ pub(crate) struct Server {
 impl Server {
     /// A server of `store`, with the node's swarm (to redirect to fresher
     /// copies), repair state (to pace), counters and faults, and its
-    /// shares (to announce what it holds).
+    /// announcer (to announce what it holds).
     pub(crate) fn new(parts: ServerParts) -> Self {
         Self {
             store: parts.store,
@@ -86,7 +86,7 @@ impl Server {
             budget: Arc::new(Semaphore::new(INBOUND_BUDGET)),
             streams: StreamSlots::new(MAX_STREAMS, MAX_STREAMS_PER_PEER),
             faults: parts.faults,
-            shares: parts.shares,
+            announcer: parts.announcer,
             lifecycle: parts.lifecycle,
         }
     }
@@ -238,8 +238,8 @@ impl Server {
                 // key, so that a reader whose lookup missed this node (its
                 // closest peers are not the writer's) still finds it.
                 if let (Answer::Stored { .. }, Ok(key)) = (&answer, placement) {
-                    let shares = self.shares.clone();
-                    tokio::spawn(async move { shares.announce(key).await });
+                    let announcer = self.announcer.clone();
+                    tokio::spawn(async move { announcer.announce(key).await });
                 }
                 match &answer {
                     Answer::Refused { message, .. } => {
