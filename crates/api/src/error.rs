@@ -14,7 +14,7 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use kith_node::{FriendError, GetError, NetError, NodeError, PutError, SendError};
+use kith_node::{FriendError, GetError, NetError, NodeError, PutError, SendError, StoreError};
 
 use crate::types::ErrorBody;
 
@@ -47,12 +47,14 @@ pub(crate) enum ErrorKind {
     Unavailable,
     /// The network did not answer in time.
     Timeout,
+    /// This node's disk or store quota is full.
+    StorageFull,
 }
 
 /// Each kind, in the order of [`ErrorKind`]: its name in the JSON body, its
 /// HTTP status, and the sentence used when an answer axum made itself
 /// carries none.
-const KINDS: [(ErrorKind, &str, StatusCode, &str); 12] = [
+const KINDS: [(ErrorKind, &str, StatusCode, &str); 13] = [
     (
         ErrorKind::BadRequest,
         "bad_request",
@@ -124,6 +126,12 @@ const KINDS: [(ErrorKind, &str, StatusCode, &str); 12] = [
         "timeout",
         StatusCode::GATEWAY_TIMEOUT,
         "the network did not answer in time",
+    ),
+    (
+        ErrorKind::StorageFull,
+        "storage_full",
+        StatusCode::INSUFFICIENT_STORAGE,
+        "this node's storage is full",
     ),
 ];
 
@@ -212,6 +220,14 @@ impl From<NodeError> for ApiError {
             }
             NodeError::Net(NetError::Timeout { .. }) => ErrorKind::Timeout,
             NodeError::Net(_) => ErrorKind::Network,
+            NodeError::Store(store)
+                if matches!(
+                    **store,
+                    StoreError::QuotaExceeded { .. } | StoreError::DiskFull { .. }
+                ) =>
+            {
+                ErrorKind::StorageFull
+            }
             _ => ErrorKind::Internal,
         };
         Self::new(kind, error.to_string())

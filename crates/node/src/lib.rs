@@ -56,4 +56,5 @@ pub use kith_codec::{FileMeta, Manifest, Params};
 // The network types the node's callers name (the API parses addresses and
 // peer ids and maps network errors), so they need not depend on kith-net.
 pub use kith_net::{Multiaddr, NetError, PeerId, parse_multiaddr};
+pub use kith_store::StoreError;
 pub use node::{Node, NodeError, NodeStatus, PeerInfo, STORE_DIR};
