@@ -39,6 +39,7 @@ pub mod peer_table;
 pub mod protocols;
 mod side_db;
 mod slots;
+mod status;
 
 pub use chunk_reader::ChunkReader;
 pub use config::{ConfigError, ConfigFile, Flags, NodeConfig};

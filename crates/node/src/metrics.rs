@@ -14,7 +14,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::node::NodeStatus;
+use crate::status::NodeStatus;
 
 /// Upkeep counters that are levels, not running totals.
 const GAUGES: &[&str] = &["repairs_running", "stripes_sending"];

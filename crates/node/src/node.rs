@@ -17,11 +17,12 @@ use kith_store::{Store, StoreConfig, StoreError};
 
 use crate::config::NodeConfig;
 use crate::data_dir::{DataDir, DataDirError, DirLock};
-use crate::files::{OWNED_FILE, Shares, UpkeepCounters};
+use crate::files::{OWNED_FILE, Shares};
 use crate::friends::Friends;
 use crate::handles::{Files, Friends as FriendsHandle, Upkeep};
 use crate::lifecycle::{Lifecycle, SHUTDOWN_GRACE};
 use crate::peer_table::{self, PEER_TABLE_FILE};
+pub use crate::status::{NodeStatus, PeerInfo};
 
 /// How often the peer table is saved while the node runs (it is also saved
 /// at shutdown, so this only matters after a crash).
@@ -29,36 +30,6 @@ const PEER_TABLE_SAVE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The share store's folder inside the data folder.
 pub const STORE_DIR: &str = "store";
-
-/// A connected peer, as `kith peers` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerInfo {
-    /// The peer's id.
-    pub peer: PeerId,
-    /// Addresses we know for it.
-    pub addrs: Vec<Multiaddr>,
-}
-
-/// `kith status`: what a node holds and what its upkeep did.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[non_exhaustive]
-pub struct NodeStatus {
-    /// The node's peer id.
-    pub peer_id: String,
-    /// Seconds since it started.
-    pub uptime_secs: u64,
-    /// Connected peers.
-    pub peers: usize,
-    /// Shares in its store.
-    pub shares_held: u64,
-    /// Bytes in its store (shares and records).
-    pub bytes_held: u64,
-    /// Its store's quota in bytes.
-    pub quota: u64,
-    /// Repair, scrub and lease counters since start.
-    #[serde(flatten)]
-    pub upkeep: UpkeepCounters,
-}
 
 /// Why the node could not start or do what was asked. Callers branch on
 /// the variant (the API gives each its HTTP status); the message is one
