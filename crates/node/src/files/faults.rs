@@ -5,7 +5,7 @@
 //! data on its own.
 //!
 //! Everything here is off unless a program that embeds the node switches it
-//! on through [`crate::Node::faults`]: no setting, flag or API route reaches
+//! on through `node.files().faults()` (only with the `testing` cargo feature): no setting, flag or API route reaches
 //! it, so a `kith up` cannot be made to lie.
 
 use std::borrow::Cow;

@@ -1,5 +1,5 @@
 //! Lying peers: a node that serves damaged shares (switched on with
-//! `Node::faults`) is caught by verification, reported and avoided, and the
+//! `node.files().faults()`) is caught by verification, reported and avoided, and the
 //! download still comes back byte-identical from the honest holders.
 //! (Lying redirect targets are in `swarm.rs`, which has their set-up.)
 
