@@ -5,8 +5,9 @@
 //! data on its own.
 //!
 //! Everything here is off unless a program that embeds the node switches it
-//! on through `node.files().faults()` (only with the `testing` cargo feature): no setting, flag or API route reaches
-//! it, so a `kith up` cannot be made to lie.
+//! on through `node.files().faults()` (only with the `testing` cargo
+//! feature): no setting, flag or API route reaches it, so a `kith up`
+//! cannot be made to lie.
 
 use std::borrow::Cow;
 use std::sync::Arc;
