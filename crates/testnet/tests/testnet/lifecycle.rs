@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use kith_node::{FileMeta, Params, STORE_DIR};
+use kith_node::{FileMeta, Node, Params, PutError, PutReport, STORE_DIR};
 use kith_store::{Store, StoreConfig};
 use kith_testnet::{Testnet, TestnetConfig};
 
@@ -14,6 +14,24 @@ use crate::{bytes, wait_joined};
 /// time a share transfer to a hanging holder waits (over 10 s), so
 /// transfers left running would fail the test.
 const STOPPED_WITHIN: Duration = Duration::from_secs(5);
+
+/// Starts a put of `data` from `uploader` as a task of its own.
+fn put_in_background(
+    uploader: &Node,
+    data: Vec<u8>,
+) -> tokio::task::JoinHandle<Result<PutReport, PutError>> {
+    let uploader = uploader.clone();
+    tokio::spawn(async move {
+        uploader
+            .files()
+            .put(
+                Box::new(std::io::Cursor::new(data)),
+                Params::default(),
+                FileMeta::none(),
+            )
+            .await
+    })
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_a_put_stops_every_share_transfer_it_started() {
@@ -25,19 +43,7 @@ async fn dropping_a_put_stops_every_share_transfer_it_started() {
         net.node(i).files().faults().stall_stores(true);
     }
     let uploader = net.node(0).clone();
-    let put = tokio::spawn({
-        let uploader = uploader.clone();
-        async move {
-            uploader
-                .files()
-                .put(
-                    Box::new(std::io::Cursor::new(bytes(12 << 20, 3))),
-                    Params::default(),
-                    FileMeta::none(),
-                )
-                .await
-        }
-    });
+    let put = put_in_background(&uploader, bytes(12 << 20, 3));
     net.wait_for(
         "the put to be sending stripes",
         Duration::from_secs(60),
@@ -86,19 +92,7 @@ async fn a_holder_stopped_during_a_put_finishes_what_it_took_in() {
     let mut net = Testnet::start(7, TestnetConfig::default()).await.unwrap();
     wait_joined(&net, 6).await;
     let uploader = net.node(0).clone();
-    let put = tokio::spawn({
-        let uploader = uploader.clone();
-        async move {
-            uploader
-                .files()
-                .put(
-                    Box::new(std::io::Cursor::new(bytes(48 << 20, 9))),
-                    Params::default(),
-                    FileMeta::none(),
-                )
-                .await
-        }
-    });
+    let put = put_in_background(&uploader, bytes(48 << 20, 9));
     // Stop a holder as soon as it holds its first share, while more are
     // coming in.
     let holder = 3;
