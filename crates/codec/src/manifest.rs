@@ -75,7 +75,8 @@ impl FileMeta {
     }
 
     /// Sets the media type (such as `image/jpeg`): at most 127 bytes, no
-    /// control characters (it ends up in HTTP headers at the gateway).
+    /// control characters (it is meant for an HTTP header, as the planned
+    /// gateway would send it).
     pub fn with_media_type(mut self, media_type: &str) -> Result<Self, ManifestError> {
         check_media_type(media_type).map_err(ManifestError::MediaType)?;
         self.media_type = Some(media_type.to_owned());

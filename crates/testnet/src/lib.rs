@@ -4,8 +4,11 @@
 //! runtime, each with its own data folder inside one temporary folder and
 //! listening on `127.0.0.1` over TCP. Node 0 starts first; every other node
 //! bootstraps from it, so the network forms the way a real one does: from a
-//! single address, through the Kademlia DHT. Nodes talk over real sockets —
-//! there is no simulated transport — so what passes here passes on a LAN.
+//! single address, through the Kademlia DHT. By default nodes talk over real
+//! sockets, so what passes here passes on a LAN; [`Transport::Memory`]
+//! (in [`TestnetConfig::transport`]) swaps in libp2p's in-process memory
+//! transport, with the same handshakes and protocols, for runs of a
+//! thousand nodes.
 //!
 //! Nodes can be stopped ([`Testnet::kill`]) and started again on the same
 //! folder ([`Testnet::restart`]), with or without a bootstrap address, to
