@@ -1,17 +1,29 @@
 //! The kith node as a library.
 //!
 //! Everything a running node owns lives here, so the command line, the HTTP
-//! API and the tests all drive the same code:
+//! API and the tests all drive the same code: a [`Node`], started with a
+//! config and stopped with [`Node::shutdown`], and its sub-handles
+//! [`Node::files`], [`Node::friends`] and [`Node::upkeep`].
 //!
-//! - [`data_dir::DataDir`]: the node's folder — identity, lock, API token,
-//!   peer table — written atomically, secrets 0600;
-//! - [`config`]: defaults, `config.toml` and flags, merged;
-//! - [`Node`]: the running node, a cloneable handle started with a config and
-//!   stopped with [`Node::shutdown`];
-//! - files on the network ([`handles::Files::put`], [`handles::Files::get`], [`handles::Files::stat`]):
-//!   the share protocol, placement, swarming (module `share`);
-//! - [`friends`]: petnames, direct messages and files, offline mailboxes
-//!   ([`handles::Friends::send_message`], [`handles::Friends::send_file`], [`handles::Friends::inbox`]).
+//! # Modules
+//!
+//! | module | what it is for |
+//! |---|---|
+//! | `node` | [`Node`]: the cloneable facade; start, peers, status, metrics, the stop |
+//! | `status` | [`NodeStatus`] and [`PeerInfo`]: what `kith status` and `kith peers` show, as plain data |
+//! | [`handles`] | the sub-handles: files (put, get, stat, rm), friends (messages, files, inbox), upkeep (counters, repair now) |
+//! | `lifecycle` | the staged stop: no new streams, a grace for requests under way, then the network |
+//! | [`protocols`] | one room per protocol (share, direct, mailbox): wire, server, client |
+//! | `files` | files on the network: placement, locating holders, announcing, put, get, stat, rm, swarming, and the upkeep (leases, repair, scrub) |
+//! | [`friends`] | petnames, direct messages and files, offline mailboxes, the inbox |
+//! | [`config`] | [`NodeConfig`]: defaults, `config.toml` and flags, merged |
+//! | [`data_dir`] | [`DataDir`]: the node's folder (identity, lock, API token), written atomically, secrets 0600 |
+//! | [`peer_table`] | the saved peer table, to rejoin after a restart |
+//! | `side_db` | old `messages.redb` and `owned.redb` imported into the store at start, or moved aside when damaged |
+//! | `metrics` | the Prometheus text of `GET /v1/metrics` |
+//! | `slots` | bounds on the inbound streams a protocol serves, in all and per peer |
+//! | `chunk_reader` | [`ChunkReader`]: a blocking `Read` over chunks from a channel, for the encoder |
+//! | `fuzzing` | doors to private decoders for `fuzz/` (hidden, not part of the API) |
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), kith_node::NodeError> {
