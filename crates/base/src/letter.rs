@@ -1,6 +1,8 @@
 //! Letters between friends: the signed unit of a message or a file, and its
 //! sealed form for offline mailboxes.
 //!
+//! Long because: one signed format's layout, signature, seal and name rules, and their tests.
+//!
 //! A [`Letter`] says who wrote it, to whom, when (the sender's clock) and
 //! its place in the sender's sequence, and carries a [`Body`]: a text, the
 //! header of a file that follows on the same stream, or the capability of a

@@ -1,5 +1,7 @@
 //! The one task that owns the libp2p [`Swarm`].
 //!
+//! Long because: the Swarm's one owner handles every command and every behaviour's events.
+//!
 //! It waits on two things at once: the swarm's next event and the next
 //! [`Command`] from a [`Client`](crate::Client). Commands that need the
 //! network to answer (a dial, a lookup, a relay reservation) leave a

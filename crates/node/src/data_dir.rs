@@ -1,5 +1,7 @@
 //! The data folder: one node's identity and state on disk.
 //!
+//! Long because: every file of the folder, its atomic write and permission checks, and tests.
+//!
 //! Layout (each file is described where it is written):
 //!
 //! ```text

@@ -3,6 +3,8 @@
 //! for other peers. (Until schema 2 they were `DIR/messages.redb`, beside
 //! the store; [`Store::import_messages`] brings such a file in.)
 //!
+//! Long because: inbox, sequence numbers and held mail (indexes, quotas) share one database; tests too.
+//!
 //! Two kinds of data live side by side and never mix:
 //!
 //! - **The inbox** (this node's own letters, in plaintext: it is the

@@ -1,6 +1,8 @@
 //! The [`Store`] handle: opening, and putting, getting and removing shares and
 //! stripe records.
 //!
+//! Long because: the crash-safe write path and checked read path read as one, with their tests.
+//!
 //! The write path is the heart of the crate's crash safety. A share becomes
 //! visible only when its metadata row is committed, and the row is committed
 //! only after the body is complete, synced and renamed into place:

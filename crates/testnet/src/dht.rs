@@ -1,6 +1,8 @@
 //! The DHT benchmark behind `kith-testnet dht`: start a network in one
 //! process, let the routing tables settle, then time random peer lookups.
 //!
+//! Long because: the benchmark, its diagnosis of misses and lost files, and its report are one tool.
+//!
 //! Kademlia (libp2p's implementation) does not count hops: a lookup keeps
 //! α = 3 requests in flight and stops when the k closest peers it has heard
 //! of have all answered. The number of requests a lookup sent

@@ -1,6 +1,8 @@
 //! The [`Testnet`]: `n` real nodes in one process, each on its own data
 //! folder, started, stopped and restarted by index.
 //!
+//! Long because: a quarter of it documents the public test API (start, grow, kill, restart, wait).
+//!
 //! Nodes start in bounded batches ([`TestnetConfig::start_concurrency`]):
 //! one at a time would make 200 nodes take minutes (each start binds a
 //! socket, writes an identity and waits for its listener), while all at once

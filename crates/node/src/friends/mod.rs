@@ -1,5 +1,7 @@
 //! Friends: petnames, direct messages and files, and offline mailboxes.
 //!
+//! Long because: sending (direct, mailbox, via the network), mail checks and their errors share a state.
+//!
 //! - [`address_book`]: petnames → peer ids (`DIR/friends.txt`);
 //! - [`db`]: the inbox, sequence numbers, and mail held for others (tables
 //!   of the store's database, `DIR/store/store.redb`);
