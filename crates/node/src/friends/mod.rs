@@ -1,15 +1,19 @@
 //! Friends: petnames, direct messages and files, and offline mailboxes.
 //!
-//! Long because: sending (direct, mailbox, via the network), mail checks and their errors share a state.
+//! Long because: sending (direct, then the mailbox, then via the network),
+//! mail checks and their errors share one state.
 //!
 //! - [`address_book`]: petnames → peer ids (`DIR/friends.txt`);
 //! - [`db`]: the inbox, sequence numbers, and mail held for others (tables
 //!   of the store's database, `DIR/store/store.redb`);
-//! - [`wire`]: the frames of `/kith/direct/1.0.0` and `/kith/mailbox/1.0.0`;
-//! - `direct`: delivery straight to a reachable friend;
-//! - `mailbox`: sealed letters left on the peers closest to an offline
-//!   friend's mailbox id, and collecting one's own;
+//! - `receive`: the checks and bookkeeping every incoming letter goes
+//!   through;
 //! - `inbox_files`: received files on disk, under safe names.
+//!
+//! The protocols are rooms of their own: [`crate::protocols::direct`]
+//! (delivery straight to a reachable friend) and
+//! [`crate::protocols::mailbox`] (sealed letters left on the peers closest
+//! to an offline friend's mailbox id, and collecting one's own).
 //!
 //! Sending: every letter is signed and gets this node's next sequence
 //! number. If the friend can be reached (already connected, or found in the
