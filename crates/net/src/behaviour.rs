@@ -53,6 +53,9 @@ pub(crate) struct Behaviour {
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
     pub(crate) kad: kad::Behaviour<MemoryStore>,
+    /// Addresses learned from lookups and connections, for dials by peer
+    /// id that Kademlia's routing table cannot answer.
+    pub(crate) addresses: crate::address_book::AddressBook,
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
     pub(crate) autonat: autonat::Behaviour,
     pub(crate) relay_server: Toggle<relay::Behaviour>,
@@ -74,8 +77,15 @@ pub(crate) fn build(
     let local = keypair.public().to_peer_id();
     let limits = &config.limits;
 
+    // `max_established` binds what peers open to this node; what it dials
+    // itself is bounded by its own work (and closed when idle, see
+    // `EventLoop::trim_connections`), with twice the limit in all as the
+    // backstop. A hard limit on outbound connections too left a busy node
+    // unable to reach the very holders a get had just found (its own dials
+    // refused: `docs/scale.md`, "Files lost to the node's own limit").
     let connection_limits = connection_limits::ConnectionLimits::default()
-        .with_max_established(Some(limits.max_established))
+        .with_max_established_incoming(Some(limits.max_established))
+        .with_max_established(Some(limits.max_established.saturating_mul(2)))
         .with_max_established_per_peer(Some(limits.max_established_per_peer))
         .with_max_pending_incoming(Some(limits.max_pending_incoming))
         .with_max_pending_outgoing(Some(limits.max_pending_outgoing));
@@ -154,6 +164,7 @@ pub(crate) fn build(
         identify,
         ping: ping::Behaviour::new(ping::Config::new().with_interval(config.timing.ping_interval)),
         kad,
+        addresses: crate::address_book::AddressBook::new(crate::address_book::ADDRESS_BOOK_PEERS),
         mdns: Toggle::from(mdns),
         autonat: autonat::Behaviour::new(
             local,

@@ -120,7 +120,7 @@ pub struct Client {
     local_peer_id: PeerId,
     dial_timeout: Duration,
     query_timeout: Duration,
-    streams: Streams,
+    streams: crate::Control,
     metrics: Metrics,
 }
 
@@ -135,17 +135,6 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-/// The stream control, wrapped so that [`Client`] can keep deriving `Debug`
-/// (`libp2p_stream::Control` does not implement it).
-#[derive(Clone)]
-struct Streams(libp2p_stream::Control);
-
-impl std::fmt::Debug for Streams {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Control")
-    }
-}
-
 /// Extra time given to the event loop beyond a libp2p-level timeout, so
 /// that libp2p's own, more precise error arrives first.
 const GRACE: Duration = Duration::from_secs(5);
@@ -157,7 +146,7 @@ impl Client {
         local_peer_id: PeerId,
         dial_timeout: Duration,
         query_timeout: Duration,
-        streams: libp2p_stream::Control,
+        streams: crate::Control,
         metrics: Arc<prometheus_client::registry::Registry>,
     ) -> Self {
         Self {
@@ -166,7 +155,7 @@ impl Client {
             local_peer_id,
             dial_timeout,
             query_timeout,
-            streams: Streams(streams),
+            streams,
             metrics: Metrics(metrics),
         }
     }
@@ -220,7 +209,7 @@ impl Client {
     /// The control stays usable after [`Client::shutdown`], but opening a
     /// stream then fails.
     pub fn streams(&self) -> crate::Control {
-        self.streams.0.clone()
+        self.streams.clone()
     }
 
     /// Sends a command and waits for its answer, optionally bounded in time.

@@ -60,7 +60,10 @@ impl Default for RelayLimits {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ConnectionLimits {
-    /// Established connections in total.
+    /// Established connections the node keeps: once seven eighths of this
+    /// are open it closes idle ones (least recently used first) down to
+    /// three quarters. Inbound connections beyond it are refused; the
+    /// node's own dials may go past it, up to twice it in all.
     pub max_established: u32,
     /// Established connections to one peer (TCP, QUIC, relayed and
     /// hole-punched connections can coexist for a while).

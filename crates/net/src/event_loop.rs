@@ -16,6 +16,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -40,6 +41,7 @@ use crate::behaviour::{
 use crate::client::{Command, NetEvent, PeerLookup};
 use crate::config::{IDENTIFY_PROTOCOL, KAD_PROTOCOL, peer_id_of};
 use crate::error::describe;
+use crate::streams::Activity;
 use crate::{NetError, sort_by_distance};
 
 /// Most Kademlia lookups started by clients that may run at once.
@@ -100,16 +102,38 @@ pub(crate) struct EventLoop {
     trimming: HashSet<ConnectionId>,
     /// Relays that hold a reservation for this node: never trimmed.
     relays: HashSet<PeerId>,
-    /// Established connections at which the oldest are closed
+    /// Established connections at which the least recently used are closed
     /// ([`trim_marks`]).
     trim_at: usize,
     /// How many are left after that.
     trim_to: usize,
+    /// Checks the limits now and then, not only when a connection opens:
+    /// connections spared for their youth or their work must be closed
+    /// once they age or idle, even if no new connection comes.
+    trim_timer: tokio::time::Interval,
+    /// Which peers kith's streams use, and when they last did: what
+    /// [`EventLoop::trim_connections`] closes last.
+    activity: Arc<Activity>,
 }
 
 /// A connection younger than this is never closed to make room: it was
 /// opened for a request that is likely still running.
 const TRIM_GRACE: Duration = Duration::from_secs(5);
+
+/// How often the connection limits are checked besides when a connection
+/// opens.
+const TRIM_CHECK: Duration = Duration::from_secs(1);
+
+/// What a connection is doing, as the trimmer ranks it: idle ones are
+/// closed first, then those busy with peers' requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Busy {
+    Idle,
+    /// A stream a peer opened moved a byte lately.
+    Theirs,
+    /// A stream this node opened moved a byte lately.
+    Ours,
+}
 
 /// When to close connections to make room, and down to how many, for a
 /// node allowed `max` established connections: at seven eighths of it,
@@ -118,7 +142,8 @@ const TRIM_GRACE: Duration = Duration::from_secs(5);
 /// be reached (by lookups, newcomers, readers of the shares it holds) nor
 /// reach anyone new, and the DHT routes around it as if it were gone. So,
 /// as go-libp2p's connection manager does, the node keeps under its limit
-/// by closing its oldest connections (those still needed reopen on use).
+/// by closing its least recently used connections (those still needed
+/// reopen on use; see `streams.rs` for what counts as use).
 fn trim_marks(max: u32) -> (usize, usize) {
     let max = max as usize;
     let at = max.saturating_sub(max / 8).max(2);
@@ -160,6 +185,7 @@ impl EventLoop {
         events: broadcast::Sender<NetEvent>,
         metrics: libp2p::metrics::Metrics,
         max_established: u32,
+        activity: Arc<Activity>,
     ) -> Self {
         let (trim_at, trim_to) = trim_marks(max_established);
         let mut event_loop = Self {
@@ -183,6 +209,12 @@ impl EventLoop {
             relays: HashSet::new(),
             trim_at,
             trim_to,
+            trim_timer: {
+                let mut timer = tokio::time::interval(TRIM_CHECK);
+                timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                timer
+            },
+            activity,
         };
         // External addresses given in the config are already on the swarm.
         event_loop.update_relay_status();
@@ -217,16 +249,20 @@ impl EventLoop {
     }
 
     /// Keeps the node under its connection limit (see [`trim_marks`]): once
-    /// [`EventLoop::trim_at`] connections are open, closes the oldest ones
-    /// (none younger than [`TRIM_GRACE`], none to a relay holding a
-    /// reservation) until [`EventLoop::trim_to`] are left.
+    /// [`EventLoop::trim_at`] connections are open, closes the least
+    /// recently used ones, idle before busy (none younger than
+    /// [`TRIM_GRACE`], none to a relay holding a reservation), until
+    /// [`EventLoop::trim_to`] are left.
     fn trim_connections(&mut self) {
         let open = self.connections.len() - self.trimming.len();
         if open < self.trim_at {
             return;
         }
         let now = Instant::now();
-        let mut oldest: Vec<(Instant, ConnectionId)> = self
+        // (busy, last used, id): idle before busy, least recently used
+        // first. A connection counts as used when it opened and whenever
+        // one of kith's streams with its peer moved a byte.
+        let mut candidates: Vec<(Busy, Instant, ConnectionId)> = self
             .connections
             .iter()
             .filter(|(id, (peer, opened))| {
@@ -234,19 +270,47 @@ impl EventLoop {
                     && !self.relays.contains(peer)
                     && now.duration_since(*opened) >= TRIM_GRACE
             })
-            .map(|(id, (_, opened))| (*opened, *id))
+            .map(|(id, (peer, opened))| {
+                let usage = self.activity.usage(peer, now);
+                let last = usage.last.map_or(*opened, |last| last.max(*opened));
+                let busy = if usage.busy_outbound {
+                    Busy::Ours
+                } else if usage.busy_inbound {
+                    Busy::Theirs
+                } else {
+                    Busy::Idle
+                };
+                (busy, last, *id)
+            })
             .collect();
-        oldest.sort_unstable();
+        candidates.sort_unstable();
+        // Connections carrying this node's own requests are spared: their
+        // number is bounded by its own work. Those busy with a peer's
+        // requests are spared too, the most recently used first, but never
+        // more than half of those kept: peers that keep a stream busy on
+        // every connection cannot lock newcomers out.
+        let ours = candidates
+            .iter()
+            .filter(|(busy, ..)| *busy == Busy::Ours)
+            .count();
+        let theirs = candidates
+            .iter()
+            .filter(|(busy, ..)| *busy == Busy::Theirs)
+            .count();
+        let closable = candidates.len() - ours - theirs.min(self.trim_to / 2);
         let excess = open - self.trim_to;
-        for (_, id) in oldest.into_iter().take(excess) {
+        let mut closed_busy = 0;
+        for (busy, _, id) in candidates.into_iter().take(excess.min(closable)) {
             if self.swarm.close_connection(id) {
                 self.trimming.insert(id);
+                closed_busy += usize::from(busy != Busy::Idle);
             }
         }
         debug!(
             open,
             closing = self.trimming.len(),
-            "closing the oldest connections to make room"
+            closed_busy,
+            "closing the least recently used connections to make room"
         );
     }
 
@@ -321,6 +385,7 @@ impl EventLoop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 () = &mut self.rejoin_timer, if rejoin_planned => self.rejoin(),
+                _ = self.trim_timer.tick() => self.trim_connections(),
                 command = self.commands.recv() => match command {
                     Some(command) => match self.on_command(command) {
                         Flow::Continue => {}
@@ -612,6 +677,7 @@ impl EventLoop {
                 self.trimming.remove(&connection_id);
                 if num_established == 0 {
                     self.relays.remove(&peer_id);
+                    self.activity.forget_if_unused(&peer_id);
                     debug!(%peer_id, "disconnected");
                     self.rtts.remove(&peer_id);
                     self.connected_addrs.remove(&peer_id);
@@ -781,7 +847,9 @@ impl EventLoop {
             BehaviourEvent::Dcutr(event) => debug!(?event, "hole punching"),
             // Streams are handed to clients directly, not reported here.
             BehaviourEvent::Streams(()) => {}
-            BehaviourEvent::Limits(never) | BehaviourEvent::Memory(never) => match never {},
+            BehaviourEvent::Limits(never)
+            | BehaviourEvent::Memory(never)
+            | BehaviourEvent::Addresses(never) => match never {},
         }
     }
 
@@ -830,6 +898,16 @@ impl EventLoop {
                 }
                 return;
             }
+            kad::Event::RoutingUpdated {
+                peer, addresses, ..
+            } => {
+                // Kept beyond the routing table, which may evict the peer.
+                self.swarm
+                    .behaviour_mut()
+                    .addresses
+                    .remember(peer, addresses.iter());
+                return;
+            }
             other => {
                 trace!(event = ?other, "kademlia");
                 return;
@@ -844,6 +922,12 @@ impl EventLoop {
                     Ok(ok) => (ok.peers, false),
                     Err(kad::GetClosestPeersError::Timeout { peers, .. }) => (peers, true),
                 };
+                // Kademlia forgets these addresses when the query ends;
+                // the caller is about to dial some of these peers.
+                let book = &mut self.swarm.behaviour_mut().addresses;
+                for info in &peers {
+                    book.remember(info.peer_id, &info.addrs);
+                }
                 match waiter {
                     QueryWaiter::FindPeer(target, reply) => {
                         let found = peers

@@ -54,6 +54,7 @@
 //! # }
 //! ```
 
+mod address_book;
 mod behaviour;
 mod client;
 mod config;
@@ -61,6 +62,7 @@ mod error;
 mod event_loop;
 mod latency;
 mod pending_per_ip;
+mod streams;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -76,14 +78,18 @@ pub use config::{
     parse_multiaddr, peer_id_of,
 };
 pub use error::NetError;
-pub use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
-pub use libp2p_stream::{AlreadyRegistered, Control, IncomingStreams, OpenStreamError};
+pub use libp2p::{Multiaddr, PeerId, StreamProtocol};
+pub use streams::{AlreadyRegistered, Control, IncomingStreams, OpenStreamError, Stream};
 
 use crate::error::describe;
 use crate::event_loop::EventLoop;
 
 /// How long [`spawn`] waits for its listeners to report their addresses.
 const LISTEN_STARTUP_LIMIT: Duration = Duration::from_secs(10);
+
+/// Time beyond the lookup and dial timeouts that a stream's fallback
+/// lookup (see [`Control::open_stream`]) may take.
+const FIND_GRACE: Duration = Duration::from_secs(5);
 
 /// Starts the network: builds the swarm, listens on every configured
 /// address (waiting until each reports its actual address, so port 0
@@ -165,10 +171,18 @@ pub async fn spawn(
         swarm.add_external_address(addr.clone());
     }
 
-    let (command_tx, command_rx) = mpsc::channel(config.command_capacity.max(1));
     let (event_tx, _) = broadcast::channel(config.event_capacity.max(1));
     let local_peer_id = *swarm.local_peer_id();
-    let streams = swarm.behaviour().streams.new_control();
+    let activity = streams::Activity::new();
+    let (command_tx, command_rx) = mpsc::channel(config.command_capacity.max(1));
+    let streams = Control::new(
+        swarm.behaviour().streams.new_control(),
+        activity.clone(),
+        streams::PeerFinder::new(
+            &command_tx,
+            config.query_timeout + config.dial_timeout + FIND_GRACE,
+        ),
+    );
     let metrics = libp2p::metrics::Metrics::new(&mut registry);
     let mut event_loop = EventLoop::new(
         swarm,
@@ -176,6 +190,7 @@ pub async fn spawn(
         event_tx.clone(),
         metrics,
         config.limits.max_established,
+        activity,
     );
     event_loop
         .wait_listening(listeners, LISTEN_STARTUP_LIMIT)

@@ -39,8 +39,10 @@ async fn two_hundred_nodes_of_forty_connections_route_and_find_most_files() {
     };
     let report = dht::run(&config).await.unwrap();
     eprintln!("{report}");
-    // Nodes really were capped: nobody is connected to everyone.
-    assert!(report.connections_max <= 40, "{report}");
+    // Nodes really were capped: nobody is connected to everyone. A node
+    // keeps 40 and refuses inbound connections beyond them; its own dials
+    // may take it past, up to twice that (`ConnectionLimits`).
+    assert!(report.connections_max <= 80, "{report}");
     assert!(report.table_min >= 20, "a node joined badly: {report}");
     assert!(report.gets_ok * 2 >= config.files, "{report}");
     assert!(report.found * 100 >= config.lookups * 75, "{report}");

@@ -59,6 +59,13 @@ const SLOW_REDIRECT: std::time::Duration = std::time::Duration::from_secs(1);
 const ANSWER_START_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// How long a holder that did not start answering in time is asked last.
 pub(super) const SLOW_PEER_PAUSE: std::time::Duration = std::time::Duration::from_secs(600);
+/// Rounds in which a stripe asks again the holders it could not reach
+/// (a dial that failed, a connection closed under the request) before it
+/// counts as lost: in a busy network connections come and go, and a
+/// holder unreachable for a moment is not gone.
+const UNREACHED_ROUNDS: u32 = 2;
+/// The pause before such a round; the second waits twice as long.
+const UNREACHED_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
 /// Stripes fetched at once.
 const STRIPES_IN_FLIGHT: usize = 8;
 /// Decoded segments waiting for the reader.
@@ -176,10 +183,16 @@ impl std::fmt::Debug for Asked {
             Self::Dropped(FetchFailure::Damaged) | Self::Failed(FetchFailure::Damaged) => {
                 f.write_str("damaged")
             }
-            Self::Dropped(FetchFailure::Other(reason) | FetchFailure::Late(reason))
-            | Self::Failed(FetchFailure::Other(reason) | FetchFailure::Late(reason)) => {
-                f.write_str(reason)
-            }
+            Self::Dropped(
+                FetchFailure::Other(reason)
+                | FetchFailure::Late(reason)
+                | FetchFailure::Unreached(reason),
+            )
+            | Self::Failed(
+                FetchFailure::Other(reason)
+                | FetchFailure::Late(reason)
+                | FetchFailure::Unreached(reason),
+            ) => f.write_str(reason),
         }
     }
 }
@@ -208,7 +221,10 @@ fn served_or_why(
         Ok(Answer::Damaged) => Err(Asked::Failed(FetchFailure::Damaged)),
         Ok(answer) => Err(other(format!("unexpected answer {answer:?}"))),
         Err(error @ CallError::Wire(WireError::Closed | WireError::Io(_))) => {
-            Err(Asked::Dropped(FetchFailure::Other(error.to_string())))
+            Err(Asked::Dropped(FetchFailure::Unreached(error.to_string())))
+        }
+        Err(error @ (CallError::Open(_) | CallError::OpenTimeout(_))) => {
+            Err(Asked::Failed(FetchFailure::Unreached(error.to_string())))
         }
         Err(error @ CallError::Wire(WireError::Timeout(_))) => {
             Err(Asked::Failed(FetchFailure::Late(error.to_string())))
@@ -223,6 +239,9 @@ enum FetchFailure {
     Damaged,
     /// The holder did not start answering in time.
     Late(String),
+    /// The holder could not be reached, or the connection broke under the
+    /// request: worth asking again a little later.
+    Unreached(String),
     /// Anything else: not held, unreachable, unexpected answer.
     Other(String),
 }
@@ -477,6 +496,9 @@ impl Shares {
         let mut asking: HashSet<u8> = HashSet::new();
         // Holders to ask without redirect: where a redirect led to bad bytes.
         let mut direct: HashSet<(u8, PeerId)> = HashSet::new();
+        // Holders not reached this round, asked again in the next.
+        let mut unreached: Vec<(u8, PeerId)> = Vec::new();
+        let mut rounds = 0;
         let mut pending = FuturesUnordered::new();
         loop {
             let want = record
@@ -506,6 +528,14 @@ impl Shares {
                 });
             }
             let Some((index, peer, result, guard)) = pending.next().await else {
+                unreached.retain(|(index, _)| !good.contains_key(index));
+                if rounds < UNREACHED_ROUNDS && !unreached.is_empty() {
+                    rounds += 1;
+                    debug!(%stripe, holders = unreached.len(), rounds, "asking unreached holders again");
+                    tokio::time::sleep(UNREACHED_PAUSE * rounds).await;
+                    options.append(&mut unreached);
+                    continue;
+                }
                 return Err(GetError::Lost {
                     stripe,
                     found: good.len(),
@@ -524,6 +554,11 @@ impl Shares {
                 Err(FetchFailure::Late(reason)) => {
                     debug!(%peer, %stripe, index, %reason, "holder too slow; asking it last for a while");
                     self.bad.slow(peer);
+                    continue;
+                }
+                Err(FetchFailure::Unreached(reason)) => {
+                    debug!(%peer, %stripe, index, %reason, "holder not reached; asking it again later");
+                    unreached.push((index, peer));
                     continue;
                 }
                 Err(FetchFailure::Other(reason)) => {

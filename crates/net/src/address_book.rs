@@ -1,0 +1,203 @@
+//! Addresses of peers this node learned of but may not have in its routing
+//! table, handed to the swarm whenever it dials one of them by peer id.
+//!
+//! Kademlia offers a dial the addresses in its k-buckets and those of the
+//! queries still running, nothing more: once a closest-peers lookup ends,
+//! the addresses it found for peers that did not fit in a full bucket are
+//! forgotten. A put places shares on exactly such peers (the closest to a
+//! key), and a reader that found holders by a lookup dials them after it
+//! ended; in a network where nobody is connected to everyone, those dials
+//! failed with "no addresses" and stored files could not be fetched back
+//! (`docs/scale.md`, "Files lost at 400 nodes"). This behaviour keeps what
+//! lookups, connections and libp2p's own discoveries taught, bounded (least
+//! recently used out first), and answers the swarm's question "where is
+//! this peer?" with it.
+//!
+//! Written here rather than taken from a crate: libp2p-identify's cache
+//! keeps only peers it has been connected to, and no behaviour keeps the
+//! addresses a DHT lookup found.
+
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
+use hashlink::LruCache;
+use libp2p::core::{Endpoint, transport::PortUse};
+use libp2p::swarm::{
+    ConnectionDenied, ConnectionId, DialError, FromSwarm, NetworkBehaviour, THandler,
+    THandlerInEvent, THandlerOutEvent, ToSwarm, dummy,
+};
+use libp2p::{Multiaddr, PeerId};
+
+use crate::behaviour::MAX_ADDRS_PER_PEER;
+
+/// Peers whose addresses are kept: beyond this the least recently used
+/// peer is forgotten (about 1 MiB at most).
+pub(crate) const ADDRESS_BOOK_PEERS: usize = 4096;
+
+/// The behaviour; see the module documentation.
+pub(crate) struct AddressBook {
+    peers: LruCache<PeerId, Vec<Multiaddr>>,
+}
+
+impl AddressBook {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            peers: LruCache::new(capacity.max(1)),
+        }
+    }
+
+    /// Notes that `peer` may be reached at `addrs` (newest first; at most
+    /// [`MAX_ADDRS_PER_PEER`] are kept per peer).
+    pub(crate) fn remember<'a>(
+        &mut self,
+        peer: PeerId,
+        addrs: impl IntoIterator<Item = &'a Multiaddr>,
+    ) {
+        let mut known = self.peers.remove(&peer).unwrap_or_default();
+        for addr in addrs {
+            if let Some(at) = known.iter().position(|a| a == addr) {
+                known.remove(at);
+            }
+            known.insert(0, addr.clone());
+        }
+        known.truncate(MAX_ADDRS_PER_PEER);
+        // Inserted again: the most recently used.
+        if !known.is_empty() {
+            self.peers.insert(peer, known);
+        }
+    }
+
+    /// What is known of `peer`'s addresses.
+    pub(crate) fn addresses(&mut self, peer: &PeerId) -> Vec<Multiaddr> {
+        self.peers.get(peer).cloned().unwrap_or_default()
+    }
+
+    /// Drops addresses that a dial found wrong (refused, or another peer).
+    fn forget(&mut self, peer: &PeerId, failed: impl IntoIterator<Item = Multiaddr>) {
+        if let Some(known) = self.peers.get_mut(peer) {
+            for addr in failed {
+                known.retain(|a| *a != addr);
+            }
+            if known.is_empty() {
+                self.peers.remove(peer);
+            }
+        }
+    }
+}
+
+impl NetworkBehaviour for AddressBook {
+    type ConnectionHandler = dummy::ConnectionHandler;
+    type ToSwarm = Infallible;
+
+    fn handle_pending_outbound_connection(
+        &mut self,
+        _connection_id: ConnectionId,
+        maybe_peer: Option<PeerId>,
+        _addresses: &[Multiaddr],
+        _effective_role: Endpoint,
+    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
+        Ok(maybe_peer
+            .map(|peer| self.addresses(&peer))
+            .unwrap_or_default())
+    }
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        _connection_id: ConnectionId,
+        _peer: PeerId,
+        _local_addr: &Multiaddr,
+        _remote_addr: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        Ok(dummy::ConnectionHandler)
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        _connection_id: ConnectionId,
+        peer: PeerId,
+        addr: &Multiaddr,
+        _role_override: Endpoint,
+        _port_use: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        // An address that was dialled and answered as `peer`: the best.
+        self.remember(peer, [addr]);
+        Ok(dummy::ConnectionHandler)
+    }
+
+    fn on_swarm_event(&mut self, event: FromSwarm<'_>) {
+        match event {
+            // Kademlia reports the address of every peer it adds to its
+            // routing table; identify, those a peer observes.
+            FromSwarm::NewExternalAddrOfPeer(found) => self.remember(found.peer_id, [found.addr]),
+            FromSwarm::DialFailure(failure) => {
+                if let (Some(peer), DialError::Transport(errors)) = (failure.peer_id, failure.error)
+                {
+                    self.forget(&peer, errors.iter().map(|(addr, _)| addr.clone()));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_connection_handler_event(
+        &mut self,
+        _peer: PeerId,
+        _connection: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        libp2p::core::util::unreachable(event)
+    }
+
+    fn poll(&mut self, _: &mut Context<'_>) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn addr(port: u16) -> Multiaddr {
+        format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap()
+    }
+
+    #[test]
+    fn keeps_the_newest_addresses_of_a_peer_without_duplicates() {
+        let mut book = AddressBook::new(8);
+        let peer = PeerId::random();
+        book.remember(peer, &[addr(1), addr(2)]);
+        book.remember(peer, &[addr(1)]);
+        assert_eq!(book.addresses(&peer), vec![addr(1), addr(2)]);
+        let many: Vec<Multiaddr> = (10..30).map(addr).collect();
+        book.remember(peer, &many);
+        assert_eq!(book.addresses(&peer).len(), MAX_ADDRS_PER_PEER);
+        assert_eq!(book.addresses(&peer)[0], addr(29));
+    }
+
+    #[test]
+    fn forgets_the_least_recently_used_peer_when_full() {
+        let mut book = AddressBook::new(2);
+        let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
+        book.remember(a, &[addr(1)]);
+        book.remember(b, &[addr(2)]);
+        // `a` is used, so `b` is the one to go.
+        assert_eq!(book.addresses(&a), vec![addr(1)]);
+        book.remember(c, &[addr(3)]);
+        assert_eq!(book.addresses(&b), Vec::<Multiaddr>::new());
+        assert_eq!(book.addresses(&a), vec![addr(1)]);
+        assert_eq!(book.addresses(&c), vec![addr(3)]);
+    }
+
+    #[test]
+    fn a_failed_address_is_dropped_and_an_empty_peer_forgotten() {
+        let mut book = AddressBook::new(8);
+        let peer = PeerId::random();
+        book.remember(peer, &[addr(1), addr(2)]);
+        book.forget(&peer, [addr(1)]);
+        assert_eq!(book.addresses(&peer), vec![addr(2)]);
+        book.forget(&peer, [addr(2)]);
+        assert!(book.peers.is_empty());
+    }
+}
