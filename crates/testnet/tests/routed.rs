@@ -12,15 +12,18 @@
 use kith_testnet::Transport;
 use kith_testnet::dht::{self, DhtBenchConfig, JoinMode, SCALE_MAIL_CHECK, SCALE_TIMING};
 
-/// Before the fix (nodes refused every connection once at their limit,
-/// holders did not announce themselves, readers did not search past the
-/// first round) a run got 1 of 20 files back, found 100 of 200 lookups and
-/// left a node with a one-entry routing table; after it, 16 of 20, 187 of
-/// 200 and 64 (`docs/scale.md`, "Files lost at 400 nodes"). Every file
-/// should come back: the bar below sits under what the fix reaches on a
-/// loaded two-core machine (with room for CI's load), well above what the
-/// code before it reached; it is not the goal, and is to be raised to
-/// every file once the remaining losses are found.
+/// Before the first fix (nodes refused every connection once at their
+/// limit, holders did not announce themselves, readers did not search past
+/// the first round) a run got 1 of 20 files back, found 100 of 200 lookups
+/// and left a node with a one-entry routing table. After it, 4 to 16 of 20
+/// files came back: nodes closed their oldest connections (often the ones
+/// carrying a share), refused their own dials at the limit, and forgot the
+/// addresses a lookup had found. With those mended (trimming by use, an
+/// address book, dials past the inbound limit) a run gets 20 of 20 files
+/// and 98 of 100 lookups (`docs/scale.md`, "Files lost at 400 nodes" and
+/// "Files lost to the node's own limit"). The bar sits a little under
+/// that, for CI's load, and far above the 4 of 20 the code before reached
+/// there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_nodes_of_forty_connections_route_and_find_most_files() {
     let config = DhtBenchConfig {
@@ -44,6 +47,6 @@ async fn two_hundred_nodes_of_forty_connections_route_and_find_most_files() {
     // may take it past, up to twice that (`ConnectionLimits`).
     assert!(report.connections_max <= 80, "{report}");
     assert!(report.table_min >= 20, "a node joined badly: {report}");
-    assert!(report.gets_ok * 2 >= config.files, "{report}");
-    assert!(report.found * 100 >= config.lookups * 75, "{report}");
+    assert!(report.gets_ok * 100 >= config.files * 85, "{report}");
+    assert!(report.found * 100 >= config.lookups * 80, "{report}");
 }
