@@ -10,6 +10,8 @@
 //! | `event_loop` | the one task that owns the libp2p `Swarm` |
 //! | `behaviour` | the composed libp2p behaviour: every protocol a node speaks |
 //! | `pending_per_ip` | a cap on inbound handshakes per remote IP address |
+//! | `address_book` | addresses of peers learned from lookups, for dials by peer id |
+//! | `streams` | [`Control`], [`Stream`]: kith's byte streams, counted so that idle connections are closed first |
 //! | `latency` | simulated link latency for the in-process memory transport (tests) |
 //! | `error` | [`NetError`], in words an operator can act on |
 //!
