@@ -12,7 +12,7 @@ use kith_base::letter::{self, Body, Letter};
 use kith_base::{Capability, ContentId, FileKey, Identity, Lease};
 use kith_codec::{FileMeta, Params, encode_all};
 use kith_node::AddressBook;
-use kith_node::protocols::letter_frames::{encode_ids, encode_mail};
+use kith_node::protocols::letter_frames::{encode_deposit, encode_ids, encode_mail};
 use libfuzzer_sys::fuzz_target;
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
@@ -198,6 +198,12 @@ fn seeds() {
     );
     let ids = encode_ids(&[[1; 32], [2; 32]]);
     write("friends_payloads", "ids", &[[1].as_slice(), &ids].concat());
+    let deposit = encode_deposit(&[4; 32], 1_800_000_000_000, b"a sealed letter");
+    write(
+        "friends_payloads",
+        "deposit",
+        &[[2].as_slice(), &deposit].concat(),
+    );
 
     let mut book = AddressBook::default();
     book.add("alice", alice.peer_id()).expect("name");

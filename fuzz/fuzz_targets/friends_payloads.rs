@@ -1,13 +1,17 @@
 //! Fuzzes the friends protocols' payload decoders directly:
-//! `protocols::letter_frames::decode_mail` (a mailbox's answer to collect) and
-//! `decode_ids` (a drop request), the first byte choosing which.
+//! `protocols::letter_frames::decode_mail` (a mailbox's answer to collect),
+//! `decode_ids` (a drop request) and `decode_deposit` (a deposit request),
+//! the first byte choosing which.
 //!
-//! Asserts: no panic, no more than `MAX_MAIL_ITEMS`/`MAX_DROP` items; what
-//! decodes encodes back to exactly its bytes.
+//! Asserts: no panic, no more than `MAX_MAIL_ITEMS`/`MAX_DROP` items, no
+//! sealed letter over its limit; what decodes encodes back to exactly its
+//! bytes.
 #![no_main]
 
+use kith_base::letter::MAX_SEALED_LETTER;
 use kith_node::protocols::letter_frames::{
-    MAX_DROP, MAX_MAIL_ITEMS, decode_ids, decode_mail, encode_ids, encode_mail,
+    MAX_DROP, MAX_MAIL_ITEMS, decode_deposit, decode_ids, decode_mail, encode_deposit, encode_ids,
+    encode_mail,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -15,7 +19,15 @@ fuzz_target!(|data: &[u8]| {
     let Some((&which, payload)) = data.split_first() else {
         return;
     };
-    if which & 1 == 0 {
+    if which % 3 == 2 {
+        if let Ok(deposit) = decode_deposit(payload) {
+            assert!(deposit.sealed.len() <= MAX_SEALED_LETTER);
+            assert_eq!(
+                encode_deposit(&deposit.mailbox, deposit.expires_ms, deposit.sealed),
+                payload
+            );
+        }
+    } else if which % 3 == 0 {
         if let Ok(items) = decode_mail(payload) {
             assert!(items.len() <= MAX_MAIL_ITEMS);
             let held: Vec<_> = items

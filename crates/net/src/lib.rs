@@ -12,6 +12,7 @@
 //! | `pending_per_ip` | a cap on inbound handshakes per remote IP address |
 //! | `address_book` | addresses of peers learned from lookups, for dials by peer id |
 //! | `streams` | [`Control`], [`Stream`]: kith's byte streams, counted so that idle connections are closed first |
+//! | [`frames`] | the one frame format of every kith protocol: tag, length, payload, bounded and timed |
 //! | `latency` | simulated link latency for the in-process memory transport (tests) |
 //! | `error` | [`NetError`], in words an operator can act on |
 //!
@@ -62,6 +63,7 @@ mod client;
 mod config;
 mod error;
 mod event_loop;
+pub mod frames;
 mod latency;
 mod pending_per_ip;
 mod streams;

@@ -26,12 +26,14 @@ pub async fn share_requests(bytes: &[u8]) -> usize {
     let mut parsed = 0;
     loop {
         let start = reader.position() as usize;
-        let Ok(Some((tag, len))) = share_wire::read_header(&mut reader, IDLE).await else {
+        let Ok(Some(share_wire::Header { tag, len })) =
+            share_wire::read_header(&mut reader, IDLE).await
+        else {
             return parsed;
         };
-        let max = share_wire::max_payload(tag);
+        let bounds = share_wire::bounds(tag);
         assert!(
-            max.is_some_and(|max| len <= max),
+            bounds.is_some_and(|bounds| (bounds.min..=bounds.max).contains(&len)),
             "tag {tag:#04x} len {len}"
         );
         let Ok(payload) = share_wire::read_payload(&mut reader, len).await else {
@@ -168,10 +170,9 @@ pub async fn friends_frame<R: AsyncRead + Unpin>(
         }
         Err(_) => return FrameOutcome::Refused,
     };
-    let max = friends_wire::max_payload(tag);
+    let bounds = friends_wire::bounds(tag);
     assert!(
-        max.is_some_and(|max| buffer.len() <= max)
-            && buffer.len() >= friends_wire::min_payload(tag),
+        bounds.is_some_and(|bounds| (bounds.min..=bounds.max).contains(&buffer.len())),
         "tag {tag:#04x} came with {} bytes",
         buffer.len()
     );
@@ -193,14 +194,16 @@ pub async fn friends_frame<R: AsyncRead + Unpin>(
             let _ = blake3::Hash::from_bytes(hash);
         }
         tag::DEPOSIT => {
-            assert!(
-                buffer.len() >= 40,
-                "a deposit without its mailbox and expiry"
+            let deposit = match friends_wire::decode_deposit(buffer) {
+                Ok(deposit) => deposit,
+                Err(error) => panic!("a deposit within its bounds did not parse: {error}"),
+            };
+            assert!(deposit.sealed.len() <= letter::MAX_SEALED_LETTER);
+            assert_eq!(
+                friends_wire::encode_deposit(&deposit.mailbox, deposit.expires_ms, deposit.sealed),
+                *buffer,
+                "deposits round-trip"
             );
-            let (_mailbox, rest) = buffer.split_at(32);
-            let (expiry, sealed) = rest.split_at(8);
-            assert_eq!(expiry.len(), 8);
-            assert!(sealed.len() <= letter::MAX_SEALED_LETTER);
         }
         tag::DROP => {
             if let Ok(ids) = friends_wire::decode_ids(buffer) {

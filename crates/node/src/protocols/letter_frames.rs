@@ -1,8 +1,9 @@
 //! The frames of kith's two friend protocols.
 //!
-//! Every message is one frame, `tag: u8 ‖ payload length: u32 LE ‖ payload`,
-//! its length checked against the tag's maximum before anything is
-//! allocated, every read and write under a timeout.
+//! Every message is one frame of [`kith_net::frames`] (`tag ‖ length ‖
+//! payload`), its length checked against the tag's [`bounds`] before
+//! anything is allocated, every read and write under a timeout. This module
+//! gives the tags, their bounds and the layouts of their payloads.
 //!
 //! **`/kith/direct/1.0.0`** — one letter per stream, author to recipient:
 //!
@@ -39,9 +40,11 @@
 
 use std::time::Duration;
 
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures::{AsyncRead, AsyncWrite};
 use kith_base::letter::{MAX_SEALED_LETTER, MAX_SIGNED_LETTER};
 use kith_net::StreamProtocol;
+pub use kith_net::frames::FrameError;
+use kith_net::frames::{self, Bounds};
 
 /// The direct-delivery protocol.
 pub const DIRECT: StreamProtocol = StreamProtocol::new("/kith/direct/1.0.0");
@@ -86,32 +89,22 @@ pub mod tag {
     pub const DROPPED: u8 = 0x94;
 }
 
-/// The smallest payload of each tag: a frame of a fixed layout (an end
-/// frame's hash, a held or dropped answer) must have exactly its size, so no
-/// reader indexes past what arrived. [`read_frame`] checks it.
-pub fn min_payload(tag: u8) -> usize {
-    match tag {
-        tag::END => 32,
-        tag::REFUSED | tag::MAIL_REFUSED | tag::HELD => 1,
-        tag::DEPOSIT => 40,
-        tag::DROP | tag::MAIL | tag::DROPPED => 2,
-        _ => 0,
-    }
-}
-
-/// The largest payload of each tag; `None` for an unknown tag.
-pub fn max_payload(tag: u8) -> Option<usize> {
+/// The fewest and most payload bytes of each tag; `None` for an unknown
+/// tag. A frame of a fixed layout (an end frame's hash, a held or dropped
+/// answer) must have exactly its size, so no reader indexes past what
+/// arrived: [`read_frame`] checks it.
+pub fn bounds(tag: u8) -> Option<Bounds> {
     Some(match tag {
-        tag::LETTER => MAX_SIGNED_LETTER,
-        tag::DATA => MAX_CHUNK,
-        tag::END => 32,
-        tag::READY | tag::DELIVERED | tag::COLLECT => 0,
-        tag::REFUSED | tag::MAIL_REFUSED => 1 + MAX_SENTENCE,
-        tag::DEPOSIT => 40 + MAX_SEALED_LETTER,
-        tag::DROP => 2 + 32 * MAX_DROP,
-        tag::HELD => 1,
-        tag::MAIL => 2 + MAX_MAIL_ITEMS * (4 + MAX_SEALED_LETTER),
-        tag::DROPPED => 2,
+        tag::LETTER => Bounds::up_to(MAX_SIGNED_LETTER),
+        tag::DATA => Bounds::up_to(MAX_CHUNK),
+        tag::END => Bounds::exactly(32),
+        tag::READY | tag::DELIVERED | tag::COLLECT => Bounds::exactly(0),
+        tag::REFUSED | tag::MAIL_REFUSED => Bounds::new(1, 1 + MAX_SENTENCE),
+        tag::DEPOSIT => Bounds::new(40, 40 + MAX_SEALED_LETTER),
+        tag::DROP => Bounds::new(2, 2 + 32 * MAX_DROP),
+        tag::HELD => Bounds::exactly(1),
+        tag::MAIL => Bounds::new(2, 2 + MAX_MAIL_ITEMS * (4 + MAX_SEALED_LETTER)),
+        tag::DROPPED => Bounds::exactly(2),
         _ => return None,
     })
 }
@@ -156,52 +149,13 @@ impl Reason {
     }
 }
 
-/// Why a frame could not be read or written.
+/// Why a conversation of these protocols failed: the frames, or the peer
+/// said no.
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
-    /// The stream failed.
-    #[error("the stream failed: {0}")]
-    Io(#[from] std::io::Error),
-    /// The peer closed the stream.
-    #[error("the peer closed the stream")]
-    Closed,
-    /// Too slow.
-    #[error("the peer took longer than {0:?} to send or take a frame")]
-    Timeout(Duration),
-    /// Over the tag's limit.
-    #[error("the peer sent a {len}-byte frame of type {tag:#04x}; at most {max} bytes are allowed")]
-    TooLarge {
-        /// The tag.
-        tag: u8,
-        /// Its length.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// Under the tag's fixed size.
-    #[error("the peer sent a {len}-byte frame of type {tag:#04x}; it must be at least {min} bytes")]
-    TooShort {
-        /// The tag.
-        tag: u8,
-        /// Its length.
-        len: usize,
-        /// The least allowed.
-        min: usize,
-    },
-    /// An unknown tag.
-    #[error("the peer sent an unknown frame type {0:#04x}")]
-    UnknownTag(u8),
-    /// A tag that does not fit here.
-    #[error("the peer sent frame type {got:#04x} where {expected} was expected")]
-    Unexpected {
-        /// The tag.
-        got: u8,
-        /// What was expected.
-        expected: &'static str,
-    },
-    /// A payload that does not parse.
-    #[error("the peer sent a malformed frame: {0}")]
-    Malformed(&'static str),
+    /// A frame could not be read or written, or broke the protocol.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
     /// The peer refused.
     #[error("{sentence}")]
     Refused {
@@ -216,33 +170,33 @@ impl WireError {
     /// Whether the peer broke the protocol (a frame of the wrong size, type
     /// or layout), as opposed to the stream failing or the peer refusing.
     pub fn is_protocol_violation(&self) -> bool {
-        matches!(
-            self,
-            Self::TooLarge { .. }
-                | Self::TooShort { .. }
-                | Self::UnknownTag(_)
-                | Self::Unexpected { .. }
-                | Self::Malformed(_)
-        )
+        matches!(self, Self::Frame(error) if error.is_protocol_violation())
+    }
+
+    /// A payload that does not parse.
+    pub(crate) fn malformed(what: &'static str) -> Self {
+        Self::Frame(FrameError::Malformed(what))
+    }
+
+    /// The peer closed the stream where it owed a frame.
+    pub(crate) fn closed() -> Self {
+        Self::Frame(FrameError::Closed)
+    }
+
+    /// A frame of `got` where `expected` belonged.
+    pub(crate) fn unexpected(got: u8, expected: &'static str) -> Self {
+        Self::Frame(FrameError::Unexpected { got, expected })
+    }
+
+    /// A local failure in the middle of a conversation (the database, a
+    /// task), reported as the stream failing.
+    pub(crate) fn local(error: impl std::fmt::Display) -> Self {
+        Self::Frame(FrameError::Io(std::io::Error::other(error.to_string())))
     }
 }
 
-/// Time allowed for a frame of `len` bytes: the share protocol's rule.
-pub(crate) use crate::protocols::share::wire::transfer_timeout as frame_timeout;
-
-async fn timed<T>(
-    limit: Duration,
-    work: impl Future<Output = std::io::Result<T>>,
-) -> Result<T, WireError> {
-    match tokio::time::timeout(limit, work).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
-            Err(WireError::Closed)
-        }
-        Ok(Err(error)) => Err(error.into()),
-        Err(_) => Err(WireError::Timeout(limit)),
-    }
-}
+/// Time allowed for a frame of `len` bytes: the rule of every kith frame.
+pub(crate) use kith_net::frames::transfer_timeout as frame_timeout;
 
 /// Writes one frame (and flushes).
 pub async fn write_frame<W: AsyncWrite + Unpin>(
@@ -250,15 +204,7 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
     tag: u8,
     payload: &[u8],
 ) -> Result<(), WireError> {
-    let mut header = [0u8; 5];
-    header[0] = tag;
-    header[1..].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-    timed(frame_timeout(payload.len()), async {
-        stream.write_all(&header).await?;
-        stream.write_all(payload).await?;
-        stream.flush().await
-    })
-    .await
+    Ok(frames::write_frame(stream, tag, &[payload]).await?)
 }
 
 /// Writes a refusal.
@@ -286,36 +232,14 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     idle: Duration,
     buffer: &mut Vec<u8>,
 ) -> Result<Option<u8>, WireError> {
-    let mut header = [0u8; 5];
-    let mut first = [0u8; 1];
-    match tokio::time::timeout(idle, stream.read(&mut first)).await {
-        Err(_) => return Err(WireError::Timeout(idle)),
-        Ok(Ok(0)) => return Ok(None),
-        Ok(Ok(_)) => header[0] = first[0],
-        Ok(Err(error)) => return Err(error.into()),
-    }
-    timed(frame_timeout(4), stream.read_exact(&mut header[1..])).await?;
-    let tag = header[0];
-    let len = u32::from_le_bytes([header[1], header[2], header[3], header[4]]) as usize;
-    let max = max_payload(tag).ok_or(WireError::UnknownTag(tag))?;
-    if len > max {
-        return Err(WireError::TooLarge { tag, len, max });
-    }
-    let min = min_payload(tag);
-    if len < min {
-        return Err(WireError::TooShort { tag, len, min });
-    }
-    // A reused buffer of the right length is overwritten, not zeroed first.
-    if buffer.len() > len {
-        buffer.truncate(len);
-    } else {
-        buffer.resize(len, 0);
-    }
-    timed(frame_timeout(len), stream.read_exact(buffer)).await?;
+    let Some(tag) = frames::read_frame(stream, idle, bounds, buffer).await? else {
+        return Ok(None);
+    };
     if tag == tag::REFUSED || tag == tag::MAIL_REFUSED {
+        // At least one byte: the bounds say so.
         let (&reason, sentence) = buffer
             .split_first()
-            .ok_or(WireError::Malformed("an empty refusal"))?;
+            .ok_or(WireError::malformed("an empty refusal"))?;
         return Err(WireError::Refused {
             reason: Reason::from_u8(reason),
             sentence: String::from_utf8_lossy(sentence).into_owned(),
@@ -334,12 +258,53 @@ pub async fn expect_frame<R: AsyncRead + Unpin>(
 ) -> Result<(), WireError> {
     match read_frame(stream, idle, buffer).await? {
         Some(tag) if tag == expected => Ok(()),
-        Some(got) => Err(WireError::Unexpected {
-            got,
-            expected: name,
-        }),
-        None => Err(WireError::Closed),
+        Some(got) => Err(WireError::unexpected(got, name)),
+        None => Err(WireError::closed()),
     }
+}
+
+/// A deposit request's payload: where the letter goes, until when, and the
+/// sealed letter.
+pub fn encode_deposit(mailbox: &[u8; 32], expires_ms: u64, sealed: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(40 + sealed.len());
+    out.extend_from_slice(mailbox);
+    out.extend_from_slice(&expires_ms.to_le_bytes());
+    out.extend_from_slice(sealed);
+    out
+}
+
+/// A deposit request, parsed: the mailbox id, when it expires (ms since
+/// the Unix epoch) and the sealed letter (a view into the payload).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Deposit<'a> {
+    /// The recipient's mailbox id.
+    pub mailbox: [u8; 32],
+    /// When the holder may drop it, ms since the Unix epoch.
+    pub expires_ms: u64,
+    /// The sealed letter.
+    pub sealed: &'a [u8],
+}
+
+/// Parses a deposit request.
+pub fn decode_deposit(payload: &[u8]) -> Result<Deposit<'_>, WireError> {
+    let bad = || WireError::malformed("a deposit shorter than its header");
+    let (mailbox, rest) = payload.split_first_chunk::<32>().ok_or_else(bad)?;
+    let (expires, sealed) = rest.split_first_chunk::<8>().ok_or_else(bad)?;
+    if sealed.len() > MAX_SEALED_LETTER {
+        return Err(WireError::malformed(
+            "a deposit over the sealed letter limit",
+        ));
+    }
+    Ok(Deposit {
+        mailbox: *mailbox,
+        expires_ms: u64::from_le_bytes(*expires),
+        sealed,
+    })
+}
+
+/// A dropped answer's payload: how many letters were dropped.
+pub fn encode_dropped(count: usize) -> [u8; 2] {
+    u16::try_from(count).unwrap_or(u16::MAX).to_le_bytes()
 }
 
 /// A mail answer's payload.
@@ -355,7 +320,7 @@ pub fn encode_mail(items: &[crate::friends::db::HeldLetter]) -> Vec<u8> {
 
 /// Parses a mail answer.
 pub fn decode_mail(payload: &[u8]) -> Result<Vec<Vec<u8>>, WireError> {
-    let bad = WireError::Malformed("a mail answer that does not add up");
+    let bad = WireError::malformed("a mail answer that does not add up");
     if payload.len() < 2 {
         return Err(bad);
     }
@@ -393,7 +358,7 @@ pub fn encode_ids(ids: &[[u8; 32]]) -> Vec<u8> {
 
 /// Parses a drop request.
 pub fn decode_ids(payload: &[u8]) -> Result<Vec<[u8; 32]>, WireError> {
-    let bad = WireError::Malformed("a drop request that does not add up");
+    let bad = WireError::malformed("a drop request that does not add up");
     if payload.len() < 2 {
         return Err(bad);
     }
@@ -450,12 +415,12 @@ mod tests {
         let mut reader = futures::io::Cursor::new(huge);
         assert!(matches!(
             read_frame(&mut reader, idle, &mut buffer).await,
-            Err(WireError::TooLarge { .. })
+            Err(WireError::Frame(FrameError::TooLarge { .. }))
         ));
         let mut reader = futures::io::Cursor::new(vec![0x7f, 0, 0, 0, 0]);
         assert!(matches!(
             read_frame(&mut reader, idle, &mut buffer).await,
-            Err(WireError::UnknownTag(0x7f))
+            Err(WireError::Frame(FrameError::UnknownTag(0x7f)))
         ));
     }
 
@@ -471,13 +436,14 @@ mod tests {
             bytes
         };
         for tag in 0..=u8::MAX {
-            let Some(max) = max_payload(tag) else {
+            let Some(Bounds { min, max }) = bounds(tag) else {
                 let mut reader = futures::io::Cursor::new(header(tag, 0));
                 let got = read_frame(&mut reader, idle, &mut Vec::new()).await;
-                assert!(matches!(got, Err(WireError::UnknownTag(t)) if t == tag));
+                assert!(
+                    matches!(got, Err(WireError::Frame(FrameError::UnknownTag(t))) if t == tag)
+                );
                 continue;
             };
-            let min = min_payload(tag);
             assert!(min <= max, "tag {tag:#04x}");
             let refusal = tag == tag::REFUSED || tag == tag::MAIL_REFUSED;
             for len in [min, max] {
@@ -495,13 +461,19 @@ mod tests {
             }
             let mut reader = futures::io::Cursor::new(header(tag, max + 1));
             let got = read_frame(&mut reader, idle, &mut Vec::new()).await;
-            assert!(matches!(got, Err(WireError::TooLarge { .. })), "{got:?}");
+            assert!(
+                matches!(got, Err(WireError::Frame(FrameError::TooLarge { .. }))),
+                "{got:?}"
+            );
             if min > 0 {
                 let mut bytes = header(tag, min - 1);
                 bytes.resize(5 + min - 1, 0);
                 let mut reader = futures::io::Cursor::new(bytes);
                 let got = read_frame(&mut reader, idle, &mut Vec::new()).await;
-                assert!(matches!(got, Err(WireError::TooShort { .. })), "{got:?}");
+                assert!(
+                    matches!(got, Err(WireError::Frame(FrameError::TooShort { .. }))),
+                    "{got:?}"
+                );
             }
         }
         // The frames of the red-team finding: an end frame of 0 and 5 bytes.
@@ -511,7 +483,10 @@ mod tests {
             let mut reader = futures::io::Cursor::new(bytes);
             let got = read_frame(&mut reader, idle, &mut Vec::new()).await;
             assert!(
-                matches!(got, Err(WireError::TooShort { min: 32, .. })),
+                matches!(
+                    got,
+                    Err(WireError::Frame(FrameError::TooShort { min: 32, .. }))
+                ),
                 "{got:?}"
             );
         }
@@ -523,6 +498,17 @@ mod tests {
         let payload = encode_mail(&items);
         assert_eq!(decode_mail(&payload).unwrap(), vec![vec![1, 2, 3], vec![]]);
         assert!(decode_mail(&payload[..payload.len() - 1]).is_err());
+        let deposit = encode_deposit(&[3; 32], 1_700_000_000_000, b"sealed");
+        assert_eq!(
+            decode_deposit(&deposit).unwrap(),
+            Deposit {
+                mailbox: [3; 32],
+                expires_ms: 1_700_000_000_000,
+                sealed: b"sealed",
+            }
+        );
+        assert!(decode_deposit(&deposit[..39]).is_err());
+        assert_eq!(encode_dropped(70_000), [0xff, 0xff]);
         let ids = vec![[7; 32], [8; 32]];
         assert_eq!(decode_ids(&encode_ids(&ids)).unwrap(), ids);
         assert!(decode_ids(&[3, 0]).is_err());

@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::{AsyncReadExt, AsyncWriteExt};
 use kith_base::Identity;
 use kith_base::letter::{self, MAX_SIGNED_LETTER};
-use kith_node::protocols::letter_frames::{self as wire, Reason, WireError, tag};
+use kith_node::protocols::letter_frames::{self as wire, FrameError, Reason, WireError, tag};
 use kith_node::{Content, FileState, FriendError, FriendSettings, InboxItem, Node, SendError, Via};
 use kith_testnet::{Testnet, TestnetConfig};
 
@@ -287,7 +287,7 @@ async fn answer_to(from: &Node, to: &Node, frames: &[(u8, Vec<u8>)]) -> Result<u
     let mut buffer = Vec::new();
     match wire::read_frame(&mut stream, Duration::from_secs(20), &mut buffer).await? {
         Some(tag) => Ok(tag),
-        None => Err(WireError::Closed),
+        None => Err(WireError::Frame(FrameError::Closed)),
     }
 }
 
@@ -416,7 +416,7 @@ async fn hostile_letters_are_refused_and_nothing_is_lost() {
             assert_eq!(reason, Reason::Invalid, "{sentence}");
             assert!(sentence.contains("at most"), "{sentence}");
         }
-        Err(WireError::Closed | WireError::Io(_)) => {}
+        Err(WireError::Frame(FrameError::Closed | FrameError::Io(_))) => {}
         other => panic!("expected a refusal or a closed stream, got {other:?}"),
     }
     let mut rest = Vec::new();

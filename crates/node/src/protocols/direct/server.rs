@@ -188,16 +188,13 @@ async fn receive_file(
                 let hash: [u8; 32] = buffer
                     .as_slice()
                     .try_into()
-                    .map_err(|_| WireError::Malformed("an end frame whose hash is not 32 bytes"))?;
+                    .map_err(|_| WireError::malformed("an end frame whose hash is not 32 bytes"))?;
                 break blake3::Hash::from_bytes(hash);
             }
             Some(got) => {
-                return Err(WireError::Unexpected {
-                    got,
-                    expected: "file data",
-                });
+                return Err(WireError::unexpected(got, "file data"));
             }
-            None => return Err(WireError::Closed),
+            None => return Err(WireError::closed()),
         }
     };
     if incoming.received() != size {

@@ -23,9 +23,7 @@ impl Friends {
         candidates.push(self.me());
         kith_net::sort_by_distance(&key, &mut candidates);
         let expires = now_ms() + self.settings().mail_expiry.as_millis() as u64;
-        let mut payload = key.to_vec();
-        payload.extend_from_slice(&expires.to_le_bytes());
-        payload.extend_from_slice(&sealed);
+        let payload = wire::encode_deposit(&key, expires, &sealed);
         // Try the closest first; go further out only to replace refusals.
         let mut stored = 0;
         let mut errors = Vec::new();
@@ -112,7 +110,7 @@ impl Friends {
             .streams()
             .open_stream(peer, wire::MAILBOX)
             .await
-            .map_err(|error| WireError::Io(std::io::Error::other(error.to_string())))?;
+            .map_err(WireError::local)?;
         let mut buffer = Vec::new();
         let mut new = 0;
         for _ in 0..MAX_ROUNDS {

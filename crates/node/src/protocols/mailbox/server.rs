@@ -88,16 +88,10 @@ async fn serve_stream(
         let Some(frame) = frame else { break };
         match frame {
             tag::DEPOSIT => {
-                if buffer.len() < 40 {
-                    return Err(WireError::Malformed("a deposit shorter than its header"));
-                }
-                let mut mailbox = [0u8; 32];
-                mailbox.copy_from_slice(&buffer[..32]);
-                let mut expires = [0u8; 8];
-                expires.copy_from_slice(&buffer[32..40]);
-                let sealed = buffer[40..].to_vec();
+                let deposit = wire::decode_deposit(&buffer)?;
+                let sealed = deposit.sealed.to_vec();
                 match friends
-                    .hold_mail(peer, mailbox, u64::from_le_bytes(expires), sealed)
+                    .hold_mail(peer, deposit.mailbox, deposit.expires_ms, sealed)
                     .await
                 {
                     Ok(held) => {
@@ -115,8 +109,8 @@ async fn serve_stream(
                     db.mail_for(&own_box, wire::MAX_MAIL_ITEMS, ANSWER_BYTES)
                 })
                 .await
-                .map_err(|error| WireError::Io(std::io::Error::other(error)))?
-                .map_err(|error| WireError::Io(std::io::Error::other(error)))?;
+                .map_err(WireError::local)?
+                .map_err(WireError::local)?;
                 if !items.is_empty() {
                     debug!(%peer, count = items.len(), "handing over held mail");
                 }
@@ -127,15 +121,12 @@ async fn serve_stream(
                 let db = friends.db().clone();
                 let dropped = tokio::task::spawn_blocking(move || db.drop_mail(&own_box, &ids))
                     .await
-                    .map_err(|error| WireError::Io(std::io::Error::other(error)))?
-                    .map_err(|error| WireError::Io(std::io::Error::other(error)))?;
-                wire::write_frame(stream, tag::DROPPED, &(dropped as u16).to_le_bytes()).await?;
+                    .map_err(WireError::local)?
+                    .map_err(WireError::local)?;
+                wire::write_frame(stream, tag::DROPPED, &wire::encode_dropped(dropped)).await?;
             }
             got => {
-                return Err(WireError::Unexpected {
-                    got,
-                    expected: "a mailbox request",
-                });
+                return Err(WireError::unexpected(got, "a mailbox request"));
             }
         }
     }

@@ -126,7 +126,7 @@ impl Server {
                 () = self.lifecycle.stopping() => return Ok(()),
                 header = wire::read_header(&mut stream, IDLE) => header?,
             };
-            let Some((tag, len)) = header else {
+            let Some(wire::Header { tag, len }) = header else {
                 return Ok(());
             };
             // `len` ≤ the tag's maximum ≤ 64 MiB + a little, so it fits.

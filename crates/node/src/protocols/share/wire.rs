@@ -1,11 +1,8 @@
 //! The share protocol's wire format, `/kith/share/1.0.0`.
 //!
 //! A stream carries a sequence of request/answer pairs, one at a time. Every
-//! message is one frame:
-//!
-//! ```text
-//! tag: u8 ‖ payload length: u32 LE ‖ payload
-//! ```
+//! message is one frame of [`kith_net::frames`] (`tag ‖ length ‖ payload`);
+//! this module lays out the payloads:
 //!
 //! | tag | message | payload |
 //! |---|---|---|
@@ -25,10 +22,11 @@
 //! | `0x88` | renewed | u32 LE: shares whose lease was extended |
 //! | `0x89` | elsewhere | a peer id (≤ 64 bytes, libp2p's binary form): ask that peer, which got this share from the holder moments ago (see `super::swarm`) |
 //!
-//! The length of a frame is checked against the maximum for its tag before
-//! anything is allocated ([`max_payload`]), and every read and write runs
-//! under a timeout that grows with the frame's size, so a peer can neither
-//! make a node buffer without bound nor hold a task forever. Nothing in a
+//! The length of a frame is checked against its tag's bounds before
+//! anything is allocated ([`bounds`]: a fixed layout has its exact size), and
+//! every read and write runs under a timeout that grows with the frame's
+//! size, so a peer can neither make a node buffer without bound nor hold a
+//! task forever. Nothing in a
 //! frame is trusted: the record is checked against the stripe id the
 //! requester already holds, and every share against the record.
 //!
@@ -40,8 +38,9 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures::{AsyncRead, AsyncWrite};
 use kith_base::{ContentId, LEASE_LEN};
+use kith_net::frames::{self, Bounds};
 use kith_net::{PeerId, StreamProtocol};
 
 /// The protocol id of share transfer.
@@ -76,29 +75,7 @@ const TAG_ELSEWHERE: u8 = 0x89;
 /// Longest peer id in an `elsewhere` answer (an Ed25519 peer id is 38 bytes).
 const MAX_PEER_ID: usize = 64;
 
-/// Time allowed for a frame of `len` bytes to cross: a base plus the size at
-/// a slow link's 256 KiB/s, so a 1 MiB share gets 14 s and a stalled peer is
-/// dropped rather than waited for.
-pub(crate) fn transfer_timeout(len: usize) -> Duration {
-    Duration::from_secs(10) + Duration::from_millis((len / 256) as u64)
-}
-
-/// Why a frame could not be read or written.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum WireError {
-    #[error("the stream failed: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("the peer closed the stream")]
-    Closed,
-    #[error("the peer took longer than {0:?} to send or take a frame")]
-    Timeout(Duration),
-    #[error("the peer sent a {len}-byte frame of type {tag:#04x}; at most {max} bytes are allowed")]
-    TooLarge { tag: u8, len: usize, max: usize },
-    #[error("the peer sent an unknown frame type {0:#04x}")]
-    UnknownTag(u8),
-    #[error("the peer sent a malformed frame: {0}")]
-    Malformed(&'static str),
-}
+pub(crate) use kith_net::frames::{FrameError as WireError, Header, transfer_timeout};
 
 /// Why a node refused a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,99 +211,46 @@ pub(crate) enum DropResult {
     KeptCache,
 }
 
-/// The most payload bytes a frame of `tag` may carry; `None` for an
-/// unknown tag.
-pub(crate) fn max_payload(tag: u8) -> Option<usize> {
+/// The fewest and most payload bytes a frame of `tag` may carry; `None`
+/// for an unknown tag. Fixed layouts have their exact size.
+pub(crate) fn bounds(tag: u8) -> Option<Bounds> {
     Some(match tag {
-        TAG_PUT => 32 + 1 + 2 + MAX_RECORD + LEASE_LEN + MAX_SHARE,
-        TAG_RENEW => 2 + LEASE_LEN * MAX_RENEW,
-        TAG_RENEWED => 4,
-        TAG_GET | TAG_GET_OR_WHERE | TAG_DROP => 33,
-        TAG_ELSEWHERE => MAX_PEER_ID,
-        TAG_DROPPED => 1,
-        TAG_HAVE => 2 + 32 * MAX_HAVE,
-        TAG_STORED => 1,
-        TAG_REFUSED => 1 + MAX_MESSAGE,
-        TAG_SHARE => 2 + MAX_RECORD + 1 + LEASE_LEN + MAX_SHARE,
-        TAG_NOT_FOUND => 0,
-        TAG_DAMAGED => 0,
-        TAG_HOLDING => 32 * MAX_HAVE,
+        TAG_PUT => Bounds::new(
+            32 + 1 + 2 + LEASE_LEN,
+            32 + 1 + 2 + MAX_RECORD + LEASE_LEN + MAX_SHARE,
+        ),
+        TAG_RENEW => Bounds::new(2, 2 + LEASE_LEN * MAX_RENEW),
+        TAG_RENEWED => Bounds::exactly(4),
+        TAG_GET | TAG_GET_OR_WHERE | TAG_DROP => Bounds::exactly(33),
+        TAG_ELSEWHERE => Bounds::new(1, MAX_PEER_ID),
+        TAG_DROPPED => Bounds::exactly(1),
+        TAG_HAVE => Bounds::new(2, 2 + 32 * MAX_HAVE),
+        TAG_STORED => Bounds::exactly(1),
+        TAG_REFUSED => Bounds::new(1, 1 + MAX_MESSAGE),
+        TAG_SHARE => Bounds::new(2 + 1, 2 + MAX_RECORD + 1 + LEASE_LEN + MAX_SHARE),
+        TAG_NOT_FOUND => Bounds::exactly(0),
+        TAG_DAMAGED => Bounds::exactly(0),
+        TAG_HOLDING => Bounds::up_to(32 * MAX_HAVE),
         _ => return None,
     })
 }
 
-/// Writes one frame made of `parts`, under a timeout.
-async fn write_frame<W: AsyncWrite + Unpin>(
-    writer: &mut W,
-    tag: u8,
-    parts: &[&[u8]],
-) -> Result<(), WireError> {
-    let len: usize = parts.iter().map(|part| part.len()).sum();
-    let limit = transfer_timeout(len);
-    let write = async {
-        let mut header = [0u8; 5];
-        header[0] = tag;
-        header[1..].copy_from_slice(&(len as u32).to_le_bytes());
-        writer.write_all(&header).await?;
-        for part in parts {
-            writer.write_all(part).await?;
-        }
-        writer.flush().await?;
-        Ok::<_, std::io::Error>(())
-    };
-    tokio::time::timeout(limit, write)
-        .await
-        .map_err(|_| WireError::Timeout(limit))??;
-    Ok(())
-}
-
-/// Reads a frame header: `None` if the stream ended cleanly first.
-/// `idle` bounds the wait for the first byte.
+/// Reads a frame header of this protocol (see [`kith_net::frames`]): `None`
+/// if the stream ended cleanly first. `idle` bounds the wait for it.
 pub(crate) async fn read_header<R: AsyncRead + Unpin>(
     reader: &mut R,
     idle: Duration,
-) -> Result<Option<(u8, usize)>, WireError> {
-    let mut header = [0u8; 5];
-    let read = async {
-        let mut filled = 0;
-        while filled < header.len() {
-            let got = reader.read(&mut header[filled..]).await?;
-            if got == 0 {
-                if filled == 0 {
-                    return Ok(false);
-                }
-                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
-            }
-            filled += got;
-        }
-        Ok::<bool, std::io::Error>(true)
-    };
-    match tokio::time::timeout(idle, read).await {
-        Err(_) => Err(WireError::Timeout(idle)),
-        Ok(Err(error)) => Err(error.into()),
-        Ok(Ok(false)) => Ok(None),
-        Ok(Ok(true)) => {
-            let tag = header[0];
-            let len = u32::from_le_bytes([header[1], header[2], header[3], header[4]]) as usize;
-            let max = max_payload(tag).ok_or(WireError::UnknownTag(tag))?;
-            if len > max {
-                return Err(WireError::TooLarge { tag, len, max });
-            }
-            Ok(Some((tag, len)))
-        }
-    }
+) -> Result<Option<Header>, WireError> {
+    frames::read_header(reader, idle, bounds).await
 }
 
-/// Reads a payload of `len` bytes (already checked against its maximum).
+/// Reads a payload of `len` bytes (already checked against its bounds).
 pub(crate) async fn read_payload<R: AsyncRead + Unpin>(
     reader: &mut R,
     len: usize,
 ) -> Result<Vec<u8>, WireError> {
-    let limit = transfer_timeout(len);
-    let mut payload = vec![0u8; len];
-    tokio::time::timeout(limit, reader.read_exact(&mut payload))
-        .await
-        .map_err(|_| WireError::Timeout(limit))??;
+    let mut payload = Vec::new();
+    frames::read_payload(reader, len, &mut payload).await?;
     Ok(payload)
 }
 
@@ -347,7 +271,7 @@ pub(crate) async fn write_request<W: AsyncWrite + Unpin>(
                 .ok()
                 .filter(|len| usize::from(*len) <= MAX_RECORD)
                 .ok_or(WireError::Malformed("stripe record too long"))?;
-            write_frame(
+            frames::write_frame(
                 writer,
                 TAG_PUT,
                 &[
@@ -367,10 +291,10 @@ pub(crate) async fn write_request<W: AsyncWrite + Unpin>(
             redirect,
         } => {
             let tag = if redirect { TAG_GET_OR_WHERE } else { TAG_GET };
-            write_frame(writer, tag, &[stripe.as_bytes(), &[index]]).await
+            frames::write_frame(writer, tag, &[stripe.as_bytes(), &[index]]).await
         }
         OutRequest::Drop { stripe, index } => {
-            write_frame(writer, TAG_DROP, &[stripe.as_bytes(), &[index]]).await
+            frames::write_frame(writer, TAG_DROP, &[stripe.as_bytes(), &[index]]).await
         }
         OutRequest::Renew { leases } => {
             if leases.len() > MAX_RENEW {
@@ -381,7 +305,7 @@ pub(crate) async fn write_request<W: AsyncWrite + Unpin>(
             for lease in leases {
                 payload.extend_from_slice(lease);
             }
-            write_frame(writer, TAG_RENEW, &[&payload]).await
+            frames::write_frame(writer, TAG_RENEW, &[&payload]).await
         }
         OutRequest::Have { stripes } => {
             if stripes.len() > MAX_HAVE {
@@ -392,7 +316,7 @@ pub(crate) async fn write_request<W: AsyncWrite + Unpin>(
             for stripe in stripes {
                 payload.extend_from_slice(stripe.as_bytes());
             }
-            write_frame(writer, TAG_HAVE, &[&payload]).await
+            frames::write_frame(writer, TAG_HAVE, &[&payload]).await
         }
     }
 }
@@ -469,14 +393,14 @@ pub(crate) async fn write_answer<W: AsyncWrite + Unpin>(
 ) -> Result<(), WireError> {
     match answer {
         Answer::Stored { already_held } => {
-            write_frame(writer, TAG_STORED, &[&[u8::from(*already_held)]]).await
+            frames::write_frame(writer, TAG_STORED, &[&[u8::from(*already_held)]]).await
         }
         Answer::Refused { reason, message } => {
             let mut end = message.len().min(MAX_MESSAGE);
             while !message.is_char_boundary(end) {
                 end -= 1;
             }
-            write_frame(
+            frames::write_frame(
                 writer,
                 TAG_REFUSED,
                 &[&[reason.code()], &message.as_bytes()[..end]],
@@ -488,21 +412,25 @@ pub(crate) async fn write_answer<W: AsyncWrite + Unpin>(
             lease,
             share,
         } => write_share(writer, record, lease.as_deref(), share).await,
-        Answer::NotFound => write_frame(writer, TAG_NOT_FOUND, &[]).await,
-        Answer::Damaged => write_frame(writer, TAG_DAMAGED, &[]).await,
+        Answer::NotFound => frames::write_frame(writer, TAG_NOT_FOUND, &[]).await,
+        Answer::Damaged => frames::write_frame(writer, TAG_DAMAGED, &[]).await,
         Answer::Dropped(result) => {
             let code = match result {
                 DropResult::Deleted => 0,
                 DropResult::NotHeld => 1,
                 DropResult::KeptCache => 2,
             };
-            write_frame(writer, TAG_DROPPED, &[&[code]]).await
+            frames::write_frame(writer, TAG_DROPPED, &[&[code]]).await
         }
-        Answer::Renewed(count) => write_frame(writer, TAG_RENEWED, &[&count.to_le_bytes()]).await,
-        Answer::Elsewhere(peer) => write_frame(writer, TAG_ELSEWHERE, &[&peer.to_bytes()]).await,
+        Answer::Renewed(count) => {
+            frames::write_frame(writer, TAG_RENEWED, &[&count.to_le_bytes()]).await
+        }
+        Answer::Elsewhere(peer) => {
+            frames::write_frame(writer, TAG_ELSEWHERE, &[&peer.to_bytes()]).await
+        }
         Answer::Holding(bitmaps) => {
             let flat: Vec<u8> = bitmaps.iter().flatten().copied().collect();
-            write_frame(writer, TAG_HOLDING, &[&flat]).await
+            frames::write_frame(writer, TAG_HOLDING, &[&flat]).await
         }
     }
 }
@@ -519,7 +447,7 @@ pub(crate) async fn write_share<W: AsyncWrite + Unpin>(
     let lease = lease
         .filter(|lease| lease.len() == LEASE_LEN)
         .unwrap_or(&[]);
-    write_frame(
+    frames::write_frame(
         writer,
         TAG_SHARE,
         &[
@@ -538,7 +466,7 @@ pub(crate) async fn read_answer<R: AsyncRead + Unpin>(
     reader: &mut R,
     wait: Duration,
 ) -> Result<Answer, WireError> {
-    let (tag, len) = read_header(reader, wait).await?.ok_or(WireError::Closed)?;
+    let Header { tag, len } = read_header(reader, wait).await?.ok_or(WireError::Closed)?;
     let payload = read_payload(reader, len).await?;
     parse_answer(tag, payload)
 }
@@ -677,7 +605,7 @@ mod tests {
         let mut wire = Vec::new();
         write_request(&mut wire, request).await.unwrap();
         let mut reader = futures::io::Cursor::new(wire);
-        let (tag, len) = read_header(&mut reader, Duration::from_secs(1))
+        let Header { tag, len } = read_header(&mut reader, Duration::from_secs(1))
             .await
             .unwrap()
             .unwrap();
@@ -809,6 +737,40 @@ mod tests {
         assert!(matches!(error, WireError::UnknownTag(0x7f)));
     }
 
+    /// Every tag's header at its smallest and largest length is taken, one
+    /// byte more than the largest or one less than the smallest is refused
+    /// before the payload is read, and an unknown tag is refused.
+    #[tokio::test]
+    async fn every_tag_holds_its_size_bounds() {
+        let idle = Duration::from_secs(1);
+        let header = |tag: u8, len: usize| {
+            let mut bytes = vec![tag];
+            bytes.extend_from_slice(&(len as u32).to_le_bytes());
+            futures::io::Cursor::new(bytes)
+        };
+        let mut known = 0;
+        for tag in 0..=u8::MAX {
+            let Some(Bounds { min, max }) = bounds(tag) else {
+                let got = read_header(&mut header(tag, 0), idle).await;
+                assert!(matches!(got, Err(WireError::UnknownTag(t)) if t == tag));
+                continue;
+            };
+            known += 1;
+            assert!(min <= max, "tag {tag:#04x}");
+            for len in [min, max] {
+                let got = read_header(&mut header(tag, len), idle).await.unwrap();
+                assert_eq!(got, Some(Header { tag, len }));
+            }
+            let got = read_header(&mut header(tag, max + 1), idle).await;
+            assert!(matches!(got, Err(WireError::TooLarge { .. })), "{got:?}");
+            if min > 0 {
+                let got = read_header(&mut header(tag, min - 1), idle).await;
+                assert!(matches!(got, Err(WireError::TooShort { .. })), "{got:?}");
+            }
+        }
+        assert_eq!(known, 15, "every tag of the table above has bounds");
+    }
+
     #[tokio::test]
     async fn truncated_and_malformed_frames_are_errors() {
         // Header cut short.
@@ -818,7 +780,7 @@ mod tests {
         )
         .await
         .unwrap_err();
-        assert!(matches!(error, WireError::Io(_)), "{error}");
+        assert!(matches!(error, WireError::Closed), "{error}");
         // A clean end before any byte is not an error.
         assert!(
             read_header(
