@@ -166,6 +166,15 @@ async fn timed<T>(
     }
 }
 
+/// The header of a frame of `tag` with `len` payload bytes (tests that play
+/// a misbehaving peer write headers with it).
+pub fn encode_header(tag: u8, len: u32) -> [u8; HEADER_LEN] {
+    let mut header = [0u8; HEADER_LEN];
+    header[0] = tag;
+    header[1..].copy_from_slice(&len.to_le_bytes());
+    header
+}
+
 /// Writes one frame whose payload is `parts` one after another (so a large
 /// byte string goes out from where it lies, not copied into one buffer),
 /// then flushes, under the frame's timeout.
@@ -179,9 +188,7 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
 ) -> Result<(), FrameError> {
     let len: usize = parts.iter().map(|part| part.len()).sum();
     let wire_len = u32::try_from(len).map_err(|_| FrameError::Malformed("a frame over 4 GiB"))?;
-    let mut header = [0u8; HEADER_LEN];
-    header[0] = tag;
-    header[1..].copy_from_slice(&wire_len.to_le_bytes());
+    let header = encode_header(tag, wire_len);
     timed(transfer_timeout(len), async {
         writer.write_all(&header).await?;
         for part in parts {

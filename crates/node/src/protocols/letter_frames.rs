@@ -430,11 +430,7 @@ mod tests {
     #[tokio::test]
     async fn every_tag_holds_its_size_bounds() {
         let idle = Duration::from_secs(1);
-        let header = |tag: u8, len: usize| {
-            let mut bytes = vec![tag];
-            bytes.extend_from_slice(&(len as u32).to_le_bytes());
-            bytes
-        };
+        let header = |tag: u8, len: usize| frames::encode_header(tag, len as u32).to_vec();
         for tag in 0..=u8::MAX {
             let Some(Bounds { min, max }) = bounds(tag) else {
                 let mut reader = futures::io::Cursor::new(header(tag, 0));

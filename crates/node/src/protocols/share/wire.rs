@@ -744,9 +744,7 @@ mod tests {
     async fn every_tag_holds_its_size_bounds() {
         let idle = Duration::from_secs(1);
         let header = |tag: u8, len: usize| {
-            let mut bytes = vec![tag];
-            bytes.extend_from_slice(&(len as u32).to_le_bytes());
-            futures::io::Cursor::new(bytes)
+            futures::io::Cursor::new(frames::encode_header(tag, len as u32).to_vec())
         };
         let mut known = 0;
         for tag in 0..=u8::MAX {
