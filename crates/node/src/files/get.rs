@@ -220,7 +220,7 @@ fn served_or_why(
         Ok(Answer::NotFound) => Err(other("not found".into())),
         Ok(Answer::Damaged) => Err(Asked::Failed(FetchFailure::Damaged)),
         Ok(answer) => Err(other(format!("unexpected answer {answer:?}"))),
-        Err(error @ CallError::Wire(WireError::Closed | WireError::Io(_))) => {
+        Err(error) if matches!(&error, CallError::Wire(wire) if wire.is_gone()) => {
             Err(Asked::Dropped(FetchFailure::Unreached(error.to_string())))
         }
         Err(error @ (CallError::Open(_) | CallError::OpenTimeout(_))) => {

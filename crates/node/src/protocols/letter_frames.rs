@@ -195,9 +195,6 @@ impl WireError {
     }
 }
 
-/// Time allowed for a frame of `len` bytes: the rule of every kith frame.
-pub(crate) use kith_net::frames::transfer_timeout as frame_timeout;
-
 /// Writes one frame (and flushes).
 pub async fn write_frame<W: AsyncWrite + Unpin>(
     stream: &mut W,

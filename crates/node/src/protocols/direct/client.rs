@@ -88,7 +88,8 @@ pub(crate) async fn stream_file(
         .map_err(SendFailure::Wire)?;
     let mut buffer = Vec::new();
     // The recipient syncs the file before it answers.
-    let wait = BETWEEN_FRAMES + wire::frame_timeout(size.min(usize::MAX as u64) as usize);
+    let wait =
+        BETWEEN_FRAMES + kith_net::frames::transfer_timeout(size.min(usize::MAX as u64) as usize);
     wire::expect_frame(stream, wait, tag::DELIVERED, "delivered", &mut buffer)
         .await
         .map_err(SendFailure::Wire)?;

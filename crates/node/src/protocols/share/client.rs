@@ -98,7 +98,7 @@ impl ShareClient {
                     self.put_idle(peer, stream);
                     return Ok(answer);
                 }
-                Err(WireError::Io(_) | WireError::Closed) if attempt < FRESH_ATTEMPTS => {
+                Err(error) if error.is_gone() && attempt < FRESH_ATTEMPTS => {
                     // Reset right after opening: the peer was busy taking
                     // streams. Back off a little and try again.
                     tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
