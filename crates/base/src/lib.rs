@@ -8,6 +8,7 @@
 //! | [`file_key`] | [`FileKey`]: the random secret that encrypts one file |
 //! | [`capability`] | [`Capability`]: the `kith:…` text that grants reading one file |
 //! | [`identity`] | [`Identity`]: the node's Ed25519 key pair and its file text |
+//! | [`layout`] | pinned byte layouts of records and messages, read and written with postcard |
 //! | [`lease`] | [`Lease`]: an owner's signed word to keep a stripe's shares until a time |
 //! | [`letter`] | [`Letter`]: signed letters between friends, sealed for offline mailboxes |
 //! | [`size`] | [`ByteSize`]: byte sizes as people write them (`500M`, `1.5T`) |
@@ -41,6 +42,7 @@ pub mod capability;
 pub mod content_id;
 pub mod file_key;
 pub mod identity;
+pub mod layout;
 pub mod lease;
 pub mod letter;
 pub mod size;
