@@ -122,6 +122,7 @@ pub fn split<'a>(
 }
 
 /// Appends the layout of `value` to `out`.
+#[allow(clippy::expect_used)]
 pub fn write<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
     // Serializing into a Vec fails only for types postcard cannot express
     // (maps of unknown length, for one), which no layout here uses: a failure
@@ -139,6 +140,7 @@ pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[derive(Serialize, Deserialize, Debug, PartialEq)]
