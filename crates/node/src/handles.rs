@@ -133,13 +133,13 @@ pub struct Upkeep<'a>(pub(crate) &'a Node);
 impl Upkeep<'_> {
     /// The upkeep counters (repair, scrub, leases) since start.
     pub fn counters(&self) -> UpkeepCounters {
-        self.0.shares().counters()
+        self.0.upkeep_runner().counters()
     }
 
     /// Runs one repair round now, repairing every short stripe this node
     /// can whatever its rank among the holders (`kith repair`; the node
     /// runs rounds on its own too). Returns how many stripes it repaired.
     pub async fn repair_now(&self) -> usize {
-        self.0.shares().repair_round(true).await
+        self.0.upkeep_runner().repair_round(true).await
     }
 }

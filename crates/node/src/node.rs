@@ -17,7 +17,7 @@ use kith_store::{Store, StoreConfig, StoreError};
 
 use crate::config::NodeConfig;
 use crate::data_dir::{DataDir, DataDirError, DirLock};
-use crate::files::{OWNED_FILE, Shares};
+use crate::files::{OWNED_FILE, Shares, UpkeepRunner};
 use crate::friends::Friends;
 use crate::handles::{Files, Friends as FriendsHandle, Upkeep};
 use crate::lifecycle::{Lifecycle, SHUTDOWN_GRACE};
@@ -87,6 +87,7 @@ struct Inner {
     net: Client,
     store: Store,
     shares: Shares,
+    upkeep: UpkeepRunner,
     friends: Friends,
     started: Instant,
     lifecycle: Lifecycle,
@@ -151,7 +152,7 @@ impl Node {
             .await?
         };
         let (net, net_task) = kith_net::spawn(&identity, net_config).await?;
-        let shares = Shares::new(
+        let (shares, upkeep) = crate::files::assemble(
             identity.clone(),
             net.clone(),
             store.clone(),
@@ -171,7 +172,7 @@ impl Node {
         .await?;
         let mut tasks = vec![server];
         tasks.extend(friends.tasks(&lifecycle));
-        tasks.extend(shares.upkeep_tasks());
+        tasks.extend(upkeep.tasks());
         let node = Self {
             inner: Arc::new(Inner {
                 identity,
@@ -179,6 +180,7 @@ impl Node {
                 net,
                 store,
                 shares,
+                upkeep,
                 friends,
                 started: Instant::now(),
                 lifecycle,
@@ -301,6 +303,10 @@ impl Node {
 
     pub(crate) fn shares(&self) -> &Shares {
         &self.inner.shares
+    }
+
+    pub(crate) fn upkeep_runner(&self) -> &UpkeepRunner {
+        &self.inner.upkeep
     }
 
     pub(crate) fn friends_inner(&self) -> &Friends {

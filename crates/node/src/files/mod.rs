@@ -4,6 +4,7 @@
 //! - [`placement`]: which peers hold which shares (XOR distance, extents);
 //! - [`locate`]: finding who holds the shares of stripes ([`locate::Locator`]);
 //! - [`announce`]: provider announcements of what this node holds;
+//! - [`fetch`]: k verified shares of one stripe, for get and repair;
 //! - [`put`], [`get`], [`stat`], [`rm`]: the operations, driven by [`Shares`];
 //!   [`owned`] remembers the files this node stored;
 //! - [`upkeep`], running in the background on every node: leases, repair
@@ -16,6 +17,7 @@
 
 pub(crate) mod announce;
 mod faults;
+pub(crate) mod fetch;
 pub(crate) mod get;
 pub(crate) mod locate;
 pub(crate) mod owned;
@@ -45,9 +47,12 @@ pub use upkeep::leases::MAX_LEASE;
 
 pub(crate) use crate::protocols::share::server::Server;
 pub(crate) use owned::OwnedFiles;
+pub(crate) use upkeep::UpkeepRunner;
 pub(crate) use upkeep::repair::RepairState;
+use upkeep::leases::LeaseSigner;
 
 use crate::protocols::share::client::ShareClient;
+use fetch::StripeFetcher;
 use crate::protocols::share::wire::Answer;
 use announce::Announcer;
 use get::Caching;
@@ -132,22 +137,24 @@ pub(crate) fn unix_now() -> u64 {
         .map_or(0, |since| since.as_secs())
 }
 
-/// Everything put, get, stat and the upkeep need. Cheap to clone.
+/// What put, get, stat and rm need. Cheap to clone. The upkeep has its own
+/// owner, [`UpkeepRunner`]; both fetch stripes through a shared
+/// [`StripeFetcher`], and neither calls into the other.
 #[derive(Clone, Debug)]
 pub(crate) struct Shares {
     me: PeerId,
-    identity: Identity,
-    settings: Arc<UpkeepSettings>,
+    leases: LeaseSigner,
     counters: Arc<Counters>,
     owned: OwnedFiles,
+    /// Repair's state: told of new shares, asked what it is repairing.
     repair: Arc<RepairState>,
     net: Client,
     store: Store,
     client: ShareClient,
-    bad: BadPeers,
+    fetcher: StripeFetcher,
     cache_slots: Arc<tokio::sync::Semaphore>,
     swarm: swarm::Swarm,
-    /// Where shares are (shares `bad` with this context).
+    /// Where shares are.
     locator: Locator,
     /// Provider announcements.
     announcer: Announcer,
@@ -155,42 +162,64 @@ pub(crate) struct Shares {
     faults: Faults,
 }
 
-impl Shares {
-    pub(crate) fn new(
-        identity: Identity,
-        net: Client,
-        store: Store,
-        owned: OwnedFiles,
-        settings: UpkeepSettings,
-    ) -> Self {
-        let client = ShareClient::new(net.streams());
-        let bad = BadPeers::default();
-        let locator = Locator::new(
-            identity.peer_id(),
-            net.clone(),
-            client.clone(),
-            store.clone(),
-            bad.clone(),
-        );
-        Self {
-            me: identity.peer_id(),
-            repair: Arc::new(RepairState::new(settings.repair_rate)),
-            identity,
-            settings: Arc::new(settings),
-            counters: Arc::default(),
-            owned,
-            announcer: Announcer::new(net.clone()),
-            net,
-            store,
-            client,
-            bad,
-            cache_slots: get::cache_slots(),
-            swarm: swarm::Swarm::default(),
-            locator,
-            faults: Faults::default(),
-        }
-    }
+/// Builds the two owners of a node's files from one set of parts: the
+/// operations ([`Shares`]) and the background upkeep ([`UpkeepRunner`]).
+pub(crate) fn assemble(
+    identity: Identity,
+    net: Client,
+    store: Store,
+    owned: OwnedFiles,
+    settings: UpkeepSettings,
+) -> (Shares, UpkeepRunner) {
+    let me = identity.peer_id();
+    let client = ShareClient::new(net.streams());
+    let bad = BadPeers::default();
+    let counters: Arc<Counters> = Arc::default();
+    let swarm = swarm::Swarm::default();
+    let repair = Arc::new(RepairState::new(settings.repair_rate));
+    let leases = LeaseSigner::new(identity, settings.lease);
+    let locator = Locator::new(me, net.clone(), client.clone(), store.clone(), bad.clone());
+    let fetcher = StripeFetcher::new(
+        me,
+        store.clone(),
+        client.clone(),
+        bad,
+        swarm.clone(),
+        counters.clone(),
+    );
+    let upkeep = UpkeepRunner::new(upkeep::UpkeepParts {
+        me,
+        leases: leases.clone(),
+        settings,
+        counters: counters.clone(),
+        owned: owned.clone(),
+        repair: repair.clone(),
+        net: net.clone(),
+        store: store.clone(),
+        client: client.clone(),
+        locator: locator.clone(),
+        fetcher: fetcher.clone(),
+    });
+    let shares = Shares {
+        me,
+        leases,
+        counters,
+        owned,
+        repair,
+        announcer: Announcer::new(net.clone()),
+        net,
+        store,
+        client,
+        fetcher,
+        cache_slots: get::cache_slots(),
+        swarm,
+        locator,
+        faults: Faults::default(),
+    };
+    (shares, upkeep)
+}
 
+impl Shares {
     /// The share protocol's server for this node's store.
     pub(crate) fn server(&self, lifecycle: crate::lifecycle::Lifecycle) -> Server {
         Server::new(crate::protocols::share::server::ServerParts {
@@ -208,23 +237,6 @@ impl Shares {
     #[cfg(feature = "testing")]
     pub(crate) fn faults(&self) -> &Faults {
         &self.faults
-    }
-
-    /// The upkeep counters since start.
-    pub(crate) fn counters(&self) -> UpkeepCounters {
-        self.counters.snapshot()
-    }
-
-    /// The background upkeep tasks: leases, repair, scrub.
-    pub(crate) fn upkeep_tasks(&self) -> Vec<tokio::task::JoinHandle<()>> {
-        let mut tasks = vec![
-            tokio::spawn(self.clone().lease_loop()),
-            tokio::spawn(self.clone().scrub_loop()),
-        ];
-        if self.settings.repair {
-            tasks.push(tokio::spawn(self.clone().repair_loop(self.net.events())));
-        }
-        tasks
     }
 
     /// Runs a store call on the blocking pool.
@@ -257,7 +269,7 @@ pub(crate) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send 
 
 /// Peers that served data that failed verification, with a count of
 /// strikes (kept for the node's life), and peers that did not start
-/// answering a get in time (for [`get::SLOW_PEER_PAUSE`]). Both are asked
+/// answering a get in time (for [`fetch::SLOW_PEER_PAUSE`]). Both are asked
 /// last: struck peers after slow ones.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct BadPeers(Arc<Mutex<BadState>>);
@@ -292,7 +304,7 @@ impl BadPeers {
             state.slow_until.retain(|_, until| *until > now);
         }
         if state.slow_until.len() < SLOW_PEERS_KEPT {
-            state.slow_until.insert(peer, now + get::SLOW_PEER_PAUSE);
+            state.slow_until.insert(peer, now + fetch::SLOW_PEER_PAUSE);
         }
     }
 

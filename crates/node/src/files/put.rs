@@ -131,7 +131,7 @@ impl Shares {
         let mut placement = None;
         let mut stripes = 0usize;
         // Every share carries the same lease end; renewal moves it later.
-        let ends = self.lease_end();
+        let ends = self.leases.end();
         let mut extent_key = [0u8; 32];
         let mut groups: Vec<([u8; 32], Vec<ContentId>)> = Vec::new();
         let result = 'put: loop {
@@ -157,7 +157,7 @@ impl Shares {
                     if let Some((_, ids)) = groups.last_mut() {
                         ids.push(stripe.id());
                     }
-                    let lease = self.sign_lease(stripe.id(), extent_key, ends);
+                    let lease = self.leases.sign(stripe.id(), extent_key, ends);
                     let Some(placement) = placement.clone() else {
                         break Err(PutError::Internal("no placement".into()));
                     };
@@ -183,7 +183,7 @@ impl Shares {
                         Ok(placement) => placement,
                         Err(error) => break Err(error),
                     };
-                    let lease = self.sign_lease(manifest.id(), manifest_key, ends);
+                    let lease = self.leases.sign(manifest.id(), manifest_key, ends);
                     match self.send_stripe(manifest.clone(), lease, placement).await {
                         Ok(used) => peers.extend(used),
                         Err(error) => break Err(error),

@@ -17,13 +17,14 @@
 
 use std::time::Duration;
 
-use kith_base::{ContentId, Lease};
+use kith_base::{ContentId, Identity, Lease};
 use kith_net::PeerId;
 use kith_store::Store;
 use tracing::{debug, info, warn};
 
 use super::counters::bump;
-use crate::files::{Shares, unix_now};
+use super::UpkeepRunner;
+use crate::files::unix_now;
 use crate::protocols::share::wire::{Answer, MAX_RENEW, OutRequest};
 
 /// The longest lease a holder accepts, so no one can pin shares forever.
@@ -121,17 +122,30 @@ pub(crate) fn renew_held(store: &Store, leases: &[Vec<u8>]) -> usize {
     renewed
 }
 
-impl Shares {
-    /// How long from now a new lease runs.
-    pub(crate) fn lease_end(&self) -> u64 {
-        unix_now() + self.settings.lease.as_secs().max(1)
+/// Signs this node's leases: its identity and how long a new lease runs.
+#[derive(Clone, Debug)]
+pub(crate) struct LeaseSigner {
+    identity: Identity,
+    length: Duration,
+}
+
+impl LeaseSigner {
+    pub(crate) fn new(identity: Identity, length: Duration) -> Self {
+        Self { identity, length }
+    }
+
+    /// When a lease signed now ends (Unix seconds).
+    pub(crate) fn end(&self) -> u64 {
+        unix_now() + self.length.as_secs().max(1)
     }
 
     /// Signs this node's lease on `stripe`, placed around `placement`.
-    pub(crate) fn sign_lease(&self, stripe: ContentId, placement: [u8; 32], ends: u64) -> Lease {
+    pub(crate) fn sign(&self, stripe: ContentId, placement: [u8; 32], ends: u64) -> Lease {
         Lease::sign(&self.identity, stripe, placement, ends)
     }
+}
 
+impl UpkeepRunner {
     /// Renews, then expires, forever: every tick renews this node's files
     /// that passed half their lease and drops the shares whose lease ended.
     pub(crate) async fn lease_loop(self) {
@@ -164,7 +178,7 @@ impl Shares {
             }
         };
         for (manifest, mut file) in due {
-            let ends = self.lease_end();
+            let ends = self.leases.end();
             let mut renewed = 0;
             for (placement, stripes) in &file.groups {
                 renewed += self.renew_group(*placement, stripes, ends).await;
@@ -184,7 +198,7 @@ impl Shares {
     async fn renew_group(&self, placement: [u8; 32], stripes: &[ContentId], ends: u64) -> usize {
         let leases: Vec<Lease> = stripes
             .iter()
-            .map(|stripe| self.sign_lease(*stripe, placement, ends))
+            .map(|stripe| self.leases.sign(*stripe, placement, ends))
             .collect();
         let mut renewed = 0;
         for (ids, leases) in stripes.chunks(MAX_RENEW).zip(leases.chunks(MAX_RENEW)) {

@@ -50,9 +50,10 @@ use tracing::{debug, info, warn};
 
 use super::counters::bump;
 use super::pacing::RateLimiter;
-use crate::files::get::ReportState;
+use crate::files::fetch::ReportState;
 use crate::files::stat::distinct_assignment;
-use crate::files::{ShareNotPlaced, Shares, unix_now};
+use super::UpkeepRunner;
+use crate::files::{ShareNotPlaced, unix_now};
 use crate::protocols::share::wire::{Answer, MAX_HAVE, OutRequest};
 
 /// Stripes repaired at once by one node.
@@ -153,7 +154,7 @@ struct Held {
     lease: Lease,
 }
 
-impl Shares {
+impl UpkeepRunner {
     /// Runs repair rounds forever: every repair interval, soon after a peer
     /// disconnects, and soon after the scrub finds a damaged share.
     pub(crate) async fn repair_loop(self, mut events: broadcast::Receiver<NetEvent>) {
@@ -380,6 +381,7 @@ impl Shares {
         // Any k shares, this node's own first.
         let report = Mutex::new(ReportState::default());
         let shares = self
+            .fetcher
             .fetch_stripe(stripe, holders, Some(k), &report)
             .await
             .map_err(|error| RepairError::Fetch(error.to_string()))?
@@ -516,22 +518,22 @@ fn rebuild_targets(
 /// Marks a stripe as being repaired (for `kith stat` and `kith status`)
 /// until dropped.
 struct UnderWay<'a> {
-    shares: &'a Shares,
+    runner: &'a UpkeepRunner,
     stripe: ContentId,
 }
 
 impl<'a> UnderWay<'a> {
-    fn start(shares: &'a Shares, stripe: ContentId) -> Self {
-        lock(&shares.repair.under_way).insert(stripe);
-        bump(&shares.counters.repairs_running, 1);
-        Self { shares, stripe }
+    fn start(runner: &'a UpkeepRunner, stripe: ContentId) -> Self {
+        lock(&runner.repair.under_way).insert(stripe);
+        bump(&runner.counters.repairs_running, 1);
+        Self { runner, stripe }
     }
 }
 
 impl Drop for UnderWay<'_> {
     fn drop(&mut self) {
-        lock(&self.shares.repair.under_way).remove(&self.stripe);
-        self.shares
+        lock(&self.runner.repair.under_way).remove(&self.stripe);
+        self.runner
             .counters
             .repairs_running
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);

@@ -14,12 +14,12 @@ use tracing::{debug, warn};
 
 use super::counters::bump;
 use super::pacing::RateLimiter;
-use crate::files::Shares;
+use super::UpkeepRunner;
 
 /// Shares checked per store call.
 const STEP: usize = 8;
 
-impl Shares {
+impl UpkeepRunner {
     /// Scrubs forever.
     pub(crate) async fn scrub_loop(self) {
         let pace = RateLimiter::new(self.settings.scrub_rate);
