@@ -140,6 +140,36 @@ fn signed_message(bytes: &[u8; LEASE_LEN]) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    /// The bytes of one lease, pinned: leases are signed and held by other
+    /// nodes, so these bytes must never change.
+    #[test]
+    fn layout_is_pinned_by_a_test_vector() {
+        let owner = Identity::from_secret([1; 32]);
+        let stripe = ContentId::from_bytes([2; 32]);
+        let lease = Lease::sign(&owner, stripe, [3; 32], 1_900_000_000);
+        let expected = concat!(
+            "01",                                                               // version
+            "0202020202020202020202020202020202020202020202020202020202020202", // stripe
+            "0303030303030303030303030303030303030303030303030303030303030303", // placement
+            "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c", // owner
+            "00b33f7100000000", // expires_at, u64 LE
+            "845e95399179ba5f6e83301c3a73b6e013ed2e7a1d79b8480276d260f68da5e4", // signature …
+            "97268e38f2ba29c525af6081015cc3685de209c3620aa68b10a9acbd582b600f", // … (64 bytes)
+        );
+        assert_eq!(data_encoding::HEXLOWER.encode(lease.as_bytes()), expected);
+        let back = Lease::from_bytes(lease.as_bytes()).unwrap();
+        assert_eq!(back, lease);
+        assert_eq!(
+            (
+                back.stripe(),
+                back.placement(),
+                back.owner(),
+                back.expires_at()
+            ),
+            (stripe, [3; 32], owner.public_key(), 1_900_000_000)
+        );
+    }
+
     #[test]
     fn a_signed_lease_round_trips_and_tampering_is_caught() {
         let owner = Identity::generate();

@@ -508,6 +508,92 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
 
+    /// What every pinned letter below starts with: alice ([1; 32]) to bob
+    /// ([2; 32]), sent at 1_700_000_000_000 ms, sequence number 7.
+    const PINNED_HEAD: &str = concat!(
+        "01", // version
+        "26", // from: peer id length, then the peer id (identity multihash
+        // of alice's protobuf-encoded Ed25519 key)
+        "002408011220",
+        "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c",
+        "26", // to: bob's peer id, the same way
+        "002408011220",
+        "8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394",
+        "0068e5cf8b010000", // sent_at_ms, u64 LE
+        "0700000000000000", // seq, u64 LE
+    );
+
+    /// The signed bytes of one letter of each kind, pinned: letters are
+    /// signed and held in other nodes' mailboxes, so these bytes must never
+    /// change.
+    #[test]
+    fn layout_is_pinned_by_a_test_vector() {
+        let (alice, bob) = (
+            Identity::from_secret([1; 32]),
+            Identity::from_secret([2; 32]),
+        );
+        let cases = [
+            (
+                Body::Text("hi".into()),
+                concat!(
+                    "01",       // kind: text
+                    "02000000", // text length, u32 LE
+                    "6869",     // "hi"
+                ),
+                concat!(
+                    "0766e44b386800e7704929bb0551c93d141f9ebc23a54266275484d4c47edf12",
+                    "2629651be2f1b7bea9bf464450ea99fdc35360228fa6e112fcf3d1d8423b3908",
+                ),
+            ),
+            (
+                Body::File {
+                    name: "a.txt".into(),
+                    size: 1_000_000,
+                },
+                concat!(
+                    "02",               // kind: file
+                    "0500",             // name length, u16 LE
+                    "612e747874",       // "a.txt"
+                    "40420f0000000000", // size, u64 LE
+                ),
+                concat!(
+                    "cb7d338ab6a2ee485a038d8a17d7817ccb2cf0648a52a615cd7405dee3b4dfb0",
+                    "cc9e27b71dfae2b53c333b343f7120cdec45ed10a9dcd2cb8e64b25b95a50207",
+                ),
+            ),
+            (
+                Body::Stored {
+                    name: "b.txt".into(),
+                    size: 5,
+                    capability: "kith:xyz".into(),
+                },
+                concat!(
+                    "03",               // kind: stored file
+                    "0500",             // name length, u16 LE
+                    "622e747874",       // "b.txt"
+                    "0500000000000000", // size, u64 LE
+                    "0800",             // capability length, u16 LE
+                    "6b6974683a78797a", // "kith:xyz"
+                ),
+                concat!(
+                    "c546057df930ab96a6ee376045ea0f3200cceb1b4a0b9b805d26a7214be849de",
+                    "f201f4e9c71c11d7db469eaa1918872b256de2fb2aa02a978f86cbd93e958400",
+                ),
+            ),
+        ];
+        for (body, body_hex, signature_hex) in cases {
+            let letter = letter(&alice, &bob, body);
+            let signed = letter.sign(&alice).unwrap();
+            assert_eq!(
+                data_encoding::HEXLOWER.encode(&signed),
+                format!("{PINNED_HEAD}{body_hex}{signature_hex}"),
+                "{:?}",
+                letter.body
+            );
+            assert_eq!(open_signed(&signed), Ok(letter));
+        }
+    }
+
     fn letter(from: &Identity, to: &Identity, body: Body) -> Letter {
         Letter {
             from: from.peer_id(),

@@ -333,6 +333,47 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
 
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    /// The bytes of one manifest with a name and a media type, pinned: a
+    /// manifest's hash is in every capability, so these bytes must never
+    /// change.
+    #[test]
+    fn layout_is_pinned_by_a_test_vector() {
+        let meta = FileMeta::none()
+            .with_name("a.jpg")
+            .unwrap()
+            .with_media_type("image/jpeg")
+            .unwrap();
+        let stripes = vec![
+            ContentId::from_bytes([0xaa; 32]),
+            ContentId::from_bytes([0xbb; 32]),
+        ];
+        let params = Params::new(3, 5, 4096).unwrap();
+        let manifest = Manifest::new(5000, params, stripes, meta).unwrap();
+        let expected = concat!(
+            "4b4d4631",                                                         // "KMF1"
+            "8813000000000000",                                                 // file size, u64 LE
+            "00100000", // segment size, u32 LE
+            "03",       // k
+            "05",       // n
+            "0000",     // reserved
+            "02000000", // stripe count, u32 LE
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", // stripe 0
+            "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", // stripe 1
+            "0500",     // name length, u16 LE
+            "612e6a7067", // "a.jpg"
+            "0a",       // media type length, u8
+            "696d6167652f6a706567", // "image/jpeg"
+        );
+        let bytes = manifest.to_bytes();
+        assert_eq!(hex(&bytes), expected);
+        assert_eq!(bytes.len(), manifest.encoded_len());
+        assert_eq!(Manifest::from_bytes(&bytes), Ok(manifest));
+    }
+
     fn sample() -> Manifest {
         let params = Params::new(3, 5, 4096).unwrap();
         let meta = FileMeta::none()

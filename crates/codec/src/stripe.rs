@@ -426,6 +426,44 @@ pub(crate) fn seal_stripe(
 mod tests {
     use super::*;
 
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    /// The bytes of one record and its id, pinned: the record's hash is the
+    /// stripe id other nodes store shares under, so these bytes must never
+    /// change.
+    #[test]
+    fn layout_is_pinned_by_a_test_vector() {
+        let record = StripeRecord {
+            k: 2,
+            n: 3,
+            share_len: 50,
+            cipher_len: 100,
+            share_ids: [0x11, 0x22, 0x33]
+                .map(|byte| ContentId::from_bytes([byte; 32]))
+                .to_vec(),
+        };
+        let expected = concat!(
+            "4b535231",                                                         // "KSR1"
+            "02",                                                               // k
+            "03",                                                               // n
+            "0000",                                                             // reserved
+            "32000000",                                                         // share_len, u32 LE
+            "64000000", // cipher_len, u32 LE
+            "1111111111111111111111111111111111111111111111111111111111111111", // share 0
+            "2222222222222222222222222222222222222222222222222222222222222222", // share 1
+            "3333333333333333333333333333333333333333333333333333333333333333", // share 2
+        );
+        let bytes = record.to_bytes();
+        assert_eq!(hex(&bytes), expected);
+        assert_eq!(
+            record.id().to_string(),
+            "bfe993e5740e545c3cd701141e5be228c31a28325e331b661cb4ae1a9e652474"
+        );
+        assert_eq!(StripeRecord::from_bytes(&bytes), Ok(record));
+    }
+
     #[test]
     fn share_len_formula() {
         assert_eq!(share_len_for(16, 1), 16);
