@@ -33,15 +33,18 @@
 //! KEM", ePrint 2021/509.) Signing happens inside the seal, so a mailbox
 //! peer learns neither the text nor, from the letter, the author.
 //!
-//! Written by hand rather than with a serialisation crate: a handful of
-//! fixed fields whose exact bytes are signed, so the encoding must be
-//! canonical and stable, which a hand-written layout with a version byte
-//! makes obvious.
+//! The layout is defined by the serde structs in this module (`Stamp` for
+//! the fixed fields, and a fixed-width length before each variable part),
+//! written and read by [`crate::layout`]: the encoding is canonical, and a
+//! test vector for each kind of body pins the bytes, which are signed and
+//! held in other nodes' mailboxes.
 
 use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
 use libp2p_identity::{PeerId, PublicKey};
+use serde::{Deserialize, Serialize};
 
 use crate::Identity;
+use crate::layout::{self, LayoutError};
 
 /// Longest message text, in bytes of UTF-8.
 pub const MAX_TEXT: usize = 16 * 1024;
@@ -65,6 +68,28 @@ const ENCAPPED_LEN: usize = 32;
 const KIND_TEXT: u8 = 1;
 const KIND_FILE: u8 = 2;
 const KIND_STORED: u8 = 3;
+
+/// The fixed fields between the peer ids and the body.
+#[derive(Serialize, Deserialize)]
+struct Stamp {
+    #[serde(with = "crate::layout::le")]
+    sent_at_ms: u64,
+    #[serde(with = "crate::layout::le")]
+    seq: u64,
+    kind: u8,
+}
+
+/// The length of a text body, in bytes; the UTF-8 follows.
+#[derive(Serialize, Deserialize)]
+struct TextLen(#[serde(with = "crate::layout::le")] u32);
+
+/// The length of a file name or capability, in bytes; the UTF-8 follows.
+#[derive(Serialize, Deserialize)]
+struct ShortLen(#[serde(with = "crate::layout::le")] u16);
+
+/// A file's size, after its name.
+#[derive(Serialize, Deserialize)]
+struct FileSize(#[serde(with = "crate::layout::le")] u64);
 
 type Kem = hpke::kem::X25519HkdfSha256;
 type Kdf = hpke::kdf::HkdfSha256;
@@ -164,22 +189,26 @@ impl Letter {
         out.push(VERSION);
         push_peer(&mut out, &self.from);
         push_peer(&mut out, &self.to);
-        out.extend_from_slice(&self.sent_at_ms.to_le_bytes());
-        out.extend_from_slice(&self.seq.to_le_bytes());
+        let stamp = |kind| Stamp {
+            sent_at_ms: self.sent_at_ms,
+            seq: self.seq,
+            kind,
+        };
         match &self.body {
             Body::Text(text) => {
                 if text.len() > MAX_TEXT {
                     return Err(LetterError::TextTooLong { len: text.len() });
                 }
-                out.push(KIND_TEXT);
-                out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+                layout::write(&stamp(KIND_TEXT), &mut out);
+                // At most MAX_TEXT, checked above.
+                layout::write(&TextLen(text.len() as u32), &mut out);
                 out.extend_from_slice(text.as_bytes());
             }
             Body::File { name, size } => {
                 check_file_name(name)?;
-                out.push(KIND_FILE);
+                layout::write(&stamp(KIND_FILE), &mut out);
                 push_short(&mut out, name.as_bytes());
-                out.extend_from_slice(&size.to_le_bytes());
+                layout::write(&FileSize(*size), &mut out);
             }
             Body::Stored {
                 name,
@@ -190,9 +219,9 @@ impl Letter {
                 if capability.len() > MAX_CAPABILITY {
                     return Err(LetterError::Malformed("the capability is too long"));
                 }
-                out.push(KIND_STORED);
+                layout::write(&stamp(KIND_STORED), &mut out);
                 push_short(&mut out, name.as_bytes());
-                out.extend_from_slice(&size.to_le_bytes());
+                layout::write(&FileSize(*size), &mut out);
                 push_short(&mut out, capability.as_bytes());
             }
         }
@@ -202,17 +231,21 @@ impl Letter {
     /// Parses canonical bytes (no signature check: see [`open_signed`]).
     pub fn decode(bytes: &[u8]) -> Result<Self, LetterError> {
         let mut reader = Reader(bytes);
-        let version = reader.u8()?;
+        let version: u8 = reader.read("version")?;
         if version != VERSION {
             return Err(LetterError::Version(version));
         }
         let from = reader.peer()?;
         let to = reader.peer()?;
-        let sent_at_ms = reader.u64()?;
-        let seq = reader.u64()?;
-        let body = match reader.u8()? {
+        let Stamp {
+            sent_at_ms,
+            seq,
+            kind,
+        } = reader.read("stamp")?;
+        let body = match kind {
             KIND_TEXT => {
-                let len = reader.u32()? as usize;
+                let TextLen(len) = reader.read("text length")?;
+                let len = len as usize;
                 if len > MAX_TEXT {
                     return Err(LetterError::TextTooLong { len });
                 }
@@ -220,13 +253,13 @@ impl Letter {
             }
             KIND_FILE => {
                 let name = reader.short_utf8()?;
-                let size = reader.u64()?;
+                let FileSize(size) = reader.read("file size")?;
                 check_file_name(&name)?;
                 Body::File { name, size }
             }
             KIND_STORED => {
                 let name = reader.short_utf8()?;
-                let size = reader.u64()?;
+                let FileSize(size) = reader.read("file size")?;
                 let capability = reader.short_utf8()?;
                 check_file_name(&name)?;
                 Body::Stored {
@@ -237,9 +270,7 @@ impl Letter {
             }
             _ => return Err(LetterError::Malformed("unknown kind of letter")),
         };
-        if !reader.0.is_empty() {
-            return Err(LetterError::Malformed("bytes after the end"));
-        }
+        reader.finish()?;
         Ok(Self {
             from,
             to,
@@ -457,51 +488,55 @@ fn push_peer(out: &mut Vec<u8>, peer: &PeerId) {
 
 fn push_short(out: &mut Vec<u8>, bytes: &[u8]) {
     // Callers checked the length (≤ 512).
-    out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+    layout::write(&ShortLen(bytes.len() as u16), out);
     out.extend_from_slice(bytes);
 }
 
+/// Reads a letter's parts in order with [`crate::layout`].
 struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], LetterError> {
-        if self.0.len() < n {
-            return Err(LetterError::Malformed("it ends early"));
-        }
-        let (head, rest) = self.0.split_at(n);
+    fn read<T: Deserialize<'a>>(&mut self, what: &'static str) -> Result<T, LetterError> {
+        let (value, rest) = layout::read(self.0, what).map_err(malformed)?;
+        self.0 = rest;
+        Ok(value)
+    }
+    fn take(&mut self, len: usize, what: &'static str) -> Result<&'a [u8], LetterError> {
+        let (head, rest) = layout::split(self.0, len, what).map_err(malformed)?;
         self.0 = rest;
         Ok(head)
     }
-    fn u8(&mut self) -> Result<u8, LetterError> {
-        Ok(self.take(1)?[0])
-    }
-    fn u32(&mut self) -> Result<u32, LetterError> {
-        let mut bytes = [0; 4];
-        bytes.copy_from_slice(self.take(4)?);
-        Ok(u32::from_le_bytes(bytes))
-    }
-    fn u64(&mut self) -> Result<u64, LetterError> {
-        let mut bytes = [0; 8];
-        bytes.copy_from_slice(self.take(8)?);
-        Ok(u64::from_le_bytes(bytes))
-    }
     fn peer(&mut self) -> Result<PeerId, LetterError> {
-        let len = self.u8()? as usize;
-        PeerId::from_bytes(self.take(len)?).map_err(|_| LetterError::Malformed("a bad peer id"))
+        let len: u8 = self.read("peer id length")?;
+        PeerId::from_bytes(self.take(usize::from(len), "peer id")?)
+            .map_err(|_| LetterError::Malformed("a bad peer id"))
     }
     fn utf8(&mut self, len: usize) -> Result<String, LetterError> {
-        String::from_utf8(self.take(len)?.to_vec())
+        String::from_utf8(self.take(len, "text")?.to_vec())
             .map_err(|_| LetterError::Malformed("text that is not UTF-8"))
     }
     fn short_utf8(&mut self) -> Result<String, LetterError> {
-        let mut bytes = [0; 2];
-        bytes.copy_from_slice(self.take(2)?);
-        let len = u16::from_le_bytes(bytes) as usize;
-        if len > MAX_CAPABILITY {
+        let ShortLen(len) = self.read("length")?;
+        if usize::from(len) > MAX_CAPABILITY {
             return Err(LetterError::Malformed("a field is too long"));
         }
-        self.utf8(len)
+        self.utf8(usize::from(len))
     }
+    fn finish(self) -> Result<(), LetterError> {
+        if !self.0.is_empty() {
+            return Err(LetterError::Malformed("bytes after the end"));
+        }
+        Ok(())
+    }
+}
+
+/// The letter's error for bytes that do not read as its layout.
+fn malformed(error: LayoutError) -> LetterError {
+    LetterError::Malformed(match error {
+        LayoutError::Short { .. } => "it ends early",
+        LayoutError::Trailing { .. } => "bytes after the end",
+        LayoutError::Malformed { .. } => "a field that is not valid",
+    })
 }
 
 #[cfg(test)]
