@@ -124,6 +124,7 @@ pub fn split<'a>(
 }
 
 /// Appends the layout of `value` to `out`.
+#[allow(clippy::expect_used)]
 pub fn write<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
     // Serializing into a Vec fails only for types postcard cannot express
     // (maps of unknown length, for one), which no layout here uses: a failure
