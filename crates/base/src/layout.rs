@@ -118,7 +118,9 @@ pub fn split<'a>(
     len: usize,
     what: &'static str,
 ) -> Result<(&'a [u8], &'a [u8]), LayoutError> {
-    bytes.split_at_checked(len).ok_or(LayoutError::Short { what })
+    bytes
+        .split_at_checked(len)
+        .ok_or(LayoutError::Short { what })
 }
 
 /// Appends the layout of `value` to `out`.
@@ -177,7 +179,10 @@ mod tests {
         let bytes = to_vec(&sample());
         for len in 0..bytes.len() {
             let err = read::<Sample>(&bytes[..len], "sample").unwrap_err();
-            assert!(matches!(err, LayoutError::Short { what: "sample" }), "{len}: {err}");
+            assert!(
+                matches!(err, LayoutError::Short { what: "sample" }),
+                "{len}: {err}"
+            );
         }
     }
 
@@ -186,7 +191,10 @@ mod tests {
         let mut bytes = to_vec(&sample());
         bytes.push(0);
         let err = read_all::<Sample>(&bytes, "sample").unwrap_err();
-        assert_eq!(err.to_string(), "sample is followed by 1 byte(s) that belong to nothing");
+        assert_eq!(
+            err.to_string(),
+            "sample is followed by 1 byte(s) that belong to nothing"
+        );
         let (_, rest) = read::<Sample>(&bytes, "sample").unwrap();
         assert_eq!(rest, [0]);
     }
@@ -194,7 +202,10 @@ mod tests {
     #[test]
     fn an_invalid_value_is_malformed() {
         let err = read::<bool>(&[2], "flag").unwrap_err();
-        assert!(matches!(err, LayoutError::Malformed { what: "flag", .. }), "{err}");
+        assert!(
+            matches!(err, LayoutError::Malformed { what: "flag", .. }),
+            "{err}"
+        );
         assert_eq!(err.part(), "flag");
     }
 
@@ -202,6 +213,9 @@ mod tests {
     fn split_takes_exactly_len_or_says_short() {
         assert_eq!(split(b"abcd", 2, "x").unwrap(), (&b"ab"[..], &b"cd"[..]));
         assert_eq!(split(b"abcd", 4, "x").unwrap(), (&b"abcd"[..], &b""[..]));
-        assert!(matches!(split(b"abc", 4, "x"), Err(LayoutError::Short { what: "x" })));
+        assert!(matches!(
+            split(b"abc", 4, "x"),
+            Err(LayoutError::Short { what: "x" })
+        ));
     }
 }

@@ -20,23 +20,42 @@
 //! signature = Ed25519(owner, "kith lease v1" ‖ the 105 bytes before it)
 //! ```
 //!
-//! Written by hand: a fixed layout whose exact bytes are signed.
+//! The layout is the serde struct `Terms` written by [`crate::layout`]
+//! (fixed-width little-endian integers, raw byte arrays) followed by the
+//! signature; a test vector pins its bytes, which are signed and held by
+//! other nodes.
 
 use libp2p_identity::ed25519;
+use serde::{Deserialize, Serialize};
 
-use crate::{ContentId, Identity};
+use crate::{ContentId, Identity, layout};
 
 /// Bytes of an encoded lease.
-pub const LEASE_LEN: usize = 1 + 32 + 32 + 32 + 8 + 64;
+pub const LEASE_LEN: usize = SIGNED_LEN + SIGNATURE_LEN;
 
 const VERSION: u8 = 1;
 const CONTEXT: &[u8] = b"kith lease v1";
-const SIGNED_LEN: usize = LEASE_LEN - 64;
+const SIGNED_LEN: usize = 1 + 32 + 32 + 32 + 8;
+const SIGNATURE_LEN: usize = 64;
+
+/// What the owner signs: the first [`SIGNED_LEN`] bytes of a lease, in
+/// this order. The signature follows.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Terms {
+    version: u8,
+    stripe: [u8; 32],
+    placement: [u8; 32],
+    owner: [u8; 32],
+    /// Unix seconds.
+    #[serde(with = "crate::layout::le")]
+    expires_at: u64,
+}
 
 /// A verified lease (one can only be made by signing or by
 /// [`Lease::from_bytes`], which checks the signature).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Lease {
+    terms: Terms,
     bytes: [u8; LEASE_LEN],
 }
 
@@ -59,31 +78,38 @@ impl Lease {
     /// Signs a lease on `stripe`, placed around `placement`, until
     /// `expires_at` (Unix seconds), by `owner`.
     pub fn sign(owner: &Identity, stripe: ContentId, placement: [u8; 32], expires_at: u64) -> Self {
-        let mut bytes = [0u8; LEASE_LEN];
-        bytes[0] = VERSION;
-        bytes[1..33].copy_from_slice(stripe.as_bytes());
-        bytes[33..65].copy_from_slice(&placement);
-        bytes[65..97].copy_from_slice(&owner.public_key());
-        bytes[97..105].copy_from_slice(&expires_at.to_le_bytes());
-        let signature = owner.ed25519().sign(&signed_message(&bytes));
-        bytes[105..].copy_from_slice(&signature);
-        Self { bytes }
+        let terms = Terms {
+            version: VERSION,
+            stripe: *stripe.as_bytes(),
+            placement,
+            owner: owner.public_key(),
+            expires_at,
+        };
+        let mut bytes = layout::to_vec(&terms);
+        bytes.extend_from_slice(&owner.ed25519().sign(&signed_message(&terms)));
+        let bytes = bytes.try_into().unwrap_or_else(|_| {
+            unreachable!("terms and an Ed25519 signature are {LEASE_LEN} bytes")
+        });
+        Self { terms, bytes }
     }
 
     /// Reads and verifies a lease.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, LeaseError> {
-        let bytes: [u8; LEASE_LEN] = bytes
-            .try_into()
-            .map_err(|_| LeaseError::Malformed { len: bytes.len() })?;
-        if bytes[0] != VERSION {
-            return Err(LeaseError::Malformed { len: bytes.len() });
+        let len = bytes.len();
+        let malformed = LeaseError::Malformed { len };
+        let bytes: [u8; LEASE_LEN] = bytes.try_into().map_err(|_| malformed.clone())?;
+        // Cannot fail: the length was just checked.
+        let (terms, signature) =
+            layout::read::<Terms>(&bytes, "lease").map_err(|_| malformed.clone())?;
+        if terms.version != VERSION {
+            return Err(malformed);
         }
-        let owner = ed25519::PublicKey::try_from_bytes(&bytes[65..97])
+        let owner = ed25519::PublicKey::try_from_bytes(&terms.owner)
             .map_err(|_| LeaseError::BadSignature)?;
-        if !owner.verify(&signed_message(&bytes), &bytes[105..]) {
+        if !owner.verify(&signed_message(&terms), signature) {
             return Err(LeaseError::BadSignature);
         }
-        Ok(Self { bytes })
+        Ok(Self { terms, bytes })
     }
 
     /// The encoded, signed lease.
@@ -93,30 +119,22 @@ impl Lease {
 
     /// The stripe it covers.
     pub fn stripe(&self) -> ContentId {
-        ContentId::from_bytes(self.field(1))
+        ContentId::from_bytes(self.terms.stripe)
     }
 
     /// The key whose closest peers hold the stripe.
     pub fn placement(&self) -> [u8; 32] {
-        self.field(33)
+        self.terms.placement
     }
 
     /// The owner's Ed25519 public key.
     pub fn owner(&self) -> [u8; 32] {
-        self.field(65)
+        self.terms.owner
     }
 
     /// When it ends, in Unix seconds.
     pub fn expires_at(&self) -> u64 {
-        let mut at = [0u8; 8];
-        at.copy_from_slice(&self.bytes[97..105]);
-        u64::from_le_bytes(at)
-    }
-
-    fn field(&self, at: usize) -> [u8; 32] {
-        let mut field = [0u8; 32];
-        field.copy_from_slice(&self.bytes[at..at + 32]);
-        field
+        self.terms.expires_at
     }
 }
 
@@ -129,16 +147,47 @@ impl std::fmt::Debug for Lease {
     }
 }
 
-fn signed_message(bytes: &[u8; LEASE_LEN]) -> Vec<u8> {
+/// What the signature covers: the context, then the terms' bytes.
+fn signed_message(terms: &Terms) -> Vec<u8> {
     let mut message = Vec::with_capacity(CONTEXT.len() + SIGNED_LEN);
     message.extend_from_slice(CONTEXT);
-    message.extend_from_slice(&bytes[..SIGNED_LEN]);
+    layout::write(terms, &mut message);
     message
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bytes of one lease, pinned: leases are signed and held by other
+    /// nodes, so these bytes must never change.
+    #[test]
+    fn layout_is_pinned_by_a_test_vector() {
+        let owner = Identity::from_secret([1; 32]);
+        let stripe = ContentId::from_bytes([2; 32]);
+        let lease = Lease::sign(&owner, stripe, [3; 32], 1_900_000_000);
+        let expected = concat!(
+            "01",                                                               // version
+            "0202020202020202020202020202020202020202020202020202020202020202", // stripe
+            "0303030303030303030303030303030303030303030303030303030303030303", // placement
+            "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c", // owner
+            "00b33f7100000000", // expires_at, u64 LE
+            "845e95399179ba5f6e83301c3a73b6e013ed2e7a1d79b8480276d260f68da5e4", // signature …
+            "97268e38f2ba29c525af6081015cc3685de209c3620aa68b10a9acbd582b600f", // … (64 bytes)
+        );
+        assert_eq!(data_encoding::HEXLOWER.encode(lease.as_bytes()), expected);
+        let back = Lease::from_bytes(lease.as_bytes()).unwrap();
+        assert_eq!(back, lease);
+        assert_eq!(
+            (
+                back.stripe(),
+                back.placement(),
+                back.owner(),
+                back.expires_at()
+            ),
+            (stripe, [3; 32], owner.public_key(), 1_900_000_000)
+        );
+    }
 
     #[test]
     fn a_signed_lease_round_trips_and_tampering_is_caught() {

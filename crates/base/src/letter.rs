@@ -33,15 +33,18 @@
 //! KEM", ePrint 2021/509.) Signing happens inside the seal, so a mailbox
 //! peer learns neither the text nor, from the letter, the author.
 //!
-//! Written by hand rather than with a serialisation crate: a handful of
-//! fixed fields whose exact bytes are signed, so the encoding must be
-//! canonical and stable, which a hand-written layout with a version byte
-//! makes obvious.
+//! The layout is defined by the serde structs in this module (`Stamp` for
+//! the fixed fields, and a fixed-width length before each variable part),
+//! written and read by [`crate::layout`]: the encoding is canonical, and a
+//! test vector for each kind of body pins the bytes, which are signed and
+//! held in other nodes' mailboxes.
 
 use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
 use libp2p_identity::{PeerId, PublicKey};
+use serde::{Deserialize, Serialize};
 
 use crate::Identity;
+use crate::layout::{self, LayoutError};
 
 /// Longest message text, in bytes of UTF-8.
 pub const MAX_TEXT: usize = 16 * 1024;
@@ -65,6 +68,28 @@ const ENCAPPED_LEN: usize = 32;
 const KIND_TEXT: u8 = 1;
 const KIND_FILE: u8 = 2;
 const KIND_STORED: u8 = 3;
+
+/// The fixed fields between the peer ids and the body.
+#[derive(Serialize, Deserialize)]
+struct Stamp {
+    #[serde(with = "crate::layout::le")]
+    sent_at_ms: u64,
+    #[serde(with = "crate::layout::le")]
+    seq: u64,
+    kind: u8,
+}
+
+/// The length of a text body, in bytes; the UTF-8 follows.
+#[derive(Serialize, Deserialize)]
+struct TextLen(#[serde(with = "crate::layout::le")] u32);
+
+/// The length of a file name or capability, in bytes; the UTF-8 follows.
+#[derive(Serialize, Deserialize)]
+struct ShortLen(#[serde(with = "crate::layout::le")] u16);
+
+/// A file's size, after its name.
+#[derive(Serialize, Deserialize)]
+struct FileSize(#[serde(with = "crate::layout::le")] u64);
 
 type Kem = hpke::kem::X25519HkdfSha256;
 type Kdf = hpke::kdf::HkdfSha256;
@@ -164,22 +189,26 @@ impl Letter {
         out.push(VERSION);
         push_peer(&mut out, &self.from);
         push_peer(&mut out, &self.to);
-        out.extend_from_slice(&self.sent_at_ms.to_le_bytes());
-        out.extend_from_slice(&self.seq.to_le_bytes());
+        let stamp = |kind| Stamp {
+            sent_at_ms: self.sent_at_ms,
+            seq: self.seq,
+            kind,
+        };
         match &self.body {
             Body::Text(text) => {
                 if text.len() > MAX_TEXT {
                     return Err(LetterError::TextTooLong { len: text.len() });
                 }
-                out.push(KIND_TEXT);
-                out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+                layout::write(&stamp(KIND_TEXT), &mut out);
+                // At most MAX_TEXT, checked above.
+                layout::write(&TextLen(text.len() as u32), &mut out);
                 out.extend_from_slice(text.as_bytes());
             }
             Body::File { name, size } => {
                 check_file_name(name)?;
-                out.push(KIND_FILE);
+                layout::write(&stamp(KIND_FILE), &mut out);
                 push_short(&mut out, name.as_bytes());
-                out.extend_from_slice(&size.to_le_bytes());
+                layout::write(&FileSize(*size), &mut out);
             }
             Body::Stored {
                 name,
@@ -190,9 +219,9 @@ impl Letter {
                 if capability.len() > MAX_CAPABILITY {
                     return Err(LetterError::Malformed("the capability is too long"));
                 }
-                out.push(KIND_STORED);
+                layout::write(&stamp(KIND_STORED), &mut out);
                 push_short(&mut out, name.as_bytes());
-                out.extend_from_slice(&size.to_le_bytes());
+                layout::write(&FileSize(*size), &mut out);
                 push_short(&mut out, capability.as_bytes());
             }
         }
@@ -202,17 +231,21 @@ impl Letter {
     /// Parses canonical bytes (no signature check: see [`open_signed`]).
     pub fn decode(bytes: &[u8]) -> Result<Self, LetterError> {
         let mut reader = Reader(bytes);
-        let version = reader.u8()?;
+        let version: u8 = reader.read("version")?;
         if version != VERSION {
             return Err(LetterError::Version(version));
         }
         let from = reader.peer()?;
         let to = reader.peer()?;
-        let sent_at_ms = reader.u64()?;
-        let seq = reader.u64()?;
-        let body = match reader.u8()? {
+        let Stamp {
+            sent_at_ms,
+            seq,
+            kind,
+        } = reader.read("stamp")?;
+        let body = match kind {
             KIND_TEXT => {
-                let len = reader.u32()? as usize;
+                let TextLen(len) = reader.read("text length")?;
+                let len = len as usize;
                 if len > MAX_TEXT {
                     return Err(LetterError::TextTooLong { len });
                 }
@@ -220,13 +253,13 @@ impl Letter {
             }
             KIND_FILE => {
                 let name = reader.short_utf8()?;
-                let size = reader.u64()?;
+                let FileSize(size) = reader.read("file size")?;
                 check_file_name(&name)?;
                 Body::File { name, size }
             }
             KIND_STORED => {
                 let name = reader.short_utf8()?;
-                let size = reader.u64()?;
+                let FileSize(size) = reader.read("file size")?;
                 let capability = reader.short_utf8()?;
                 check_file_name(&name)?;
                 Body::Stored {
@@ -237,9 +270,7 @@ impl Letter {
             }
             _ => return Err(LetterError::Malformed("unknown kind of letter")),
         };
-        if !reader.0.is_empty() {
-            return Err(LetterError::Malformed("bytes after the end"));
-        }
+        reader.finish()?;
         Ok(Self {
             from,
             to,
@@ -457,56 +488,146 @@ fn push_peer(out: &mut Vec<u8>, peer: &PeerId) {
 
 fn push_short(out: &mut Vec<u8>, bytes: &[u8]) {
     // Callers checked the length (≤ 512).
-    out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+    layout::write(&ShortLen(bytes.len() as u16), out);
     out.extend_from_slice(bytes);
 }
 
+/// Reads a letter's parts in order with [`crate::layout`].
 struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], LetterError> {
-        if self.0.len() < n {
-            return Err(LetterError::Malformed("it ends early"));
-        }
-        let (head, rest) = self.0.split_at(n);
+    fn read<T: Deserialize<'a>>(&mut self, what: &'static str) -> Result<T, LetterError> {
+        let (value, rest) = layout::read(self.0, what).map_err(malformed)?;
+        self.0 = rest;
+        Ok(value)
+    }
+    fn take(&mut self, len: usize, what: &'static str) -> Result<&'a [u8], LetterError> {
+        let (head, rest) = layout::split(self.0, len, what).map_err(malformed)?;
         self.0 = rest;
         Ok(head)
     }
-    fn u8(&mut self) -> Result<u8, LetterError> {
-        Ok(self.take(1)?[0])
-    }
-    fn u32(&mut self) -> Result<u32, LetterError> {
-        let mut bytes = [0; 4];
-        bytes.copy_from_slice(self.take(4)?);
-        Ok(u32::from_le_bytes(bytes))
-    }
-    fn u64(&mut self) -> Result<u64, LetterError> {
-        let mut bytes = [0; 8];
-        bytes.copy_from_slice(self.take(8)?);
-        Ok(u64::from_le_bytes(bytes))
-    }
     fn peer(&mut self) -> Result<PeerId, LetterError> {
-        let len = self.u8()? as usize;
-        PeerId::from_bytes(self.take(len)?).map_err(|_| LetterError::Malformed("a bad peer id"))
+        let len: u8 = self.read("peer id length")?;
+        PeerId::from_bytes(self.take(usize::from(len), "peer id")?)
+            .map_err(|_| LetterError::Malformed("a bad peer id"))
     }
     fn utf8(&mut self, len: usize) -> Result<String, LetterError> {
-        String::from_utf8(self.take(len)?.to_vec())
+        String::from_utf8(self.take(len, "text")?.to_vec())
             .map_err(|_| LetterError::Malformed("text that is not UTF-8"))
     }
     fn short_utf8(&mut self) -> Result<String, LetterError> {
-        let mut bytes = [0; 2];
-        bytes.copy_from_slice(self.take(2)?);
-        let len = u16::from_le_bytes(bytes) as usize;
-        if len > MAX_CAPABILITY {
+        let ShortLen(len) = self.read("length")?;
+        if usize::from(len) > MAX_CAPABILITY {
             return Err(LetterError::Malformed("a field is too long"));
         }
-        self.utf8(len)
+        self.utf8(usize::from(len))
     }
+    fn finish(self) -> Result<(), LetterError> {
+        if !self.0.is_empty() {
+            return Err(LetterError::Malformed("bytes after the end"));
+        }
+        Ok(())
+    }
+}
+
+/// The letter's error for bytes that do not read as its layout.
+fn malformed(error: LayoutError) -> LetterError {
+    LetterError::Malformed(match error {
+        LayoutError::Short { .. } => "it ends early",
+        LayoutError::Trailing { .. } => "bytes after the end",
+        LayoutError::Malformed { .. } => "a field that is not valid",
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What every pinned letter below starts with: alice ([1; 32]) to bob
+    /// ([2; 32]), sent at 1_700_000_000_000 ms, sequence number 7.
+    const PINNED_HEAD: &str = concat!(
+        "01", // version
+        "26", // from: peer id length, then the peer id (identity multihash
+        // of alice's protobuf-encoded Ed25519 key)
+        "002408011220",
+        "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c",
+        "26", // to: bob's peer id, the same way
+        "002408011220",
+        "8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394",
+        "0068e5cf8b010000", // sent_at_ms, u64 LE
+        "0700000000000000", // seq, u64 LE
+    );
+
+    /// The signed bytes of one letter of each kind, pinned: letters are
+    /// signed and held in other nodes' mailboxes, so these bytes must never
+    /// change.
+    #[test]
+    fn layout_is_pinned_by_a_test_vector() {
+        let (alice, bob) = (
+            Identity::from_secret([1; 32]),
+            Identity::from_secret([2; 32]),
+        );
+        let cases = [
+            (
+                Body::Text("hi".into()),
+                concat!(
+                    "01",       // kind: text
+                    "02000000", // text length, u32 LE
+                    "6869",     // "hi"
+                ),
+                concat!(
+                    "0766e44b386800e7704929bb0551c93d141f9ebc23a54266275484d4c47edf12",
+                    "2629651be2f1b7bea9bf464450ea99fdc35360228fa6e112fcf3d1d8423b3908",
+                ),
+            ),
+            (
+                Body::File {
+                    name: "a.txt".into(),
+                    size: 1_000_000,
+                },
+                concat!(
+                    "02",               // kind: file
+                    "0500",             // name length, u16 LE
+                    "612e747874",       // "a.txt"
+                    "40420f0000000000", // size, u64 LE
+                ),
+                concat!(
+                    "cb7d338ab6a2ee485a038d8a17d7817ccb2cf0648a52a615cd7405dee3b4dfb0",
+                    "cc9e27b71dfae2b53c333b343f7120cdec45ed10a9dcd2cb8e64b25b95a50207",
+                ),
+            ),
+            (
+                Body::Stored {
+                    name: "b.txt".into(),
+                    size: 5,
+                    capability: "kith:xyz".into(),
+                },
+                concat!(
+                    "03",               // kind: stored file
+                    "0500",             // name length, u16 LE
+                    "622e747874",       // "b.txt"
+                    "0500000000000000", // size, u64 LE
+                    "0800",             // capability length, u16 LE
+                    "6b6974683a78797a", // "kith:xyz"
+                ),
+                concat!(
+                    "c546057df930ab96a6ee376045ea0f3200cceb1b4a0b9b805d26a7214be849de",
+                    "f201f4e9c71c11d7db469eaa1918872b256de2fb2aa02a978f86cbd93e958400",
+                ),
+            ),
+        ];
+        for (body, body_hex, signature_hex) in cases {
+            let letter = letter(&alice, &bob, body);
+            let signed = letter.sign(&alice).unwrap();
+            assert_eq!(
+                data_encoding::HEXLOWER.encode(&signed),
+                format!("{PINNED_HEAD}{body_hex}{signature_hex}"),
+                "{:?}",
+                letter.body
+            );
+            assert_eq!(open_signed(&signed), Ok(letter));
+        }
+    }
 
     fn letter(from: &Identity, to: &Identity, body: Body) -> Letter {
         Letter {

@@ -11,6 +11,11 @@
 //!        | stripe_count × stripe id:32 | name_len:u16 | name | media_len:u8 | media_type
 //! ```
 //!
+//! After the magic, the layout is defined by the serde structs `Header`,
+//! `StripeCount`, `NameLen` and `MediaLen`, each followed by the part it
+//! gives the length of, written and read by [`kith_base::layout`]. A test
+//! vector pins the bytes.
+//!
 //! The encrypted manifest is capped at 64 MiB, about two million stripes (2 TiB
 //! of file at 1 MiB segments, 32 TiB at 16 MiB). Past that the path is a tree
 //! of manifests (a root listing child manifests), which needs a new magic;
@@ -26,6 +31,8 @@
 use std::path::Path;
 
 use kith_base::ContentId;
+use kith_base::layout::{self, LayoutError};
+use serde::{Deserialize, Serialize};
 
 use crate::crypto::TAG_LEN;
 use crate::error::{ManifestError, NameError};
@@ -41,6 +48,30 @@ pub const MAX_ENCRYPTED_MANIFEST: usize = 64 << 20;
 pub const MAX_NAME_LEN: usize = 255;
 /// Longest media type, in UTF-8 bytes.
 pub const MAX_MEDIA_TYPE_LEN: usize = 127;
+
+/// The fields after the magic, in layout order.
+#[derive(Serialize, Deserialize)]
+struct Header {
+    #[serde(with = "kith_base::layout::le")]
+    file_size: u64,
+    #[serde(with = "kith_base::layout::le")]
+    segment_size: u32,
+    k: u8,
+    n: u8,
+    reserved: [u8; 2],
+}
+
+/// The number of stripe ids that follow.
+#[derive(Serialize, Deserialize)]
+struct StripeCount(#[serde(with = "kith_base::layout::le")] u32);
+
+/// The length of the file name that follows (0: none).
+#[derive(Serialize, Deserialize)]
+struct NameLen(#[serde(with = "kith_base::layout::le")] u16);
+
+/// The length of the media type that follows (0: none).
+#[derive(Serialize, Deserialize)]
+struct MediaLen(u8);
 
 /// Optional metadata stored (encrypted) in the manifest.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -204,21 +235,30 @@ impl Manifest {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.encoded_len());
         out.extend_from_slice(MANIFEST_MAGIC);
-        out.extend_from_slice(&self.file_size.to_le_bytes());
-        out.extend_from_slice(&self.params.segment_size().to_le_bytes());
-        out.extend_from_slice(&[self.params.k(), self.params.n(), 0, 0]);
+        layout::write(&self.header(), &mut out);
         // Checked by `new`/`from_bytes` to fit (at most ~2M stripes).
-        out.extend_from_slice(&(self.stripes.len() as u32).to_le_bytes());
+        layout::write(&StripeCount(self.stripes.len() as u32), &mut out);
         for id in &self.stripes {
             out.extend_from_slice(id.as_bytes());
         }
+        // Both checked to fit their length fields (255 and 127 bytes at most).
         let name = self.meta.name().unwrap_or("");
-        out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        layout::write(&NameLen(name.len() as u16), &mut out);
         out.extend_from_slice(name.as_bytes());
         let media = self.meta.media_type().unwrap_or("");
-        out.push(media.len() as u8);
+        layout::write(&MediaLen(media.len() as u8), &mut out);
         out.extend_from_slice(media.as_bytes());
         out
+    }
+
+    fn header(&self) -> Header {
+        Header {
+            file_size: self.file_size,
+            segment_size: self.params.segment_size(),
+            k: self.params.k(),
+            n: self.params.n(),
+            reserved: [0, 0],
+        }
     }
 
     /// Length of [`Manifest::to_bytes`].
@@ -228,67 +268,97 @@ impl Manifest {
 
     /// Parses and checks plaintext manifest bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ManifestError> {
-        let mut reader = Reader(bytes);
-        let magic = reader.take(4, "magic")?;
-        if magic != MANIFEST_MAGIC {
-            return Err(if magic[..3] == MANIFEST_MAGIC[..3] {
-                ManifestError::UnknownVersion(char::from(magic[3]))
-            } else {
-                ManifestError::NotAManifest
-            });
-        }
-        let file_size = u64::from_le_bytes(reader.array("file size")?);
-        let segment_size = u32::from_le_bytes(reader.array("segment size")?);
-        let [k, n, r0, r1] = reader.array("shares")?;
-        if [r0, r1] != [0, 0] {
+        let (magic, rest) = layout::read(bytes, "magic").map_err(layout_error)?;
+        check_magic(magic)?;
+        let (header, rest) = layout::read::<Header>(rest, "header").map_err(layout_error)?;
+        if header.reserved != [0, 0] {
             return Err(ManifestError::Reserved);
         }
-        let params =
-            Params::new(u32::from(k), u32::from(n), segment_size).map_err(ManifestError::Params)?;
-        let count = u32::from_le_bytes(reader.array("stripe count")?);
-        let expected = stripe_count(file_size, segment_size);
+        let (k, n) = (u32::from(header.k), u32::from(header.n));
+        let params = Params::new(k, n, header.segment_size).map_err(ManifestError::Params)?;
+        let (StripeCount(count), rest) =
+            layout::read(rest, "stripe count").map_err(layout_error)?;
+        let expected = stripe_count(header.file_size, header.segment_size);
         if u64::from(count) != expected {
             return Err(ManifestError::StripeCount {
                 expected,
                 got: count,
             });
         }
-        // Check the size before allocating for the ids: `take` bounds it by
-        // the bytes actually present.
-        let ids = reader.take(count as usize * ContentId::LEN, "stripe ids")?;
-        let stripes = ids
-            .chunks_exact(ContentId::LEN)
-            .map(|chunk| {
-                let mut id = [0u8; ContentId::LEN];
-                id.copy_from_slice(chunk);
-                ContentId::from_bytes(id)
-            })
-            .collect();
-        let name_len = u16::from_le_bytes(reader.array("name length")?);
-        let name = reader.take(usize::from(name_len), "name")?;
-        let [media_len] = reader.array("media type length")?;
-        let media = reader.take(usize::from(media_len), "media type")?;
-        if !reader.0.is_empty() {
-            return Err(ManifestError::TrailingBytes(reader.0.len()));
-        }
-        let mut meta = FileMeta::none();
-        if !name.is_empty() {
-            let name =
-                std::str::from_utf8(name).map_err(|_| ManifestError::Name(NameError::NotUtf8))?;
-            meta = meta.with_name(name)?;
-        }
-        if !media.is_empty() {
-            let media = std::str::from_utf8(media)
-                .map_err(|_| ManifestError::MediaType(NameError::NotUtf8))?;
-            meta = meta.with_media_type(media)?;
-        }
+        let (stripes, rest) = read_stripes(rest, count)?;
+        let (name, media) = read_name_and_media(rest)?;
+        let meta = meta_from(name, media)?;
         check_fits(expected, &meta)?;
         Ok(Self {
-            file_size,
+            file_size: header.file_size,
             params,
             stripes,
             meta,
         })
+    }
+}
+
+fn check_magic(magic: [u8; 4]) -> Result<(), ManifestError> {
+    let [a, b, c, version] = magic;
+    if magic == *MANIFEST_MAGIC {
+        Ok(())
+    } else if [a, b, c] == MANIFEST_MAGIC[..3] {
+        Err(ManifestError::UnknownVersion(char::from(version)))
+    } else {
+        Err(ManifestError::NotAManifest)
+    }
+}
+
+/// Reads `count` stripe ids; returns them and what follows.
+fn read_stripes(bytes: &[u8], count: u32) -> Result<(Vec<ContentId>, &[u8]), ManifestError> {
+    // `split` bounds the size by the bytes actually present, before
+    // anything is allocated for the ids.
+    let len = (count as usize).saturating_mul(ContentId::LEN);
+    let (ids, rest) = layout::split(bytes, len, "stripe ids").map_err(layout_error)?;
+    let (ids, _) = ids.as_chunks::<{ ContentId::LEN }>();
+    let stripes = ids.iter().copied().map(ContentId::from_bytes).collect();
+    Ok((stripes, rest))
+}
+
+/// Reads the name and media type, which must end the manifest.
+fn read_name_and_media(bytes: &[u8]) -> Result<(&[u8], &[u8]), ManifestError> {
+    let (NameLen(name_len), rest) = layout::read(bytes, "name length").map_err(layout_error)?;
+    let (name, rest) = layout::split(rest, usize::from(name_len), "name").map_err(layout_error)?;
+    let (MediaLen(media_len), rest) =
+        layout::read(rest, "media type length").map_err(layout_error)?;
+    let (media, rest) =
+        layout::split(rest, usize::from(media_len), "media type").map_err(layout_error)?;
+    if !rest.is_empty() {
+        return Err(ManifestError::TrailingBytes(rest.len()));
+    }
+    Ok((name, media))
+}
+
+/// Checks a stored name and media type (empty: none).
+fn meta_from(name: &[u8], media: &[u8]) -> Result<FileMeta, ManifestError> {
+    let mut meta = FileMeta::none();
+    if !name.is_empty() {
+        let name =
+            std::str::from_utf8(name).map_err(|_| ManifestError::Name(NameError::NotUtf8))?;
+        meta = meta.with_name(name)?;
+    }
+    if !media.is_empty() {
+        let media =
+            std::str::from_utf8(media).map_err(|_| ManifestError::MediaType(NameError::NotUtf8))?;
+        meta = meta.with_media_type(media)?;
+    }
+    Ok(meta)
+}
+
+/// The manifest's error for bytes that do not read as its layout.
+fn layout_error(error: LayoutError) -> ManifestError {
+    match error {
+        LayoutError::Trailing { extra, .. } => ManifestError::TrailingBytes(extra),
+        // A manifest's layout holds only integers and byte arrays, which any
+        // bytes are: the only way a part fails to read is to be cut short.
+        LayoutError::Short { what } | LayoutError::Malformed { what, .. } => {
+            ManifestError::Truncated(what)
+        }
     }
 }
 
@@ -309,29 +379,50 @@ fn check_fits(stripes: u64, meta: &FileMeta) -> Result<(), ManifestError> {
     Ok(())
 }
 
-/// A cursor that names the field it ran out in.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, len: usize, field: &'static str) -> Result<&'a [u8], ManifestError> {
-        if self.0.len() < len {
-            return Err(ManifestError::Truncated(field));
-        }
-        let (head, tail) = self.0.split_at(len);
-        self.0 = tail;
-        Ok(head)
-    }
-
-    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], ManifestError> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N, field)?);
-        Ok(out)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    /// The bytes of one manifest with a name and a media type, pinned: a
+    /// manifest's hash is in every capability, so these bytes must never
+    /// change.
+    #[test]
+    fn layout_is_pinned_by_a_test_vector() {
+        let meta = FileMeta::none()
+            .with_name("a.jpg")
+            .unwrap()
+            .with_media_type("image/jpeg")
+            .unwrap();
+        let stripes = vec![
+            ContentId::from_bytes([0xaa; 32]),
+            ContentId::from_bytes([0xbb; 32]),
+        ];
+        let params = Params::new(3, 5, 4096).unwrap();
+        let manifest = Manifest::new(5000, params, stripes, meta).unwrap();
+        let expected = concat!(
+            "4b4d4631",                                                         // "KMF1"
+            "8813000000000000",                                                 // file size, u64 LE
+            "00100000", // segment size, u32 LE
+            "03",       // k
+            "05",       // n
+            "0000",     // reserved
+            "02000000", // stripe count, u32 LE
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", // stripe 0
+            "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", // stripe 1
+            "0500",     // name length, u16 LE
+            "612e6a7067", // "a.jpg"
+            "0a",       // media type length, u8
+            "696d6167652f6a706567", // "image/jpeg"
+        );
+        let bytes = manifest.to_bytes();
+        assert_eq!(hex(&bytes), expected);
+        assert_eq!(bytes.len(), manifest.encoded_len());
+        assert_eq!(Manifest::from_bytes(&bytes), Ok(manifest));
+    }
 
     fn sample() -> Manifest {
         let params = Params::new(3, 5, 4096).unwrap();

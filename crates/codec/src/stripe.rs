@@ -14,6 +14,10 @@
 //! "KSR1" | k:u8 | n:u8 | 0:u16 | share_len:u32 | cipher_len:u32 | n × share id:32
 //! ```
 //!
+//! The 16-byte header is defined by the serde struct `RecordHeader`, written
+//! and read by [`kith_base::layout`]; the share ids follow it raw. A test
+//! vector pins the bytes and the stripe id they hash to.
+//!
 //! The parser accepts exactly one encoding per record: reserved bytes must be
 //! zero and `share_len` must be the one the formula gives, so two different
 //! byte strings never describe the same stripe and the stripe id is canonical.
@@ -21,8 +25,9 @@
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use kith_base::ContentId;
+use kith_base::{ContentId, layout};
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::crypto::{FileCipher, TAG_LEN};
 use crate::erasure;
@@ -47,6 +52,20 @@ pub const fn share_len_for(cipher_len: u32, k: u8) -> u32 {
     len + (len & 1)
 }
 
+/// The fixed part of a record, [`RECORD_HEADER_LEN`] bytes; the n share
+/// ids follow it.
+#[derive(Serialize, Deserialize)]
+struct RecordHeader {
+    magic: [u8; 4],
+    k: u8,
+    n: u8,
+    reserved: [u8; 2],
+    #[serde(with = "kith_base::layout::le")]
+    share_len: u32,
+    #[serde(with = "kith_base::layout::le")]
+    cipher_len: u32,
+}
+
 /// The public description of one stripe: sizes, k/n and the id of every
 /// share. Its hash is the stripe id.
 #[derive(Clone, PartialEq, Eq)]
@@ -61,69 +80,59 @@ pub struct StripeRecord {
 impl StripeRecord {
     /// Parses and checks record bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, RecordError> {
-        if bytes.len() < RECORD_HEADER_LEN {
-            // Too short to tell the version: say what it is not.
-            return Err(
-                if bytes.starts_with(&RECORD_MAGIC[..3]) || bytes.len() < 4 {
-                    RecordError::Length {
-                        expected: RECORD_HEADER_LEN,
-                        got: bytes.len(),
-                    }
-                } else {
-                    RecordError::NotARecord
-                },
-            );
-        }
-        if &bytes[..4] != RECORD_MAGIC {
-            return Err(if bytes[..3] == RECORD_MAGIC[..3] {
-                RecordError::UnknownVersion(char::from(bytes[3]))
-            } else {
-                RecordError::NotARecord
-            });
-        }
-        let (k, n) = (bytes[4], bytes[5]);
-        if bytes[6..8] != [0, 0] {
+        let (header, ids) =
+            layout::read::<RecordHeader>(bytes, "header").map_err(|_| too_short(bytes))?;
+        let RecordHeader {
+            magic,
+            k,
+            n,
+            reserved,
+            share_len,
+            cipher_len,
+        } = header;
+        check_magic(magic)?;
+        if reserved != [0, 0] {
             return Err(RecordError::Reserved);
         }
         check_shares(u32::from(k), u32::from(n)).map_err(RecordError::Shares)?;
-        let expected = RECORD_HEADER_LEN + usize::from(n) * ContentId::LEN;
-        if bytes.len() != expected {
+        let ids_len = usize::from(n) * ContentId::LEN;
+        if ids.len() != ids_len {
             return Err(RecordError::Length {
-                expected,
+                expected: RECORD_HEADER_LEN + ids_len,
                 got: bytes.len(),
             });
         }
-        let share_len = read_u32(&bytes[8..12]);
-        let cipher_len = read_u32(&bytes[12..16]);
         check_sizes(k, share_len, cipher_len)?;
-        let share_ids = bytes[RECORD_HEADER_LEN..]
-            .chunks_exact(ContentId::LEN)
-            .map(|chunk| {
-                let mut id = [0u8; ContentId::LEN];
-                id.copy_from_slice(chunk);
-                ContentId::from_bytes(id)
-            })
-            .collect();
+        // The length was checked: the ids are whole, with nothing after.
+        let (ids, _) = ids.as_chunks::<{ ContentId::LEN }>();
         Ok(Self {
             k,
             n,
             share_len,
             cipher_len,
-            share_ids,
+            share_ids: ids.iter().copied().map(ContentId::from_bytes).collect(),
         })
     }
 
     /// The record bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.encoded_len());
-        out.extend_from_slice(RECORD_MAGIC);
-        out.extend_from_slice(&[self.k, self.n, 0, 0]);
-        out.extend_from_slice(&self.share_len.to_le_bytes());
-        out.extend_from_slice(&self.cipher_len.to_le_bytes());
+        layout::write(&self.header(), &mut out);
         for id in &self.share_ids {
             out.extend_from_slice(id.as_bytes());
         }
         out
+    }
+
+    fn header(&self) -> RecordHeader {
+        RecordHeader {
+            magic: *RECORD_MAGIC,
+            k: self.k,
+            n: self.n,
+            reserved: [0, 0],
+            share_len: self.share_len,
+            cipher_len: self.cipher_len,
+        }
     }
 
     /// Length of the record bytes: `16 + 32 n`.
@@ -194,10 +203,28 @@ impl fmt::Debug for StripeRecord {
     }
 }
 
-fn read_u32(bytes: &[u8]) -> u32 {
-    let mut array = [0u8; 4];
-    array.copy_from_slice(bytes);
-    u32::from_le_bytes(array)
+/// The error for bytes too short to hold a header: too short if they could
+/// be the start of a record, else not a record at all.
+fn too_short(bytes: &[u8]) -> RecordError {
+    if bytes.starts_with(&RECORD_MAGIC[..3]) || bytes.len() < 4 {
+        RecordError::Length {
+            expected: RECORD_HEADER_LEN,
+            got: bytes.len(),
+        }
+    } else {
+        RecordError::NotARecord
+    }
+}
+
+fn check_magic(magic: [u8; 4]) -> Result<(), RecordError> {
+    let [a, b, c, version] = magic;
+    if magic == *RECORD_MAGIC {
+        Ok(())
+    } else if [a, b, c] == RECORD_MAGIC[..3] {
+        Err(RecordError::UnknownVersion(char::from(version)))
+    } else {
+        Err(RecordError::NotARecord)
+    }
 }
 
 fn check_sizes(k: u8, share_len: u32, cipher_len: u32) -> Result<(), RecordError> {
@@ -425,6 +452,44 @@ pub(crate) fn seal_stripe(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    /// The bytes of one record and its id, pinned: the record's hash is the
+    /// stripe id other nodes store shares under, so these bytes must never
+    /// change.
+    #[test]
+    fn layout_is_pinned_by_a_test_vector() {
+        let record = StripeRecord {
+            k: 2,
+            n: 3,
+            share_len: 50,
+            cipher_len: 100,
+            share_ids: [0x11, 0x22, 0x33]
+                .map(|byte| ContentId::from_bytes([byte; 32]))
+                .to_vec(),
+        };
+        let expected = concat!(
+            "4b535231",                                                         // "KSR1"
+            "02",                                                               // k
+            "03",                                                               // n
+            "0000",                                                             // reserved
+            "32000000",                                                         // share_len, u32 LE
+            "64000000", // cipher_len, u32 LE
+            "1111111111111111111111111111111111111111111111111111111111111111", // share 0
+            "2222222222222222222222222222222222222222222222222222222222222222", // share 1
+            "3333333333333333333333333333333333333333333333333333333333333333", // share 2
+        );
+        let bytes = record.to_bytes();
+        assert_eq!(hex(&bytes), expected);
+        assert_eq!(
+            record.id().to_string(),
+            "bfe993e5740e545c3cd701141e5be228c31a28325e331b661cb4ae1a9e652474"
+        );
+        assert_eq!(StripeRecord::from_bytes(&bytes), Ok(record));
+    }
 
     #[test]
     fn share_len_formula() {
