@@ -531,4 +531,3 @@ pub(crate) struct Fetched {
     /// The owner's lease on the stripe, if a holder sent a valid one.
     pub(crate) lease: Option<Lease>,
 }
-

@@ -297,7 +297,8 @@ impl Shares {
                     .locator
                     .locate_more(key, &[manifest_id], &asked, holders)
                     .await;
-                self.fetcher.fetch_stripe(manifest_id, &more[0], None, &report)
+                self.fetcher
+                    .fetch_stripe(manifest_id, &more[0], None, &report)
                     .await
             }
             other => other,
@@ -324,7 +325,6 @@ impl Shares {
             report,
         })
     }
-
 
     /// Keeps fetched, verified shares in this node's store so that it
     /// serves them too, with the stripe's lease when a holder sent one (so

@@ -48,13 +48,13 @@ pub use upkeep::leases::MAX_LEASE;
 pub(crate) use crate::protocols::share::server::Server;
 pub(crate) use owned::OwnedFiles;
 pub(crate) use upkeep::UpkeepRunner;
-pub(crate) use upkeep::repair::RepairState;
 use upkeep::leases::LeaseSigner;
+pub(crate) use upkeep::repair::RepairState;
 
 use crate::protocols::share::client::ShareClient;
-use fetch::StripeFetcher;
 use crate::protocols::share::wire::Answer;
 use announce::Announcer;
+use fetch::StripeFetcher;
 use get::Caching;
 use locate::Locator;
 use upkeep::counters::Counters;

@@ -22,8 +22,8 @@ use kith_net::PeerId;
 use kith_store::Store;
 use tracing::{debug, info, warn};
 
-use super::counters::bump;
 use super::UpkeepRunner;
+use super::counters::bump;
 use crate::files::unix_now;
 use crate::protocols::share::wire::{Answer, MAX_RENEW, OutRequest};
 

@@ -48,11 +48,11 @@ use kith_net::{NetEvent, PeerId};
 use tokio::sync::{Notify, broadcast};
 use tracing::{debug, info, warn};
 
+use super::UpkeepRunner;
 use super::counters::bump;
 use super::pacing::RateLimiter;
 use crate::files::fetch::ReportState;
 use crate::files::stat::distinct_assignment;
-use super::UpkeepRunner;
 use crate::files::{ShareNotPlaced, unix_now};
 use crate::protocols::share::wire::{Answer, MAX_HAVE, OutRequest};
 

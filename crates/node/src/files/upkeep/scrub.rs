@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use tracing::{debug, warn};
 
+use super::UpkeepRunner;
 use super::counters::bump;
 use super::pacing::RateLimiter;
-use super::UpkeepRunner;
 
 /// Shares checked per store call.
 const STEP: usize = 8;
