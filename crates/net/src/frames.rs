@@ -17,7 +17,10 @@
 //! when the stream opens, so a frame never meets a reader of another layout.
 //!
 //! This module is the only code that reads or writes a frame header; the
-//! protocols (`kith-node`'s `protocols/<name>/wire`) lay out payloads.
+//! protocols (`kith-node`'s `protocols/<name>/wire`) lay out payloads. The
+//! header's layout is the serde struct `WireHeader`, written and read by
+//! [`kith_base::layout`] like every other pinned layout; a test pins its
+//! bytes.
 //!
 //! Written by hand rather than with `asynchronous-codec` or
 //! `tokio-util::codec`: those buffer a whole frame in their own `BytesMut`
@@ -33,6 +36,8 @@ use std::io;
 use std::time::Duration;
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use kith_base::layout;
+use serde::{Deserialize, Serialize};
 
 /// Bytes in a frame header: the tag and the payload length.
 pub const HEADER_LEN: usize = 5;
@@ -74,6 +79,14 @@ pub struct Header {
     pub tag: u8,
     /// Payload bytes that follow.
     pub len: usize,
+}
+
+/// A frame header as it is on the wire.
+#[derive(Serialize, Deserialize)]
+struct WireHeader {
+    tag: u8,
+    #[serde(with = "kith_base::layout::le")]
+    len: u32,
 }
 
 /// Why a frame could not be read or written.
@@ -170,8 +183,9 @@ async fn timed<T>(
 /// a misbehaving peer write headers with it).
 pub fn encode_header(tag: u8, len: u32) -> [u8; HEADER_LEN] {
     let mut header = [0u8; HEADER_LEN];
-    header[0] = tag;
-    header[1..].copy_from_slice(&len.to_le_bytes());
+    let bytes = layout::to_vec(&WireHeader { tag, len });
+    // A u8 and a fixed-width u32: always HEADER_LEN bytes.
+    header.copy_from_slice(&bytes);
     header
 }
 
@@ -220,8 +234,9 @@ pub async fn read_header<R: AsyncRead + Unpin>(
         reader.read_exact(&mut header[1..]),
     )
     .await?;
-    let tag = header[0];
-    let len = u32::from_le_bytes([header[1], header[2], header[3], header[4]]) as usize;
+    let WireHeader { tag, len } = layout::read_all(&header, "frame header")
+        .map_err(|_| FrameError::Malformed("a frame header"))?;
+    let len = len as usize;
     let Bounds { min, max } = bounds(tag).ok_or(FrameError::UnknownTag(tag))?;
     if len > max {
         return Err(FrameError::TooLarge { tag, len, max });
@@ -279,10 +294,14 @@ mod tests {
     }
 
     fn raw(tag: u8, len: u32, payload: &[u8]) -> futures::io::Cursor<Vec<u8>> {
-        let mut bytes = vec![tag];
-        bytes.extend_from_slice(&len.to_le_bytes());
+        let mut bytes = encode_header(tag, len).to_vec();
         bytes.extend_from_slice(payload);
         futures::io::Cursor::new(bytes)
+    }
+
+    #[test]
+    fn layout_is_pinned_by_a_test_vector() {
+        assert_eq!(encode_header(0xab, 0x0403_0201), [0xab, 1, 2, 3, 4]);
     }
 
     #[tokio::test]
