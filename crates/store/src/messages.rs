@@ -148,13 +148,18 @@ impl HeldMail {
     /// The row kept in the `mail` table, version 1: `1 ‖ mailbox (32) ‖
     /// expires_at_ms u64 LE ‖ depositor length u8 ‖ depositor ‖ sealed`
     /// (the layout `messages.redb` used, kept so that its rows import as
-    /// they are).
+    /// they are). The serde struct `MailHead` defines the fixed part,
+    /// written and read by [`kith_base::layout`]; a test vector pins it.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(1 + 32 + 8 + 1 + self.depositor.len() + self.sealed.len());
-        out.push(1);
-        out.extend_from_slice(&self.mailbox);
-        out.extend_from_slice(&self.expires_at_ms.to_le_bytes());
-        out.push(self.depositor.len() as u8);
+        let head = MailHead {
+            version: MAIL_ROW_VERSION,
+            mailbox: self.mailbox,
+            expires_at_ms: self.expires_at_ms,
+            // A peer id's bytes: well under 256.
+            depositor_len: self.depositor.len() as u8,
+        };
+        kith_base::layout::write(&head, &mut out);
         out.extend_from_slice(&self.depositor);
         out.extend_from_slice(&self.sealed);
         out
@@ -162,22 +167,31 @@ impl HeldMail {
 
     /// Reads a row written by [`HeldMail::encode`]; `None` if it is not one.
     pub fn decode(bytes: &[u8]) -> Option<Self> {
-        let (&version, rest) = bytes.split_first()?;
-        if version != 1 || rest.len() < 41 {
+        let (head, rest) = kith_base::layout::read::<MailHead>(bytes, "held mail").ok()?;
+        if head.version != MAIL_ROW_VERSION {
             return None;
         }
-        let mailbox: [u8; 32] = rest[..32].try_into().ok()?;
-        let expires_at_ms = u64::from_le_bytes(rest[32..40].try_into().ok()?);
-        let len = rest[40] as usize;
-        let depositor = rest.get(41..41 + len)?.to_vec();
-        let sealed = rest.get(41 + len..)?.to_vec();
+        let (depositor, sealed) =
+            kith_base::layout::split(rest, usize::from(head.depositor_len), "depositor").ok()?;
         Some(Self {
-            mailbox,
-            depositor,
-            expires_at_ms,
-            sealed,
+            mailbox: head.mailbox,
+            depositor: depositor.to_vec(),
+            expires_at_ms: head.expires_at_ms,
+            sealed: sealed.to_vec(),
         })
     }
+}
+
+const MAIL_ROW_VERSION: u8 = 1;
+
+/// The fixed start of a held-mail row.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MailHead {
+    version: u8,
+    mailbox: [u8; 32],
+    #[serde(with = "kith_base::layout::le")]
+    expires_at_ms: u64,
+    depositor_len: u8,
 }
 
 /// A held letter's id and its sealed bytes.
@@ -660,6 +674,40 @@ fn remove_mail(
 mod tests {
     use super::*;
     use crate::StoreConfig;
+
+    /// The held-mail row, byte for byte: rows on disk (and in old
+    /// `messages.redb` files, imported as they are) are read with it.
+    #[test]
+    fn layout_is_pinned_by_a_test_vector() {
+        let mail = HeldMail {
+            mailbox: [0x11; 32],
+            depositor: vec![0xd0, 0xd1, 0xd2],
+            expires_at_ms: 0x0102_0304_0506_0708,
+            sealed: vec![0xee; 5],
+        };
+        let hex = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
+        let expected = format!(
+            "01{}{}03d0d1d2{}",
+            "11".repeat(32),
+            "0807060504030201",
+            "ee".repeat(5)
+        );
+        assert_eq!(hex(&mail.encode()), expected);
+        assert_eq!(HeldMail::decode(&mail.encode()), Some(mail.clone()));
+        let empty = HeldMail {
+            depositor: vec![],
+            sealed: vec![],
+            ..mail.clone()
+        };
+        assert_eq!(HeldMail::decode(&empty.encode()), Some(empty));
+        let row = mail.encode();
+        for len in 0..1 + 32 + 8 + 1 + 3 {
+            assert_eq!(HeldMail::decode(&row[..len]), None, "cut at {len}");
+        }
+        let mut newer = row.clone();
+        newer[0] = 2;
+        assert_eq!(HeldMail::decode(&newer), None);
+    }
 
     fn open(dir: &Path) -> (Store, Messages) {
         let store = Store::open(

@@ -7,14 +7,17 @@
 //! around which placement key — never the file key or the capability, so
 //! the table reveals no more than the holders already know.
 //!
-//! Row layout (hand-written, versioned; the one `owned.redb` used, so its
-//! rows import as they are): `1 ‖ expires_at u64 LE ‖ groups u32 LE ‖
-//! groups × (placement key (32) ‖ count u16 LE ‖ count × stripe id)`.
+//! Row layout (versioned; the one `owned.redb` used, so its rows import as
+//! they are): `1 ‖ expires_at u64 LE ‖ groups u32 LE ‖ groups × (placement
+//! key (32) ‖ count u16 LE ‖ count × stripe id)`. The serde structs
+//! `RowHead` and `GroupHead` define it, written and read by
+//! [`kith_base::layout`]; a test vector pins the bytes.
 
 use std::path::Path;
 
-use kith_base::ContentId;
+use kith_base::{ContentId, layout};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{DbContext, Result};
 use crate::store::Store;
@@ -26,6 +29,24 @@ pub(crate) const OWNED: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition:
 pub const LEGACY_FILE: &str = "owned.redb";
 
 const ROW_VERSION: u8 = 1;
+
+/// The start of a row: version, expiry, number of groups.
+#[derive(Serialize, Deserialize)]
+struct RowHead {
+    version: u8,
+    #[serde(with = "kith_base::layout::le")]
+    expires_at: u64,
+    #[serde(with = "kith_base::layout::le")]
+    groups: u32,
+}
+
+/// The start of a group: its placement key and how many stripe ids follow.
+#[derive(Serialize, Deserialize)]
+struct GroupHead {
+    placement: [u8; 32],
+    #[serde(with = "kith_base::layout::le")]
+    stripes: u16,
+}
 
 /// One stored file: its lease expiry and its stripes by placement key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,13 +63,19 @@ impl OwnedFile {
     pub fn encode(&self) -> Vec<u8> {
         let stripes: usize = self.groups.iter().map(|(_, ids)| ids.len()).sum();
         let mut row = Vec::with_capacity(13 + self.groups.len() * 34 + stripes * 32);
-        row.push(ROW_VERSION);
-        row.extend_from_slice(&self.expires_at.to_le_bytes());
-        row.extend_from_slice(&(self.groups.len() as u32).to_le_bytes());
+        let head = RowHead {
+            version: ROW_VERSION,
+            expires_at: self.expires_at,
+            groups: self.groups.len() as u32,
+        };
+        layout::write(&head, &mut row);
         for (placement, ids) in &self.groups {
-            row.extend_from_slice(placement);
-            // Groups are extents of at most 64 stripes.
-            row.extend_from_slice(&(ids.len() as u16).to_le_bytes());
+            let group = GroupHead {
+                placement: *placement,
+                // Groups are extents of at most 64 stripes.
+                stripes: ids.len() as u16,
+            };
+            layout::write(&group, &mut row);
             for id in ids {
                 row.extend_from_slice(id.as_bytes());
             }
@@ -59,28 +86,28 @@ impl OwnedFile {
     /// Reads a row written by [`OwnedFile::encode`]; `None` if it is not
     /// one (or has bytes left over).
     pub fn decode(row: &[u8]) -> Option<Self> {
-        let mut at = 0usize;
-        let mut take = |len: usize| {
-            let bytes = row.get(at..at + len)?;
-            at += len;
-            Some(bytes)
-        };
-        if take(1)? != [ROW_VERSION] {
+        let (head, mut rest) = layout::read::<RowHead>(row, "owned file").ok()?;
+        if head.version != ROW_VERSION {
             return None;
         }
-        let expires_at = u64::from_le_bytes(take(8)?.try_into().ok()?);
-        let count = u32::from_le_bytes(take(4)?.try_into().ok()?);
+        // Nothing is allocated per group or id before its bytes are read,
+        // so a count larger than the row only ends the read early.
         let mut groups = Vec::new();
-        for _ in 0..count {
-            let placement: [u8; 32] = take(32)?.try_into().ok()?;
-            let len = u16::from_le_bytes(take(2)?.try_into().ok()?);
-            let mut ids = Vec::with_capacity(usize::from(len));
-            for _ in 0..len {
-                ids.push(ContentId::from_bytes(take(32)?.try_into().ok()?));
-            }
-            groups.push((placement, ids));
+        for _ in 0..head.groups {
+            let (group, after) = layout::read::<GroupHead>(rest, "group").ok()?;
+            let len = usize::from(group.stripes) * ContentId::LEN;
+            let (ids, after) = layout::split(after, len, "stripe ids").ok()?;
+            let (ids, _) = ids.as_chunks::<{ ContentId::LEN }>();
+            groups.push((
+                group.placement,
+                ids.iter().copied().map(ContentId::from_bytes).collect(),
+            ));
+            rest = after;
         }
-        (at == row.len()).then_some(Self { expires_at, groups })
+        rest.is_empty().then_some(Self {
+            expires_at: head.expires_at,
+            groups,
+        })
     }
 }
 
@@ -161,6 +188,42 @@ impl OwnedFiles {
 mod tests {
     use super::*;
     use crate::StoreConfig;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    /// The row layout, byte for byte: rows on disk (and in old
+    /// `owned.redb` files, imported as they are) are read with it.
+    #[test]
+    fn layout_is_pinned_by_a_test_vector() {
+        let file = OwnedFile {
+            expires_at: 0x0102_0304_0506_0708,
+            groups: vec![
+                ([0x11; 32], vec![ContentId::from_bytes([0x22; 32])]),
+                ([0x33; 32], vec![]),
+            ],
+        };
+        let expected = format!(
+            "01{}{}{}{}{}{}{}",
+            "0807060504030201",
+            "02000000",
+            "11".repeat(32),
+            "0100",
+            "22".repeat(32),
+            "33".repeat(32),
+            "0000"
+        );
+        assert_eq!(hex(&file.encode()), expected);
+        assert_eq!(OwnedFile::decode(&file.encode()), Some(file.clone()));
+        let mut longer = file.encode();
+        longer.push(0);
+        assert_eq!(OwnedFile::decode(&longer), None);
+        let row = file.encode();
+        for len in 0..row.len() {
+            assert_eq!(OwnedFile::decode(&row[..len]), None, "cut at {len}");
+        }
+    }
 
     #[test]
     fn owned_files_round_trip_and_come_due() {

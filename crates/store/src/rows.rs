@@ -79,7 +79,10 @@ pub(crate) fn remove_share_rows(
 pub(crate) fn record_format(txn: &WriteTransaction, path: &Path) -> Result<()> {
     txn.open_table(META)
         .db(path)?
-        .insert(META_FORMAT, SCHEMA_VERSION.to_le_bytes().as_slice())
+        .insert(
+            META_FORMAT,
+            crate::tables::encode_schema(SCHEMA_VERSION).as_slice(),
+        )
         .db(path)?;
     Ok(())
 }

@@ -1108,7 +1108,7 @@ fn init_tables(layout: &Layout, db: &Database) -> Result<bool> {
             Ok(meta) => meta
                 .get(META_FORMAT)
                 .db(path)?
-                .map(|row| schema_of(row.value())),
+                .map(|row| crate::tables::decode_schema(row.value())),
             Err(redb::TableError::TableDoesNotExist(_)) => None,
             Err(error) => return Err(crate::error::db_error(path, error)),
         }
@@ -1138,14 +1138,6 @@ fn init_tables(layout: &Layout, db: &Database) -> Result<bool> {
     Ok(found.is_none())
 }
 
-/// The schema version in a `META_FORMAT` value; one that is not 4 bytes
-/// reads as "newer than anything".
-fn schema_of(bytes: &[u8]) -> u32 {
-    <[u8; 4]>::try_from(bytes)
-        .map(u32::from_le_bytes)
-        .unwrap_or(u32::MAX)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1166,7 +1158,10 @@ mod tests {
         let txn = db.begin_write().unwrap();
         txn.open_table(META)
             .unwrap()
-            .insert(META_FORMAT, version.to_le_bytes().as_slice())
+            .insert(
+                META_FORMAT,
+                crate::tables::encode_schema(version).as_slice(),
+            )
             .unwrap();
         txn.commit().unwrap();
     }
@@ -1175,7 +1170,7 @@ mod tests {
         let db = Database::create(dir.join("store.redb")).unwrap();
         let txn = db.begin_read().unwrap();
         let meta = txn.open_table(META).unwrap();
-        schema_of(meta.get(META_FORMAT).unwrap().unwrap().value())
+        crate::tables::decode_schema(meta.get(META_FORMAT).unwrap().unwrap().value())
     }
 
     #[test]

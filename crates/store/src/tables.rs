@@ -3,13 +3,17 @@
 //!
 //! Every key is fixed-width bytes, so the sort order redb keeps is the byte
 //! order of ids, which is what the paginated listings and the scrub cursor
-//! rely on. A share row is our own fixed-width encoding with a version byte
+//! rely on. A share row is our own fixed-width layout with a version byte
 //! rather than a redb tuple: a tuple's type name is part of the table's
 //! identity in redb, so adding a field later would need a table migration,
-//! while a versioned row can be read old and new side by side.
+//! while a versioned row can be read old and new side by side. The row's
+//! layout is the serde struct `ShareRow`, and the schema version's is
+//! `SchemaVersion`, both written and read by [`kith_base::layout`]; test
+//! vectors pin their bytes.
 
-use kith_base::ContentId;
+use kith_base::{ContentId, layout};
 use redb::TableDefinition;
+use serde::{Deserialize, Serialize};
 
 /// share id → [`ShareRow`] bytes. A row here means "the body file is fully
 /// written, synced, in place and verified".
@@ -39,6 +43,21 @@ pub(crate) const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("
 /// Key in [`META`] of the schema version (u32 LE). The key keeps its old
 /// name ("format") so that every kith reads it.
 pub(crate) const META_FORMAT: &str = "format";
+
+/// The schema version as stored under [`META_FORMAT`].
+#[derive(Serialize, Deserialize)]
+struct SchemaVersion(#[serde(with = "kith_base::layout::le")] u32);
+
+/// The [`META_FORMAT`] value of schema `version`.
+pub(crate) fn encode_schema(version: u32) -> Vec<u8> {
+    layout::to_vec(&SchemaVersion(version))
+}
+
+/// The schema version in a [`META_FORMAT`] value; one that is not 4 bytes
+/// reads as "newer than anything", so the file is refused, not rewritten.
+pub(crate) fn decode_schema(bytes: &[u8]) -> u32 {
+    layout::read_all::<SchemaVersion>(bytes, "schema version").map_or(u32::MAX, |version| version.0)
+}
 /// Key in [`META`] of the id the scrub checked last (32 bytes; absent at the
 /// start of a pass).
 pub(crate) const META_SCRUB_CURSOR: &str = "scrub_cursor";
@@ -82,21 +101,38 @@ pub struct ShareInfo {
 const ROW_LEN: usize = 1 + 32 + 1 + 8 + 32 + 1 + 8;
 const ROW_VERSION: u8 = 1;
 
+/// A share row, version 1, field by field: `1 | stripe:32 | index:u8 |
+/// len:u64 | owner:32 | has_expiry:u8 | expires_at:u64`, integers
+/// little-endian; `expires_at` is 0 when `has_expiry` is 0.
+#[derive(Serialize, Deserialize)]
+struct ShareRow {
+    version: u8,
+    stripe: [u8; 32],
+    index: u8,
+    #[serde(with = "kith_base::layout::le")]
+    len: u64,
+    owner: [u8; 32],
+    has_expiry: u8,
+    #[serde(with = "kith_base::layout::le")]
+    expires_at: u64,
+}
+
 impl ShareInfo {
-    /// Row layout v1: `1 | stripe:32 | index:u8 | len:u64 | owner:32 |
-    /// has_expiry:u8 | expires_at:u64`, integers little-endian.
+    /// The row of this share (see `ShareRow`).
     pub(crate) fn encode(&self) -> [u8; ROW_LEN] {
-        let mut row = [0u8; ROW_LEN];
-        row[0] = ROW_VERSION;
-        row[1..33].copy_from_slice(self.stripe.as_bytes());
-        row[33] = self.index;
-        row[34..42].copy_from_slice(&self.len.to_le_bytes());
-        row[42..74].copy_from_slice(&self.owner);
-        if let Some(at) = self.expires_at {
-            row[74] = 1;
-            row[75..83].copy_from_slice(&at.to_le_bytes());
-        }
-        row
+        let row = ShareRow {
+            version: ROW_VERSION,
+            stripe: *self.stripe.as_bytes(),
+            index: self.index,
+            len: self.len,
+            owner: self.owner,
+            has_expiry: u8::from(self.expires_at.is_some()),
+            expires_at: self.expires_at.unwrap_or(0),
+        };
+        let mut bytes = [0u8; ROW_LEN];
+        // Fixed-width fields only: always ROW_LEN bytes.
+        bytes.copy_from_slice(&layout::to_vec(&row));
+        bytes
     }
 
     /// A share rebuilt from its body after the index was lost: no stripe
@@ -118,28 +154,20 @@ impl ShareInfo {
 
     /// Reads a row; `None` if it is not a row this code wrote.
     pub(crate) fn decode(row: &[u8]) -> Option<Self> {
-        if row.len() != ROW_LEN || row[0] != ROW_VERSION {
+        let row: ShareRow = layout::read_all(row, "share row").ok()?;
+        if row.version != ROW_VERSION {
             return None;
         }
-        let u64_at = |at: usize| {
-            let mut bytes = [0u8; 8];
-            bytes.copy_from_slice(&row[at..at + 8]);
-            u64::from_le_bytes(bytes)
-        };
-        let mut stripe = [0u8; 32];
-        stripe.copy_from_slice(&row[1..33]);
-        let mut owner = [0u8; 32];
-        owner.copy_from_slice(&row[42..74]);
-        let expires_at = match row[74] {
+        let expires_at = match row.has_expiry {
             0 => None,
-            1 => Some(u64_at(75)),
+            1 => Some(row.expires_at),
             _ => return None,
         };
         Some(Self {
-            stripe: ContentId::from_bytes(stripe),
-            index: row[33],
-            len: u64_at(34),
-            owner,
+            stripe: ContentId::from_bytes(row.stripe),
+            index: row.index,
+            len: row.len,
+            owner: row.owner,
             expires_at,
         })
     }
@@ -190,6 +218,47 @@ mod tests {
         bad[0] = 2;
         assert_eq!(ShareInfo::decode(&bad), None);
         assert_eq!(ShareInfo::decode(&info.encode()[1..]), None);
+    }
+
+    /// The row layout of version 1, byte for byte: rows on disk in every
+    /// data folder are read with it.
+    #[test]
+    fn layout_is_pinned_by_a_test_vector() {
+        let info = ShareInfo {
+            stripe: ContentId::from_bytes([0x11; 32]),
+            index: 7,
+            len: 0x0102_0304_0506_0708,
+            owner: [0x22; 32],
+            expires_at: Some(0x1112_1314_1516_1718),
+        };
+        let expected = format!(
+            "01{}07{}{}01{}",
+            "11".repeat(32),
+            "0807060504030201",
+            "22".repeat(32),
+            "1817161514131211"
+        );
+        assert_eq!(hex(&info.encode()), expected);
+        let bare = ShareInfo {
+            expires_at: None,
+            ..info
+        };
+        let expected = format!(
+            "01{}07{}{}00{}",
+            "11".repeat(32),
+            "0807060504030201",
+            "22".repeat(32),
+            "00".repeat(8)
+        );
+        assert_eq!(hex(&bare.encode()), expected);
+        assert_eq!(hex(&encode_schema(2)), "02000000");
+        assert_eq!(decode_schema(&[2, 0, 0, 0]), 2);
+        assert_eq!(decode_schema(&[2, 0, 0]), u32::MAX);
+        assert_eq!(decode_schema(&[2, 0, 0, 0, 0]), u32::MAX);
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
     }
 
     #[test]
