@@ -6,15 +6,15 @@
 //!
 //! | tag | message | payload |
 //! |---|---|---|
-//! | `0x01` | put | stripe id (32) ‖ index (1) ‖ record length u16 LE ‖ stripe record ‖ lease (137, see `kith_base::lease`) ‖ share bytes |
+//! | `0x01` | put | stripe id (32) ‖ index (1) ‖ record length u16 LE ‖ stripe record ‖ lease (169, see `kith_base::lease`) ‖ share bytes |
 //! | `0x02` | get | stripe id (32) ‖ index (1) |
 //! | `0x06` | get, or say where | stripe id (32) ‖ index (1): like get, but the holder may answer "elsewhere" (swarming) |
 //! | `0x03` | have | count u16 LE ‖ count × stripe id (32), count ≤ [`MAX_HAVE`] |
 //! | `0x04` | drop | stripe id (32) ‖ index (1): the owner deletes a share it stored |
-//! | `0x05` | renew | count u16 LE ‖ count × lease (137), count ≤ [`MAX_RENEW`]: the owner extends its leases |
+//! | `0x05` | renew | count u16 LE ‖ count × lease (169), count ≤ [`MAX_RENEW`]: the owner extends its leases |
 //! | `0x81` | stored | 1 byte: 0 = newly stored, 1 = already held |
 //! | `0x82` | refused | reason (1: store full, 2: invalid request, 3: internal error, 4: busy, 5: not the owner) ‖ UTF-8 sentence |
-//! | `0x83` | share | record length u16 LE ‖ stripe record ‖ lease length u8 (0 or 137) ‖ the stripe's lease ‖ share bytes |
+//! | `0x83` | share | record length u16 LE ‖ stripe record ‖ lease length u8 (0 or 169) ‖ the stripe's lease ‖ share bytes |
 //! | `0x84` | not found | empty |
 //! | `0x85` | holding | count × 32-byte bitmap (bit i of byte i/8 = holds share i), in the order asked |
 //! | `0x86` | damaged | empty: the peer held the share but found it damaged on its disk, and dropped it |
@@ -30,18 +30,43 @@
 //! frame is trusted: the record is checked against the stripe id the
 //! requester already holds, and every share against the record.
 //!
-//! Written by hand rather than with a serialisation crate: the messages are
-//! a handful of fixed layouts around one large byte string (the share), and
-//! writing that string straight from the codec's buffer — no copy into an
-//! intermediate encoding — is the point of the format.
+//! The fixed parts of the payloads are serde structs (`ShareAt`,
+//! `RecordLen`, `Count`, `RenewedCount`) written and read by
+//! [`kith_base::layout`]; the variable parts (records, leases, shares) are
+//! taken by the lengths those give, and the share itself is written straight
+//! from the codec's buffer and read as a view into the frame, never copied.
+//! A test vector pins every message's bytes.
+//!
+//! Long because: the table above, every message's writer and parser side by
+//! side, and their tests (round trips, bounds, truncations, the vector).
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{AsyncRead, AsyncWrite};
-use kith_base::{ContentId, LEASE_LEN};
+use kith_base::{ContentId, LEASE_LEN, layout};
 use kith_net::frames::{self, Bounds};
 use kith_net::{PeerId, StreamProtocol};
+use serde::{Deserialize, Serialize};
+
+/// The start of a put, get or drop request: which share.
+#[derive(Serialize, Deserialize)]
+struct ShareAt {
+    stripe: [u8; 32],
+    index: u8,
+}
+
+/// The length of the stripe record that follows (put, share).
+#[derive(Serialize, Deserialize)]
+struct RecordLen(#[serde(with = "kith_base::layout::le")] u16);
+
+/// How many leases (renew) or stripe ids (have) follow.
+#[derive(Serialize, Deserialize)]
+struct Count(#[serde(with = "kith_base::layout::le")] u16);
+
+/// A renewed answer: shares whose lease was extended.
+#[derive(Serialize, Deserialize)]
+struct RenewedCount(#[serde(with = "kith_base::layout::le")] u32);
 
 /// The protocol id of share transfer.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/kith/share/1.0.0");
@@ -271,19 +296,12 @@ pub(crate) async fn write_request<W: AsyncWrite + Unpin>(
                 .ok()
                 .filter(|len| usize::from(*len) <= MAX_RECORD)
                 .ok_or(WireError::Malformed("stripe record too long"))?;
-            frames::write_frame(
-                writer,
-                TAG_PUT,
-                &[
-                    stripe.as_bytes(),
-                    &[index],
-                    &record_len.to_le_bytes(),
-                    record,
-                    lease,
-                    share,
-                ],
-            )
-            .await
+            let mut head = layout::to_vec(&ShareAt {
+                stripe: *stripe.as_bytes(),
+                index,
+            });
+            layout::write(&RecordLen(record_len), &mut head);
+            frames::write_frame(writer, TAG_PUT, &[&head, record, lease, share]).await
         }
         OutRequest::Get {
             stripe,
@@ -291,17 +309,17 @@ pub(crate) async fn write_request<W: AsyncWrite + Unpin>(
             redirect,
         } => {
             let tag = if redirect { TAG_GET_OR_WHERE } else { TAG_GET };
-            frames::write_frame(writer, tag, &[stripe.as_bytes(), &[index]]).await
+            frames::write_frame(writer, tag, &[&share_at(stripe, index)]).await
         }
         OutRequest::Drop { stripe, index } => {
-            frames::write_frame(writer, TAG_DROP, &[stripe.as_bytes(), &[index]]).await
+            frames::write_frame(writer, TAG_DROP, &[&share_at(stripe, index)]).await
         }
         OutRequest::Renew { leases } => {
             if leases.len() > MAX_RENEW {
                 return Err(WireError::Malformed("too many leases in one renew request"));
             }
             let mut payload = Vec::with_capacity(2 + LEASE_LEN * leases.len());
-            payload.extend_from_slice(&(leases.len() as u16).to_le_bytes());
+            layout::write(&Count(leases.len() as u16), &mut payload);
             for lease in leases {
                 payload.extend_from_slice(lease);
             }
@@ -312,7 +330,7 @@ pub(crate) async fn write_request<W: AsyncWrite + Unpin>(
                 return Err(WireError::Malformed("too many stripes in one have request"));
             }
             let mut payload = Vec::with_capacity(2 + 32 * stripes.len());
-            payload.extend_from_slice(&(stripes.len() as u16).to_le_bytes());
+            layout::write(&Count(stripes.len() as u16), &mut payload);
             for stripe in stripes {
                 payload.extend_from_slice(stripe.as_bytes());
             }
@@ -360,8 +378,7 @@ pub(crate) fn parse_request(tag: u8, payload: Vec<u8>) -> Result<Request, WireEr
             Ok(Request::Drop { stripe, index })
         }
         TAG_RENEW => {
-            let count = u16_at(&payload, 0)? as usize;
-            let leases = &payload[2..];
+            let (count, leases) = count_of(&payload)?;
             if count > MAX_RENEW || leases.len() != LEASE_LEN * count {
                 return Err(WireError::Malformed(
                     "renew request length does not match its count",
@@ -372,14 +389,14 @@ pub(crate) fn parse_request(tag: u8, payload: Vec<u8>) -> Result<Request, WireEr
             })
         }
         TAG_HAVE => {
-            let count = u16_at(&payload, 0)? as usize;
-            let ids = &payload[2..];
+            let (count, ids) = count_of(&payload)?;
             if count > MAX_HAVE || ids.len() != 32 * count {
                 return Err(WireError::Malformed(
                     "have request length does not match its count",
                 ));
             }
-            let stripes = ids.chunks_exact(32).map(id_from).collect();
+            let (ids, _) = ids.as_chunks::<32>();
+            let stripes = ids.iter().copied().map(ContentId::from_bytes).collect();
             Ok(Request::Have { stripes })
         }
         other => Err(WireError::UnknownTag(other)),
@@ -423,7 +440,8 @@ pub(crate) async fn write_answer<W: AsyncWrite + Unpin>(
             frames::write_frame(writer, TAG_DROPPED, &[&[code]]).await
         }
         Answer::Renewed(count) => {
-            frames::write_frame(writer, TAG_RENEWED, &[&count.to_le_bytes()]).await
+            let count = layout::to_vec(&RenewedCount(*count));
+            frames::write_frame(writer, TAG_RENEWED, &[&count]).await
         }
         Answer::Elsewhere(peer) => {
             frames::write_frame(writer, TAG_ELSEWHERE, &[&peer.to_bytes()]).await
@@ -447,16 +465,11 @@ pub(crate) async fn write_share<W: AsyncWrite + Unpin>(
     let lease = lease
         .filter(|lease| lease.len() == LEASE_LEN)
         .unwrap_or(&[]);
+    let record_len = layout::to_vec(&RecordLen(record_len));
     frames::write_frame(
         writer,
         TAG_SHARE,
-        &[
-            &record_len.to_le_bytes(),
-            record,
-            &[lease.len() as u8],
-            lease,
-            share,
-        ],
+        &[&record_len, record, &[lease.len() as u8], lease, share],
     )
     .await
 }
@@ -527,26 +540,16 @@ pub(crate) fn parse_answer(tag: u8, payload: Vec<u8>) -> Result<Answer, WireErro
             _ => Err(WireError::Malformed("dropped answer")),
         },
         TAG_RENEWED => {
-            let count: [u8; 4] = payload
-                .as_slice()
-                .try_into()
+            let RenewedCount(count) = layout::read_all(&payload, "renewed answer")
                 .map_err(|_| WireError::Malformed("renewed answer"))?;
-            Ok(Answer::Renewed(u32::from_le_bytes(count)))
+            Ok(Answer::Renewed(count))
         }
         TAG_HOLDING => {
             if !payload.len().is_multiple_of(32) {
                 return Err(WireError::Malformed("holding answer is not whole bitmaps"));
             }
-            Ok(Answer::Holding(
-                payload
-                    .chunks_exact(32)
-                    .map(|chunk| {
-                        let mut bitmap = [0u8; 32];
-                        bitmap.copy_from_slice(chunk);
-                        bitmap
-                    })
-                    .collect(),
-            ))
+            let (bitmaps, _) = payload.as_chunks::<32>();
+            Ok(Answer::Holding(bitmaps.to_vec()))
         }
         other => Err(WireError::UnknownTag(other)),
     }
@@ -562,39 +565,40 @@ pub(crate) fn bit(bitmap: &[u8; 32], index: u8) -> bool {
     bitmap[usize::from(index / 8)] & (1 << (index % 8)) != 0
 }
 
-fn id_from(bytes: &[u8]) -> ContentId {
-    let mut id = [0u8; 32];
-    id.copy_from_slice(bytes);
-    ContentId::from_bytes(id)
+/// The payload of a get or drop request (and the start of a put).
+fn share_at(stripe: ContentId, index: u8) -> Vec<u8> {
+    layout::to_vec(&ShareAt {
+        stripe: *stripe.as_bytes(),
+        index,
+    })
 }
 
 fn stripe_and_index(payload: &[u8]) -> Result<(ContentId, u8, &[u8]), WireError> {
-    if payload.len() < 33 {
-        return Err(WireError::Malformed("request too short"));
-    }
-    Ok((id_from(&payload[..32]), payload[32], &payload[33..]))
+    let (at, rest) = layout::read::<ShareAt>(payload, "request")
+        .map_err(|_| WireError::Malformed("request too short"))?;
+    Ok((ContentId::from_bytes(at.stripe), at.index, rest))
 }
 
-fn u16_at(bytes: &[u8], at: usize) -> Result<u16, WireError> {
-    bytes
-        .get(at..at + 2)
-        .map(|b| u16::from_le_bytes([b[0], b[1]]))
-        .ok_or(WireError::Malformed("frame too short"))
+/// Reads a count and returns it with what follows.
+fn count_of(payload: &[u8]) -> Result<(usize, &[u8]), WireError> {
+    let (Count(count), rest) =
+        layout::read(payload, "count").map_err(|_| WireError::Malformed("frame too short"))?;
+    Ok((usize::from(count), rest))
 }
 
 /// Reads `record length u16 ‖ record` at the start of `bytes`; returns the
-/// record and where the share starts, counted from `base` (the offset of
-/// `bytes` in the whole payload).
+/// record and where what follows starts, counted from `base` (the offset
+/// of `bytes` in the whole payload).
 fn record_at(bytes: &[u8], base: usize) -> Result<(Vec<u8>, usize), WireError> {
-    let len = usize::from(u16_at(bytes, 0)?);
+    let (RecordLen(len), rest) = layout::read(bytes, "record length")
+        .map_err(|_| WireError::Malformed("frame too short"))?;
+    let len = usize::from(len);
     if len > MAX_RECORD {
         return Err(WireError::Malformed("stripe record too long"));
     }
-    let record = bytes
-        .get(2..2 + len)
-        .ok_or(WireError::Malformed("stripe record cut short"))?
-        .to_vec();
-    Ok((record, base + 2 + len))
+    let (record, _) = layout::split(rest, len, "stripe record")
+        .map_err(|_| WireError::Malformed("stripe record cut short"))?;
+    Ok((record.to_vec(), base + (bytes.len() - rest.len()) + len))
 }
 
 #[cfg(test)]
@@ -619,6 +623,108 @@ mod tests {
         read_answer(&mut futures::io::Cursor::new(wire), Duration::from_secs(1))
             .await
             .unwrap()
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    async fn request_bytes(request: OutRequest<'_>) -> String {
+        let mut wire = Vec::new();
+        write_request(&mut wire, request).await.unwrap();
+        hex(&wire)
+    }
+
+    async fn answer_bytes(answer: &Answer) -> String {
+        let mut wire = Vec::new();
+        write_answer(&mut wire, answer).await.unwrap();
+        hex(&wire)
+    }
+
+    /// Every message's frame, byte for byte: nodes of the last version
+    /// speak it (`/kith/share/1.0.0` is unchanged).
+    #[tokio::test]
+    async fn layout_is_pinned_by_a_test_vector() {
+        let stripe = ContentId::from_bytes([0x11; 32]);
+        let s = "11".repeat(32);
+        let lease = [0x44u8; LEASE_LEN];
+        let put = OutRequest::Put {
+            stripe,
+            index: 2,
+            record: &[0xaa; 3],
+            lease: &lease,
+            share: b"xyz",
+        };
+        // 32 + 1 + 2 + 3 + 169 + 3 = 210 = 0xd2 bytes of payload.
+        assert_eq!(
+            request_bytes(put).await,
+            format!("01d2000000{s}020300aaaaaa{}78797a", "44".repeat(LEASE_LEN))
+        );
+        let get = OutRequest::Get {
+            stripe,
+            index: 5,
+            redirect: false,
+        };
+        assert_eq!(request_bytes(get).await, format!("0221000000{s}05"));
+        let get_or_where = OutRequest::Get {
+            stripe,
+            index: 5,
+            redirect: true,
+        };
+        assert_eq!(
+            request_bytes(get_or_where).await,
+            format!("0621000000{s}05")
+        );
+        let drop = OutRequest::Drop { stripe, index: 9 };
+        assert_eq!(request_bytes(drop).await, format!("0421000000{s}09"));
+        let renew = OutRequest::Renew {
+            leases: &[lease, lease],
+        };
+        assert_eq!(
+            request_bytes(renew).await,
+            format!("05540100000200{}", "44".repeat(2 * LEASE_LEN))
+        );
+        let have = OutRequest::Have { stripes: &[stripe] };
+        assert_eq!(request_bytes(have).await, format!("03220000000100{s}"));
+
+        let stored = Answer::Stored { already_held: true };
+        assert_eq!(answer_bytes(&stored).await, "810100000001");
+        let refused = Answer::Refused {
+            reason: RefuseReason::from_code(1),
+            message: "no".into(),
+        };
+        assert_eq!(answer_bytes(&refused).await, "8203000000016e6f");
+        let share = Answer::Share {
+            record: vec![0xaa; 3],
+            lease: Some(lease.to_vec()),
+            share: Bytes::from_static(b"xyz"),
+        };
+        // 2 + 3 + 1 + 169 + 3 = 178 = 0xb2 bytes of payload.
+        assert_eq!(
+            answer_bytes(&share).await,
+            format!("83b20000000300aaaaaaa9{}78797a", "44".repeat(LEASE_LEN))
+        );
+        let bare = Answer::Share {
+            record: vec![0xaa],
+            lease: None,
+            share: Bytes::new(),
+        };
+        assert_eq!(answer_bytes(&bare).await, "83040000000100aa00");
+        assert_eq!(answer_bytes(&Answer::NotFound).await, "8400000000");
+        assert_eq!(answer_bytes(&Answer::Damaged).await, "8600000000");
+        let dropped = Answer::Dropped(DropResult::KeptCache);
+        assert_eq!(answer_bytes(&dropped).await, "870100000002");
+        assert_eq!(
+            answer_bytes(&Answer::Renewed(0x0102_0304)).await,
+            "880400000004030201"
+        );
+        let mut bitmap = [0u8; 32];
+        set_bit(&mut bitmap, 9);
+        let holding = Answer::Holding(vec![bitmap]);
+        assert_eq!(
+            answer_bytes(&holding).await,
+            format!("852000000000{}{}", "02", "00".repeat(30))
+        );
     }
 
     #[tokio::test]
@@ -793,7 +899,7 @@ mod tests {
         assert!(parse_request(TAG_HAVE, vec![3, 0, 1, 2]).is_err());
         // A record length pointing past the end.
         let mut put = vec![0u8; 33];
-        put.extend_from_slice(&100u16.to_le_bytes());
+        put.extend_from_slice(&[100, 0]);
         put.extend_from_slice(b"short");
         assert!(parse_request(TAG_PUT, put).is_err());
         assert!(parse_answer(TAG_HOLDING, vec![0; 33]).is_err());
