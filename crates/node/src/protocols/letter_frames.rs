@@ -35,16 +35,20 @@
 //! Collect and drop act on the mailbox of the peer asking (the connection
 //! is authenticated), so only a recipient can read or empty its mailbox.
 //!
-//! Written by hand for the same reason as the share protocol's frames: a few
-//! fixed layouts around byte strings that go through unchanged.
+//! The fixed parts of the mailbox payloads are serde structs
+//! (`DepositHead`, `Count`, `LetterLen`) written and read by
+//! [`kith_base::layout`]; the letters themselves go through unchanged. A
+//! test vector pins the bytes.
 
 use std::time::Duration;
 
 use futures::{AsyncRead, AsyncWrite};
+use kith_base::layout;
 use kith_base::letter::{MAX_SEALED_LETTER, MAX_SIGNED_LETTER};
 use kith_net::StreamProtocol;
 pub use kith_net::frames::FrameError;
 use kith_net::frames::{self, Bounds};
+use serde::{Deserialize, Serialize};
 
 /// The direct-delivery protocol.
 pub const DIRECT: StreamProtocol = StreamProtocol::new("/kith/direct/1.0.0");
@@ -260,12 +264,31 @@ pub async fn expect_frame<R: AsyncRead + Unpin>(
     }
 }
 
+/// The start of a deposit request: where the letter goes and until when.
+#[derive(Serialize, Deserialize)]
+struct DepositHead {
+    mailbox: [u8; 32],
+    #[serde(with = "kith_base::layout::le")]
+    expires_ms: u64,
+}
+
+/// How many letters (mail, dropped) or letter ids (drop) follow.
+#[derive(Serialize, Deserialize)]
+struct Count(#[serde(with = "kith_base::layout::le")] u16);
+
+/// The length of the sealed letter that follows, in a mail answer.
+#[derive(Serialize, Deserialize)]
+struct LetterLen(#[serde(with = "kith_base::layout::le")] u32);
+
 /// A deposit request's payload: where the letter goes, until when, and the
 /// sealed letter.
 pub fn encode_deposit(mailbox: &[u8; 32], expires_ms: u64, sealed: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(40 + sealed.len());
-    out.extend_from_slice(mailbox);
-    out.extend_from_slice(&expires_ms.to_le_bytes());
+    let head = DepositHead {
+        mailbox: *mailbox,
+        expires_ms,
+    };
+    layout::write(&head, &mut out);
     out.extend_from_slice(sealed);
     out
 }
@@ -284,32 +307,35 @@ pub struct Deposit<'a> {
 
 /// Parses a deposit request.
 pub fn decode_deposit(payload: &[u8]) -> Result<Deposit<'_>, WireError> {
-    let bad = || WireError::malformed("a deposit shorter than its header");
-    let (mailbox, rest) = payload.split_first_chunk::<32>().ok_or_else(bad)?;
-    let (expires, sealed) = rest.split_first_chunk::<8>().ok_or_else(bad)?;
+    let (head, sealed) = layout::read::<DepositHead>(payload, "deposit")
+        .map_err(|_| WireError::malformed("a deposit shorter than its header"))?;
     if sealed.len() > MAX_SEALED_LETTER {
         return Err(WireError::malformed(
             "a deposit over the sealed letter limit",
         ));
     }
     Ok(Deposit {
-        mailbox: *mailbox,
-        expires_ms: u64::from_le_bytes(*expires),
+        mailbox: head.mailbox,
+        expires_ms: head.expires_ms,
         sealed,
     })
 }
 
 /// A dropped answer's payload: how many letters were dropped.
 pub fn encode_dropped(count: usize) -> [u8; 2] {
-    u16::try_from(count).unwrap_or(u16::MAX).to_le_bytes()
+    let count = Count(u16::try_from(count).unwrap_or(u16::MAX));
+    let mut bytes = [0u8; 2];
+    // A fixed-width u16: always two bytes.
+    bytes.copy_from_slice(&layout::to_vec(&count));
+    bytes
 }
 
 /// A mail answer's payload.
 pub fn encode_mail(items: &[crate::friends::db::HeldLetter]) -> Vec<u8> {
     let mut out = Vec::new();
-    out.extend_from_slice(&(items.len() as u16).to_le_bytes());
+    layout::write(&Count(items.len() as u16), &mut out);
     for (_, sealed) in items {
-        out.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        layout::write(&LetterLen(sealed.len() as u32), &mut out);
         out.extend_from_slice(sealed);
     }
     out
@@ -317,36 +343,32 @@ pub fn encode_mail(items: &[crate::friends::db::HeldLetter]) -> Vec<u8> {
 
 /// Parses a mail answer.
 pub fn decode_mail(payload: &[u8]) -> Result<Vec<Vec<u8>>, WireError> {
-    let bad = WireError::malformed("a mail answer that does not add up");
-    if payload.len() < 2 {
-        return Err(bad);
-    }
-    let count = u16::from_le_bytes([payload[0], payload[1]]) as usize;
+    let bad = || WireError::malformed("a mail answer that does not add up");
+    let (Count(count), mut rest) = layout::read(payload, "mail").map_err(|_| bad())?;
+    let count = usize::from(count);
     if count > MAX_MAIL_ITEMS {
-        return Err(bad);
+        return Err(bad());
     }
-    let mut rest = &payload[2..];
     let mut items = Vec::with_capacity(count);
     for _ in 0..count {
-        if rest.len() < 4 {
-            return Err(bad);
+        let (LetterLen(len), after) = layout::read(rest, "letter length").map_err(|_| bad())?;
+        let len = len as usize;
+        if len > MAX_SEALED_LETTER {
+            return Err(bad());
         }
-        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        if len > MAX_SEALED_LETTER || rest.len() < 4 + len {
-            return Err(bad);
-        }
-        items.push(rest[4..4 + len].to_vec());
-        rest = &rest[4 + len..];
+        let (sealed, after) = layout::split(after, len, "sealed letter").map_err(|_| bad())?;
+        items.push(sealed.to_vec());
+        rest = after;
     }
     if !rest.is_empty() {
-        return Err(bad);
+        return Err(bad());
     }
     Ok(items)
 }
 
 /// A drop request's payload.
 pub fn encode_ids(ids: &[[u8; 32]]) -> Vec<u8> {
-    let mut out = (ids.len() as u16).to_le_bytes().to_vec();
+    let mut out = layout::to_vec(&Count(ids.len() as u16));
     for id in ids {
         out.extend_from_slice(id);
     }
@@ -355,27 +377,51 @@ pub fn encode_ids(ids: &[[u8; 32]]) -> Vec<u8> {
 
 /// Parses a drop request.
 pub fn decode_ids(payload: &[u8]) -> Result<Vec<[u8; 32]>, WireError> {
-    let bad = WireError::malformed("a drop request that does not add up");
-    if payload.len() < 2 {
-        return Err(bad);
+    let bad = || WireError::malformed("a drop request that does not add up");
+    let (Count(count), ids) = layout::read(payload, "drop").map_err(|_| bad())?;
+    let count = usize::from(count);
+    if count > MAX_DROP || ids.len() != 32 * count {
+        return Err(bad());
     }
-    let count = u16::from_le_bytes([payload[0], payload[1]]) as usize;
-    if count > MAX_DROP || payload.len() != 2 + 32 * count {
-        return Err(bad);
-    }
-    Ok(payload[2..]
-        .chunks_exact(32)
-        .map(|chunk| {
-            let mut id = [0u8; 32];
-            id.copy_from_slice(chunk);
-            id
-        })
-        .collect())
+    let (ids, _) = ids.as_chunks::<32>();
+    Ok(ids.to_vec())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    /// The mailbox payloads, byte for byte: nodes of the last version speak
+    /// them (`/kith/mailbox/1.0.0` is unchanged).
+    #[test]
+    fn layout_is_pinned_by_a_test_vector() {
+        let deposit = encode_deposit(&[0x11; 32], 0x0102_0304_0506_0708, b"sealed");
+        let expected = format!("{}0807060504030201{}", "11".repeat(32), hex(b"sealed"));
+        assert_eq!(hex(&deposit), expected);
+        assert_eq!(
+            decode_deposit(&deposit).unwrap(),
+            Deposit {
+                mailbox: [0x11; 32],
+                expires_ms: 0x0102_0304_0506_0708,
+                sealed: b"sealed",
+            }
+        );
+        assert_eq!(hex(&encode_dropped(0x0102)), "0201");
+        let mail = encode_mail(&[([0; 32], b"ab".to_vec()), ([1; 32], Vec::new())]);
+        // Two letters: "ab" (2 bytes), then an empty one.
+        assert_eq!(hex(&mail), "020002000000616200000000");
+        assert_eq!(
+            decode_mail(&mail).unwrap(),
+            vec![b"ab".to_vec(), Vec::new()]
+        );
+        let ids = encode_ids(&[[0x22; 32]]);
+        assert_eq!(hex(&ids), format!("0100{}", "22".repeat(32)));
+        assert_eq!(decode_ids(&ids).unwrap(), vec![[0x22; 32]]);
+    }
 
     #[tokio::test]
     async fn frames_round_trip_and_limits_hold() {
@@ -407,8 +453,7 @@ mod tests {
         );
 
         // An oversized length is refused before anything is read.
-        let mut huge = vec![tag::DATA];
-        huge.extend_from_slice(&(MAX_CHUNK as u32 + 1).to_le_bytes());
+        let huge = frames::encode_header(tag::DATA, MAX_CHUNK as u32 + 1).to_vec();
         let mut reader = futures::io::Cursor::new(huge);
         assert!(matches!(
             read_frame(&mut reader, idle, &mut buffer).await,
