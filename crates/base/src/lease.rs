@@ -175,7 +175,7 @@ mod tests {
             "845e95399179ba5f6e83301c3a73b6e013ed2e7a1d79b8480276d260f68da5e4", // signature …
             "97268e38f2ba29c525af6081015cc3685de209c3620aa68b10a9acbd582b600f", // … (64 bytes)
         );
-        assert_eq!(data_encoding::HEXLOWER.encode(lease.as_bytes()), expected);
+        assert_eq!(crate::layout::to_hex(lease.as_bytes()), expected);
         let back = Lease::from_bytes(lease.as_bytes()).unwrap();
         assert_eq!(back, lease);
         assert_eq!(

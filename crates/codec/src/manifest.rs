@@ -383,9 +383,7 @@ fn check_fits(stripes: u64, meta: &FileMeta) -> Result<(), ManifestError> {
 mod tests {
     use super::*;
 
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-    }
+    use kith_base::layout::to_hex as hex;
 
     /// The bytes of one manifest with a name and a media type, pinned: a
     /// manifest's hash is in every capability, so these bytes must never

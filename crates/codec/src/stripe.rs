@@ -453,9 +453,7 @@ pub(crate) fn seal_stripe(
 mod tests {
     use super::*;
 
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-    }
+    use kith_base::layout::to_hex as hex;
 
     /// The bytes of one record and its id, pinned: the record's hash is the
     /// stripe id other nodes store shares under, so these bytes must never

@@ -685,7 +685,7 @@ mod tests {
             expires_at_ms: 0x0102_0304_0506_0708,
             sealed: vec![0xee; 5],
         };
-        let hex = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
+        let hex = kith_base::layout::to_hex;
         let expected = format!(
             "01{}{}03d0d1d2{}",
             "11".repeat(32),

@@ -189,9 +189,7 @@ mod tests {
     use super::*;
     use crate::StoreConfig;
 
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-    }
+    use kith_base::layout::to_hex as hex;
 
     /// The row layout, byte for byte: rows on disk (and in old
     /// `owned.redb` files, imported as they are) are read with it.

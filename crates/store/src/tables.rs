@@ -257,9 +257,7 @@ mod tests {
         assert_eq!(decode_schema(&[2, 0, 0, 0, 0]), u32::MAX);
     }
 
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-    }
+    use kith_base::layout::to_hex as hex;
 
     #[test]
     fn stripe_key_round_trip() {

@@ -173,15 +173,16 @@ fn report_bad(
 }
 
 /// Fetches stripes for get and repair: the share client, the swarm's
-/// redirects and the record of bad and slow peers. Cheap to clone.
+/// redirects and the record of bad and slow peers. Cheap to clone. Built
+/// by [`super::assemble`], which fills in the fields.
 #[derive(Clone, Debug)]
 pub(crate) struct StripeFetcher {
-    me: PeerId,
-    store: Store,
-    client: ShareClient,
-    bad: BadPeers,
-    swarm: Swarm,
-    counters: Arc<Counters>,
+    pub(super) me: PeerId,
+    pub(super) store: Store,
+    pub(super) client: ShareClient,
+    pub(super) bad: BadPeers,
+    pub(super) swarm: Swarm,
+    pub(super) counters: Arc<Counters>,
 }
 
 /// What a fetch met on its way: bad shares, the peers that served good
@@ -194,24 +195,6 @@ pub(crate) struct ReportState {
 }
 
 impl StripeFetcher {
-    pub(super) fn new(
-        me: PeerId,
-        store: Store,
-        client: ShareClient,
-        bad: BadPeers,
-        swarm: Swarm,
-        counters: Arc<Counters>,
-    ) -> Self {
-        Self {
-            me,
-            store,
-            client,
-            bad,
-            swarm,
-            counters,
-        }
-    }
-
     /// Runs a store call on the blocking pool.
     async fn blocking<T: Send + 'static>(
         &self,

@@ -179,18 +179,18 @@ pub(crate) fn assemble(
     let repair = Arc::new(RepairState::new(settings.repair_rate));
     let leases = LeaseSigner::new(identity, settings.lease);
     let locator = Locator::new(me, net.clone(), client.clone(), store.clone(), bad.clone());
-    let fetcher = StripeFetcher::new(
+    let fetcher = StripeFetcher {
         me,
-        store.clone(),
-        client.clone(),
+        store: store.clone(),
+        client: client.clone(),
         bad,
-        swarm.clone(),
-        counters.clone(),
-    );
-    let upkeep = UpkeepRunner::new(upkeep::UpkeepParts {
+        swarm: swarm.clone(),
+        counters: counters.clone(),
+    };
+    let upkeep = UpkeepRunner {
         me,
         leases: leases.clone(),
-        settings,
+        settings: Arc::new(settings),
         counters: counters.clone(),
         owned: owned.clone(),
         repair: repair.clone(),
@@ -199,7 +199,7 @@ pub(crate) fn assemble(
         client: client.clone(),
         locator: locator.clone(),
         fetcher: fetcher.clone(),
-    });
+    };
     let shares = Shares {
         me,
         leases,

@@ -391,9 +391,7 @@ pub fn decode_ids(payload: &[u8]) -> Result<Vec<[u8; 32]>, WireError> {
 mod tests {
     use super::*;
 
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-    }
+    use kith_base::layout::to_hex as hex;
 
     /// The mailbox payloads, byte for byte: nodes of the last version speak
     /// them (`/kith/mailbox/1.0.0` is unchanged).

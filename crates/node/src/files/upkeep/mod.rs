@@ -32,67 +32,23 @@ use leases::LeaseSigner;
 use repair::RepairState;
 
 /// Leases, repair and scrub: the node's background upkeep and its state.
-/// Cheap to clone.
+/// Cheap to clone. Built by [`super::assemble`], which fills in the fields.
 #[derive(Clone, Debug)]
 pub(crate) struct UpkeepRunner {
-    me: PeerId,
-    leases: LeaseSigner,
-    settings: Arc<UpkeepSettings>,
-    counters: Arc<Counters>,
-    owned: OwnedFiles,
-    repair: Arc<RepairState>,
-    net: Client,
-    store: Store,
-    client: ShareClient,
-    locator: Locator,
-    fetcher: StripeFetcher,
-}
-
-/// What an [`UpkeepRunner`] is built from.
-pub(crate) struct UpkeepParts {
-    pub(crate) me: PeerId,
-    pub(crate) leases: LeaseSigner,
-    pub(crate) settings: UpkeepSettings,
-    pub(crate) counters: Arc<Counters>,
-    pub(crate) owned: OwnedFiles,
-    pub(crate) repair: Arc<RepairState>,
-    pub(crate) net: Client,
-    pub(crate) store: Store,
-    pub(crate) client: ShareClient,
-    pub(crate) locator: Locator,
-    pub(crate) fetcher: StripeFetcher,
+    pub(super) me: PeerId,
+    pub(super) leases: LeaseSigner,
+    pub(super) settings: Arc<UpkeepSettings>,
+    pub(super) counters: Arc<Counters>,
+    pub(super) owned: OwnedFiles,
+    pub(super) repair: Arc<RepairState>,
+    pub(super) net: Client,
+    pub(super) store: Store,
+    pub(super) client: ShareClient,
+    pub(super) locator: Locator,
+    pub(super) fetcher: StripeFetcher,
 }
 
 impl UpkeepRunner {
-    pub(crate) fn new(parts: UpkeepParts) -> Self {
-        let UpkeepParts {
-            me,
-            leases,
-            settings,
-            counters,
-            owned,
-            repair,
-            net,
-            store,
-            client,
-            locator,
-            fetcher,
-        } = parts;
-        Self {
-            me,
-            leases,
-            settings: Arc::new(settings),
-            counters,
-            owned,
-            repair,
-            net,
-            store,
-            client,
-            locator,
-            fetcher,
-        }
-    }
-
     /// The upkeep counters since start.
     pub(crate) fn counters(&self) -> UpkeepCounters {
         self.counters.snapshot()

@@ -625,9 +625,7 @@ mod tests {
             .unwrap()
     }
 
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-    }
+    use kith_base::layout::to_hex as hex;
 
     async fn request_bytes(request: OutRequest<'_>) -> String {
         let mut wire = Vec::new();
