@@ -3,7 +3,8 @@
 //! `kith repair` and `kith status`; bad upkeep settings; and crash safety —
 //! nodes killed with SIGKILL during puts and during repairs, twenty times
 //! over, after which every store is consistent and every put that said it
-//! succeeded can be read back.
+//! succeeded can be read back; and nodes stopped with SIGTERM during a put,
+//! which leave nothing for recovery.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -315,5 +316,99 @@ fn stores_stay_consistent_when_nodes_are_killed_during_puts_and_repairs() {
             "{} came back different",
             file.display()
         );
+    }
+}
+
+/// Stops a node with SIGTERM — the way a service manager stops it — in the
+/// middle of a `kith put`: first the first node to take in a share of it,
+/// then the node running the put. Each stops in time with exit status 0,
+/// its store opens with nothing to recover and every share in it verifies,
+/// and the put either printed a capability that reads back byte-identical
+/// or failed with a message.
+#[test]
+fn sigterm_during_a_put_leaves_a_consistent_store() {
+    const NODES: usize = 6;
+    const READER: usize = 5;
+    let temp = tempfile::tempdir().unwrap();
+    let mut nodes: Vec<Option<Daemon>> =
+        start_network(temp.path(), NODES, NODES - 1, |_| Vec::new())
+            .into_iter()
+            .map(Some)
+            .collect();
+    let held = |nodes: &[Option<Daemon>]| -> Vec<u64> {
+        nodes
+            .iter()
+            .map(|node| counter(node.as_ref().unwrap(), "shares_held"))
+            .collect()
+    };
+    for (round, putter) in [0, 2].into_iter().enumerate() {
+        let file = temp.path().join(format!("file{round}"));
+        random_file(&file, 64 << 20);
+        let putter_dir = nodes[putter].as_ref().unwrap().dir.clone();
+        let before = held(&nodes);
+        let client = kith_command(&putter_dir)
+            .arg("put")
+            .arg(&file)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Under way: a node other than the putter took in a share of it.
+        let mut taker = None;
+        wait_for("the put to be under way", Duration::from_secs(60), || {
+            let now = held(&nodes);
+            taker = (0..NODES).find(|&i| i != putter && i != READER && now[i] > before[i]);
+            taker.is_some()
+        });
+        // Round 0 stops that holder; round 1 the node running the put.
+        let stopped = if round == 0 { taker.unwrap() } else { putter };
+        let daemon = nodes[stopped].take().unwrap();
+        let dir = daemon.dir.clone();
+        daemon.terminate();
+        let output = client.wait_with_output().unwrap();
+
+        let store = kith_store::Store::open(
+            dir.join("store"),
+            kith_store::StoreConfig {
+                quota_bytes: 1 << 40,
+            },
+        )
+        .unwrap();
+        let recovery = *store.recovery_report();
+        assert!(
+            recovery.is_clean(),
+            "round {round}: a node stopped by SIGTERM left work for recovery: {recovery:?}"
+        );
+        drop(store);
+        check_store(&dir);
+
+        let stdout = text(&output.stdout);
+        eprintln!(
+            "round {round}: node {stopped} stopped by SIGTERM mid-put; the put {}",
+            if output.status.success() {
+                "succeeded".to_owned()
+            } else {
+                format!("failed: {}", text(&output.stderr).trim())
+            }
+        );
+        if output.status.success() {
+            let copy = temp.path().join(format!("file{round}.copy"));
+            let got = kith(
+                &nodes[READER].as_ref().unwrap().dir,
+                &["get", stdout.trim(), "-o", copy.to_str().unwrap()],
+            );
+            assert!(got.status.success(), "{}", text(&got.stderr));
+            assert!(fs::read(&copy).unwrap() == fs::read(&file).unwrap());
+        } else {
+            assert!(stdout.is_empty(), "a failed put printed {stdout}");
+            assert!(
+                !text(&output.stderr).trim().is_empty(),
+                "a failed put said nothing"
+            );
+        }
+        let seed = nodes[READER].as_ref().unwrap().addr().to_owned();
+        let back = Daemon::start(&dir, &["--bootstrap", &seed]);
+        common::wait_until_peers(&back, 3);
+        nodes[stopped] = Some(back);
     }
 }
