@@ -153,6 +153,17 @@ fn bad_upkeep_settings_stop_the_node_with_a_clear_message() {
     }
 }
 
+/// Starts `kith put FILE` against the node in `dir`, its output captured.
+fn spawn_put(dir: &Path, file: &Path) -> std::process::Child {
+    kith_command(dir)
+        .arg("put")
+        .arg(file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Opens a stopped node's store (which runs the recovery pass) and reads
 /// every share back: all must verify. Returns how many shares it holds.
 fn check_store(dir: &Path) -> u64 {
@@ -221,13 +232,7 @@ fn stores_stay_consistent_when_nodes_are_killed_during_puts_and_repairs() {
                 .sum()
         };
         let before = held(&nodes);
-        let mut client = kith_command(&dir)
-            .arg("put")
-            .arg(&file)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut client = spawn_put(&dir, &file);
         // The kill lands at a different point of the put each round: once
         // the network holds `progress` of its 20 shares (3 stripes and the
         // manifest, 5 each), from none to all — or once the put is over.
@@ -346,13 +351,7 @@ fn sigterm_during_a_put_leaves_a_consistent_store() {
         random_file(&file, 64 << 20);
         let putter_dir = nodes[putter].as_ref().unwrap().dir.clone();
         let before = held(&nodes);
-        let client = kith_command(&putter_dir)
-            .arg("put")
-            .arg(&file)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let client = spawn_put(&putter_dir, &file);
         // Under way: a node other than the putter took in a share of it.
         let mut taker = None;
         wait_for("the put to be under way", Duration::from_secs(60), || {
