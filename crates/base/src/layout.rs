@@ -133,6 +133,21 @@ pub fn write<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
     *out = postcard::to_extend(value, written).expect("a layout serializes into a Vec");
 }
 
+/// The layout of a fixed-size `value` as an array of its exact size, with
+/// no allocation (frame headers go through this on every frame).
+///
+/// `N` must be the layout's length; another is a bug in the caller's
+/// constant, caught by its tests (this panics).
+#[allow(clippy::expect_used)]
+pub fn to_array<T: Serialize + ?Sized, const N: usize>(value: &T) -> [u8; N] {
+    let mut out = [0u8; N];
+    let written = postcard::to_slice(value, &mut out)
+        .expect("the layout fits its array")
+        .len();
+    assert_eq!(written, N, "a layout of {written} bytes in an array of {N}");
+    out
+}
+
 /// The layout of `value` as a new vector.
 pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     let mut out = Vec::new();
@@ -178,6 +193,12 @@ mod tests {
         expected.extend_from_slice(&[9; 64]);
         assert_eq!(bytes, expected);
         assert_eq!(read_all::<Sample>(&bytes, "sample").unwrap(), sample());
+    }
+
+    #[test]
+    fn to_array_writes_the_same_bytes_as_to_vec() {
+        let array: [u8; 75] = to_array(&sample());
+        assert_eq!(array.to_vec(), to_vec(&sample()));
     }
 
     #[test]

@@ -182,11 +182,7 @@ async fn timed<T>(
 /// The header of a frame of `tag` with `len` payload bytes (tests that play
 /// a misbehaving peer write headers with it).
 pub fn encode_header(tag: u8, len: u32) -> [u8; HEADER_LEN] {
-    let mut header = [0u8; HEADER_LEN];
-    let bytes = layout::to_vec(&WireHeader { tag, len });
-    // A u8 and a fixed-width u32: always HEADER_LEN bytes.
-    header.copy_from_slice(&bytes);
-    header
+    layout::to_array(&WireHeader { tag, len })
 }
 
 /// Writes one frame whose payload is `parts` one after another (so a large

@@ -129,10 +129,7 @@ impl ShareInfo {
             has_expiry: u8::from(self.expires_at.is_some()),
             expires_at: self.expires_at.unwrap_or(0),
         };
-        let mut bytes = [0u8; ROW_LEN];
-        // Fixed-width fields only: always ROW_LEN bytes.
-        bytes.copy_from_slice(&layout::to_vec(&row));
-        bytes
+        layout::to_array(&row)
     }
 
     /// A share rebuilt from its body after the index was lost: no stripe

@@ -195,14 +195,6 @@ pub(crate) struct ReportState {
 }
 
 impl StripeFetcher {
-    /// Runs a store call on the blocking pool.
-    async fn blocking<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&Store) -> T + Send + 'static,
-    ) -> T {
-        super::on_blocking_pool(&self.store, work).await
-    }
-
     /// Fetches k verified shares of `stripe` from `holders` ((index, peer)
     /// pairs). `k` is `None` when not known yet (the manifest stripe): then
     /// one share is fetched first, and its record tells.
@@ -418,11 +410,10 @@ impl StripeFetcher {
         redirect: bool,
     ) -> Result<Served, FetchFailure> {
         if peer == self.me {
-            return match self
-                .blocking(move |store| {
-                    crate::protocols::share::server::local_share(store, stripe, index)
-                })
-                .await
+            return match super::on_blocking_pool(&self.store, move |store| {
+                crate::protocols::share::server::local_share(store, stripe, index)
+            })
+            .await
             {
                 LocalShare::Found {
                     record,

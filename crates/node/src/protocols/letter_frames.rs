@@ -323,11 +323,7 @@ pub fn decode_deposit(payload: &[u8]) -> Result<Deposit<'_>, WireError> {
 
 /// A dropped answer's payload: how many letters were dropped.
 pub fn encode_dropped(count: usize) -> [u8; 2] {
-    let count = Count(u16::try_from(count).unwrap_or(u16::MAX));
-    let mut bytes = [0u8; 2];
-    // A fixed-width u16: always two bytes.
-    bytes.copy_from_slice(&layout::to_vec(&count));
-    bytes
+    layout::to_array(&Count(u16::try_from(count).unwrap_or(u16::MAX)))
 }
 
 /// A mail answer's payload.
