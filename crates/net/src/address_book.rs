@@ -47,7 +47,9 @@ impl AddressBook {
     }
 
     /// Notes that `peer` may be reached at `addrs` (newest first; at most
-    /// [`MAX_ADDRS_PER_PEER`] are kept per peer).
+    /// [`MAX_ADDRS_PER_PEER`] are kept per peer). Addresses are kept in
+    /// their full form, ending in `/p2p/<peer>` ([`full_address`]); one that
+    /// names another peer is ignored.
     pub(crate) fn remember<'a>(
         &mut self,
         peer: PeerId,
@@ -55,10 +57,13 @@ impl AddressBook {
     ) {
         let mut known = self.peers.remove(&peer).unwrap_or_default();
         for addr in addrs {
-            if let Some(at) = known.iter().position(|a| a == addr) {
+            let Some(addr) = full_address(peer, addr) else {
+                continue;
+            };
+            if let Some(at) = known.iter().position(|a| *a == addr) {
                 known.remove(at);
             }
-            known.insert(0, addr.clone());
+            known.insert(0, addr);
         }
         known.truncate(MAX_ADDRS_PER_PEER);
         // Inserted again: the most recently used.
@@ -76,6 +81,9 @@ impl AddressBook {
     fn forget(&mut self, peer: &PeerId, failed: impl IntoIterator<Item = Multiaddr>) {
         if let Some(known) = self.peers.get_mut(peer) {
             for addr in failed {
+                let Some(addr) = full_address(*peer, &addr) else {
+                    continue;
+                };
                 known.retain(|a| *a != addr);
             }
             if known.is_empty() {
@@ -83,6 +91,19 @@ impl AddressBook {
             }
         }
     }
+}
+
+/// `addr` ending in `/p2p/<peer>`, the form Kademlia keeps and the swarm
+/// dials; `None` if it names another peer.
+///
+/// The swarm drops duplicate addresses of a dial *before* it appends
+/// `/p2p/<peer>` to each, so `/ip4/…/tcp/4001` from one behaviour and
+/// `/ip4/…/tcp/4001/p2p/<peer>` from another were both dialled, at once:
+/// two handshakes for one connection, the loser abandoned mid-handshake on
+/// the listener. At 400 nodes that was a third of all handshakes
+/// (`docs/scale.md`, "Where the 400-node lookups spend their time").
+pub(crate) fn full_address(peer: PeerId, addr: &Multiaddr) -> Option<Multiaddr> {
+    addr.clone().with_p2p(peer).ok()
 }
 
 impl NetworkBehaviour for AddressBook {
@@ -163,17 +184,35 @@ mod tests {
         format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap()
     }
 
+    /// `addr(port)` as the book keeps it for `peer`.
+    fn full(peer: PeerId, port: u16) -> Multiaddr {
+        full_address(peer, &addr(port)).unwrap()
+    }
+
+    #[test]
+    fn an_address_with_and_without_its_peer_id_is_one_address() {
+        let mut book = AddressBook::new(8);
+        let peer = PeerId::random();
+        book.remember(peer, &[addr(1), full(peer, 1)]);
+        assert_eq!(book.addresses(&peer), vec![full(peer, 1)]);
+        // An address naming another peer is not this peer's.
+        book.remember(peer, &[full(PeerId::random(), 2)]);
+        assert_eq!(book.addresses(&peer), vec![full(peer, 1)]);
+        book.forget(&peer, [addr(1)]);
+        assert!(book.peers.is_empty());
+    }
+
     #[test]
     fn keeps_the_newest_addresses_of_a_peer_without_duplicates() {
         let mut book = AddressBook::new(8);
         let peer = PeerId::random();
         book.remember(peer, &[addr(1), addr(2)]);
         book.remember(peer, &[addr(1)]);
-        assert_eq!(book.addresses(&peer), vec![addr(1), addr(2)]);
+        assert_eq!(book.addresses(&peer), vec![full(peer, 1), full(peer, 2)]);
         let many: Vec<Multiaddr> = (10..30).map(addr).collect();
         book.remember(peer, &many);
         assert_eq!(book.addresses(&peer).len(), MAX_ADDRS_PER_PEER);
-        assert_eq!(book.addresses(&peer)[0], addr(29));
+        assert_eq!(book.addresses(&peer)[0], full(peer, 29));
     }
 
     #[test]
@@ -183,11 +222,11 @@ mod tests {
         book.remember(a, &[addr(1)]);
         book.remember(b, &[addr(2)]);
         // `a` is used, so `b` is the one to go.
-        assert_eq!(book.addresses(&a), vec![addr(1)]);
+        assert_eq!(book.addresses(&a), vec![full(a, 1)]);
         book.remember(c, &[addr(3)]);
         assert_eq!(book.addresses(&b), Vec::<Multiaddr>::new());
-        assert_eq!(book.addresses(&a), vec![addr(1)]);
-        assert_eq!(book.addresses(&c), vec![addr(3)]);
+        assert_eq!(book.addresses(&a), vec![full(a, 1)]);
+        assert_eq!(book.addresses(&c), vec![full(c, 3)]);
     }
 
     #[test]
@@ -196,7 +235,7 @@ mod tests {
         let peer = PeerId::random();
         book.remember(peer, &[addr(1), addr(2)]);
         book.forget(&peer, [addr(1)]);
-        assert_eq!(book.addresses(&peer), vec![addr(2)]);
+        assert_eq!(book.addresses(&peer), vec![full(peer, 2)]);
         book.forget(&peer, [addr(2)]);
         assert!(book.peers.is_empty());
     }

@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use libp2p::{
-    StreamProtocol, autonat, connection_limits, dcutr, identify,
+    Multiaddr, PeerId, StreamProtocol, autonat, connection_limits, dcutr, identify,
     identity::Keypair,
     kad::{self, store::MemoryStore},
     mdns, memory_connection_limits, ping, relay,
@@ -108,7 +108,10 @@ pub(crate) fn build(
         .set_publication_interval(None)
         .set_provider_record_ttl(Some(PROVIDER_RECORD_TTL))
         .set_provider_publication_interval(Some(PROVIDER_REPUBLISH_INTERVAL))
-        .set_periodic_bootstrap_interval(config.timing.dht_refresh);
+        .set_periodic_bootstrap_interval(config.timing.dht_refresh)
+        // The event loop adds peers itself (`add_to_routing_table`), only
+        // where a bucket has room: see there.
+        .set_kbucket_inserts(kad::BucketInserts::Manual);
     let store = MemoryStore::with_config(
         local,
         kad::store::MemoryStoreConfig {
@@ -187,3 +190,83 @@ pub(crate) fn build(
 /// Most addresses of one peer taken from what it announces about itself
 /// (identify, mDNS). A peer cannot flood our routing table with addresses.
 pub(crate) const MAX_ADDRS_PER_PEER: usize = 8;
+
+/// Adds `addr` of `peer` to Kademlia's routing table if the peer is in it
+/// already or its bucket has room; a full bucket is left as it is.
+///
+/// libp2p would instead make the new peer pending and *dial* the bucket's
+/// least recently seen peer to check it is alive, for every new peer met
+/// while the bucket is full. A node that is not connected to everyone (any
+/// network past a few hundred nodes, with connections closed when idle)
+/// meets new peers on every lookup and finds its old entries disconnected,
+/// so each contact cost one more connection, which pushed other idle
+/// connections out: at 400 nodes, as many of these dials as lookup
+/// requests (`docs/scale.md`, "Where the 400-node lookups spend their
+/// time"). Peers that stopped answering still leave the table: Kademlia
+/// drops a peer whose addresses all fail when a lookup dials it.
+pub(crate) fn add_to_routing_table(
+    kad: &mut kad::Behaviour<MemoryStore>,
+    peer: &PeerId,
+    addr: Multiaddr,
+) -> kad::RoutingUpdate {
+    let full = kad.kbucket(*peer).is_some_and(|bucket| {
+        bucket.num_entries() >= kad::K_VALUE.get()
+            && !bucket.iter().any(|entry| entry.node.key.preimage() == peer)
+    });
+    if full {
+        return kad::RoutingUpdate::Failed;
+    }
+    kad.add_address(peer, addr)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// A Kademlia behaviour of its own, with `count` peers that all fall in
+    /// its most distant bucket (half of all ids do).
+    fn far_peers(local: PeerId, count: usize) -> Vec<PeerId> {
+        let key = kad::KBucketKey::from(local);
+        std::iter::repeat_with(PeerId::random)
+            .filter(|peer| key.distance(&kad::KBucketKey::from(*peer)).ilog2() == Some(255))
+            .take(count)
+            .collect()
+    }
+
+    fn addr(port: u16) -> Multiaddr {
+        format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap()
+    }
+
+    #[test]
+    fn a_full_bucket_is_left_as_it_is_and_nobody_is_dialled_to_make_room() {
+        let local = PeerId::random();
+        let mut kad = kad::Behaviour::new(local, MemoryStore::new(local));
+        let k = kad::K_VALUE.get();
+        let peers = far_peers(local, k + 1);
+        for (port, peer) in (1..).zip(&peers[..k]) {
+            let update = add_to_routing_table(&mut kad, peer, addr(port));
+            assert!(matches!(update, kad::RoutingUpdate::Success));
+        }
+        // The bucket is full: the newcomer is not added, and not made
+        // pending (which would have had libp2p dial the oldest entry).
+        let newcomer = peers[k];
+        let update = add_to_routing_table(&mut kad, &newcomer, addr(100));
+        assert!(matches!(update, kad::RoutingUpdate::Failed));
+        let known: Vec<PeerId> = kad
+            .kbuckets()
+            .flat_map(|bucket| {
+                bucket
+                    .iter()
+                    .map(|entry| *entry.node.key.preimage())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(known.len(), k);
+        assert!(!known.contains(&newcomer));
+        // A peer already in the table still gets a new address.
+        let update = add_to_routing_table(&mut kad, &peers[0], addr(200));
+        assert!(matches!(update, kad::RoutingUpdate::Success));
+    }
+}

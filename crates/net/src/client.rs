@@ -89,6 +89,7 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<Vec<PeerId>, NetError>>,
     },
     Bootstrap(oneshot::Sender<Result<(), NetError>>),
+    Join(oneshot::Sender<Result<(), NetError>>),
     KnownPeers(oneshot::Sender<Vec<(PeerId, Vec<Multiaddr>)>>),
     AddKnownPeer {
         peer: PeerId,
@@ -381,6 +382,25 @@ impl Client {
         // One bootstrap is a series of lookups; give it a few timeouts.
         let after = self.query_timeout * 4 + GRACE;
         self.request(Command::Bootstrap, Some(("bootstrapping", after)))
+            .await?
+    }
+
+    /// Joins the DHT: looks up this node's own id, which fills the buckets
+    /// near it and puts it in the tables of the peers closest to it — all
+    /// a Kademlia lookup needs to route to and through this node. The more
+    /// distant buckets fill from the peers this node meets, and Kademlia's
+    /// own refresh ([`Timing::dht_refresh`](crate::Timing::dht_refresh))
+    /// or [`Client::bootstrap`] fills them on purpose.
+    ///
+    /// One lookup where a bootstrap runs one per bucket (about ten in a
+    /// thousand nodes, one after another): a node starting with a thousand
+    /// others sent a tenth of the requests and opened a tenth of the
+    /// connections (`docs/scale.md`, "Churn found and fixed").
+    ///
+    /// Cancel-safe; a cancelled join still runs to its end.
+    pub async fn join(&self) -> Result<(), NetError> {
+        let after = self.query_timeout + GRACE;
+        self.request(Command::Join, Some(("joining the DHT", after)))
             .await?
     }
 

@@ -35,8 +35,10 @@ use libp2p::{
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, trace, warn};
 
+use crate::address_book::full_address;
 use crate::behaviour::{
     Behaviour, BehaviourEvent, MAX_ADDRS_PER_PEER, MAX_PROVIDER_ADDRS, MAX_PROVIDER_KEYS,
+    add_to_routing_table,
 };
 use crate::client::{Command, NetEvent, PeerLookup};
 use crate::config::{IDENTIFY_PROTOCOL, KAD_PROTOCOL, peer_id_of};
@@ -59,6 +61,8 @@ enum QueryWaiter {
     FindPeer(PeerId, Reply<Result<PeerLookup, NetError>>),
     Closest([u8; 32], Reply<Result<Vec<PeerId>, NetError>>),
     Bootstrap(Reply<Result<(), NetError>>),
+    /// A lookup of this node's own id ([`crate::Client::join`]).
+    Join(Reply<Result<(), NetError>>),
     StartProviding(Reply<Result<(), NetError>>),
     /// Providers found so far (deduplicated, without this node).
     Providers(Vec<PeerId>, Reply<Result<Vec<PeerId>, NetError>>),
@@ -427,6 +431,16 @@ impl EventLoop {
                         successes: 0,
                         duration: Some(Duration::ZERO),
                     }));
+                } else if let Some(addrs) = self.connected_with_known_addrs(&peer) {
+                    // Connected now, with an address to give: nothing to
+                    // look up.
+                    let _ = reply.send(Ok(PeerLookup {
+                        peer,
+                        addrs,
+                        requests: 0,
+                        successes: 0,
+                        duration: Some(Duration::ZERO),
+                    }));
                 } else if let Err(error) = self.check_can_query() {
                     let _ = reply.send(Err(error));
                 } else {
@@ -498,6 +512,17 @@ impl EventLoop {
                             let _ = reply.send(Err(NetError::NoKnownPeers));
                         }
                     }
+                }
+            }
+            Command::Join(reply) => {
+                if self.pending_queries.len() >= MAX_INFLIGHT_QUERIES {
+                    let _ = reply.send(Err(NetError::Busy(self.pending_queries.len())));
+                } else if let Err(error) = self.check_can_query() {
+                    let _ = reply.send(Err(error));
+                } else {
+                    let local = *self.swarm.local_peer_id();
+                    let id = self.swarm.behaviour_mut().kad.get_closest_peers(local);
+                    self.pending_queries.insert(id, QueryWaiter::Join(reply));
                 }
             }
             Command::KnownPeers(reply) => {
@@ -645,9 +670,19 @@ impl EventLoop {
                 connection_id,
                 endpoint,
                 num_established,
-                ..
+                concurrent_dial_errors,
+                established_in,
             } => {
                 debug!(%peer_id, addr = %endpoint.get_remote_address(), "connected");
+                debug!(
+                    target: "kith_net::churn",
+                    dialer = endpoint.is_dialer(),
+                    n = num_established.get(),
+                    failed_addrs = concurrent_dial_errors.as_ref().map_or(0, Vec::len),
+                    in_ms = established_in.as_millis() as u64,
+                    open = self.connections.len(),
+                    "open"
+                );
                 self.connections
                     .insert(connection_id, (peer_id, Instant::now()));
                 self.trim_connections();
@@ -661,6 +696,9 @@ impl EventLoop {
                     lookup.addrs = vec![endpoint.get_remote_address().clone()];
                     let _ = reply.send(Ok(lookup));
                 }
+                if let ConnectedPoint::Dialer { address, .. } = &endpoint {
+                    self.answer_find_peer_early(peer_id, address);
+                }
                 if num_established.get() == 1 {
                     self.emit(NetEvent::PeerConnected(peer_id));
                 }
@@ -670,8 +708,17 @@ impl EventLoop {
                 connection_id,
                 num_established,
                 endpoint,
-                ..
+                cause,
             } => {
+                debug!(
+                    target: "kith_net::churn",
+                    dialer = endpoint.is_dialer(),
+                    n = num_established,
+                    trimmed = self.trimming.contains(&connection_id),
+                    lived_ms = self.connections.get(&connection_id).map_or(0, |(_, opened)| opened.elapsed().as_millis() as u64),
+                    cause = cause.as_ref().map(|c| describe(c)).unwrap_or_default(),
+                    "close"
+                );
                 self.ping_failures.remove(&connection_id);
                 self.connections.remove(&connection_id);
                 self.trimming.remove(&connection_id);
@@ -719,6 +766,9 @@ impl EventLoop {
                 debug!(%address, "external address expired");
                 self.update_relay_status();
             }
+            SwarmEvent::Dialing { peer_id, .. } => {
+                debug!(target: "kith_net::churn", known = peer_id.is_some_and(|p| self.swarm.is_connected(&p)), "dialing");
+            }
             other => trace!(?other, "swarm event"),
         }
     }
@@ -758,7 +808,7 @@ impl EventLoop {
                         .filter(|addr| keep_loopback || !is_loopback(addr))
                         .take(MAX_ADDRS_PER_PEER)
                     {
-                        kad.add_address(&peer_id, addr);
+                        add_to_routing_table(kad, &peer_id, addr);
                     }
                 } else {
                     trace!(%peer_id, version = %info.protocol_version, "not a kith DHT peer");
@@ -769,17 +819,23 @@ impl EventLoop {
                 let mut by_peer: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();
                 for (peer, addr) in found {
                     let addrs = by_peer.entry(peer).or_default();
-                    if addrs.len() < MAX_ADDRS_PER_PEER {
+                    // In the form Kademlia hands the same dial, so that the
+                    // swarm sees one address, not two (`full_address`).
+                    if let Some(addr) = full_address(peer, &addr)
+                        && addrs.len() < MAX_ADDRS_PER_PEER
+                        && !addrs.contains(&addr)
+                    {
                         addrs.push(addr);
                     }
                 }
                 for (peer, addrs) in by_peer {
                     debug!(%peer, "found on the LAN");
                     for addr in &addrs {
-                        self.swarm
-                            .behaviour_mut()
-                            .kad
-                            .add_address(&peer, addr.clone());
+                        add_to_routing_table(
+                            &mut self.swarm.behaviour_mut().kad,
+                            &peer,
+                            addr.clone(),
+                        );
                     }
                     if !self.swarm.is_connected(&peer) {
                         let opts = DialOpts::peer_id(peer)
@@ -898,6 +954,12 @@ impl EventLoop {
                 }
                 return;
             }
+            kad::Event::RoutablePeer { peer, address } => {
+                // A peer connected and has an address Kademlia can give out
+                // (`BucketInserts::Manual`).
+                add_to_routing_table(&mut self.swarm.behaviour_mut().kad, &peer, address);
+                return;
+            }
             kad::Event::RoutingUpdated {
                 peer, addresses, ..
             } => {
@@ -913,6 +975,17 @@ impl EventLoop {
                 return;
             }
         };
+        if step.last {
+            let kind = match &result {
+                kad::QueryResult::GetClosestPeers(_) => "closest",
+                kad::QueryResult::Bootstrap(_) => "bootstrap",
+                kad::QueryResult::GetProviders(_) => "providers",
+                kad::QueryResult::StartProviding(_) => "start-providing",
+                kad::QueryResult::RepublishProvider(_) => "republish",
+                _ => "other",
+            };
+            debug!(target: "kith_net::churn", kind, waited = self.pending_queries.contains_key(&id), requests = stats.num_requests(), "query done");
+        }
         match result {
             kad::QueryResult::GetClosestPeers(result) => {
                 let Some(waiter) = self.pending_queries.remove(&id) else {
@@ -952,7 +1025,17 @@ impl EventLoop {
                                 let _ = reply.send(Ok(lookup));
                             }
                             None => {
+                                // The target did not answer in time (busy, or
+                                // its connection was closed under load), but
+                                // someone knew it: try its addresses from the
+                                // routing table, or the address book (where a
+                                // connection made during the lookup and since
+                                // closed left its address).
                                 lookup.addrs = self.routing_addrs(&target);
+                                if lookup.addrs.is_empty() {
+                                    lookup.addrs =
+                                        self.swarm.behaviour_mut().addresses.addresses(&target);
+                                }
                                 if lookup.addrs.is_empty() {
                                     let _ = reply.send(Err(not_found(&lookup)));
                                 } else {
@@ -972,6 +1055,18 @@ impl EventLoop {
                                 peers.into_iter().map(|info| info.peer_id).collect();
                             sort_by_distance(&key, &mut ids);
                             Ok(ids)
+                        };
+                        let _ = reply.send(answer);
+                    }
+                    QueryWaiter::Join(reply) => {
+                        self.after_bootstrap();
+                        let answer = if peers.is_empty() && timed_out {
+                            Err(NetError::Timeout {
+                                what: "joining the DHT",
+                                after: stats.duration().unwrap_or_default(),
+                            })
+                        } else {
+                            Ok(())
                         };
                         let _ = reply.send(answer);
                     }
@@ -1077,6 +1172,20 @@ impl EventLoop {
     /// a connection closing for idleness) but a connection to it is open:
     /// its routing-table addresses, else the open connection's; `None`
     /// when not connected.
+    /// `peer`'s dialable addresses (routing table, else address book) if
+    /// this node is connected to it now; `None` if not connected or none is
+    /// known (an inbound connection's remote address is not one to dial).
+    fn connected_with_known_addrs(&mut self, peer: &PeerId) -> Option<Vec<Multiaddr>> {
+        if !self.swarm.is_connected(peer) {
+            return None;
+        }
+        let mut addrs = self.routing_addrs(peer);
+        if addrs.is_empty() {
+            addrs = self.swarm.behaviour_mut().addresses.addresses(peer);
+        }
+        (!addrs.is_empty()).then_some(addrs)
+    }
+
     fn connected_fallback(&mut self, target: &PeerId) -> Option<Vec<Multiaddr>> {
         if !self.swarm.is_connected(target) {
             return None;
@@ -1088,6 +1197,43 @@ impl EventLoop {
         self.connected_addrs
             .get(target)
             .map(|addr| vec![addr.clone()])
+    }
+
+    /// A lookup for `peer` is running and this node just dialled `peer` at
+    /// `address`: the lookup has found it (Kademlia dials the closest peers
+    /// it hears of, and a peer is the closest to itself). Answers at once
+    /// and ends the lookup, rather than waiting until the 20 peers closest
+    /// to it have all answered: that wait, behind the slowest of them, was
+    /// most of a lookup's time and its only way to fail.
+    fn answer_find_peer_early(&mut self, peer: PeerId, address: &Multiaddr) {
+        let Some(id) = self
+            .pending_queries
+            .iter()
+            .find_map(|(id, waiter)| match waiter {
+                QueryWaiter::FindPeer(target, _) if *target == peer => Some(*id),
+                _ => None,
+            })
+        else {
+            return;
+        };
+        let Some(QueryWaiter::FindPeer(_, reply)) = self.pending_queries.remove(&id) else {
+            return;
+        };
+        let mut lookup = PeerLookup {
+            peer,
+            addrs: full_address(peer, address).into_iter().collect(),
+            requests: 0,
+            successes: 0,
+            duration: None,
+        };
+        if let Some(mut query) = self.swarm.behaviour_mut().kad.query_mut(&id) {
+            let stats = query.stats();
+            lookup.requests = stats.num_requests();
+            lookup.successes = stats.num_successes();
+            lookup.duration = stats.duration();
+            query.finish();
+        }
+        let _ = reply.send(Ok(lookup));
     }
 
     /// A lookup for `lookup.peer` ended without it, but the routing table

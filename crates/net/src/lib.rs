@@ -202,7 +202,7 @@ pub async fn spawn(
 
     let swarm = event_loop.swarm_mut();
     for (peer, addr) in &config.known_peers {
-        swarm.behaviour_mut().kad.add_address(peer, addr.clone());
+        behaviour::add_to_routing_table(&mut swarm.behaviour_mut().kad, peer, addr.clone());
     }
     for (peer, addr) in bootstrap {
         swarm.behaviour_mut().kad.add_address(&peer, addr.clone());

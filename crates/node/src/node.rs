@@ -190,12 +190,14 @@ impl Node {
             }),
         };
         if rejoin || !config.bootstrap.is_empty() {
-            // Fill the routing table from the peers we know. Runs in the
-            // background: a lookup can take seconds and start-up must not wait.
+            // Join the DHT through the peers we know (a lookup of our own
+            // id; Kademlia's periodic refresh fills the distant buckets).
+            // Runs in the background: a lookup can take seconds and
+            // start-up must not wait.
             let net = node.inner.net.clone();
             node.spawn(async move {
-                if let Err(error) = net.bootstrap().await {
-                    debug!(%error, "first bootstrap did not complete");
+                if let Err(error) = net.join().await {
+                    debug!(%error, "joining the DHT did not complete");
                 }
             })
             .await;

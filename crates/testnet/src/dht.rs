@@ -196,6 +196,12 @@ pub struct DhtReport {
     pub requests: Option<(u32, u32)>,
     /// Wall-clock time per successful lookup: median and 95th percentile.
     pub lookup_time: Option<(Duration, Duration)>,
+    /// Successful lookups answered from a connection the querier already
+    /// had to the target (no request sent).
+    pub from_connection: usize,
+    /// Wall-clock time of the successful lookups that sent requests:
+    /// median and 95th percentile.
+    pub routed_time: Option<(Duration, Duration)>,
     /// Time for all lookups.
     pub lookups_time: Duration,
     /// Process RSS before the first node started.
@@ -467,12 +473,18 @@ async fn lookups(net: &Testnet, config: &DhtBenchConfig, report: &mut DhtReport)
     report.lookups = results.len();
     let mut requests = Vec::new();
     let mut times = Vec::new();
+    let mut routed_times = Vec::new();
     let mut missed = Vec::new();
     for (node, target, result, elapsed) in results {
         match result {
             Ok(lookup) => {
                 requests.push(lookup.requests);
                 times.push(elapsed);
+                if lookup.requests == 0 {
+                    report.from_connection += 1;
+                } else {
+                    routed_times.push(elapsed);
+                }
             }
             Err(error) => {
                 *report.failures.entry(failure_kind(&error)).or_default() += 1;
@@ -489,6 +501,8 @@ async fn lookups(net: &Testnet, config: &DhtBenchConfig, report: &mut DhtReport)
     report.found = requests.len();
     report.requests = percentile(&mut requests, 50.0).zip(percentile(&mut requests, 95.0));
     report.lookup_time = percentile(&mut times, 50.0).zip(percentile(&mut times, 95.0));
+    report.routed_time =
+        percentile(&mut routed_times, 50.0).zip(percentile(&mut routed_times, 95.0));
 }
 
 /// Files in flight at once in the files round.
@@ -971,6 +985,19 @@ impl fmt::Display for DhtReport {
             f,
             "lookup time, median / p95",
             self.lookup_time.map_or_else(
+                || "–".to_owned(),
+                |(m, p)| format!("{} / {}", millis(m), millis(p)),
+            ),
+        )?;
+        row(
+            f,
+            "answered from a connection already open to the target",
+            format!("{} of {}", self.from_connection, self.found),
+        )?;
+        row(
+            f,
+            "lookup time of the others (requests sent), median / p95",
+            self.routed_time.map_or_else(
                 || "–".to_owned(),
                 |(m, p)| format!("{} / {}", millis(m), millis(p)),
             ),
