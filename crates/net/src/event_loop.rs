@@ -51,6 +51,12 @@ pub(crate) const MAX_INFLIGHT_QUERIES: usize = 256;
 /// Most providers one [`Client::providers`](crate::Client::providers) call
 /// collects.
 pub(crate) const MAX_PROVIDERS_COLLECTED: usize = 64;
+/// The tracing target of one line per dial, connection opened or closed
+/// (with its cause) and DHT query finished: `RUST_LOG=kith_net::churn=debug`
+/// counts where a network's connections go (`docs/scale.md`, "Churn found
+/// and fixed").
+const CHURN: &str = "kith_net::churn";
+
 /// A providers lookup stops after the step that brings it to this many.
 pub(crate) const PROVIDERS_ENOUGH: usize = 20;
 
@@ -675,7 +681,7 @@ impl EventLoop {
             } => {
                 debug!(%peer_id, addr = %endpoint.get_remote_address(), "connected");
                 debug!(
-                    target: "kith_net::churn",
+                    target: CHURN,
                     dialer = endpoint.is_dialer(),
                     n = num_established.get(),
                     failed_addrs = concurrent_dial_errors.as_ref().map_or(0, Vec::len),
@@ -711,11 +717,14 @@ impl EventLoop {
                 cause,
             } => {
                 debug!(
-                    target: "kith_net::churn",
+                    target: CHURN,
                     dialer = endpoint.is_dialer(),
                     n = num_established,
                     trimmed = self.trimming.contains(&connection_id),
-                    lived_ms = self.connections.get(&connection_id).map_or(0, |(_, opened)| opened.elapsed().as_millis() as u64),
+                    lived_ms = self
+                        .connections
+                        .get(&connection_id)
+                        .map_or(0, |(_, opened)| opened.elapsed().as_millis() as u64),
                     cause = cause.as_ref().map(|c| describe(c)).unwrap_or_default(),
                     "close"
                 );
@@ -767,7 +776,8 @@ impl EventLoop {
                 self.update_relay_status();
             }
             SwarmEvent::Dialing { peer_id, .. } => {
-                debug!(target: "kith_net::churn", known = peer_id.is_some_and(|p| self.swarm.is_connected(&p)), "dialing");
+                let connected = peer_id.is_some_and(|peer| self.swarm.is_connected(&peer));
+                debug!(target: CHURN, connected, "dialing");
             }
             other => trace!(?other, "swarm event"),
         }
@@ -984,7 +994,9 @@ impl EventLoop {
                 kad::QueryResult::RepublishProvider(_) => "republish",
                 _ => "other",
             };
-            debug!(target: "kith_net::churn", kind, waited = self.pending_queries.contains_key(&id), requests = stats.num_requests(), "query done");
+            let waited = self.pending_queries.contains_key(&id);
+            let requests = stats.num_requests();
+            debug!(target: CHURN, kind, waited, requests, "query done");
         }
         match result {
             kad::QueryResult::GetClosestPeers(result) => {
@@ -1167,11 +1179,6 @@ impl EventLoop {
         }
     }
 
-    /// Where to reach `target` when a lookup for it ended without its own
-    /// answer (it came after the 10 s request timeout, or the request met
-    /// a connection closing for idleness) but a connection to it is open:
-    /// its routing-table addresses, else the open connection's; `None`
-    /// when not connected.
     /// `peer`'s dialable addresses (routing table, else address book) if
     /// this node is connected to it now; `None` if not connected or none is
     /// known (an inbound connection's remote address is not one to dial).
@@ -1186,17 +1193,19 @@ impl EventLoop {
         (!addrs.is_empty()).then_some(addrs)
     }
 
+    /// Where to reach `target` when a lookup for it ended without its own
+    /// answer (it came after the 10 s request timeout, or the request met
+    /// a connection closing for idleness) but a connection to it is open:
+    /// [`EventLoop::connected_with_known_addrs`], else the open
+    /// connection's address; `None` when not connected.
     fn connected_fallback(&mut self, target: &PeerId) -> Option<Vec<Multiaddr>> {
-        if !self.swarm.is_connected(target) {
-            return None;
-        }
-        let addrs = self.routing_addrs(target);
-        if !addrs.is_empty() {
-            return Some(addrs);
-        }
-        self.connected_addrs
-            .get(target)
-            .map(|addr| vec![addr.clone()])
+        self.connected_with_known_addrs(target).or_else(|| {
+            self.swarm
+                .is_connected(target)
+                .then(|| self.connected_addrs.get(target).cloned())
+                .flatten()
+                .map(|addr| vec![addr])
+        })
     }
 
     /// A lookup for `peer` is running and this node just dialled `peer` at
