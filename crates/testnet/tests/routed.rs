@@ -21,9 +21,12 @@ use kith_testnet::dht::{self, DhtBenchConfig, JoinMode, SCALE_MAIL_CHECK, SCALE_
 /// addresses a lookup had found. With those mended (trimming by use, an
 /// address book, dials past the inbound limit) a run gets 20 of 20 files
 /// and 98 of 100 lookups (`docs/scale.md`, "Files lost at 400 nodes" and
-/// "Files lost to the node's own limit"). The bar sits a little under
-/// that, for CI's load, and far above the 4 of 20 the code before reached
-/// there.
+/// "Files lost to the node's own limit"). With the connection churn
+/// ended (one dial per peer, no dial to make room in a full bucket, a
+/// lookup that answers when it reaches its peer: "Churn found and fixed")
+/// a run gets 20 of 20 files and 100 of 100 lookups at a median of 76 ms
+/// (it was seconds). The bar sits a little under that, for CI's load, and
+/// far above the 4 of 20 files the code before the first fixes reached.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_nodes_of_forty_connections_route_and_find_most_files() {
     let config = DhtBenchConfig {
@@ -47,6 +50,6 @@ async fn two_hundred_nodes_of_forty_connections_route_and_find_most_files() {
     // may take it past, up to twice that (`ConnectionLimits`).
     assert!(report.connections_max <= 80, "{report}");
     assert!(report.table_min >= 20, "a node joined badly: {report}");
-    assert!(report.gets_ok * 100 >= config.files * 85, "{report}");
-    assert!(report.found * 100 >= config.lookups * 80, "{report}");
+    assert!(report.gets_ok * 100 >= config.files * 95, "{report}");
+    assert!(report.found * 100 >= config.lookups * 95, "{report}");
 }
