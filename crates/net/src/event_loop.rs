@@ -430,23 +430,12 @@ impl EventLoop {
             Command::Dial { addr, reply } => self.dial(addr, reply),
             Command::FindPeer { peer, reply } => {
                 if peer == *self.swarm.local_peer_id() {
-                    let _ = reply.send(Ok(PeerLookup {
-                        peer,
-                        addrs: self.swarm.listeners().cloned().collect(),
-                        requests: 0,
-                        successes: 0,
-                        duration: Some(Duration::ZERO),
-                    }));
+                    let addrs = self.swarm.listeners().cloned().collect();
+                    let _ = reply.send(Ok(answered_at_once(peer, addrs)));
                 } else if let Some(addrs) = self.connected_with_known_addrs(&peer) {
                     // Connected now, with an address to give: nothing to
                     // look up.
-                    let _ = reply.send(Ok(PeerLookup {
-                        peer,
-                        addrs,
-                        requests: 0,
-                        successes: 0,
-                        duration: Some(Duration::ZERO),
-                    }));
+                    let _ = reply.send(Ok(answered_at_once(peer, addrs)));
                 } else if let Err(error) = self.check_can_query() {
                     let _ = reply.send(Err(error));
                 } else {
@@ -986,17 +975,13 @@ impl EventLoop {
             }
         };
         if step.last {
-            let kind = match &result {
-                kad::QueryResult::GetClosestPeers(_) => "closest",
-                kad::QueryResult::Bootstrap(_) => "bootstrap",
-                kad::QueryResult::GetProviders(_) => "providers",
-                kad::QueryResult::StartProviding(_) => "start-providing",
-                kad::QueryResult::RepublishProvider(_) => "republish",
-                _ => "other",
-            };
-            let waited = self.pending_queries.contains_key(&id);
-            let requests = stats.num_requests();
-            debug!(target: CHURN, kind, waited, requests, "query done");
+            debug!(
+                target: CHURN,
+                kind = query_kind(&result),
+                waited = self.pending_queries.contains_key(&id),
+                requests = stats.num_requests(),
+                "query done"
+            );
         }
         match result {
             kad::QueryResult::GetClosestPeers(result) => {
@@ -1043,11 +1028,7 @@ impl EventLoop {
                                 // routing table, or the address book (where a
                                 // connection made during the lookup and since
                                 // closed left its address).
-                                lookup.addrs = self.routing_addrs(&target);
-                                if lookup.addrs.is_empty() {
-                                    lookup.addrs =
-                                        self.swarm.behaviour_mut().addresses.addresses(&target);
-                                }
+                                lookup.addrs = self.known_addrs(&target);
                                 if lookup.addrs.is_empty() {
                                     let _ = reply.send(Err(not_found(&lookup)));
                                 } else {
@@ -1186,11 +1167,20 @@ impl EventLoop {
         if !self.swarm.is_connected(peer) {
             return None;
         }
-        let mut addrs = self.routing_addrs(peer);
-        if addrs.is_empty() {
-            addrs = self.swarm.behaviour_mut().addresses.addresses(peer);
-        }
+        let addrs = self.known_addrs(peer);
         (!addrs.is_empty()).then_some(addrs)
+    }
+
+    /// `peer`'s addresses from the routing table, else from the address
+    /// book (where a connection since closed, or a lookup since ended, left
+    /// them).
+    fn known_addrs(&mut self, peer: &PeerId) -> Vec<Multiaddr> {
+        let addrs = self.routing_addrs(peer);
+        if addrs.is_empty() {
+            self.swarm.behaviour_mut().addresses.addresses(peer)
+        } else {
+            addrs
+        }
     }
 
     /// Where to reach `target` when a lookup for it ended without its own
@@ -1339,6 +1329,30 @@ fn dial_error(addr: Multiaddr, error: &DialError) -> NetError {
         other => describe(other),
     };
     NetError::Dial { addr, reason }
+}
+
+/// A lookup answered without a request: this node itself, or a peer it is
+/// connected to now.
+fn answered_at_once(peer: PeerId, addrs: Vec<Multiaddr>) -> PeerLookup {
+    PeerLookup {
+        peer,
+        addrs,
+        requests: 0,
+        successes: 0,
+        duration: Some(Duration::ZERO),
+    }
+}
+
+/// A finished query's kind, for the [`CHURN`] log.
+fn query_kind(result: &kad::QueryResult) -> &'static str {
+    match result {
+        kad::QueryResult::GetClosestPeers(_) => "closest",
+        kad::QueryResult::Bootstrap(_) => "bootstrap",
+        kad::QueryResult::GetProviders(_) => "providers",
+        kad::QueryResult::StartProviding(_) => "start-providing",
+        kad::QueryResult::RepublishProvider(_) => "republish",
+        _ => "other",
+    }
 }
 
 #[cfg(test)]

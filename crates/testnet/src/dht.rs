@@ -984,10 +984,7 @@ impl fmt::Display for DhtReport {
         row(
             f,
             "lookup time, median / p95",
-            self.lookup_time.map_or_else(
-                || "–".to_owned(),
-                |(m, p)| format!("{} / {}", millis(m), millis(p)),
-            ),
+            millis_pair(self.lookup_time),
         )?;
         row(
             f,
@@ -997,10 +994,7 @@ impl fmt::Display for DhtReport {
         row(
             f,
             "lookup time of the others (requests sent), median / p95",
-            self.routed_time.map_or_else(
-                || "–".to_owned(),
-                |(m, p)| format!("{} / {}", millis(m), millis(p)),
-            ),
+            millis_pair(self.routed_time),
         )?;
         let per_node = |rss: Option<u64>| match (rss, self.rss_before) {
             (Some(after), Some(before)) if self.nodes > 0 => {
@@ -1137,6 +1131,14 @@ fn write_lost_file(f: &mut fmt::Formatter<'_>, lost: &LostFile) -> fmt::Result {
 
 fn secs(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
+}
+
+/// A median and a 95th percentile in milliseconds, or "–".
+fn millis_pair(pair: Option<(Duration, Duration)>) -> String {
+    pair.map_or_else(
+        || "–".to_owned(),
+        |(median, p95)| format!("{} / {}", millis(median), millis(p95)),
+    )
 }
 
 fn millis(d: Duration) -> String {
