@@ -195,6 +195,7 @@ pub async fn spawn(
         metrics,
         config.limits.max_established,
         activity,
+        config.timing.dht_refresh,
     );
     event_loop
         .wait_listening(listeners, LISTEN_STARTUP_LIMIT)
