@@ -9,8 +9,8 @@ mod common;
 use std::path::Path;
 
 use kith_base::letter::{self, Body, Letter};
-use kith_base::{Capability, ContentId, FileKey, Identity, Lease};
-use kith_codec::{FileMeta, Params, encode_all};
+use kith_base::{Capability, CapabilityKind, ContentId, FileKey, Identity, Lease};
+use kith_codec::{FileMeta, Folder, FolderEntry, Params, encode_all};
 use kith_node::AddressBook;
 use kith_node::protocols::letter_frames::{encode_deposit, encode_ids, encode_mail};
 use libfuzzer_sys::fuzz_target;
@@ -30,6 +30,8 @@ fn seeds() {
     let cap = Capability::new(ContentId::from_bytes([2; 32]), FileKey::from_bytes([9; 32]));
     write("capability", "bytes", &cap.to_bytes());
     write("capability", "text", cap.to_string().as_bytes());
+    let folder_cap = cap.clone().with_kind(CapabilityKind::Folder);
+    write("capability", "folder-path", format!("{folder_cap}/img/cat.jpg").as_bytes());
     write("identity_file", "alice", alice.to_file_text().as_bytes());
 
     let bodies = [
@@ -104,6 +106,20 @@ fn seeds() {
     )
     .expect("encode");
     write("manifest", "two-stripes", &file.manifest.to_bytes());
+    let folder = Folder::new(vec![
+        FolderEntry::new("index.html", 300, Some("text/html"), cap.clone()).expect("entry"),
+        FolderEntry::new(
+            "img",
+            5000,
+            None,
+            cap.clone().with_kind(CapabilityKind::Folder),
+        )
+        .expect("entry"),
+    ])
+    .expect("folder");
+    write("folder_listing", "two-entries", &folder.to_bytes());
+    write("folder_listing", "empty", &Folder::default().to_bytes());
+    write("folder_listing", "path", b"img/cat.jpg");
     let record = file.manifest_stripe.record().to_bytes();
     write("stripe_record", "manifest-stripe", &record);
     for (at, stripe) in stripes.iter().enumerate() {

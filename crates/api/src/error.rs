@@ -14,7 +14,9 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use kith_node::{FriendError, GetError, NetError, NodeError, PutError, SendError, StoreError};
+use kith_node::{
+    FriendError, GetError, NetError, NodeError, PathError, PutError, SendError, StoreError,
+};
 
 use crate::types::ErrorBody;
 
@@ -249,6 +251,20 @@ impl From<GetError> for ApiError {
             _ => ErrorKind::Internal,
         };
         Self::new(kind, error.to_string())
+    }
+}
+
+impl From<PathError> for ApiError {
+    fn from(error: PathError) -> Self {
+        match error {
+            PathError::Get(error) => error.into(),
+            PathError::NotAFolder { .. } => Self::bad_request(error.to_string()),
+            PathError::Missing { .. } => Self::not_found(error.to_string()),
+            PathError::ListingTooLarge { .. } | PathError::Listing { .. } => {
+                Self::new(ErrorKind::Unprocessable, error.to_string())
+            }
+            _ => Self::new(ErrorKind::Internal, error.to_string()),
+        }
     }
 }
 

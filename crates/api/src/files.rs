@@ -12,6 +12,12 @@
 //!   short, which the client detects by the length. The `x-kith-download`
 //!   header names the download, whose report (bad shares met, peers used)
 //!   `GET /v1/downloads/ID` gives once the body has ended.
+//!   `CAP/PATH` reads a file inside a folder.
+//! - `POST /v1/folder?shares=K/N` — the body is [`NewFolder`], the entries
+//!   of one folder (their files stored already); the answer is [`Stored`]
+//!   with the folder's capability. Media types come from the names.
+//! - `GET /v1/ls?cap=CAP[/PATH]` — [`Listing`], a folder's entries.
+//! - `GET /v1/resolve?cap=CAP[/PATH]` — [`Resolved`]: what the path names.
 //! - `GET /v1/stat?cap=CAP` — [`StatAnswer`].
 //! - `POST /v1/rm?cap=CAP` — deletes the shares this node stored from
 //!   every holder; [`kith_node::RmReport`] counts what happened.
@@ -23,17 +29,20 @@ use std::sync::{Arc, Mutex};
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
-use kith_base::Capability;
-use kith_node::{ChunkReader, Detected, FileMeta, GetReport, Node, Params};
+use kith_base::{Capability, CapabilityKind, CapabilityPath};
+use kith_node::{ChunkReader, Detected, FileMeta, Folder, FolderEntry, GetReport, Node, Params};
 use serde::Deserialize;
 
 use crate::error::ApiError;
-use crate::types::{CorruptShare, DownloadReport, Holder, StatAnswer, StatStripe, Stored};
+use crate::types::{
+    CorruptShare, DownloadReport, Holder, Listing, ListingEntry, NewFolder, Resolved, StatAnswer,
+    StatStripe, Stored,
+};
 
 /// Finished or running downloads whose reports are kept.
 const REPORTS_KEPT: usize = 64;
@@ -45,6 +54,9 @@ const BODY_BATCHES_AHEAD: usize = 8;
 /// one hand-over per chunk cost more CPU in thread wake-ups than the
 /// encoding itself.
 const BODY_BATCH: usize = 1 << 20;
+/// Largest `POST /v1/folder` body: a listing is at most 64 MiB, and its
+/// JSON (capabilities as text, field names) about half as large again.
+const MAX_FOLDER_REQUEST: usize = 100 << 20;
 
 type ReportFn = Box<dyn Fn() -> GetReport + Send + Sync>;
 
@@ -65,6 +77,12 @@ pub(crate) fn router(node: Node) -> Router {
     Router::new()
         .route("/v1/put", post(put))
         .route("/v1/get", get(get_file))
+        .route(
+            "/v1/folder",
+            post(put_folder).layer(DefaultBodyLimit::max(MAX_FOLDER_REQUEST)),
+        )
+        .route("/v1/ls", get(list))
+        .route("/v1/resolve", get(resolve))
         .route("/v1/downloads/{id}", get(download_report))
         .route("/v1/stat", get(stat))
         .route("/v1/rm", post(remove))
@@ -89,30 +107,54 @@ fn parse_cap(text: &str) -> Result<Capability, ApiError> {
         .map_err(|error| ApiError::bad_request(format!("not a valid capability: {error}")))
 }
 
+/// Parses a capability with an optional path inside its folder.
+fn parse_cap_path(text: &str) -> Result<CapabilityPath, ApiError> {
+    text.parse::<CapabilityPath>()
+        .map_err(|error| ApiError::bad_request(format!("not a valid capability: {error}")))
+}
+
+/// The media type a name's extension suggests, if any.
+pub(crate) fn media_type_of(name: &str) -> Option<String> {
+    mime_guess::from_path(name).first_raw().map(str::to_owned)
+}
+
+/// Parses `?shares=K/N` (the default when absent).
+fn parse_params(shares: Option<&str>) -> Result<Params, ApiError> {
+    match shares {
+        None => Ok(Params::default()),
+        Some(text) => text
+            .parse::<Params>()
+            .map_err(|error| ApiError::bad_request(format!("--shares {text:?}: {error}"))),
+    }
+}
+
 async fn put(
     State(files): State<Files>,
     Query(query): Query<PutQuery>,
     request: Request,
 ) -> Response {
-    let params = match query.shares.as_deref() {
-        None => Params::default(),
-        Some(text) => match text.parse::<Params>() {
-            Ok(params) => params,
-            Err(error) => {
-                return ApiError::bad_request(format!("--shares {text:?}: {error}"))
-                    .into_response();
-            }
-        },
+    let params = match parse_params(query.shares.as_deref()) {
+        Ok(params) => params,
+        Err(error) => return error.into_response(),
     };
     let meta = match query.name.as_deref() {
         None => FileMeta::none(),
-        Some(name) => match FileMeta::none().with_name(name) {
-            Ok(meta) => meta,
-            Err(error) => {
-                return ApiError::bad_request(format!("file name {name:?}: {error}"))
-                    .into_response();
+        Some(name) => {
+            let named =
+                FileMeta::none()
+                    .with_name(name)
+                    .and_then(|meta| match media_type_of(name) {
+                        Some(media) => meta.with_media_type(&media),
+                        None => Ok(meta),
+                    });
+            match named {
+                Ok(meta) => meta,
+                Err(error) => {
+                    return ApiError::bad_request(format!("file name {name:?}: {error}"))
+                        .into_response();
+                }
             }
-        },
+        }
     };
     let (sender, receiver) = tokio::sync::mpsc::channel(BODY_BATCHES_AHEAD);
     let mut body = request.into_body().into_data_stream();
@@ -165,10 +207,22 @@ async fn get_file(
     State(files): State<Files>,
     Query(query): Query<CapQuery>,
 ) -> Result<Response, ApiError> {
-    let capability = parse_cap(&query.cap)?;
+    let target = parse_cap_path(&query.cap)?;
+    let (capability, listed_media) = files
+        .node
+        .files()
+        .resolve(&target.capability, &target.path)
+        .await?;
+    if capability.is_folder() {
+        return Err(ApiError::bad_request(
+            "this is a folder, not a file: list it with kith ls, or get it with kith get CAP -o \
+             FOLDER to write the whole folder",
+        ));
+    }
     let download = files.node.files().get(&capability).await?;
     let size = download.manifest().file_size();
     let name = download.manifest().meta().name().map(str::to_owned);
+    let media = listed_media.or_else(|| download.manifest().meta().media_type().map(str::to_owned));
     let id = files.next_id.fetch_add(1, Ordering::Relaxed);
     {
         let mut reports = files.reports.lock().unwrap_or_else(|e| e.into_inner());
@@ -189,15 +243,95 @@ async fn get_file(
     let mut response = Response::new(Body::from_stream(body));
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
+    let media = media
+        .and_then(|media| HeaderValue::from_str(&media).ok())
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    headers.insert(header::CONTENT_TYPE, media);
     headers.insert("x-kith-download", HeaderValue::from(id));
     if let Some(name) = name.and_then(|name| HeaderValue::from_str(&name).ok()) {
         headers.insert("x-kith-name", name);
     }
     Ok(response)
+}
+
+/// `POST /v1/folder`: stores one folder's listing.
+async fn put_folder(
+    State(files): State<Files>,
+    Query(query): Query<PutQuery>,
+    Json(request): Json<NewFolder>,
+) -> Result<Json<Stored>, ApiError> {
+    let params = parse_params(query.shares.as_deref())?;
+    let mut entries = Vec::with_capacity(request.entries.len());
+    for entry in &request.entries {
+        let capability = entry.capability.parse::<Capability>().map_err(|error| {
+            ApiError::bad_request(format!(
+                "entry {:?}: not a valid capability: {error}",
+                entry.name
+            ))
+        })?;
+        let media = match capability.kind() {
+            CapabilityKind::File => media_type_of(&entry.name),
+            CapabilityKind::Folder => None,
+        };
+        let entry = FolderEntry::new(&entry.name, entry.size, media.as_deref(), capability)
+            .map_err(|error| ApiError::bad_request(error.to_string()))?;
+        entries.push(entry);
+    }
+    let folder = Folder::new(entries).map_err(|error| ApiError::bad_request(error.to_string()))?;
+    let report = files.node.files().put_folder(&folder, params).await?;
+    Ok(Json(Stored {
+        capability: report.capability.to_string(),
+        size: folder.total_size(),
+        stripes: report.stripes,
+        shares: format!("{}/{}", report.params.k(), report.params.n()),
+        peers: report.peers,
+    }))
+}
+
+/// `GET /v1/resolve`: what a path inside a folder names.
+async fn resolve(
+    State(files): State<Files>,
+    Query(query): Query<CapQuery>,
+) -> Result<Json<Resolved>, ApiError> {
+    let target = parse_cap_path(&query.cap)?;
+    let (capability, media_type) = files
+        .node
+        .files()
+        .resolve(&target.capability, &target.path)
+        .await?;
+    Ok(Json(Resolved {
+        kind: capability.kind().as_str().to_owned(),
+        capability: capability.to_string(),
+        media_type,
+    }))
+}
+
+/// `GET /v1/ls`: a folder's entries.
+async fn list(
+    State(files): State<Files>,
+    Query(query): Query<CapQuery>,
+) -> Result<Json<Listing>, ApiError> {
+    let target = parse_cap_path(&query.cap)?;
+    let (capability, _) = files
+        .node
+        .files()
+        .resolve(&target.capability, &target.path)
+        .await?;
+    let folder = files.node.files().folder(&capability).await?;
+    Ok(Json(Listing {
+        capability: capability.to_string(),
+        entries: folder
+            .entries()
+            .iter()
+            .map(|entry| ListingEntry {
+                name: entry.name().to_owned(),
+                kind: entry.kind().as_str().to_owned(),
+                size: entry.size(),
+                media_type: entry.media_type().map(str::to_owned),
+                capability: entry.capability().to_string(),
+            })
+            .collect(),
+    }))
 }
 
 async fn download_report(

@@ -121,6 +121,62 @@ pub struct Stored {
     pub peers: usize,
 }
 
+/// One entry of a `POST /v1/folder` request: a file or folder stored
+/// already, by the name it has in the new folder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewFolderEntry {
+    /// One name, never a path.
+    pub name: String,
+    /// Its capability, `kith:…` (a file's or a folder's).
+    pub capability: String,
+    /// Bytes in the file, or in every file below the folder.
+    pub size: u64,
+}
+
+/// `POST /v1/folder` request: the entries of one folder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewFolder {
+    /// Every file and subfolder directly inside it.
+    pub entries: Vec<NewFolderEntry>,
+}
+
+/// One entry of `GET /v1/ls`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ListingEntry {
+    /// Its name in the folder.
+    pub name: String,
+    /// `"file"` or `"folder"`.
+    pub kind: String,
+    /// Bytes in the file, or in every file below the folder.
+    pub size: u64,
+    /// The media type the folder lists for it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// Its capability, `kith:…`.
+    pub capability: String,
+}
+
+/// `GET /v1/resolve?cap=CAP/PATH`: what a path inside a folder names.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Resolved {
+    /// Its capability, `kith:…`.
+    pub capability: String,
+    /// `"file"` or `"folder"`.
+    pub kind: String,
+    /// The media type its folder lists for it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+}
+
+/// `GET /v1/ls?cap=CAP[/PATH]`: a folder's entries, sorted by name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Listing {
+    /// The folder's own capability (the path's target).
+    pub capability: String,
+    /// Its entries.
+    pub entries: Vec<ListingEntry>,
+}
+
 /// A bad share met by a download.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CorruptShare {

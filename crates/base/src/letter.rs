@@ -429,7 +429,7 @@ pub const RESERVED_NAME_PREFIX: &str = ".kith-partial-";
 /// zero-width characters, invisible operators and tags. Listed by hand:
 /// the Cf set is small and stable, and a Unicode-tables crate for one
 /// check would weigh more than the list.
-fn is_invisible_format(c: char) -> bool {
+pub fn is_invisible_format(c: char) -> bool {
     matches!(
         c,
         '\u{00AD}'

@@ -47,7 +47,7 @@ pub mod lease;
 pub mod letter;
 pub mod size;
 
-pub use capability::{Capability, CapabilityError};
+pub use capability::{Capability, CapabilityError, CapabilityKind, CapabilityPath};
 pub use content_id::{ContentId, ContentIdError};
 pub use file_key::FileKey;
 pub use identity::{Identity, IdentityError};

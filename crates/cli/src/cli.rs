@@ -72,30 +72,44 @@ pub(crate) enum Command {
         /// The peer's id (12D3KooW…).
         peer: String,
     },
-    /// Store a file on the network; prints its capability (kith:…) on stdout.
+    /// Store a file or a folder on the network; prints its capability
+    /// (kith:…) on stdout.
     ///
     /// The file is encrypted on this node, cut into 1 MiB segments,
     /// erasure-coded K-of-N and spread so that every stripe's N shares sit on
     /// N distinct peers; any K of them rebuild it. Succeeds only once every
     /// share is stored. Whoever has the capability can fetch the file.
+    ///
+    /// A folder is stored file by file, with a listing per folder (names,
+    /// sizes, media types); one capability reaches the whole tree, and
+    /// CAP/sub/path anything in it. Symbolic links, special files and names
+    /// a folder cannot hold are skipped with a message.
     Put {
-        /// The file to store ('-' reads standard input).
+        /// The file or folder to store ('-' reads standard input).
         file: PathBuf,
         /// Erasure code: any K of N shares rebuild the data [default: 3/5].
         #[arg(long, value_name = "K/N")]
         shares: Option<String>,
     },
-    /// Fetch a file by capability, verify and decrypt it.
+    /// Fetch a file or a folder by capability, verify and decrypt it.
     ///
     /// Shares come from several peers at once; bad or missing ones are
-    /// replaced from others. Writes to PATH only once the whole file has
-    /// arrived and checked out; without -o (or with -o -) streams to stdout.
+    /// replaced from others. Writes to PATH only once the whole file (or
+    /// folder) has arrived and checked out; a file without -o (or with
+    /// -o -) streams to stdout. CAP/sub/path fetches one entry of a folder.
     Get {
-        /// The capability `kith put` printed (kith:…).
+        /// The capability `kith put` printed (kith:…), with an optional
+        /// /path inside a folder.
         cap: String,
-        /// Where to write the file; '-' for stdout.
+        /// Where to write the file or folder; '-' for stdout (files only).
         #[arg(short = 'o', long = "output", value_name = "PATH")]
         output: Option<PathBuf>,
+    },
+    /// List a folder: one line per entry, every level down, with its kind,
+    /// its size in bytes and its path (tab-separated; folders end in '/').
+    Ls {
+        /// The folder's capability, with an optional /path inside it.
+        cap: String,
     },
     /// Show where the shares of each stripe of a file are, and their health.
     ///

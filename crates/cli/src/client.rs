@@ -197,6 +197,8 @@ impl ApiClient {
         let status = response.status();
         let body = response
             .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER)
             .read_to_string()
             .context("cannot read the node's answer")?;
         if status.is_success() {
@@ -209,6 +211,10 @@ impl ApiClient {
         }
     }
 }
+
+/// The largest JSON answer read: a folder listing of the most entries a
+/// listing may hold (64 MiB of listing, about twice that as JSON).
+const MAX_ANSWER: u64 = 160 << 20;
 
 /// A fresh random name for a request (`x-kith-request`).
 fn new_request_id() -> String {

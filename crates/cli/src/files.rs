@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use kith_api::types::{DownloadReport, StatAnswer, StatStripe, Stored};
-use kith_base::{ByteSize, Capability};
+use kith_api::types::{DownloadReport, Resolved, StatAnswer, StatStripe, Stored};
+use kith_base::{ByteSize, Capability, CapabilityPath};
 
 use crate::client::ApiClient;
 
@@ -32,42 +32,32 @@ pub(crate) fn escape(text: &str) -> String {
     out
 }
 
-/// `kith put FILE [--shares K/N]`: returns the capability.
+/// `kith put PATH [--shares K/N]`: a file, or a folder
+/// ([`crate::folders::put`]); returns the capability.
 pub(crate) fn put(api: &ApiClient, file: &Path, shares: Option<&str>) -> anyhow::Result<String> {
-    let mut query = Vec::new();
     if let Some(shares) = shares {
         // Checked here too, so a typo fails before a byte is sent.
         shares
             .parse::<kith_node::Params>()
             .map_err(|error| anyhow!("--shares {shares:?}: {error}"))?;
-        query.push(format!("shares={}", escape(shares)));
     }
-    let (reader, len): (Box<dyn Read + Send>, Option<u64>) = if file == Path::new("-") {
-        (Box::new(std::io::stdin()), None)
+    if file != Path::new("-") && std::fs::symlink_metadata(file).is_ok_and(|meta| meta.is_dir()) {
+        return crate::folders::put(api, file, shares);
+    }
+    let (reader, len, name): (Box<dyn Read + Send>, Option<u64>, Option<&str>) = if file
+        == Path::new("-")
+    {
+        (Box::new(std::io::stdin()), None, None)
     } else {
         let opened = File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
         let meta = opened
             .metadata()
             .with_context(|| format!("cannot read {}", file.display()))?;
-        if meta.is_dir() {
-            bail!("{} is a folder; kith put stores one file", file.display());
-        }
-        if let Some(name) = file.file_name().and_then(|name| name.to_str()) {
-            query.push(format!("name={}", escape(name)));
-        }
-        (Box::new(opened), meta.is_file().then_some(meta.len()))
+        let name = file.file_name().and_then(|name| name.to_str());
+        (Box::new(opened), meta.is_file().then_some(meta.len()), name)
     };
     let progress = Progress::new("stored", len);
-    let reader = CountingReader {
-        inner: reader,
-        progress: progress.clone(),
-    };
-    let path = if query.is_empty() {
-        "/v1/put".to_owned()
-    } else {
-        format!("/v1/put?{}", query.join("&"))
-    };
-    let result: anyhow::Result<Stored> = api.post_stream(&path, reader, len);
+    let result = put_stream(api, reader, len, name, shares, &progress);
     progress.finish(result.is_ok());
     let stored = result?;
     eprintln!(
@@ -80,19 +70,83 @@ pub(crate) fn put(api: &ApiClient, file: &Path, shares: Option<&str>) -> anyhow:
     Ok(stored.capability)
 }
 
-/// `kith get CAP [-o PATH]`.
+/// Stores what `reader` yields (`len` bytes, if known) under `name`,
+/// counting bytes into `progress`.
+pub(crate) fn put_stream(
+    api: &ApiClient,
+    reader: Box<dyn Read + Send>,
+    len: Option<u64>,
+    name: Option<&str>,
+    shares: Option<&str>,
+    progress: &Progress,
+) -> anyhow::Result<Stored> {
+    let mut query = Vec::new();
+    if let Some(shares) = shares {
+        query.push(format!("shares={}", escape(shares)));
+    }
+    if let Some(name) = name {
+        query.push(format!("name={}", escape(name)));
+    }
+    let reader = CountingReader {
+        inner: reader,
+        progress: progress.clone(),
+    };
+    let path = if query.is_empty() {
+        "/v1/put".to_owned()
+    } else {
+        format!("/v1/put?{}", query.join("&"))
+    };
+    api.post_stream(&path, reader, len)
+}
+
+/// `kith get CAP[/PATH] [-o PATH]`: a file, or a folder
+/// ([`crate::folders::get`]).
 pub(crate) fn get(api: &ApiClient, cap: &str, output: Option<&Path>) -> anyhow::Result<()> {
-    let cap: Capability = cap
-        .trim()
+    let target: CapabilityPath = cap
         .parse()
         .map_err(|error| anyhow!("not a valid capability: {error}"))?;
+    let mut file_cap = target.capability.to_string();
+    if target.capability.is_folder() {
+        let resolved: Resolved = api.get(&format!("/v1/resolve?cap={}", escape(cap.trim())))?;
+        if resolved.kind == "folder" {
+            return crate::folders::get(api, &resolved.capability, output);
+        }
+        file_cap = resolved.capability;
+    }
     let target = output.filter(|path| *path != Path::new("-"));
     // Check the destination before fetching anything.
     let mut temp = match target {
         Some(path) => Some(temp_beside(path)?),
         None => None,
     };
-    let mut response = api.get_stream(&format!("/v1/get?cap={cap}"))?;
+    let progress = Progress::new("fetched", None);
+    let copied = match temp.as_mut() {
+        Some(file) => fetch(api, &file_cap, file.as_file_mut(), &progress),
+        None => fetch(api, &file_cap, &mut std::io::stdout().lock(), &progress),
+    };
+    progress.finish(copied.is_ok());
+    let size = copied?;
+    if let (Some(temp), Some(path)) = (temp, target) {
+        temp.as_file()
+            .sync_all()
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        temp.persist(path)
+            .map_err(|error| anyhow!("cannot write {}: {}", path.display(), error.error))?;
+        eprintln!("wrote {} to {}", ByteSize(size), path.display());
+    }
+    Ok(())
+}
+
+/// Fetches the file `cap` reads into `to`, counting into `progress` (whose
+/// total is set from the answer when it has none); returns its size. An
+/// answer that ends short is an error.
+pub(crate) fn fetch(
+    api: &ApiClient,
+    cap: &str,
+    to: &mut impl Write,
+    progress: &Progress,
+) -> anyhow::Result<u64> {
+    let mut response = api.get_stream(&format!("/v1/get?cap={}", escape(cap)))?;
     let size: u64 = response
         .headers()
         .get("content-length")
@@ -104,14 +158,9 @@ pub(crate) fn get(api: &ApiClient, cap: &str, output: Option<&Path>) -> anyhow::
         .get("x-kith-download")
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
-    let progress = Progress::new("fetched", Some(size));
+    progress.set_total_if_unknown(size);
     let mut body = response.body_mut().as_reader();
-    let copied = match temp.as_mut() {
-        Some(file) => copy(&mut body, file.as_file_mut(), &progress),
-        None => copy(&mut body, &mut std::io::stdout().lock(), &progress),
-    };
-    let complete = matches!(copied, Ok(n) if n == size);
-    progress.finish(complete);
+    let copied = copy(&mut body, to, progress);
     if let Some(id) = download.as_deref() {
         report_bad_shares(api, id);
     }
@@ -125,15 +174,7 @@ pub(crate) fn get(api: &ApiClient, cap: &str, output: Option<&Path>) -> anyhow::
              nothing was written"
         );
     }
-    if let (Some(temp), Some(path)) = (temp, target) {
-        temp.as_file()
-            .sync_all()
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        temp.persist(path)
-            .map_err(|error| anyhow!("cannot write {}: {}", path.display(), error.error))?;
-        eprintln!("wrote {} to {}", ByteSize(size), path.display());
-    }
-    Ok(())
+    Ok(size)
 }
 
 /// A hidden temporary file in `path`'s folder, removed unless persisted.
@@ -342,6 +383,22 @@ impl Progress {
             })),
             verb,
         }
+    }
+
+    /// Gives a progress started without a total its total.
+    pub(crate) fn set_total_if_unknown(&self, total: u64) {
+        if let Some(bar) = &self.bar
+            && bar.length().is_none()
+        {
+            bar.set_length(total);
+            if let Ok(style) = ProgressStyle::with_template(
+                "{spinner} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            ) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+        }
+        let mut plain = self.plain.lock().unwrap_or_else(|e| e.into_inner());
+        plain.total.get_or_insert(total);
     }
 
     fn add(&self, n: u64) {

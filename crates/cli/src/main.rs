@@ -24,6 +24,7 @@ mod client;
 #[cfg(feature = "demo")]
 mod demo;
 mod files;
+mod folders;
 mod friends;
 
 use std::process::ExitCode;
@@ -227,11 +228,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Get { cap, output } => {
             // A malformed capability fails before the node is even looked for.
-            cap.trim()
-                .parse::<kith_base::Capability>()
+            cap.parse::<kith_base::CapabilityPath>()
                 .map_err(|error| anyhow::anyhow!("not a valid capability: {error}"))?;
             let api = ApiClient::from_dir(&dir)?;
             files::get(&api, &cap, output.as_deref())?;
+        }
+        Command::Ls { cap } => {
+            let target = cap
+                .parse::<kith_base::CapabilityPath>()
+                .map_err(|error| anyhow::anyhow!("not a valid capability: {error}"))?;
+            if !target.capability.is_folder() {
+                anyhow::bail!("this capability is a file, not a folder: fetch it with kith get");
+            }
+            let api = ApiClient::from_dir(&dir)?;
+            for line in folders::ls(&api, &cap)? {
+                out!("{line}");
+            }
         }
         Command::Rm { cap } => {
             cap.trim()

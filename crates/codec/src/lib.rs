@@ -9,6 +9,7 @@
 //! | [`decode`] | any k verified shares back to plaintext, or to all n shares (repair) |
 //! | [`stripe`] | [`EncodedStripe`] and the public [`StripeRecord`] that names its shares |
 //! | [`manifest`] | [`Manifest`]: what a file is made of, encrypted with the file key |
+//! | [`folder`] | [`Folder`]: a folder's listing, stored as a file and read through a folder capability |
 //! | `crypto` | key derivation and AES-256-GCM |
 //! | `erasure` | the Reed–Solomon code |
 //! | [`error`] | every way the codec fails, as typed errors |
@@ -74,6 +75,7 @@ pub mod decode;
 pub mod encode;
 mod erasure;
 pub mod error;
+pub mod folder;
 pub mod manifest;
 pub mod params;
 pub mod stripe;
@@ -86,6 +88,7 @@ pub use encode::{EncodedFile, Encoder, encode_all};
 pub use error::{
     DecodeError, EncodeError, ManifestError, NameError, ParamsError, Part, RecordError,
 };
+pub use folder::{Folder, FolderEntry, FolderError};
 pub use kith_base::{Capability, ContentId, FileKey};
 pub use manifest::{FileMeta, Manifest};
 pub use params::Params;

@@ -131,7 +131,7 @@ impl FileMeta {
     }
 }
 
-fn check_name(name: &str) -> Result<(), NameError> {
+pub(crate) fn check_name(name: &str) -> Result<(), NameError> {
     if name.len() > MAX_NAME_LEN {
         return Err(NameError::TooLong {
             len: name.len(),
@@ -150,7 +150,7 @@ fn check_name(name: &str) -> Result<(), NameError> {
     Ok(())
 }
 
-fn check_media_type(media_type: &str) -> Result<(), NameError> {
+pub(crate) fn check_media_type(media_type: &str) -> Result<(), NameError> {
     if media_type.len() > MAX_MEDIA_TYPE_LEN {
         return Err(NameError::TooLong {
             len: media_type.len(),

@@ -5,16 +5,20 @@
 //! `Node`.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kith_base::{Capability, PeerId};
-use kith_codec::{FileMeta, Params};
+use kith_codec::{FileMeta, Folder, Params};
 
-use crate::files::{Download, GetError, PutError, PutReport, RmReport, StatReport, UpkeepCounters};
+use crate::files::{
+    Download, GetError, PathError, PutError, PutReport, RmReport, StatReport, UpkeepCounters,
+};
 use crate::friends::{Delivery, InboxItem, SendError};
 use crate::node::{Node, NodeError};
 
-/// Files on the network: put, get, stat, rm. From [`Node::files`].
+/// Files and folders on the network: put, get, stat, rm. From
+/// [`Node::files`].
 #[derive(Clone, Copy, Debug)]
 pub struct Files<'a>(pub(crate) &'a Node);
 
@@ -38,6 +42,29 @@ impl Files<'_> {
     /// [`Download::into_stream`].
     pub async fn get(&self, capability: &Capability) -> Result<Download, GetError> {
         self.0.shares().open(capability).await
+    }
+
+    /// Stores a folder's listing (its entries' files must be stored
+    /// already) and returns its folder capability.
+    pub async fn put_folder(&self, folder: &Folder, params: Params) -> Result<PutReport, PutError> {
+        self.0.shares().put_folder(folder, params).await
+    }
+
+    /// Reads the listing of the folder `capability` reads (kept in memory
+    /// for the next read: listings never change).
+    pub async fn folder(&self, capability: &Capability) -> Result<Arc<Folder>, PathError> {
+        self.0.shares().open_folder(capability).await
+    }
+
+    /// The capability of what `path` names inside the folder `capability`
+    /// reads (itself for an empty path), with the media type its folder
+    /// lists for it.
+    pub async fn resolve(
+        &self,
+        capability: &Capability,
+        path: &[String],
+    ) -> Result<(Capability, Option<String>), PathError> {
+        self.0.shares().resolve(capability, path).await
     }
 
     /// Where the shares of a file are, stripe by stripe.

@@ -58,14 +58,15 @@ pub use config::{ConfigError, ConfigFile, Flags, NodeConfig};
 pub use data_dir::{DataDir, DataDirError};
 pub use files::{
     CorruptShareReport, Detected, Download, Faults, GetError, GetReport, Health, MAX_LEASE,
-    OWNED_FILE, PutError, PutReport, RmReport, StatReport, StripeStat, UpkeepCounters,
+    OWNED_FILE, PathError, PutError, PutReport, RmReport, StatReport, StripeStat, UpkeepCounters,
     UpkeepSettings,
 };
 pub use friends::address_book::{AddressBook, FriendError};
 pub use friends::db::{Content, FileState, InboxEntry, Via};
 pub use friends::{Delivery, FriendSettings, InboxItem, RefusalReason, SendError};
-pub use kith_base::Capability;
-pub use kith_codec::{FileMeta, Manifest, Params};
+pub use kith_base::{Capability, CapabilityKind, CapabilityPath};
+pub use kith_codec::folder::check_entry_name as check_folder_entry_name;
+pub use kith_codec::{FileMeta, Folder, FolderEntry, FolderError, Manifest, Params};
 // The network types the node's callers name (the API parses addresses and
 // peer ids and maps network errors), so they need not depend on kith-net.
 pub use kith_net::{Multiaddr, NetError, PeerId, parse_multiaddr};

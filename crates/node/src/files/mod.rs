@@ -6,6 +6,7 @@
 //! - [`announce`]: provider announcements of what this node holds;
 //! - [`fetch`]: k verified shares of one stripe, for get and repair;
 //! - [`put`], [`get`], [`stat`], [`rm`]: the operations, driven by [`Shares`];
+//! - [`folder`]: folders, stored as listings, and paths inside them;
 //!   [`owned`] remembers the files this node stored;
 //! - [`upkeep`], running in the background on every node: leases, repair
 //!   and scrub;
@@ -18,6 +19,7 @@
 pub(crate) mod announce;
 mod faults;
 pub(crate) mod fetch;
+pub(crate) mod folder;
 pub(crate) mod get;
 pub(crate) mod locate;
 pub(crate) mod owned;
@@ -37,6 +39,7 @@ use kith_net::{Client, PeerId};
 use kith_store::Store;
 
 pub use faults::Faults;
+pub use folder::PathError;
 pub use get::{CorruptShareReport, Detected, Download, GetError, GetReport};
 pub use owned::OWNED_FILE;
 pub use put::{PutError, PutReport};
@@ -160,6 +163,8 @@ pub(crate) struct Shares {
     announcer: Announcer,
     /// Misbehaviour a test switched on (none by default).
     faults: Faults,
+    /// Folder listings read lately.
+    listings: folder::ListingCache,
 }
 
 /// Builds the two owners of a node's files from one set of parts: the
@@ -215,6 +220,7 @@ pub(crate) fn assemble(
         swarm,
         locator,
         faults: Faults::default(),
+        listings: folder::ListingCache::default(),
     };
     (shares, upkeep)
 }
