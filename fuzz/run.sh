@@ -8,7 +8,9 @@
 # `RUSTC_BOOTSTRAP=1 cargo fuzz build`; otherwise (what CI does: nothing to
 # install) plain cargo with the flags cargo-fuzz sets: SanitizerCoverage
 # (inline 8-bit counters, PC table, compare tracing), --cfg fuzzing, debug
-# assertions, release, and --target so build scripts stay uninstrumented.
+# assertions and overflow checks (from Cargo.toml's profile, off for the
+# crypto crates: see there), release, and --target so build scripts stay
+# uninstrumented.
 # Set KITH_FUZZ_CARGO_FUZZ=1 to prefer cargo-fuzz when it is installed.
 #
 # Each target runs on a scratch copy of its checked-in seeds (corpus/<t>/),
@@ -27,7 +29,7 @@ build() {
     else
         RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
--Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks" \
+-Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing" \
             cargo build --release --locked --target "$triple" --bins
         bin_dir="$here/target/$triple/release"
     fi

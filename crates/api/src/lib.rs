@@ -8,7 +8,8 @@
 //! | module | what it is for |
 //! |---|---|
 //! | `routes` | the [`router`]: every route and layer put together, and the node routes (health, id, peers, connect, ping, status, metrics, repair) |
-//! | `files` | the file routes: put, get, downloads, stat, rm |
+//! | `files` | the file and folder routes: put, get, folder, ls, resolve, downloads, stat, rm |
+//! | `gateway` | the HTTP gateway for browsers, on its own listener: `/k/<cap>/path`, Range, ETag |
 //! | `friends` | the friend routes: msg, send, inbox, mail |
 //! | `failures` | remembers the error answer of a named streamed request (`GET /v1/failures/ID`) |
 //! | `dashboard` | the read-only web dashboard's static files |
@@ -38,7 +39,10 @@
 //! | `GET /v1/status` | — | what the node holds and its upkeep counters (`kith status --json`) |
 //! | `POST /v1/repair` | — | `{"checked","stripes","shares"}`: one repair round, now |
 //! | `POST /v1/put?shares=K/N&name=NAME` | the file's bytes (streamed) | `{"capability","size","stripes","shares","peers"}` |
-//! | `GET /v1/get?cap=CAP` | | the file's bytes (streamed, `Content-Length`, `x-kith-download: ID`) |
+//! | `GET /v1/get?cap=CAP[/PATH]` | | the file's bytes (streamed, `Content-Length`, `Content-Type`, `x-kith-download: ID`) |
+//! | `POST /v1/folder?shares=K/N` | `{"entries":[{"name","capability","size"}]}` | `{"capability",…}` as put: the folder's capability |
+//! | `GET /v1/ls?cap=CAP[/PATH]` | | `{"capability","entries":[{"name","kind","size","media_type","capability"}]}` |
+//! | `GET /v1/resolve?cap=CAP/PATH` | | `{"capability","kind","media_type"}` |
 //! | `GET /v1/downloads/ID` | | `{"corrupt":[{"peer_id","stripe","index"}],"peers","shares"}` |
 //! | `GET /v1/stat?cap=CAP` | | `{"size","name","shares","asked","manifest":{…},"stripes":[{"id","health","shares","peers","holders":[{"index","peer_id"}]}]}` |
 //! | `POST /v1/rm?cap=CAP` | | `{"dropped","not_held","refused","cached","unreachable","peers"}` |
@@ -64,6 +68,7 @@ mod error;
 mod failures;
 mod files;
 mod friends;
+mod gateway;
 mod routes;
 mod security;
 mod serve;

@@ -62,6 +62,9 @@ pub(crate) enum Command {
     /// The address carries the API token after '#', which the browser
     /// keeps to itself; do not share it.
     Dashboard,
+    /// Print the base URL of this node's HTTP gateway, where a browser
+    /// opens published content: <URL>k/<cap>/path. Read-only, no token.
+    Gateway,
     /// Connect to a peer by multiaddr, e.g. /ip4/192.0.2.7/tcp/4001/p2p/12D3KooW…
     Connect {
         /// The peer's address; `kith id` on that node prints it.
@@ -119,13 +122,14 @@ pub(crate) enum Command {
         /// The file's capability (kith:…).
         cap: String,
     },
-    /// Delete a file this node stored, from every peer that holds it.
+    /// Delete a file (or a folder, with everything in it) this node
+    /// stored, from every peer that holds it.
     ///
     /// Each holder checks that the request comes from the node that stored
-    /// the share; for any other node it refuses and deletes nothing. Copies
-    /// other nodes cached when they fetched the file are not deleted.
+    /// the share; for any other node it refuses and deletes nothing. Nodes
+    /// that cached the file when they fetched it delete their copies too.
     Rm {
-        /// The file's capability (kith:…).
+        /// The file's or folder's capability (kith:…).
         cap: String,
     },
     /// Manage the address book: petnames for friends' peer ids.
@@ -236,6 +240,11 @@ pub(crate) struct UpArgs {
     /// Where the local API listens [default: 127.0.0.1, a free port].
     #[arg(long, value_name = "HOST:PORT")]
     pub(crate) api: Option<String>,
+    /// Where the HTTP gateway for browsers listens (read-only, no token)
+    /// [default: 127.0.0.1, a free port]; e.g. 0.0.0.0:8080 on a community
+    /// server.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(crate) gateway: Option<String>,
     /// Most space other peers' shares may take, e.g. 50G.
     #[arg(long, value_name = "SIZE")]
     pub(crate) quota: Option<String>,

@@ -264,6 +264,66 @@ pub(crate) fn ls(api: &ApiClient, cap: &str) -> anyhow::Result<Vec<String>> {
     Ok(lines)
 }
 
+/// `kith rm FOLDER_CAP`: deletes every file and listing below the folder,
+/// and its own listing, from every holder (as `kith rm` of each would).
+pub(crate) fn remove(api: &ApiClient, cap: &str) -> anyhow::Result<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut caps = Vec::new();
+    let mut pending = vec![cap.trim().to_owned()];
+    while let Some(folder) = pending.pop() {
+        let listing: Listing = api.get(&format!("/v1/ls?cap={}", escape(&folder)))?;
+        for entry in listing.entries {
+            if entry.kind == "folder" {
+                pending.push(entry.capability);
+            } else if seen.insert(entry.capability.clone()) {
+                caps.push(entry.capability);
+            }
+        }
+        if seen.insert(folder.clone()) {
+            caps.push(folder);
+        }
+    }
+    // The top listing first: if this node did
+    // not store it, it stored none of the folder, and nothing else is
+    // asked. The rest a few at a time.
+    let rm = |item: &String| -> anyhow::Result<kith_node::RmReport> {
+        api.post(&format!("/v1/rm?cap={}", escape(item)), &())
+    };
+    let top = cap.trim().to_owned();
+    let rest: Vec<String> = caps.iter().filter(|item| **item != top).cloned().collect();
+    let first = rm(&top)?;
+    if first.refused > 0 && first.dropped == 0 {
+        bail!(
+            "nothing was deleted: the holders refused, because this node did not store that \
+             folder (only the node that put it may delete it)"
+        );
+    }
+    let mut total = first;
+    for removed in parallel(rest.len(), |index| rm(&rest[index]))? {
+        total.dropped += removed.dropped;
+        total.not_held += removed.not_held;
+        total.refused += removed.refused;
+        total.cached += removed.cached;
+        total.unreachable += removed.unreachable;
+    }
+    if total.refused > 0 || total.unreachable > 0 {
+        eprintln!(
+            "{} share(s) were refused (stored by another node) and {} did not answer",
+            total.refused, total.unreachable
+        );
+    }
+    Ok(format!(
+        "deleted {} share(s) of {} file(s) and folder listing(s){}",
+        total.dropped,
+        caps.len(),
+        if total.not_held > 0 {
+            format!("; {} were already gone", total.not_held)
+        } else {
+            String::new()
+        }
+    ))
+}
+
 /// `kith get FOLDER_CAP -o DIR`: writes the folder `cap` reads as `DIR`.
 pub(crate) fn get(api: &ApiClient, cap: &str, output: Option<&Path>) -> anyhow::Result<()> {
     let Some(output) = output.filter(|path| *path != Path::new("-")) else {

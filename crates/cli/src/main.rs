@@ -192,6 +192,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Gateway => {
+            let addr = dir.gateway_addr()?;
+            out!("http://{addr}/");
+        }
         Command::Dashboard => {
             let api = ApiClient::from_dir(&dir)?;
             // Fails with the usual sentence when no node is running.
@@ -246,11 +250,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Rm { cap } => {
-            cap.trim()
+            let parsed = cap
+                .trim()
                 .parse::<kith_base::Capability>()
                 .map_err(|error| anyhow::anyhow!("not a valid capability: {error}"))?;
             let api = ApiClient::from_dir(&dir)?;
-            out!("{}", files::remove(&api, &cap)?);
+            if parsed.is_folder() {
+                out!("{}", folders::remove(&api, &cap)?);
+            } else {
+                out!("{}", files::remove(&api, &cap)?);
+            }
         }
         Command::Friend(FriendCommand::Add { name, peer_id }) => {
             eprintln!("{}", friends::add(&dir, &name, &peer_id)?);
@@ -325,6 +334,7 @@ fn up(dir: DataDir, args: UpArgs) -> anyhow::Result<()> {
         external: args.external,
         relays: args.relays,
         api: args.api,
+        gateway: args.gateway,
         quota: args.quota,
     };
     let config = NodeConfig::resolve(&file, &flags)?;
@@ -344,6 +354,8 @@ fn up(dir: DataDir, args: UpArgs) -> anyhow::Result<()> {
         for addr in node.listen_addrs().await? {
             out!("listening on {addr}");
         }
+        // Before "api on", which scripts wait for.
+        out!("gateway on http://{}/", running.gateway_addr());
         out!("api on {}", running.api_addr());
         running.run_until(shutdown).await;
         anyhow::Ok(())

@@ -114,6 +114,8 @@ pub(crate) struct EventLoop {
     /// after its first lookup (see [`EventLoop::on_bootstrap_step`]). At
     /// most a few at a time: one per refresh or rejoin, removed when done.
     full_bootstraps: HashSet<kad::QueryId>,
+    /// Counts libp2p's automatic bootstraps cut short (a metric).
+    bootstraps_cut: prometheus_client::metrics::counter::Counter,
     /// Every established connection: to whom, and since when (bounded by
     /// the connection limits).
     connections: HashMap<ConnectionId, (PeerId, Instant)>,
@@ -191,6 +193,15 @@ const REJOIN_LONGEST: Duration = Duration::from_secs(300);
 /// connection within about a minute.
 const PING_FAILURES_TO_CLOSE: u32 = 2;
 
+/// How the event loop keeps the routing table: its refresh, and the
+/// count of libp2p's bootstraps it cut short.
+pub(crate) struct TableUpkeep {
+    /// A full bootstrap this often (`None`: none after the join).
+    pub(crate) refresh_every: Option<Duration>,
+    /// Incremented for each automatic bootstrap cut after its first step.
+    pub(crate) bootstraps_cut: prometheus_client::metrics::counter::Counter,
+}
+
 /// The next tick of an optional interval; never, without one.
 async fn next_tick(timer: &mut Option<tokio::time::Interval>) {
     match timer {
@@ -215,7 +226,7 @@ impl EventLoop {
         metrics: libp2p::metrics::Metrics,
         max_established: u32,
         activity: Arc<Activity>,
-        refresh_every: Option<Duration>,
+        table: TableUpkeep,
     ) -> Self {
         let (trim_at, trim_to) = trim_marks(max_established);
         let mut event_loop = Self {
@@ -234,13 +245,14 @@ impl EventLoop {
             rejoin_planned: false,
             rejoin_timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             rejoin_backoff: REJOIN_FIRST,
-            refresh_timer: refresh_every.map(|period| {
+            refresh_timer: table.refresh_every.map(|period| {
                 let first = tokio::time::Instant::now() + period;
                 let mut timer = tokio::time::interval_at(first, period);
                 timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 timer
             }),
             full_bootstraps: HashSet::new(),
+            bootstraps_cut: table.bootstraps_cut,
             connections: HashMap::new(),
             trimming: HashSet::new(),
             relays: HashSet::new(),
@@ -378,8 +390,8 @@ impl EventLoop {
     /// which tells its neighbours about it) and stops there; the tables
     /// fill from the lookups that reach the node anyway, and a table that
     /// stays short gets a full bootstrap of this node's own (`rejoin`).
-    fn on_bootstrap_step(&mut self, id: kad::QueryId, last: bool) {
-        if last {
+    fn on_bootstrap_step(&mut self, id: kad::QueryId, step: &kad::ProgressStep) {
+        if step.last {
             self.full_bootstraps.remove(&id);
             return;
         }
@@ -387,7 +399,12 @@ impl EventLoop {
             return;
         }
         if let Some(mut query) = self.swarm.behaviour_mut().kad.query_mut(&id) {
-            debug!(target: CHURN, ?id, "libp2p's automatic bootstrap cut after its self-lookup");
+            // Finishing a step starts the next, which is finished here in
+            // turn before it sends anything; the first one counts.
+            if step.count.get() == 1 {
+                debug!(target: CHURN, ?id, "libp2p's automatic bootstrap cut after its self-lookup");
+                self.bootstraps_cut.inc();
+            }
             query.finish();
         }
     }
@@ -1135,7 +1152,7 @@ impl EventLoop {
                 }
             }
             kad::QueryResult::Bootstrap(result) => {
-                self.on_bootstrap_step(id, step.last);
+                self.on_bootstrap_step(id, &step);
                 if !step.last {
                     return;
                 }

@@ -15,6 +15,7 @@
 //! external = ["/ip4/198.51.100.4/tcp/4001"]   # where others can reach us
 //! relays = ["/ip4/198.51.100.4/tcp/4001/p2p/12D3KooW…"]  # listen through these
 //! api = "127.0.0.1:5050"
+//! gateway = "127.0.0.1:8080"  # the HTTP gateway for browsers [127.0.0.1, any port]
 //! quota = "50G"
 //! inbox = "/home/me/Inbox"   # where files from friends land [DIR/inbox]
 //! accept = "friends"         # letters from friends only ["anyone"]
@@ -55,6 +56,9 @@ pub struct NodeConfig {
     pub relays: Vec<Multiaddr>,
     /// Where the HTTP API listens.
     pub api: SocketAddr,
+    /// Where the HTTP gateway (published content for browsers, no token,
+    /// read-only) listens; a port of its own, never the API's origin.
+    pub gateway: SocketAddr,
     /// Most bytes of other peers' shares this node stores; `None` picks a
     /// share of the free disk when the store opens.
     pub quota: Option<ByteSize>,
@@ -91,6 +95,7 @@ impl Default for NodeConfig {
             external: Vec::new(),
             relays: Vec::new(),
             api: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            gateway: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             quota: None,
             timing: kith_net::Timing::default(),
             simulated_latency: std::time::Duration::ZERO,
@@ -220,6 +225,8 @@ pub struct ConfigFile {
     pub relays: Option<Vec<String>>,
     /// API address, `HOST:PORT`.
     pub api: Option<String>,
+    /// Gateway address, `HOST:PORT`.
+    pub gateway: Option<String>,
     /// Storage quota, e.g. `50G`.
     pub quota: Option<String>,
     /// Where files from friends land.
@@ -282,8 +289,20 @@ pub struct Flags {
     pub relays: Vec<String>,
     /// `--api HOST:PORT`.
     pub api: Option<String>,
+    /// `--gateway HOST:PORT`.
+    pub gateway: Option<String>,
     /// `--quota SIZE`.
     pub quota: Option<String>,
+}
+
+/// Reads `HOST:PORT` given by `origin`; `example_port` goes in the error.
+fn socket_addr(text: &str, origin: &str, example_port: u16) -> Result<SocketAddr, ConfigError> {
+    text.trim().parse().map_err(|_| ConfigError::Value {
+        source_name: origin.to_owned(),
+        message: format!(
+            "{text:?} is not an address and port; write HOST:PORT, e.g. 127.0.0.1:{example_port}"
+        ),
+    })
 }
 
 impl NodeConfig {
@@ -334,12 +353,25 @@ impl NodeConfig {
             } else {
                 CONFIG_FILE
             };
-            config.api = api.trim().parse().map_err(|_| ConfigError::Value {
-                source_name: origin.to_owned(),
+            config.api = socket_addr(api, origin, 5050)?;
+        }
+        if let Some(gateway) = flags.gateway.as_ref().or(file.gateway.as_ref()) {
+            let origin = if flags.gateway.is_some() {
+                "--gateway"
+            } else {
+                CONFIG_FILE
+            };
+            config.gateway = socket_addr(gateway, origin, 8080)?;
+        }
+        if config.gateway.port() != 0 && config.gateway == config.api {
+            return Err(ConfigError::Value {
+                source_name: "--gateway".to_owned(),
                 message: format!(
-                    "{api:?} is not an address and port; write HOST:PORT, e.g. 127.0.0.1:5050"
+                    "the gateway and the API cannot share {}: published pages must never \
+                     share an origin with the API",
+                    config.api
                 ),
-            })?;
+            });
         }
         if let Some(quota) = flags.quota.as_ref().or(file.quota.as_ref()) {
             let origin = if flags.quota.is_some() {

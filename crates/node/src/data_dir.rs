@@ -44,6 +44,9 @@ pub const IDENTITY_FILE: &str = "identity.key";
 pub const LOCK_FILE: &str = "lock";
 /// The file with the running node's API address.
 pub const API_ADDR_FILE: &str = "api.addr";
+/// Where the running node's gateway listens (`HOST:PORT`), for `kith
+/// gateway`; removed at shutdown.
+pub const GATEWAY_ADDR_FILE: &str = "gateway.addr";
 /// The file with the API's bearer token.
 pub const API_TOKEN_FILE: &str = "api.token";
 
@@ -289,6 +292,38 @@ impl DataDir {
     /// Forgets the API address (at shutdown).
     pub fn remove_api_addr(&self) {
         let _ = fs::remove_file(self.path(API_ADDR_FILE));
+    }
+
+    /// Records where the running node's gateway listens.
+    pub fn write_gateway_addr(&self, addr: std::net::SocketAddr) -> Result<(), DataDirError> {
+        self.write_replace(GATEWAY_ADDR_FILE, format!("{addr}\n").as_bytes(), 0o644)
+    }
+
+    /// Forgets the gateway address (at shutdown).
+    pub fn remove_gateway_addr(&self) {
+        let _ = fs::remove_file(self.path(GATEWAY_ADDR_FILE));
+    }
+
+    /// The running node's gateway address.
+    pub fn gateway_addr(&self) -> Result<std::net::SocketAddr, DataDirError> {
+        let path = self.path(GATEWAY_ADDR_FILE);
+        match fs::read_to_string(&path) {
+            Ok(text) => text.trim().parse().map_err(|_| DataDirError::Io {
+                action: "cannot read",
+                path,
+                source: io::Error::new(io::ErrorKind::InvalidData, "not an address and port"),
+            }),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                Err(DataDirError::NotRunning {
+                    path: self.root.clone(),
+                })
+            }
+            Err(source) => Err(DataDirError::Io {
+                action: "cannot read",
+                path,
+                source,
+            }),
+        }
     }
 
     /// The running node's API address and token, for the command line.

@@ -162,35 +162,83 @@ impl Download {
     /// returned channel in order. An error ends the stream. Dropping the
     /// receiver stops the fetching at once, requests under way included.
     pub fn into_stream(self) -> mpsc::Receiver<Result<Vec<u8>, GetError>> {
+        let segments = 0..self.manifest.stripes().len();
+        self.stream_segments(segments, None)
+    }
+
+    /// Like [`Download::into_stream`], for the bytes `range` of the file
+    /// only (an HTTP Range request): only the segments that hold them are
+    /// fetched, and the first and last are cut to the range. A range past
+    /// the end is cut at the end; an empty one yields nothing.
+    pub fn into_range_stream(
+        self,
+        range: std::ops::Range<u64>,
+    ) -> mpsc::Receiver<Result<Vec<u8>, GetError>> {
+        let size = self.manifest.file_size();
+        let range = range.start.min(size)..range.end.min(size);
+        if range.is_empty() {
+            return self.stream_segments(0..0, None);
+        }
+        let segment = u64::from(self.manifest.params().segment_size());
+        let first = range.start / segment;
+        let end = range.end.div_ceil(segment);
+        // Both at most the stripe count, which fits a usize.
+        self.stream_segments(first as usize..end as usize, Some(range))
+    }
+
+    fn stream_segments(
+        self,
+        segments: std::ops::Range<usize>,
+        cut_to: Option<std::ops::Range<u64>>,
+    ) -> mpsc::Receiver<Result<Vec<u8>, GetError>> {
         let (sender, receiver) = mpsc::channel(STRIPES_AHEAD);
         tokio::spawn(async move {
             let closed = sender.clone();
             tokio::select! {
                 () = closed.closed() => debug!("the reader went away; download stopped"),
-                () = self.fetch_into(sender) => {}
+                () = self.fetch_into(sender, segments, cut_to) => {}
             }
         });
         receiver
     }
 
-    /// Fetches every segment in order into `sender`, until the end, an
-    /// error, or the receiver going away.
-    async fn fetch_into(self, sender: mpsc::Sender<Result<Vec<u8>, GetError>>) {
+    /// Fetches the segments `wanted` in order into `sender`, each cut to
+    /// `cut_to` (file offsets) if given, until the end, an error, or the
+    /// receiver going away.
+    async fn fetch_into(
+        self,
+        sender: mpsc::Sender<Result<Vec<u8>, GetError>>,
+        wanted: std::ops::Range<usize>,
+        cut_to: Option<std::ops::Range<u64>>,
+    ) {
         let count = self.manifest.stripes().len();
+        let segment_size = u64::from(self.manifest.params().segment_size());
         let extents: Arc<Vec<ExtentHolders>> = Arc::new(
             (0..extent_count(count))
                 .map(|_| (OnceCell::new(), OnceCell::new()))
                 .collect(),
         );
         let this = Arc::new(self);
-        let mut segments = futures::stream::iter(0..count)
+        let mut segments = futures::stream::iter(wanted)
             .map(|index| {
                 let this = this.clone();
                 let extents = extents.clone();
-                async move { this.segment(index, &extents).await }
+                async move { (index, this.segment(index, &extents).await) }
             })
             .buffered(STRIPES_IN_FLIGHT);
-        while let Some(segment) = segments.next().await {
+        while let Some((index, segment)) = segments.next().await {
+            let segment = match (&cut_to, segment) {
+                (Some(range), Ok(mut plain)) => {
+                    let begins = index as u64 * segment_size;
+                    // Within the segment: both below its length.
+                    let from = range.start.saturating_sub(begins).min(plain.len() as u64) as usize;
+                    let to = (range.end - begins).min(plain.len() as u64) as usize;
+                    plain.truncate(to);
+                    plain.drain(..from);
+                    Ok(plain)
+                }
+                (_, segment) => segment,
+            };
             let failed = segment.is_err();
             if sender.send(segment).await.is_err() || failed {
                 return;

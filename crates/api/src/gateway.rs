@@ -1,0 +1,407 @@
+//! The HTTP gateway: what a capability reaches, for a browser.
+//!
+//! It listens on a port of its own, never the API's: a page served here is
+//! written by whoever shared its capability, and must not share an origin
+//! with the dashboard, which holds the API token. It needs no token and
+//! writes nothing: only `GET` and `HEAD`.
+//!
+//! - `/k/<cap>` and `/k/<cap>/<path>`: a file, or a folder. A folder's URL
+//!   ends in `/` (a redirect adds it, so relative links resolve inside the
+//!   folder); its `index.html` is served if it has one, else a plain HTML
+//!   listing.
+//! - Files are streamed as their stripes arrive, never held whole.
+//!   `Range: bytes=…` (one range) gets `206` with only the stripes it needs
+//!   fetched (video and audio seek), a range past the end `416`. The
+//!   `ETag` is the file's manifest id, so `If-None-Match` gets `304`;
+//!   content under a capability never changes, so it is `immutable`.
+//! - Media types come from the folder's listing, else the file's manifest,
+//!   else the name's extension; `X-Content-Type-Options: nosniff` keeps a
+//!   browser from guessing otherwise.
+//! - Errors are small HTML pages: `400` for a malformed capability or a path
+//!   that tries to climb out (`..`, `%2e%2e`, `\`), `404` for what is not
+//!   there, `502` when too few holders answer.
+
+use std::ops::Range;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use kith_base::capability::split_path;
+use kith_base::{ByteSize, Capability};
+use kith_node::{Folder, GetError, Node, PathError};
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+
+/// `Cache-Control` for content under a capability: it never changes.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// What a path segment in a link must escape (RFC 3986's path segment).
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'|')
+    .add(b'[')
+    .add(b']');
+
+/// The gateway's routes.
+pub(crate) fn router(node: Node) -> Router {
+    Router::new()
+        .route("/", get(home))
+        .route("/k/{*rest}", get(by_capability))
+        .fallback(not_found)
+        .with_state(node)
+}
+
+async fn home() -> Response {
+    page(
+        StatusCode::OK,
+        "kith gateway",
+        "<p>Open a file or folder by its capability: <code>/k/kith:…/path</code>.</p>",
+    )
+}
+
+async fn not_found() -> Response {
+    error_page(StatusCode::NOT_FOUND, "There is nothing at this address.")
+}
+
+/// `/k/<cap>[/<path>]`.
+async fn by_capability(
+    State(node): State<Node>,
+    Path(rest): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    let (cap_text, path_text) = rest.split_once('/').unwrap_or((rest.as_str(), ""));
+    let capability = match cap_text.parse::<Capability>() {
+        Ok(capability) => capability,
+        Err(error) => {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                &format!("This is not a valid capability: {error}"),
+            );
+        }
+    };
+    let names = match split_path(path_text) {
+        Ok(names) => names,
+        Err(error) => return error_page(StatusCode::BAD_REQUEST, &error.to_string()),
+    };
+    let (target, listed_media) = match node.files().resolve(&capability, &names).await {
+        Ok(found) => found,
+        Err(error) => return path_error(error),
+    };
+    if !target.is_folder() {
+        let media = listed_media.or_else(|| names.last().and_then(|name| media_of(name)));
+        return serve_file(&node, &target, media, &method, &headers).await;
+    }
+    if !rest.ends_with('/') {
+        // Relative links in the folder's pages resolve against the URL: it
+        // must end in '/'. The last segment, as the request had it, after
+        // "./": a capability's "kith:" would otherwise read as a scheme.
+        let last = rest.rsplit('/').next().unwrap_or_default();
+        let location = format!("./{}/", utf8_percent_encode(last, SEGMENT));
+        let mut response = StatusCode::MOVED_PERMANENTLY.into_response();
+        if let Ok(location) = HeaderValue::from_str(&location) {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+        return response;
+    }
+    let folder = match node.files().folder(&target).await {
+        Ok(folder) => folder,
+        Err(error) => return path_error(error),
+    };
+    if let Some(index) = folder
+        .get("index.html")
+        .filter(|entry| !entry.capability().is_folder())
+    {
+        let media = Some(index.media_type().unwrap_or("text/html").to_owned());
+        return serve_file(&node, index.capability(), media, &method, &headers).await;
+    }
+    listing_page(&folder, &names)
+}
+
+/// A file, whole or the one range asked for.
+async fn serve_file(
+    node: &Node,
+    capability: &Capability,
+    media: Option<String>,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Response {
+    let download = match node.files().get(capability).await {
+        Ok(download) => download,
+        Err(error) => return get_error(error),
+    };
+    let size = download.manifest().file_size();
+    let etag = format!("\"{}\"", capability.manifest());
+    let media = media
+        .or_else(|| download.manifest().meta().media_type().map(str::to_owned))
+        .unwrap_or_else(|| "application/octet-stream".to_owned());
+    let mut response = Response::new(Body::empty());
+    let out = response.headers_mut();
+    out.insert(header::ETAG, header_value(&etag));
+    out.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    out.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if matches_etag(headers.get(header::IF_NONE_MATCH), &etag) {
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        return response;
+    }
+    out.insert(header::CONTENT_TYPE, header_value(&media));
+    let range = match wanted_range(headers, &etag, size) {
+        Ok(range) => range,
+        Err(()) => {
+            *response.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+            response.headers_mut().insert(
+                header::CONTENT_RANGE,
+                header_value(&format!("bytes */{size}")),
+            );
+            return response;
+        }
+    };
+    let bytes = match &range {
+        Some(range) => {
+            *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+            response.headers_mut().insert(
+                header::CONTENT_RANGE,
+                header_value(&format!("bytes {}-{}/{size}", range.start, range.end - 1)),
+            );
+            range.end - range.start
+        }
+        None => size,
+    };
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes));
+    if method == Method::HEAD {
+        return response;
+    }
+    let segments = download.into_range_stream(range.unwrap_or(0..size));
+    let body = futures::stream::unfold(segments, |mut segments| async move {
+        let item = segments.recv().await?;
+        let item = item.map(axum::body::Bytes::from).map_err(|error| {
+            tracing::warn!(%error, "the gateway's download failed midway");
+            std::io::Error::other(error.to_string())
+        });
+        Some((item, segments))
+    });
+    *response.body_mut() = Body::from_stream(body);
+    response
+}
+
+/// The byte range a request asks for: `None` for the whole file (no
+/// `Range`, several ranges, or an `If-Range` for other content), or an
+/// error for a range that cannot be satisfied or read.
+fn wanted_range(headers: &HeaderMap, etag: &str, size: u64) -> Result<Option<Range<u64>>, ()> {
+    let Some(value) = headers.get(header::RANGE) else {
+        return Ok(None);
+    };
+    if let Some(if_range) = headers.get(header::IF_RANGE)
+        && if_range.as_bytes() != etag.as_bytes()
+    {
+        return Ok(None);
+    }
+    let text = value.to_str().map_err(|_| ())?;
+    let ranges = http_range_header::parse_range_header(text)
+        .and_then(|parsed| parsed.validate(size))
+        .map_err(|_| ())?;
+    match ranges.as_slice() {
+        [one] => Ok(Some(*one.start()..one.end() + 1)),
+        // Several ranges: the whole file is a valid answer (RFC 9110 §14.2).
+        _ => Ok(None),
+    }
+}
+
+/// Whether an `If-None-Match` names `etag` (or is `*`).
+fn matches_etag(if_none_match: Option<&HeaderValue>, etag: &str) -> bool {
+    let Some(Ok(text)) = if_none_match.map(HeaderValue::to_str) else {
+        return false;
+    };
+    text.split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag == etag || tag.strip_prefix("W/") == Some(etag))
+}
+
+/// A folder without an `index.html`: a plain listing with links.
+fn listing_page(folder: &Folder, names: &[String]) -> Response {
+    let title = format!(
+        "/{}",
+        names
+            .iter()
+            .map(|name| format!("{name}/"))
+            .collect::<String>()
+    );
+    // Links start with "./": a name such as "a:b" would read as a scheme.
+    let mut body = String::from("<ul>");
+    if !names.is_empty() {
+        body.push_str("<li><a href=\"../\">../</a></li>");
+    }
+    for entry in folder.entries() {
+        let slash = if entry.capability().is_folder() {
+            "/"
+        } else {
+            ""
+        };
+        body.push_str(&format!(
+            "<li><a href=\"./{}{slash}\">{}{slash}</a> <small>{}</small></li>",
+            utf8_percent_encode(entry.name(), SEGMENT),
+            escape_html(entry.name()),
+            ByteSize(entry.size()),
+        ));
+    }
+    body.push_str("</ul>");
+    let mut response = page(StatusCode::OK, &title, &body);
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    response
+}
+
+fn path_error(error: PathError) -> Response {
+    match error {
+        PathError::Get(error) => get_error(error),
+        PathError::Missing { .. } => error_page(StatusCode::NOT_FOUND, &error.to_string()),
+        PathError::NotAFolder { .. } => error_page(StatusCode::NOT_FOUND, &error.to_string()),
+        PathError::ListingTooLarge { .. } | PathError::Listing { .. } => {
+            error_page(StatusCode::UNPROCESSABLE_ENTITY, &error.to_string())
+        }
+        _ => error_page(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
+    }
+}
+
+fn get_error(error: GetError) -> Response {
+    let status = match &error {
+        GetError::NotFound { .. } => StatusCode::NOT_FOUND,
+        GetError::Lost { .. } => StatusCode::BAD_GATEWAY,
+        GetError::Decode(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error_page(status, &error.to_string())
+}
+
+fn error_page(status: StatusCode, message: &str) -> Response {
+    let title = format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("error")
+    );
+    page(status, &title, &format!("<p>{}</p>", escape_html(message)))
+}
+
+/// A small HTML page of the gateway's own (listings and errors): no
+/// scripts, no outside resources.
+fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title>\
+         <meta name=\"viewport\" content=\"width=device-width\"></head>\
+         <body><h1>{title}</h1>{body}</body></html>\n",
+        title = escape_html(title),
+    );
+    let mut response = (status, html).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// Text made safe inside HTML. By hand: five characters, and a crate for
+/// them would weigh more than the function.
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn media_of(name: &str) -> Option<String> {
+    crate::files::media_type_of(name)
+}
+
+/// A header value from text known to be visible ASCII (ids, numbers, media
+/// types checked when stored); an empty value otherwise.
+fn header_value(text: &str) -> HeaderValue {
+    HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_range(range: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::RANGE, HeaderValue::from_str(range).unwrap());
+        headers
+    }
+
+    #[test]
+    fn ranges_first_middle_last_suffix_and_invalid() {
+        let etag = "\"x\"";
+        let want = |range: &str| wanted_range(&with_range(range), etag, 1000);
+        assert_eq!(want("bytes=0-0"), Ok(Some(0..1)));
+        assert_eq!(want("bytes=500-599"), Ok(Some(500..600)));
+        assert_eq!(want("bytes=999-"), Ok(Some(999..1000)));
+        assert_eq!(want("bytes=-10"), Ok(Some(990..1000)));
+        assert_eq!(want("bytes=900-5000"), Ok(Some(900..1000)));
+        assert_eq!(want("bytes=1000-"), Err(()));
+        assert_eq!(want("bytes=5-2"), Err(()));
+        assert_eq!(want("pages=1-2"), Err(()));
+        assert_eq!(want("bytes=0-1,5-6"), Ok(None));
+        assert_eq!(wanted_range(&HeaderMap::new(), etag, 1000), Ok(None));
+        let mut other = with_range("bytes=0-9");
+        other.insert(header::IF_RANGE, HeaderValue::from_static("\"y\""));
+        assert_eq!(wanted_range(&other, etag, 1000), Ok(None));
+    }
+
+    #[test]
+    fn etags_match_exactly_weakly_or_by_star() {
+        let etag = "\"abc\"";
+        let matches =
+            |value: &str| matches_etag(Some(&HeaderValue::from_str(value).unwrap()), etag);
+        assert!(matches("\"abc\""));
+        assert!(matches("\"zzz\", W/\"abc\""));
+        assert!(matches("*"));
+        assert!(!matches("\"abcd\""));
+        assert!(!matches_etag(None, etag));
+    }
+
+    #[test]
+    fn html_is_escaped() {
+        assert_eq!(
+            escape_html("<a href='x'>&\"</a>"),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;"
+        );
+    }
+}
