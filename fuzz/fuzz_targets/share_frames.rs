@@ -43,5 +43,7 @@ fn tag_byte(t: Tag) -> u8 {
 fuzz_target!(|frames: Vec<Frame<Tag>>| {
     let bytes = frames_to_bytes(&frames, tag_byte);
     let parsed = runtime().block_on(kith_node::fuzzing::share_requests(&bytes));
-    assert!(parsed <= frames.len());
+    // A lying length may split one built frame into several read ones,
+    // but none is read without its 5-byte header.
+    assert!(parsed * 5 <= bytes.len());
 });

@@ -231,16 +231,7 @@ async fn get_file(
         }
         reports.push_back((id, Box::new(download.report_handle())));
     }
-    let segments = download.into_stream();
-    let body = futures::stream::unfold(segments, |mut segments| async move {
-        let item = segments.recv().await?;
-        let item = item.map(axum::body::Bytes::from).map_err(|error| {
-            tracing::warn!(%error, "download failed midway");
-            std::io::Error::other(error.to_string())
-        });
-        Some((item, segments))
-    });
-    let mut response = Response::new(Body::from_stream(body));
+    let mut response = Response::new(body_of(download.into_stream()));
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
     let media = media
@@ -332,6 +323,23 @@ async fn list(
             })
             .collect(),
     }))
+}
+
+/// A response body of a download's segments as they arrive; a failure
+/// midway ends the body short (the reader detects it by the length) and
+/// is logged.
+pub(crate) fn body_of(
+    segments: tokio::sync::mpsc::Receiver<Result<Vec<u8>, kith_node::GetError>>,
+) -> Body {
+    let body = futures::stream::unfold(segments, |mut segments| async move {
+        let item = segments.recv().await?;
+        let item = item.map(axum::body::Bytes::from).map_err(|error| {
+            tracing::warn!(%error, "download failed midway");
+            std::io::Error::other(error.to_string())
+        });
+        Some((item, segments))
+    });
+    Body::from_stream(body)
 }
 
 async fn download_report(

@@ -191,16 +191,8 @@ async fn serve_file(
     if method == Method::HEAD {
         return response;
     }
-    let segments = download.into_range_stream(range.unwrap_or(0..size));
-    let body = futures::stream::unfold(segments, |mut segments| async move {
-        let item = segments.recv().await?;
-        let item = item.map(axum::body::Bytes::from).map_err(|error| {
-            tracing::warn!(%error, "the gateway's download failed midway");
-            std::io::Error::other(error.to_string())
-        });
-        Some((item, segments))
-    });
-    *response.body_mut() = Body::from_stream(body);
+    *response.body_mut() =
+        crate::files::body_of(download.into_range_stream(range.unwrap_or(0..size)));
     response
 }
 

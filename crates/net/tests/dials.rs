@@ -14,21 +14,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestNode, eventually, loopback_config, start, stop_all};
+use common::{eventually, loopback_config, metric, start, stop_all};
 use kith_net::StreamProtocol;
 
 /// A protocol nobody serves: opening a stream of it dials the peer by id.
 const NOBODY: StreamProtocol = StreamProtocol::new("/kith/test-nobody/1.0.0");
-
-/// The sum of a counter's samples in a node's Prometheus text.
-fn counter(node: &TestNode, name: &str) -> u64 {
-    let mut text = String::new();
-    node.client.write_metrics(&mut text).unwrap();
-    text.lines()
-        .filter(|line| line.starts_with(name))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_known_by_several_routes_is_dialled_once() {
@@ -71,12 +61,12 @@ async fn a_peer_known_by_several_routes_is_dialled_once() {
     .await;
     let incoming = "libp2p_swarm_connections_incoming_total";
     let failed = "libp2p_swarm_connections_incoming_error_total";
-    assert_eq!(counter(&listener, incoming), 1);
+    assert_eq!(metric(&listener, incoming), 1);
 
     // The second contact: by peer id alone.
     let _ = dialer.client.streams().open_stream(peer, NOBODY).await;
     eventually(Duration::from_secs(10), || async {
-        let seen = counter(&listener, incoming);
+        let seen = metric(&listener, incoming);
         if seen >= 2 {
             Ok(())
         } else {
@@ -85,8 +75,8 @@ async fn a_peer_known_by_several_routes_is_dialled_once() {
     })
     .await;
     // One more connection, and no handshake abandoned half-way.
-    assert_eq!(counter(&listener, incoming), 2);
-    assert_eq!(counter(&listener, failed), 0);
+    assert_eq!(metric(&listener, incoming), 2);
+    assert_eq!(metric(&listener, failed), 0);
 
     stop_all(vec![listener, dialer]).await;
 }

@@ -61,6 +61,17 @@ where
     }
 }
 
+/// The sum of a metric's samples (the lines starting with `name`) in a
+/// node's Prometheus text.
+pub fn metric(node: &TestNode, name: &str) -> u64 {
+    let mut text = String::new();
+    node.client.write_metrics(&mut text).unwrap();
+    text.lines()
+        .filter(|line| line.starts_with(name))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// Shuts nodes down and waits for their event loops to end.
 pub async fn stop_all(nodes: Vec<TestNode>) {
     for node in nodes {
