@@ -63,7 +63,7 @@ pub(crate) enum Command {
     /// keeps to itself; do not share it.
     Dashboard,
     /// Print the base URL of this node's HTTP gateway, where a browser
-    /// opens published content: <URL>k/<cap>/path. Read-only, no token.
+    /// opens published content: URL + k/CAP/path. Read-only, no token.
     Gateway,
     /// Connect to a peer by multiaddr, e.g. /ip4/192.0.2.7/tcp/4001/p2p/12D3KooW…
     Connect {

@@ -126,10 +126,6 @@ pub const SCALE_MAIL_CHECK: Duration = Duration::from_secs(3600);
 /// [`JoinMode::Quiet`] to call the network joined.
 pub const QUIET_WINDOW: Duration = Duration::from_secs(10);
 
-/// How often the routing tables are sampled while waiting for them to
-/// settle.
-pub const QUIET_SAMPLE: Duration = Duration::from_secs(2);
-
 /// The longest [`JoinMode::Quiet`] waits for the tables to settle.
 const QUIET_LIMIT: Duration = Duration::from_secs(3600);
 
@@ -822,39 +818,19 @@ async fn bootstrap_round(net: &Testnet, concurrency: usize) -> usize {
 /// [`QUIET_WINDOW`] (at most [`QUIET_LIMIT`]).
 async fn wait_until_quiet(net: &Testnet) {
     let began = Instant::now();
-    // Growth is a rate over a window, but sampled every QUIET_SAMPLE: a
-    // wave is joined QUIET_WINDOW after its tables stop growing, not at
-    // the next window boundary (which added up to a window per wave).
-    let mut samples: std::collections::VecDeque<(Instant, usize)> =
-        std::collections::VecDeque::new();
-    samples.push_back((Instant::now(), table_sizes(net).await.iter().sum()));
-    let mut ticks =
-        tokio::time::interval_at(tokio::time::Instant::now() + QUIET_SAMPLE, QUIET_SAMPLE);
-    let mut last_logged = Instant::now();
+    let mut before: usize = table_sizes(net).await.iter().sum();
+    // Growth is a rate, so it is sampled once per window; the loop ends on
+    // the condition (quiet) or at the limit.
+    let mut windows =
+        tokio::time::interval_at(tokio::time::Instant::now() + QUIET_WINDOW, QUIET_WINDOW);
     while began.elapsed() < QUIET_LIMIT {
-        ticks.tick().await;
-        let now = Instant::now();
+        windows.tick().await;
         let after: usize = table_sizes(net).await.iter().sum();
-        if last_logged.elapsed() >= QUIET_WINDOW {
-            info!(entries = after, after = ?began.elapsed(), "routing tables");
-            last_logged = now;
-        }
-        // The oldest sample still within the window is the baseline once
-        // the window is covered.
-        while samples
-            .get(1)
-            .is_some_and(|(at, _)| now.duration_since(*at) >= QUIET_WINDOW)
-        {
-            samples.pop_front();
-        }
-        if let Some(&(at, before)) = samples.front()
-            && now.duration_since(at) >= QUIET_WINDOW
-            && after.saturating_sub(before) * 100 < before.max(1)
-        {
-            info!(entries = after, after = ?began.elapsed(), "routing tables quiet");
+        info!(entries = after, after = ?began.elapsed(), "routing tables");
+        if after.saturating_sub(before) * 100 < before.max(1) {
             return;
         }
-        samples.push_back((now, after));
+        before = after;
     }
     warn!("routing tables still growing after {QUIET_LIMIT:?}; measuring anyway");
 }
@@ -956,14 +932,14 @@ impl fmt::Display for DhtReport {
             )?,
             JoinMode::Quiet => row(
                 f,
-                "time to join (all started, each bootstrapped once, tables grew < 1 % over 10 s, sampled every 2 s)",
+                "time to join (all started, each bootstrapped once, tables grew < 1 % in 10 s)",
                 secs(self.join_time),
             )?,
             JoinMode::Waves(size) => row(
                 f,
                 "time to join (in waves, each bootstrapped once through a random node already in)",
                 format!(
-                    "{} ({} waves of {size}, each until the tables grew < 1 % over 10 s, sampled every 2 s)",
+                    "{} ({} waves of {size}, each until the tables grew < 1 % in 10 s)",
                     secs(self.join_time),
                     self.waves
                 ),

@@ -66,10 +66,13 @@ pub enum PathError {
     },
 }
 
+/// A listing kept: its manifest stripe's id, the listing, its bytes.
+type KeptListing = (ContentId, Arc<Folder>, usize);
+
 /// Listings read lately, by the id of their manifest stripe.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct ListingCache {
-    kept: Arc<Mutex<VecDeque<(ContentId, Arc<Folder>, usize)>>>,
+    kept: Arc<Mutex<VecDeque<KeptListing>>>,
 }
 
 impl ListingCache {
