@@ -107,10 +107,20 @@ fn parse_cap(text: &str) -> Result<Capability, ApiError> {
         .map_err(|error| ApiError::bad_request(format!("not a valid capability: {error}")))
 }
 
-/// Parses a capability with an optional path inside its folder.
-fn parse_cap_path(text: &str) -> Result<CapabilityPath, ApiError> {
-    text.parse::<CapabilityPath>()
-        .map_err(|error| ApiError::bad_request(format!("not a valid capability: {error}")))
+/// What `CAP[/PATH]` in a query names: its capability, and the media type
+/// its folder lists for it.
+async fn resolve_query(
+    files: &Files,
+    text: &str,
+) -> Result<(Capability, Option<String>), ApiError> {
+    let target = text
+        .parse::<CapabilityPath>()
+        .map_err(|error| ApiError::bad_request(format!("not a valid capability: {error}")))?;
+    Ok(files
+        .node
+        .files()
+        .resolve(&target.capability, &target.path)
+        .await?)
 }
 
 /// The media type a name's extension suggests, if any.
@@ -207,12 +217,7 @@ async fn get_file(
     State(files): State<Files>,
     Query(query): Query<CapQuery>,
 ) -> Result<Response, ApiError> {
-    let target = parse_cap_path(&query.cap)?;
-    let (capability, listed_media) = files
-        .node
-        .files()
-        .resolve(&target.capability, &target.path)
-        .await?;
+    let (capability, listed_media) = resolve_query(&files, &query.cap).await?;
     if capability.is_folder() {
         return Err(ApiError::bad_request(
             "this is a folder, not a file: list it with kith ls, or get it with kith get CAP -o \
@@ -284,12 +289,7 @@ async fn resolve(
     State(files): State<Files>,
     Query(query): Query<CapQuery>,
 ) -> Result<Json<Resolved>, ApiError> {
-    let target = parse_cap_path(&query.cap)?;
-    let (capability, media_type) = files
-        .node
-        .files()
-        .resolve(&target.capability, &target.path)
-        .await?;
+    let (capability, media_type) = resolve_query(&files, &query.cap).await?;
     Ok(Json(Resolved {
         kind: capability.kind().as_str().to_owned(),
         capability: capability.to_string(),
@@ -302,12 +302,7 @@ async fn list(
     State(files): State<Files>,
     Query(query): Query<CapQuery>,
 ) -> Result<Json<Listing>, ApiError> {
-    let target = parse_cap_path(&query.cap)?;
-    let (capability, _) = files
-        .node
-        .files()
-        .resolve(&target.capability, &target.path)
-        .await?;
+    let (capability, _) = resolve_query(&files, &query.cap).await?;
     let folder = files.node.files().folder(&capability).await?;
     Ok(Json(Listing {
         capability: capability.to_string(),

@@ -103,7 +103,11 @@ async fn by_capability(
         Err(error) => return path_error(error),
     };
     if !target.is_folder() {
-        let media = listed_media.or_else(|| names.last().and_then(|name| media_of(name)));
+        let media = listed_media.or_else(|| {
+            names
+                .last()
+                .and_then(|name| crate::files::media_type_of(name))
+        });
         return serve_file(&node, &target, media, &method, &headers).await;
     }
     if !rest.ends_with('/') {
@@ -336,10 +340,6 @@ fn escape_html(text: &str) -> String {
         }
     }
     out
-}
-
-fn media_of(name: &str) -> Option<String> {
-    crate::files::media_type_of(name)
 }
 
 /// A header value from text known to be visible ASCII (ids, numbers, media

@@ -221,13 +221,7 @@ impl Folder {
 
     /// The plaintext bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let len = HEADER_LEN
-            + self
-                .entries
-                .iter()
-                .map(FolderEntry::encoded_len)
-                .sum::<usize>();
-        let mut out = Vec::with_capacity(len);
+        let mut out = Vec::with_capacity(listing_len(&self.entries));
         out.extend_from_slice(FOLDER_MAGIC);
         // `new` keeps a listing under 64 MiB, so the count fits a u32.
         layout::write(&EntryCount(self.entries.len() as u32), &mut out);
@@ -283,6 +277,11 @@ impl Folder {
         }
         Ok(Self { entries })
     }
+}
+
+/// Bytes of the listing of `entries`.
+fn listing_len(entries: &[FolderEntry]) -> usize {
+    HEADER_LEN + entries.iter().map(FolderEntry::encoded_len).sum::<usize>()
 }
 
 /// Reads one entry; returns it and what follows.

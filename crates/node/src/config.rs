@@ -295,9 +295,20 @@ pub struct Flags {
     pub quota: Option<String>,
 }
 
-/// Reads `HOST:PORT` given by `origin`; `example_port` goes in the error.
-fn socket_addr(text: &str, origin: &str, example_port: u16) -> Result<SocketAddr, ConfigError> {
-    text.trim().parse().map_err(|_| ConfigError::Value {
+/// A `HOST:PORT` setting: the flag `flag_name` if given, else the settings
+/// file's; `example_port` goes in the error.
+fn socket_setting(
+    flag: Option<&String>,
+    file: Option<&String>,
+    flag_name: &str,
+    example_port: u16,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    let (text, origin) = match (flag, file) {
+        (Some(text), _) => (text, flag_name),
+        (None, Some(text)) => (text, CONFIG_FILE),
+        (None, None) => return Ok(None),
+    };
+    text.trim().parse().map(Some).map_err(|_| ConfigError::Value {
         source_name: origin.to_owned(),
         message: format!(
             "{text:?} is not an address and port; write HOST:PORT, e.g. 127.0.0.1:{example_port}"
@@ -347,21 +358,16 @@ impl NodeConfig {
         }
         config.mdns = file.mdns.unwrap_or(true) && !flags.no_mdns;
         config.relay = file.relay.unwrap_or(true) && !flags.no_relay;
-        if let Some(api) = flags.api.as_ref().or(file.api.as_ref()) {
-            let origin = if flags.api.is_some() {
-                "--api"
-            } else {
-                CONFIG_FILE
-            };
-            config.api = socket_addr(api, origin, 5050)?;
+        if let Some(api) = socket_setting(flags.api.as_ref(), file.api.as_ref(), "--api", 5050)? {
+            config.api = api;
         }
-        if let Some(gateway) = flags.gateway.as_ref().or(file.gateway.as_ref()) {
-            let origin = if flags.gateway.is_some() {
-                "--gateway"
-            } else {
-                CONFIG_FILE
-            };
-            config.gateway = socket_addr(gateway, origin, 8080)?;
+        if let Some(gateway) = socket_setting(
+            flags.gateway.as_ref(),
+            file.gateway.as_ref(),
+            "--gateway",
+            8080,
+        )? {
+            config.gateway = gateway;
         }
         if config.gateway.port() != 0 && config.gateway == config.api {
             return Err(ConfigError::Value {
