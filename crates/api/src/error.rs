@@ -15,7 +15,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use kith_node::{
-    FriendError, GetError, NetError, NodeError, PathError, PutError, SendError, StoreError,
+    FriendError, GetError, NameOpError, NetError, NodeError, PathError, PutError, SendError,
+    StoreError,
 };
 
 use crate::types::ErrorBody;
@@ -265,6 +266,17 @@ impl From<PathError> for ApiError {
             }
             _ => Self::new(ErrorKind::Internal, error.to_string()),
         }
+    }
+}
+
+impl From<NameOpError> for ApiError {
+    fn from(error: NameOpError) -> Self {
+        let kind = match &error {
+            NameOpError::Invalid(_) | NameOpError::BadTarget(_) => ErrorKind::BadRequest,
+            NameOpError::NotFound { .. } | NameOpError::NotMirrored(_) => ErrorKind::NotFound,
+            _ => ErrorKind::Internal,
+        };
+        Self::new(kind, error.to_string())
     }
 }
 

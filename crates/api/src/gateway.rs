@@ -9,6 +9,17 @@
 //!   ends in `/` (a redirect adds it, so relative links resolve inside the
 //!   folder); its `index.html` is served if it has one, else a plain HTML
 //!   listing.
+//! - `/n/<name>/<path>`: the same, inside what the name points at now
+//!   (resolved as `kith name resolve` does: a record held here answers at
+//!   once and is refreshed in the background). `Cache-Control` is a short
+//!   `max-age` ([`NAMED`]): the name may point elsewhere soon.
+//! - **One origin per site**: a request whose `Host` is
+//!   `<name>.localhost[:port]` is served as `/n/<name>/<path>`, so each
+//!   site is its own web origin (its cookies and storage apart from other
+//!   sites'), as kubo's subdomain gateway does; browsers send every
+//!   `*.localhost` to this machine. A `/n/` request to `localhost[:port]`
+//!   is redirected there. Requests by IP address (`127.0.0.1`) are served
+//!   on the path, with all sites sharing that origin.
 //! - Files are streamed as their stripes arrive, never held whole.
 //!   `Range: bytes=…` (one range) gets `206` with only the stripes it needs
 //!   fetched (video and audio seek), a range past the end `416`. The
@@ -25,17 +36,22 @@ use std::ops::Range;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use kith_base::capability::split_path;
 use kith_base::{ByteSize, Capability};
-use kith_node::{Folder, GetError, Node, PathError};
-use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use kith_node::{Folder, GetError, Name, NameOpError, Node, PathError};
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
 /// `Cache-Control` for content under a capability: it never changes.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// `Cache-Control` for content under a name: it may point elsewhere soon.
+const NAMED: &str = "public, max-age=60";
+/// The host name under which each name is a subdomain.
+const SITE_DOMAIN: &str = "localhost";
 
 /// What a path segment in a link must escape (RFC 3986's path segment).
 const SEGMENT: &AsciiSet = &CONTROLS
@@ -61,7 +77,9 @@ pub(crate) fn router(node: Node) -> Router {
     Router::new()
         .route("/", get(home))
         .route("/k/{*rest}", get(by_capability))
+        .route("/n/{*rest}", get(by_name))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(node.clone(), subdomains))
         .with_state(node)
 }
 
@@ -69,7 +87,8 @@ async fn home() -> Response {
     page(
         StatusCode::OK,
         "kith gateway",
-        "<p>Open a file or folder by its capability: <code>/k/kith:…/path</code>.</p>",
+        "<p>Open a file or folder by its capability: <code>/k/kith:…/path</code>, \
+         or a site by its name: <code>/n/&lt;name&gt;/path</code>.</p>",
     )
 }
 
@@ -94,11 +113,146 @@ async fn by_capability(
             );
         }
     };
+    let site = Site {
+        capability,
+        cache_control: IMMUTABLE,
+    };
+    serve_path(&node, &site, path_text, &rest, &method, &headers).await
+}
+
+/// `/n/<name>[/<path>]`.
+async fn by_name(
+    State(node): State<Node>,
+    Path(rest): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    let (name_text, path_text) = rest.split_once('/').unwrap_or((rest.as_str(), ""));
+    let name = match name_text.parse::<Name>() {
+        Ok(name) => name,
+        Err(error) => {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                &format!("This is not a valid name: {error}"),
+            );
+        }
+    };
+    if let Some(port) = plain_site_host(&headers) {
+        // Its own origin: http://<name>.localhost:<port>/<path>.
+        let location = format!("http://{name}.{SITE_DOMAIN}{port}/{path_text}");
+        let mut response = StatusCode::MOVED_PERMANENTLY.into_response();
+        response
+            .headers_mut()
+            .insert(header::LOCATION, header_value(&location));
+        return response;
+    }
+    serve_name(&node, name, path_text, &rest, &method, &headers).await
+}
+
+/// Middleware: a request to `<name>.localhost` is the site of that name,
+/// whatever its path.
+async fn subdomains(State(node): State<Node>, request: Request, next: Next) -> Response {
+    let Some(name) = subdomain_name(request.headers()) else {
+        return next.run(request).await;
+    };
+    let method = request.method().clone();
+    if method != Method::GET && method != Method::HEAD {
+        let mut response = error_page(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "The gateway only reads: GET and HEAD.",
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    let raw = request.uri().path();
+    let Ok(path) = percent_decode_str(raw).decode_utf8() else {
+        return error_page(StatusCode::BAD_REQUEST, "The path is not UTF-8.");
+    };
+    let path_text = path.strip_prefix('/').unwrap_or(&path);
+    serve_name(&node, name, path_text, &path, &method, request.headers()).await
+}
+
+/// The name of a `<name>.localhost[:port]` host.
+fn subdomain_name(headers: &HeaderMap) -> Option<Name> {
+    let host = headers
+        .get(header::HOST)?
+        .to_str()
+        .ok()?
+        .to_ascii_lowercase();
+    let host = host
+        .rsplit_once(':')
+        .map_or(host.as_str(), |(host, _)| host);
+    let label = host
+        .strip_suffix(SITE_DOMAIN)?
+        .strip_suffix('.')
+        .filter(|label| !label.contains('.'))?;
+    label.parse().ok()
+}
+
+/// For a request to `localhost[:port]`, the `:port` part (empty without
+/// one): such a request can be sent to a site's own origin.
+fn plain_site_host(headers: &HeaderMap) -> Option<String> {
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => {
+            (name, format!(":{port}"))
+        }
+        _ => (host, String::new()),
+    };
+    name.eq_ignore_ascii_case(SITE_DOMAIN).then_some(port)
+}
+
+/// What `name` points at now, and `path_text` inside it.
+async fn serve_name(
+    node: &Node,
+    name: Name,
+    path_text: &str,
+    request_path: &str,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Response {
+    let resolved = match node.names().resolve(name, false).await {
+        Ok(resolved) => resolved,
+        Err(error @ NameOpError::NotFound { .. }) => {
+            return error_page(StatusCode::NOT_FOUND, &error.to_string());
+        }
+        Err(error) => return error_page(StatusCode::BAD_GATEWAY, &error.to_string()),
+    };
+    let site = Site {
+        capability: resolved.record.target().clone(),
+        cache_control: NAMED,
+    };
+    serve_path(node, &site, path_text, request_path, method, headers).await
+}
+
+/// What a gateway URL reaches: the capability at its root, and how long a
+/// browser may keep what is under it.
+struct Site {
+    capability: Capability,
+    cache_control: &'static str,
+}
+
+/// `path_text` inside `site`; `request_path` is the URL's path as the
+/// request had it, whose last segment a folder's redirect repeats.
+async fn serve_path(
+    node: &Node,
+    site: &Site,
+    path_text: &str,
+    request_path: &str,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Response {
+    let Site {
+        capability,
+        cache_control,
+    } = site;
     let names = match split_path(path_text) {
         Ok(names) => names,
         Err(error) => return error_page(StatusCode::BAD_REQUEST, &error.to_string()),
     };
-    let (target, listed_media) = match node.files().resolve(&capability, &names).await {
+    let (target, listed_media) = match node.files().resolve(capability, &names).await {
         Ok(found) => found,
         Err(error) => return path_error(error),
     };
@@ -108,13 +262,13 @@ async fn by_capability(
                 .last()
                 .and_then(|name| crate::files::media_type_of(name))
         });
-        return serve_file(&node, &target, media, &method, &headers).await;
+        return serve_file(node, &target, media, cache_control, method, headers).await;
     }
-    if !rest.ends_with('/') {
+    if !request_path.ends_with('/') {
         // Relative links in the folder's pages resolve against the URL: it
         // must end in '/'. The last segment, as the request had it, after
         // "./": a capability's "kith:" would otherwise read as a scheme.
-        let last = rest.rsplit('/').next().unwrap_or_default();
+        let last = request_path.rsplit('/').next().unwrap_or_default();
         let location = format!("./{}/", utf8_percent_encode(last, SEGMENT));
         let mut response = StatusCode::MOVED_PERMANENTLY.into_response();
         if let Ok(location) = HeaderValue::from_str(&location) {
@@ -131,9 +285,17 @@ async fn by_capability(
         .filter(|entry| !entry.capability().is_folder())
     {
         let media = Some(index.media_type().unwrap_or("text/html").to_owned());
-        return serve_file(&node, index.capability(), media, &method, &headers).await;
+        return serve_file(
+            node,
+            index.capability(),
+            media,
+            cache_control,
+            method,
+            headers,
+        )
+        .await;
     }
-    listing_page(&folder, &names)
+    listing_page(&folder, &names, cache_control)
 }
 
 /// A file, whole or the one range asked for.
@@ -141,6 +303,7 @@ async fn serve_file(
     node: &Node,
     capability: &Capability,
     media: Option<String>,
+    cache_control: &'static str,
     method: &Method,
     headers: &HeaderMap,
 ) -> Response {
@@ -156,7 +319,10 @@ async fn serve_file(
     let mut response = Response::new(Body::empty());
     let out = response.headers_mut();
     out.insert(header::ETAG, header_value(&etag));
-    out.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    out.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
     out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     out.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -234,7 +400,7 @@ fn matches_etag(if_none_match: Option<&HeaderValue>, etag: &str) -> bool {
 }
 
 /// A folder without an `index.html`: a plain listing with links.
-fn listing_page(folder: &Folder, names: &[String]) -> Response {
+fn listing_page(folder: &Folder, names: &[String], cache_control: &'static str) -> Response {
     let title = format!(
         "/{}",
         names
@@ -262,9 +428,10 @@ fn listing_page(folder: &Folder, names: &[String]) -> Response {
     }
     body.push_str("</ul>");
     let mut response = page(StatusCode::OK, &title, &body);
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
     response
 }
 
@@ -387,6 +554,45 @@ mod tests {
         assert!(matches("*"));
         assert!(!matches("\"abcd\""));
         assert!(!matches_etag(None, etag));
+    }
+
+    fn with_host(host: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_str(host).unwrap());
+        headers
+    }
+
+    #[test]
+    fn sites_are_subdomains_of_localhost_and_only_of_it() {
+        let identity = kith_base::Identity::generate();
+        let parsed = Name::from_key(identity.public_key()).unwrap();
+        let name = parsed.to_string();
+        for host in [
+            format!("{name}.localhost"),
+            format!("{name}.localhost:8080"),
+            format!("{}.LOCALHOST:1", name.to_uppercase()),
+        ] {
+            assert_eq!(subdomain_name(&with_host(&host)), Some(parsed), "{host}");
+        }
+        for host in [
+            "localhost:80".to_owned(),
+            "127.0.0.1:80".to_owned(),
+            format!("{name}.example.org"),
+            format!("x.{name}.localhost"),
+            "nonsense.localhost".to_owned(),
+        ] {
+            assert_eq!(subdomain_name(&with_host(&host)), None, "{host}");
+        }
+        assert_eq!(
+            plain_site_host(&with_host("localhost:8080")),
+            Some(":8080".into())
+        );
+        assert_eq!(
+            plain_site_host(&with_host("localhost")),
+            Some(String::new())
+        );
+        assert_eq!(plain_site_host(&with_host("127.0.0.1:8080")), None);
+        assert_eq!(plain_site_host(&HeaderMap::new()), None);
     }
 
     #[test]

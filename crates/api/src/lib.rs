@@ -11,6 +11,7 @@
 //! | `files` | the file and folder routes: put, get, folder, ls, resolve, downloads, stat, rm |
 //! | `gateway` | the HTTP gateway for browsers, on its own listener: `/k/<cap>/path`, Range, ETag |
 //! | `friends` | the friend routes: msg, send, inbox, mail |
+//! | `names` | the name and mirror routes: publish, resolve, list; mirror, mirrors, rm |
 //! | `failures` | remembers the error answer of a named streamed request (`GET /v1/failures/ID`) |
 //! | `dashboard` | the read-only web dashboard's static files |
 //! | `security` | the guard: host, origin and bearer token checks |
@@ -51,6 +52,12 @@
 //! | `GET /v1/inbox?after=N&wait=SECS` | | `{"entries":[{"arrival","from","from_name","sent_at_ms","seq","received_at_ms","via","kind":"text"\|"file",…}]}` |
 //! | `POST /v1/mail/check` | | `{"new"}` |
 //! | `GET /v1/mail/held?peer=PEER_ID` | | `{"letters","bytes"}` |
+//! | `POST /v1/names/publish` | `{"capability","label"?}` | `{"name","capability","sequence","published_at","expires_at","stored_on","asked"}` |
+//! | `GET /v1/names/resolve?name=NAME&fresh=BOOL` | | `{"name","capability","sequence","published_at","expires_at","cached"}` |
+//! | `GET /v1/names` | | `{"names":[{"label","name","capability","sequence"}]}` |
+//! | `POST /v1/mirrors` | `{"target"}` (a name or a capability) | `{"target","sequence","held","files","bytes","added_at","checked_at","error"}` once the first copy is made |
+//! | `GET /v1/mirrors` | | `{"mirrors":[…as above]}` |
+//! | `POST /v1/mirrors/rm` | `{"target"}` | `{"removed"}` |
 //! | `GET /v1/failures/ID` | | `{"status","error","message"}`: how the request named `ID` (header `x-kith-request`) failed |
 //!
 //! Errors are `{"error": KIND, "message": "one sentence"}` ([`types::ErrorBody`])
@@ -69,6 +76,7 @@ mod failures;
 mod files;
 mod friends;
 mod gateway;
+mod names;
 mod routes;
 mod security;
 mod serve;

@@ -278,3 +278,71 @@ pub struct HeldMail {
     /// Their bytes.
     pub bytes: u64,
 }
+
+/// `POST /v1/names/publish` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublishRequest {
+    /// The capability the name points at.
+    pub capability: String,
+    /// A label for a further name of this node (`None`: its default name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+/// A name record: `POST /v1/names/publish` and `GET /v1/names/resolve`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NameAnswer {
+    /// The name.
+    pub name: String,
+    /// Where it points.
+    pub capability: String,
+    /// The record's sequence number.
+    pub sequence: u64,
+    /// When the publisher signed it (Unix seconds).
+    pub published_at: u64,
+    /// When it expires unless renewed (Unix seconds).
+    pub expires_at: u64,
+    /// Resolve: whether it came from this node's table without a lookup.
+    #[serde(default)]
+    pub cached: bool,
+    /// Publish: peers that keep the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_on: Option<usize>,
+    /// Publish: peers asked to keep it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asked: Option<usize>,
+}
+
+/// One name of `GET /v1/names`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MyNameAnswer {
+    /// Its label (absent: the node's default name).
+    pub label: Option<String>,
+    /// The name.
+    pub name: String,
+    /// Where it points now.
+    pub capability: Option<String>,
+    /// The current record's sequence.
+    pub sequence: Option<u64>,
+}
+
+/// `GET /v1/names` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MyNames {
+    /// The names this node publishes, by label.
+    pub names: Vec<MyNameAnswer>,
+}
+
+/// `POST /v1/mirrors` and `POST /v1/mirrors/rm` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MirrorRequest {
+    /// A name or a capability.
+    pub target: String,
+}
+
+/// `GET /v1/mirrors` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Mirrors {
+    /// Every mirror of the node.
+    pub mirrors: Vec<kith_node::MirrorInfo>,
+}

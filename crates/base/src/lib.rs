@@ -11,6 +11,7 @@
 //! | [`layout`] | pinned byte layouts of records and messages, read and written with postcard |
 //! | [`lease`] | [`Lease`]: an owner's signed word to keep a stripe's shares until a time |
 //! | [`letter`] | [`Letter`]: signed letters between friends, sealed for offline mailboxes |
+//! | [`name`] | [`Name`] and [`NameRecord`]: self-certifying names and their signed records |
 //! | [`size`] | [`ByteSize`]: byte sizes as people write them (`500M`, `1.5T`) |
 //!
 //! # What it is
@@ -45,6 +46,7 @@ pub mod identity;
 pub mod layout;
 pub mod lease;
 pub mod letter;
+pub mod name;
 pub mod size;
 
 pub use capability::{Capability, CapabilityError, CapabilityKind, CapabilityPath};
@@ -54,4 +56,5 @@ pub use identity::{Identity, IdentityError};
 pub use lease::{LEASE_LEN, Lease, LeaseError};
 pub use letter::{Body, Letter, LetterError};
 pub use libp2p_identity::PeerId;
+pub use name::{Name, NameError, NameRecord, NameSigner};
 pub use size::{ByteSize, ByteSizeError};

@@ -132,6 +132,22 @@ pub(crate) enum Command {
         /// The file's or folder's capability (kith:…).
         cap: String,
     },
+    /// Names: point a name of this node at a capability, and resolve names.
+    ///
+    /// A name is a public key (52 letters and digits): whoever resolves it
+    /// checks the record's signature, so no registry is involved. The node's
+    /// own key is its default name; --label gives further names.
+    #[command(subcommand)]
+    Name(NameCommand),
+    /// Keep a full copy of a name's current version (or of a capability's
+    /// files), serve it, and follow the name's updates; `kith mirror ls`,
+    /// `kith mirror rm NAME|CAP`.
+    ///
+    /// A mirror also stores the name's record on the peers closest to it
+    /// again and again, so the name keeps resolving while its publisher is
+    /// offline. Prints one line once the first copy is made.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Mirror(MirrorArgs),
     /// Manage the address book: petnames for friends' peer ids.
     ///
     /// Petnames are yours alone (never sent); every command that takes a
@@ -189,6 +205,60 @@ pub(crate) enum Command {
         /// Size of the file to store, e.g. 64M or 1G.
         #[arg(long, default_value = "64M", value_name = "SIZE")]
         size: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum NameCommand {
+    /// Point this node's name at CAP (the next sequence number) and store
+    /// the signed record on the peers closest to it; prints the name.
+    Publish {
+        /// What the name points at: a folder's or a file's capability.
+        cap: String,
+        /// Publish under a further name of this node, derived from its
+        /// identity and this label (a-z, 0-9, '-'); the same label always
+        /// gives the same name.
+        #[arg(long, value_name = "LABEL")]
+        label: Option<String>,
+    },
+    /// Print the capability NAME points at now (the highest valid sequence
+    /// found).
+    Resolve {
+        /// The name `kith name publish` printed.
+        name: String,
+        /// Ask the network even when this node holds a record.
+        #[arg(long)]
+        fresh: bool,
+        /// Print one JSON object (name, capability, sequence, times).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List this node's names: label, name, sequence, capability
+    /// (tab-separated; the default name's label is '-').
+    Ls,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MirrorArgs {
+    #[command(subcommand)]
+    pub(crate) command: Option<MirrorCommand>,
+    /// The name or capability to mirror.
+    #[arg(required = true, value_name = "NAME|CAP")]
+    pub(crate) target: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MirrorCommand {
+    /// List the mirrors: target, sequence, files, bytes, state.
+    Ls {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop mirroring (what was copied stays as a cached copy).
+    Rm {
+        /// The name or capability.
+        target: String,
     },
 }
 

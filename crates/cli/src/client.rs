@@ -86,6 +86,21 @@ impl ApiClient {
         self.decode(response)
     }
 
+    /// `POST path` with a JSON body, for a request that may take as long as
+    /// a transfer (a mirror's first copy), decoded as `T`.
+    pub(crate) fn post_slow<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<T> {
+        let response = self
+            .transfer
+            .post(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .send_json(body);
+        self.decode(response)
+    }
+
     /// `POST path` with a streamed body of `len` bytes (if known), decoded
     /// as `T`.
     ///

@@ -26,6 +26,7 @@ mod demo;
 mod files;
 mod folders;
 mod friends;
+mod names;
 
 use std::process::ExitCode;
 
@@ -34,7 +35,7 @@ use clap::Parser as _;
 use kith_api::types::{ConnectRequest, Connected, Id, Peers, PingRequest, Pong};
 use kith_node::{ConfigFile, DataDir, DataDirError, Flags, NodeConfig};
 
-use crate::cli::{Cli, Command, FriendCommand, UpArgs};
+use crate::cli::{Cli, Command, FriendCommand, MirrorCommand, NameCommand, UpArgs};
 use crate::client::ApiClient;
 
 /// `kith status` as lines of `label  value`.
@@ -261,6 +262,37 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 out!("{}", files::remove(&api, &cap)?);
             }
         }
+        Command::Name(NameCommand::Publish { cap, label }) => {
+            let api = ApiClient::from_dir(&dir)?;
+            out!("{}", names::publish(&api, &cap, label)?);
+        }
+        Command::Name(NameCommand::Resolve { name, fresh, json }) => {
+            let api = ApiClient::from_dir(&dir)?;
+            out!("{}", names::resolve(&api, &name, fresh, json)?);
+        }
+        Command::Name(NameCommand::Ls) => {
+            let api = ApiClient::from_dir(&dir)?;
+            for line in names::list(&api)? {
+                out!("{line}");
+            }
+        }
+        Command::Mirror(args) => match (args.command, args.target) {
+            (Some(MirrorCommand::Ls { json }), _) => {
+                let api = ApiClient::from_dir(&dir)?;
+                for line in names::list_mirrors(&api, json)? {
+                    out!("{line}");
+                }
+            }
+            (Some(MirrorCommand::Rm { target }), _) => {
+                let api = ApiClient::from_dir(&dir)?;
+                out!("{}", names::remove_mirror(&api, &target)?);
+            }
+            (None, Some(target)) => {
+                let api = ApiClient::from_dir(&dir)?;
+                out!("{}", names::mirror(&api, &target)?);
+            }
+            (None, None) => anyhow::bail!("kith mirror needs a name or a capability"),
+        },
         Command::Friend(FriendCommand::Add { name, peer_id }) => {
             eprintln!("{}", friends::add(&dir, &name, &peer_id)?);
         }

@@ -80,6 +80,8 @@ pub struct NodeConfig {
     pub friends: FriendSettings,
     /// Leases, repair and scrub.
     pub upkeep: UpkeepSettings,
+    /// Names: validity, republishing, mirrors.
+    pub names: crate::NameSettings,
 }
 
 impl Default for NodeConfig {
@@ -102,12 +104,17 @@ impl Default for NodeConfig {
             max_connections: None,
             friends: FriendSettings::default(),
             upkeep: UpkeepSettings::default(),
+            names: crate::NameSettings::default(),
         }
     }
 }
 
-/// Reads the lease, repair and scrub keys of `config.toml`.
-fn upkeep_settings(file: &ConfigFile, upkeep: &mut UpkeepSettings) -> Result<(), ConfigError> {
+/// Reads the lease, repair, scrub, mirror and name keys of `config.toml`.
+fn background_settings(
+    file: &ConfigFile,
+    upkeep: &mut UpkeepSettings,
+    names: &mut crate::NameSettings,
+) -> Result<(), ConfigError> {
     let invalid = |key: &str, message: String| ConfigError::Value {
         source_name: CONFIG_FILE.to_owned(),
         message: format!("{key}: {message}"),
@@ -167,6 +174,26 @@ fn upkeep_settings(file: &ConfigFile, upkeep: &mut UpkeepSettings) -> Result<(),
                 return Err(invalid(key, "must be at least 4KiB per second".to_owned()));
             }
             *slot = bytes;
+        }
+    }
+    for (key, value, slot) in [
+        (
+            "mirror_check",
+            &file.mirror_check,
+            &mut names.mirror_check_every,
+        ),
+        (
+            "name_republish",
+            &file.name_republish,
+            &mut names.republish_every,
+        ),
+    ] {
+        if let Some(text) = value {
+            let interval = duration(key, text)?;
+            if interval < std::time::Duration::from_secs(1) {
+                return Err(invalid(key, "must be at least 1s".to_owned()));
+            }
+            *slot = interval;
         }
     }
     Ok(())
@@ -247,6 +274,11 @@ pub struct ConfigFile {
     pub repair_rate: Option<String>,
     /// Most bytes per second the background scrub reads, e.g. `4MiB`.
     pub scrub_rate: Option<String>,
+    /// How often each mirror looks for a new version, e.g. `30s`.
+    pub mirror_check: Option<String>,
+    /// How often the node stores its names' and mirrors' records again,
+    /// e.g. `1h`.
+    pub name_republish: Option<String>,
 }
 
 impl ConfigFile {
@@ -421,7 +453,7 @@ impl NodeConfig {
             }
             config.friends.mail_expiry = std::time::Duration::from_secs(days * 24 * 3600);
         }
-        upkeep_settings(file, &mut config.upkeep)?;
+        background_settings(file, &mut config.upkeep, &mut config.names)?;
         if config.listen.is_empty() {
             return Err(ConfigError::Value {
                 source_name: "listen".to_owned(),

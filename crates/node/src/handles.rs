@@ -1,8 +1,8 @@
 //! The node's sub-handles: one per part of what a node does, each a thin
 //! borrowed view of [`Node`] (`node.files()`, `node.friends()`,
-//! `node.upkeep()`), so a caller sees the operations of one part together
-//! and a new part (names, feeds) gets its own handle instead of growing
-//! `Node`.
+//! `node.names()`, `node.upkeep()`), so a caller sees the operations of one
+//! part together and a new part (feeds) gets its own handle instead of
+//! growing `Node`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use crate::files::{
     Download, GetError, PathError, PutError, PutReport, RmReport, StatReport, UpkeepCounters,
 };
 use crate::friends::{Delivery, InboxItem, SendError};
+use crate::names::{MirrorInfo, MyName, NameOpError, Published, Resolved};
 use crate::node::{Node, NodeError};
 
 /// Files and folders on the network: put, get, stat, rm. From
@@ -168,5 +169,61 @@ impl Upkeep<'_> {
     /// runs rounds on its own too). Returns how many stripes it repaired.
     pub async fn repair_now(&self) -> usize {
         self.0.upkeep_runner().repair_round(true).await
+    }
+}
+
+/// Names and mirrors: publish, resolve, list, mirror. From [`Node::names`].
+#[derive(Clone, Copy, Debug)]
+pub struct Names<'a>(pub(crate) &'a Node);
+
+impl Names<'_> {
+    /// Points this node's default name (`label` `None`) or its name for
+    /// `label` at `target`, with the next sequence, and stores the signed
+    /// record on the peers closest to the name.
+    pub async fn publish(
+        &self,
+        target: &Capability,
+        label: Option<&str>,
+    ) -> Result<Published, NameOpError> {
+        self.0.names_inner().publish(target, label).await
+    }
+
+    /// The record `name` points at now: from this node's table when it holds
+    /// one (a lookup then runs in the background if the last is a few
+    /// seconds old), from the closest peers otherwise or when `fresh`.
+    pub async fn resolve(
+        &self,
+        name: kith_base::Name,
+        fresh: bool,
+    ) -> Result<Resolved, NameOpError> {
+        self.0.names_inner().resolve(name, fresh).await
+    }
+
+    /// The names this node publishes.
+    pub async fn mine(&self) -> Result<Vec<MyName>, NameOpError> {
+        self.0.names_inner().mine().await
+    }
+
+    /// Stores this node's names' and mirrors' records on the closest peers
+    /// now (the node does it every hour on its own). Returns how many
+    /// records at least one peer took.
+    pub async fn republish_now(&self) -> usize {
+        self.0.names_inner().republish().await
+    }
+
+    /// Starts mirroring a name or a capability (its text) and makes the
+    /// first full copy.
+    pub async fn mirror(&self, target: &str) -> Result<MirrorInfo, NameOpError> {
+        self.0.names_inner().mirror(target).await
+    }
+
+    /// Stops mirroring `target`.
+    pub async fn unmirror(&self, target: &str) -> Result<(), NameOpError> {
+        self.0.names_inner().unmirror(target).await
+    }
+
+    /// Every mirror of this node.
+    pub async fn mirrors(&self) -> Result<Vec<MirrorInfo>, NameOpError> {
+        self.0.names_inner().mirrors().await
     }
 }

@@ -3,7 +3,7 @@
 //! Everything a running node owns lives here, so the command line, the HTTP
 //! API and the tests all drive the same code: a [`Node`], started with a
 //! config and stopped with [`Node::shutdown`], and its sub-handles
-//! [`Node::files`], [`Node::friends`] and [`Node::upkeep`].
+//! [`Node::files`], [`Node::friends`], [`Node::names`] and [`Node::upkeep`].
 //!
 //! # Modules
 //!
@@ -13,9 +13,10 @@
 //! | `status` | [`NodeStatus`] and [`PeerInfo`]: what `kith status` and `kith peers` show, as plain data |
 //! | [`handles`] | the sub-handles: files (put, get, stat, rm), friends (messages, files, inbox), upkeep (counters, repair now) |
 //! | `lifecycle` | the staged stop: no new streams, a grace for requests under way, then the network |
-//! | [`protocols`] | one room per protocol (share, direct, mailbox): wire, server, client |
+//! | [`protocols`] | one room per protocol (share, direct, mailbox, names): wire, server, client |
 //! | `files` | files on the network: placement, locating holders, announcing, put, get, stat, rm, swarming, and the upkeep (leases, repair, scrub) |
 //! | [`friends`] | petnames, direct messages and files, offline mailboxes, the inbox |
+//! | `names` | names: publish, resolve, republish, and mirrors |
 //! | [`config`] | [`NodeConfig`]: defaults, `config.toml` and flags, merged |
 //! | [`data_dir`] | [`DataDir`]: the node's folder (identity, lock, API token), written atomically, secrets 0600 |
 //! | [`peer_table`] | the saved peer table, to rejoin after a restart |
@@ -46,6 +47,7 @@ pub mod fuzzing;
 pub mod handles;
 mod lifecycle;
 mod metrics;
+mod names;
 mod node;
 pub mod peer_table;
 pub mod protocols;
@@ -57,18 +59,19 @@ pub use chunk_reader::ChunkReader;
 pub use config::{ConfigError, ConfigFile, Flags, NodeConfig};
 pub use data_dir::{DataDir, DataDirError};
 pub use files::{
-    CorruptShareReport, Detected, Download, Faults, GetError, GetReport, Health, MAX_LEASE,
-    OWNED_FILE, PathError, PutError, PutReport, RmReport, StatReport, StripeStat, UpkeepCounters,
-    UpkeepSettings,
+    CopyReport, CorruptShareReport, Detected, Download, Faults, GetError, GetReport, Health,
+    MAX_LEASE, OWNED_FILE, PathError, PutError, PutReport, RmReport, StatReport, StripeStat,
+    UpkeepCounters, UpkeepSettings,
 };
 pub use friends::address_book::{AddressBook, FriendError};
 pub use friends::db::{Content, FileState, InboxEntry, Via};
 pub use friends::{Delivery, FriendSettings, InboxItem, RefusalReason, SendError};
-pub use kith_base::{Capability, CapabilityKind, CapabilityPath};
+pub use kith_base::{Capability, CapabilityKind, CapabilityPath, Name, NameError, NameRecord};
 pub use kith_codec::folder::check_entry_name as check_folder_entry_name;
 pub use kith_codec::{FileMeta, Folder, FolderEntry, FolderError, Manifest, Params};
 // The network types the node's callers name (the API parses addresses and
 // peer ids and maps network errors), so they need not depend on kith-net.
 pub use kith_net::{Multiaddr, NetError, PeerId, parse_multiaddr};
 pub use kith_store::StoreError;
+pub use names::{MirrorInfo, MyName, NameOpError, NameSettings, Published, Resolved};
 pub use node::{Node, NodeError, NodeStatus, PeerInfo, STORE_DIR};

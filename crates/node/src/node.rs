@@ -19,8 +19,9 @@ use crate::config::NodeConfig;
 use crate::data_dir::{DataDir, DataDirError, DirLock};
 use crate::files::{OWNED_FILE, Shares, UpkeepRunner};
 use crate::friends::Friends;
-use crate::handles::{Files, Friends as FriendsHandle, Upkeep};
+use crate::handles::{Files, Friends as FriendsHandle, Names as NamesHandle, Upkeep};
 use crate::lifecycle::{Lifecycle, SHUTDOWN_GRACE};
+use crate::names::Names;
 use crate::peer_table::{self, PEER_TABLE_FILE};
 pub use crate::status::{NodeStatus, PeerInfo};
 
@@ -89,6 +90,7 @@ struct Inner {
     shares: Shares,
     upkeep: UpkeepRunner,
     friends: Friends,
+    names: Names,
     started: Instant,
     lifecycle: Lifecycle,
     /// Background tasks: servers, upkeep, mail checks, peer table saves.
@@ -170,8 +172,16 @@ impl Node {
             config.friends.clone(),
         )
         .await?;
+        let names = Names::new(
+            identity.clone(),
+            net.clone(),
+            store.clone(),
+            shares.clone(),
+            config.names.clone(),
+        );
         let mut tasks = vec![server];
         tasks.extend(friends.tasks(&lifecycle));
+        tasks.extend(names.tasks(&lifecycle));
         tasks.extend(upkeep.tasks());
         let node = Self {
             inner: Arc::new(Inner {
@@ -182,6 +192,7 @@ impl Node {
                 shares,
                 upkeep,
                 friends,
+                names,
                 started: Instant::now(),
                 lifecycle,
                 tasks: Mutex::new(tasks),
@@ -298,6 +309,11 @@ impl Node {
         FriendsHandle(self)
     }
 
+    /// Names: publish, resolve, and mirrors.
+    pub fn names(&self) -> NamesHandle<'_> {
+        NamesHandle(self)
+    }
+
     /// Leases, repair and scrub: what the node does in the background.
     pub fn upkeep(&self) -> Upkeep<'_> {
         Upkeep(self)
@@ -309,6 +325,10 @@ impl Node {
 
     pub(crate) fn upkeep_runner(&self) -> &UpkeepRunner {
         &self.inner.upkeep
+    }
+
+    pub(crate) fn names_inner(&self) -> &Names {
+        &self.inner.names
     }
 
     pub(crate) fn friends_inner(&self) -> &Friends {

@@ -72,7 +72,10 @@ pub(crate) const META_SCRUB_CURSOR: &str = "scrub_cursor";
 ///   [`crate::messages`]; `owned`: see [`crate::owned`]), which used to be
 ///   `messages.redb` and `owned.redb` beside the store. A kith that reads
 ///   version 1 only would not see them, so it must refuse the file.
-pub const SCHEMA_VERSION: u32 = 2;
+/// - 3: the name tables (`names`, `my_names`, `mirrors`: see
+///   [`crate::names`]). A kith that reads version 2 only would neither
+///   republish this node's names nor keep its mirrors.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The [`ShareInfo::stripe`] of a share whose stripe the store does not
 /// know: one re-registered from its body after the index was lost (see

@@ -138,6 +138,7 @@ pub struct Download {
     capability: Capability,
     manifest: Arc<Manifest>,
     report: Arc<Mutex<ReportState>>,
+    caching: Caching,
 }
 
 impl Download {
@@ -298,8 +299,16 @@ impl Download {
         })
         .await;
         let plaintext = plaintext?;
-        self.shares
-            .cache(record, shares, lease, extent_key(stripes, extent));
+        let provider_key = extent_key(stripes, extent);
+        match self.caching {
+            Caching::Keep => self.shares.cache(record, shares, lease, provider_key),
+            Caching::Mirror => {
+                self.shares
+                    .keep(record, shares, lease, provider_key)
+                    .await?;
+            }
+            Caching::Skip => {}
+        }
         Ok(plaintext)
     }
 }
@@ -363,14 +372,24 @@ impl Shares {
         })
         .await;
         let manifest = manifest?;
-        if caching == Caching::Keep {
-            self.cache(record, shares, lease, *manifest_id.as_bytes());
+        let provider_key = *manifest_id.as_bytes();
+        match caching {
+            Caching::Keep => self.cache(record, shares, lease, provider_key),
+            Caching::Mirror => self.keep(record, shares, lease, provider_key).await?,
+            Caching::Skip => {}
         }
         Ok(Download {
             shares: self.clone(),
             capability: capability.clone(),
             manifest: Arc::new(manifest),
             report,
+            // Reading the file keeps what it fetches, as its manifest was
+            // kept (a deleting `rm` reads only the manifest).
+            caching: if caching == Caching::Skip {
+                Caching::Keep
+            } else {
+                caching
+            },
         })
     }
 
@@ -421,13 +440,46 @@ impl Shares {
             }
         });
     }
+
+    /// Stores fetched, verified shares as ownerless copies that no lease
+    /// ends (as [`Shares::cache`], but waited for and never skipped), then
+    /// announces them. A share the store refuses (the quota, the disk)
+    /// fails the call.
+    async fn keep(
+        &self,
+        record: StripeRecord,
+        shares: Vec<Option<Bytes>>,
+        lease: Option<Lease>,
+        provider_key: [u8; 32],
+    ) -> Result<(), GetError> {
+        self.blocking(move |store| {
+            let holding = kith_store::Holding::Cached(lease.as_ref());
+            for (index, share) in shares.iter().enumerate() {
+                let Some(share) = share else { continue };
+                store
+                    .put_stripe_share(&record, index as u8, share, holding)
+                    .map_err(|error| {
+                        GetError::Internal(format!("cannot keep a copy of a share: {error}"))
+                    })?;
+            }
+            Ok::<(), GetError>(())
+        })
+        .await?;
+        self.announcer.announce(provider_key).await;
+        Ok(())
+    }
 }
 
 /// Whether opening a file keeps a cached copy of what it fetched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Caching {
-    /// Cache the fetched shares and announce them (reading a file).
+    /// Cache the fetched shares and announce them (reading a file), best
+    /// effort: skipped when the cache queue is full.
     Keep,
+    /// Store every fetched stripe before going on, and announce it; a
+    /// stripe the store refuses fails the read (a mirror, which must hold
+    /// all of what it copies).
+    Mirror,
     /// Fetch only (deleting a file: a fresh cache would outlive the `rm`).
     Skip,
 }

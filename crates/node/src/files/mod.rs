@@ -7,6 +7,7 @@
 //! - [`fetch`]: k verified shares of one stripe, for get and repair;
 //! - [`put`], [`get`], [`stat`], [`rm`]: the operations, driven by [`Shares`];
 //! - [`folder`]: folders, stored as listings, and paths inside them;
+//!   `copy`: a full copy of a tree in this node's store (mirrors);
 //!   [`owned`] remembers the files this node stored;
 //! - [`upkeep`], running in the background on every node: leases, repair
 //!   and scrub;
@@ -17,6 +18,7 @@
 //! each kind of peer can learn and do.
 
 pub(crate) mod announce;
+mod copy;
 mod faults;
 pub(crate) mod fetch;
 pub(crate) mod folder;
@@ -38,6 +40,7 @@ use kith_base::Identity;
 use kith_net::{Client, PeerId};
 use kith_store::Store;
 
+pub use copy::CopyReport;
 pub use faults::Faults;
 pub use folder::PathError;
 pub use get::{CorruptShareReport, Detected, Download, GetError, GetReport};

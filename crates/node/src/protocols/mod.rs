@@ -5,6 +5,7 @@
 //! | [`share`] | `/kith/share/1.0.0` | shares of stored files: put, get, have, drop, renew |
 //! | [`direct`] | `/kith/direct/1.0.0` | one signed letter (a message or a file) straight to a friend |
 //! | [`mailbox`] | `/kith/mailbox/1.0.0` | sealed letters left with peers for an offline friend |
+//! | [`names`] | `/kith/name/1.0.0` | signed name records, kept on the peers closest to a name |
 //!
 //! A room has `wire` (its messages and their size limits, and the protocol
 //! id), `server` (what this node answers; it trusts nothing it reads) and
@@ -18,8 +19,13 @@
 pub mod direct;
 pub mod letter_frames;
 pub mod mailbox;
+pub mod names;
 pub mod share;
 
 /// Every protocol id this node serves, for `kith id` and the docs.
-pub const ALL: [kith_net::StreamProtocol; 3] =
-    [share::PROTOCOL, direct::PROTOCOL, mailbox::PROTOCOL];
+pub const ALL: [kith_net::StreamProtocol; 4] = [
+    share::PROTOCOL,
+    direct::PROTOCOL,
+    mailbox::PROTOCOL,
+    names::PROTOCOL,
+];
