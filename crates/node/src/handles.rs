@@ -226,4 +226,19 @@ impl Names<'_> {
     pub async fn mirrors(&self) -> Result<Vec<MirrorInfo>, NameOpError> {
         self.0.names_inner().mirrors().await
     }
+
+    /// Sends `bytes` to `peer` as a record of `name` to keep, as a
+    /// misbehaving peer would (a replayed or forged record); returns the
+    /// record the peer holds afterwards, or its refusal as text.
+    #[cfg(feature = "testing")]
+    pub async fn send_record(
+        &self,
+        peer: PeerId,
+        name: &kith_base::Name,
+        bytes: &[u8],
+    ) -> Result<Option<kith_base::NameRecord>, String> {
+        crate::protocols::names::client::store_bytes_on(self.0.net(), peer, bytes, name)
+            .await
+            .map_err(|error| error.to_string())
+    }
 }

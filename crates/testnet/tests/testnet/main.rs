@@ -8,6 +8,7 @@
 //! - `friends.rs`: messages, files and mailboxes between nodes;
 //! - `lifecycle.rs`: cancelled puts and stopping nodes leave nothing behind;
 //! - `liars.rs`: peers that serve bad bytes are caught and avoided;
+//! - `names.rs`: name records replayed, forged or expired are refused;
 //! - `restart.rs`: nodes stopping and coming back;
 //! - `rm.rs`: deleting a stored file, by its owner only;
 //! - `swarm.rs`: downloaders of one file serving each other;
@@ -19,6 +20,7 @@ mod dht;
 mod friends;
 mod liars;
 mod lifecycle;
+mod names;
 mod restart;
 mod rm;
 mod swarm;

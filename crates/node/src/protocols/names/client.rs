@@ -22,6 +22,18 @@ pub(crate) async fn store_on(
     ask(net, peer, tag::STORE, record.as_bytes(), &name).await
 }
 
+/// Asks `peer` to keep `bytes` as a record of `name`, whatever they are
+/// (tests play a peer that replays or forges records with it).
+#[cfg(feature = "testing")]
+pub(crate) async fn store_bytes_on(
+    net: &Client,
+    peer: PeerId,
+    bytes: &[u8],
+    name: &Name,
+) -> Result<Option<NameRecord>, NameWireError> {
+    ask(net, peer, tag::STORE, bytes, name).await
+}
+
 /// Asks `peer` for the record it holds for `name`.
 pub(crate) async fn fetch_from(
     net: &Client,
