@@ -78,6 +78,14 @@ fn seeds() {
     );
     write("lease", "signed", lease.as_bytes());
 
+    let signer = kith_base::NameSigner::new(&alice, Some("blog")).expect("a label");
+    let site = Capability::new(ContentId::from_bytes([6; 32]), FileKey::random())
+        .with_kind(CapabilityKind::Folder);
+    let record = signer.sign(&site, 3, 1_700_000_000, 1_900_000_000);
+    write("name_record", "signed", record.as_bytes());
+    write("name_record", "name", record.name().to_string().as_bytes());
+    write("name_record", "label", b"my-site-2");
+
     write(
         "text_values",
         "id",
