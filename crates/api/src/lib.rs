@@ -33,7 +33,7 @@
 //! | method and path | body | answer |
 //! |---|---|---|
 //! | `GET /v1/health` | | `{"status":"ok","peer_id","uptime_secs","peers"}` |
-//! | `GET /v1/id` | | `{"peer_id","listen_addrs":[…]}` |
+//! | `GET /v1/id` | | `{"peer_id","listen_addrs":[…],"gateway"}` (the gateway's base URL) |
 //! | `GET /v1/peers` | | `{"peers":[{"peer_id","addrs":[…]}]}` |
 //! | `POST /v1/connect` | `{"addr"}` | `{"peer_id"}` |
 //! | `POST /v1/ping` | `{"peer_id"}` | `{"peer_id","rtt_ms"}` |

@@ -103,6 +103,11 @@ async fn id(State(node): State<Node>) -> ApiResult<Id> {
             .iter()
             .map(ToString::to_string)
             .collect(),
+        gateway: node
+            .data_dir()
+            .gateway_addr()
+            .ok()
+            .map(|addr| format!("http://{addr}/")),
     }))
 }
 

@@ -34,6 +34,9 @@ pub struct Id {
     pub peer_id: String,
     /// Listen addresses, each ending in `/p2p/<peer id>`.
     pub listen_addrs: Vec<String>,
+    /// The gateway's base URL (`http://HOST:PORT/`), when it listens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
 }
 
 /// One peer in `GET /v1/peers`.

@@ -63,6 +63,30 @@ fn http_get(url: &str) -> (u16, String) {
     (status, response.body_mut().read_to_string().unwrap())
 }
 
+/// `method url` with the given `Host` header, no redirects followed:
+/// status, `Location`, body.
+fn with_host(method: &str, url: &str, host: &str) -> (u16, String, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    let request = ureq::http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("Host", host)
+        .body(())
+        .unwrap();
+    let mut response = agent.run(request).unwrap();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|value| value.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let status = response.status().as_u16();
+    (status, location, response.body_mut().read_to_string().unwrap())
+}
+
 fn gateway(node: &Daemon) -> String {
     let printed = kith(&node.dir, &["gateway"]);
     assert!(printed.status.success(), "{}", text(&printed.stderr));
@@ -126,6 +150,27 @@ fn a_name_resolves_everywhere_and_follows_new_versions_within_seconds() {
     assert!(body.contains("<h1>two</h1>"), "{body}");
     let (status, body) = http_get(&format!("{base}n/{name}/css/site.css"));
     assert_eq!((status, body.as_str()), (200, "h1 { color: teal }"));
+
+    // Each site its own origin: <name>.localhost serves the site at its
+    // root, and /n/ on localhost is sent there.
+    let port = base.trim_end_matches('/').rsplit(':').next().unwrap();
+    let site_host = format!("{name}.localhost:{port}");
+    let (status, _, body) = with_host("GET", &base, &site_host);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("<h1>two</h1>"), "{body}");
+    let (status, _, body) = with_host("GET", &format!("{base}css/site.css"), &site_host);
+    assert_eq!((status, body.as_str()), (200, "h1 { color: teal }"));
+    let (status, location, _) = with_host(
+        "GET",
+        &format!("{base}n/{name}/css/site.css"),
+        &format!("localhost:{port}"),
+    );
+    assert_eq!(status, 301);
+    assert_eq!(location, format!("http://{site_host}/css/site.css"));
+    let (status, _, _) = with_host("POST", &base, &site_host);
+    assert_eq!(status, 405);
+    let (status, _, body) = with_host("GET", &format!("{base}nothing.txt"), &site_host);
+    assert_eq!(status, 404, "{body}");
 
     // Bad input: one clear sentence each, nothing published.
     let error = resolve(&nodes[1], "not-a-name").unwrap_err();

@@ -463,6 +463,22 @@ fn the_dashboard_script_shows_a_running_node() {
     wait_for("the nodes to connect", Duration::from_secs(60), || {
         peer_ids(&first.dir).contains(&second.peer_id)
     });
+    // A name and a mirror, which the dashboard lists with gateway links.
+    let file = temp.path().join("page.html");
+    fs::write(&file, "<h1>hi</h1>").unwrap();
+    let put = kith(
+        &first.dir,
+        &["put", file.to_str().unwrap(), "--shares", "1/2"],
+    );
+    assert!(put.status.success(), "{}", text(&put.stderr));
+    let cap = text(&put.stdout).trim().to_owned();
+    let published = kith(&first.dir, &["name", "publish", &cap, "--label", "page"]);
+    assert!(published.status.success(), "{}", text(&published.stderr));
+    let name = text(&published.stdout).trim().to_owned();
+    let mirrored = kith(&first.dir, &["mirror", &cap]);
+    assert!(mirrored.status.success(), "{}", text(&mirrored.stderr));
+    let gateway = text(&kith(&first.dir, &["gateway"]).stdout).trim().to_owned();
+
     let address = kith(&first.dir, &["dashboard"]);
     assert!(address.status.success(), "{}", text(&address.stderr));
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -484,6 +500,12 @@ fn the_dashboard_script_shows_a_running_node() {
     assert_eq!(shown["peer_id"], first.peer_id.as_str());
     assert_eq!(shown["peers"], "1");
     assert_eq!(shown["peer_rows"], serde_json::json!([second.peer_id]));
+    assert_eq!(shown["gateway"], gateway.as_str());
+    assert_eq!(
+        shown["names"],
+        serde_json::json!([["page", format!("{gateway}n/{name}/"), "1"]])
+    );
+    assert_eq!(shown["mirrors"], serde_json::json!([[cap, "complete"]]));
 }
 
 /// A quota larger than the disk is accepted (the disk may grow) but said

@@ -63,7 +63,9 @@ async function refresh() {
     return;
   }
   try {
-    const [status, peers] = await Promise.all([api("/v1/status"), api("/v1/peers")]);
+    const [status, peers, id, names, mirrors] = await Promise.all([
+      api("/v1/status"), api("/v1/peers"), api("/v1/id"), api("/v1/names"), api("/v1/mirrors"),
+    ]);
     problem("");
     $("state").textContent = "live";
     $("state").className = "state live";
@@ -93,6 +95,46 @@ async function refresh() {
       ["leases renewed", status.leases_renewed],
       ["shares expired", status.shares_expired],
     ]);
+    // Links open published content on the gateway: its own origin, which
+    // holds no token.
+    const gateway = id.gateway || "";
+    $("gateway").hidden = !gateway;
+    $("gateway").href = gateway;
+    $("gateway").textContent = gateway ? "gateway " + gateway : "";
+    const siteLink = (text, path) => {
+      const cell = document.createElement("td");
+      cell.className = "mono";
+      if (gateway && path) {
+        const link = document.createElement("a");
+        link.href = gateway + path;
+        link.rel = "noopener";
+        link.target = "_blank";
+        link.textContent = text;
+        cell.append(link);
+      } else {
+        cell.textContent = text;
+      }
+      return cell;
+    };
+    const cell = (text) => {
+      const td = document.createElement("td");
+      td.textContent = text;
+      return td;
+    };
+    $("names").tBodies[0].replaceChildren(...names.names.map((entry) => {
+      const tr = document.createElement("tr");
+      tr.append(cell(entry.label || "(default)"), siteLink(entry.name, "n/" + entry.name + "/"),
+        cell(entry.sequence == null ? "–" : String(entry.sequence)));
+      return tr;
+    }));
+    $("mirrors").tBodies[0].replaceChildren(...mirrors.mirrors.map((mirror) => {
+      const tr = document.createElement("tr");
+      const path = mirror.target.startsWith("kith:") ? "k/" + mirror.target + "/" : "n/" + mirror.target + "/";
+      const state = mirror.error ? "failing: " + mirror.error : (mirror.held ? "complete" : "copying");
+      tr.append(siteLink(mirror.target, path), cell(mirror.sequence == null ? "–" : String(mirror.sequence)),
+        cell(String(mirror.files)), cell(bytes(mirror.bytes)), cell(state));
+      return tr;
+    }));
     $("peer-list").tBodies[0].replaceChildren(...peers.peers.map((peer) => {
       const tr = document.createElement("tr");
       const id = document.createElement("td");

@@ -58,4 +58,11 @@ console.log(JSON.stringify({
   peer_id: text("peer-id"),
   peers: String(text("peers")),
   peer_rows: element("peer-list").tBodies[0].children.map((row) => row.children[0].textContent),
+  gateway: element("gateway").href,
+  names: element("names").tBodies[0].children.map((row) => [
+    row.children[0].textContent, row.children[1].children[0]?.href, row.children[2].textContent,
+  ]),
+  mirrors: element("mirrors").tBodies[0].children.map((row) => [
+    row.children[0].children[0]?.textContent, row.children[4].textContent,
+  ]),
 }));
