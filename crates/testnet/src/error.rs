@@ -56,6 +56,10 @@ pub enum TestnetError {
         index: usize,
     },
 
+    /// A node failed an operation a benchmark asked of it.
+    #[error("a node failed: {0}")]
+    Node(String),
+
     /// A condition did not hold within its time limit.
     #[error("timed out after {:.1} s waiting until {description}", after.as_secs_f64())]
     Timeout {

@@ -15,7 +15,9 @@
 //! test that a node rejoins from the peer table it saved. Tests wait for
 //! conditions with [`wait_for`], never for a fixed time.
 //!
-//! The [`dht`] module is the benchmark behind `kith-testnet dht`: it starts
+//! The [`names`] module is the benchmark behind `kith-testnet names` (name
+//! resolves, first, fresh and cached). The [`dht`] module is the benchmark
+//! behind `kith-testnet dht`: it starts
 //! a network, lets it settle and measures random peer lookups.
 //!
 //! ```no_run
@@ -36,6 +38,7 @@
 
 pub mod dht;
 mod error;
+pub mod names;
 pub mod repair;
 pub mod stats;
 mod testnet;

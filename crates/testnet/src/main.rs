@@ -29,6 +29,26 @@ enum Command {
     /// shares, wave after wave, timing each wave from the death to every
     /// stripe healthy again, with the bytes repair moved.
     Repair(RepairArgs),
+    /// Start N nodes on 127.0.0.1 TCP, publish names on a few, and time
+    /// resolves on the others: a node's first resolve of a name, a
+    /// `--fresh` network lookup, and a resolve from the node's own table.
+    Names(NamesArgs),
+}
+
+#[derive(Debug, Args)]
+struct NamesArgs {
+    /// Nodes to start.
+    #[arg(long, default_value_t = 50)]
+    nodes: usize,
+    /// Names to publish (one per node).
+    #[arg(long, default_value_t = 10)]
+    names: usize,
+    /// Resolves to time of each kind.
+    #[arg(long, default_value_t = 100)]
+    resolves: usize,
+    /// Seed for choosing who resolves what.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(Debug, Args)]
@@ -225,8 +245,20 @@ fn main() -> Result<()> {
         print!("{report}");
         return Ok(());
     }
+    if let Command::Names(args) = &cli.command {
+        let config = kith_testnet::names::NamesBenchConfig {
+            nodes: args.nodes,
+            names: args.names,
+            resolves: args.resolves,
+            seed: args.seed,
+        };
+        eprintln!("starting {} nodes…", config.nodes);
+        let report = runtime.block_on(kith_testnet::names::run(&config))?;
+        print!("{report}");
+        return Ok(());
+    }
     let config = match &cli.command {
-        Command::Repair(_) => unreachable!("handled above"),
+        Command::Repair(_) | Command::Names(_) => unreachable!("handled above"),
         Command::Dht(args) => args.config(BenchDefaults {
             nodes: 200,
             transport: Transport::Tcp,

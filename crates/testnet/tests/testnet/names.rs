@@ -35,7 +35,10 @@ async fn replayed_forged_and_expired_records_are_refused_and_change_nothing() {
     // A higher sequence with a signature that does not match.
     let mut forged = *two.record.as_bytes();
     forged[33] = 9; // the sequence's low byte: 2 → 9
-    let refusal = attacker.send_record(holder, &name, &forged).await.unwrap_err();
+    let refusal = attacker
+        .send_record(holder, &name, &forged)
+        .await
+        .unwrap_err();
     assert!(refusal.contains("forged"), "{refusal}");
 
     // Someone else's valid record with the name swapped in.
@@ -58,7 +61,9 @@ async fn replayed_forged_and_expired_records_are_refused_and_change_nothing() {
 
     // An expired record, however high its sequence.
     let key = Identity::generate();
-    let old = NameSigner::new(&key, None).unwrap().sign(&cap(b"old"), 50, 1, 2);
+    let old = NameSigner::new(&key, None)
+        .unwrap()
+        .sign(&cap(b"old"), 50, 1, 2);
     let refusal = attacker
         .send_record(holder, &old.name(), old.as_bytes())
         .await
