@@ -84,7 +84,11 @@ fn with_host(method: &str, url: &str, host: &str) -> (u16, String, String) {
         .map(|value| value.to_str().unwrap().to_owned())
         .unwrap_or_default();
     let status = response.status().as_u16();
-    (status, location, response.body_mut().read_to_string().unwrap())
+    (
+        status,
+        location,
+        response.body_mut().read_to_string().unwrap(),
+    )
 }
 
 fn gateway(node: &Daemon) -> String {

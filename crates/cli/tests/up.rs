@@ -477,7 +477,9 @@ fn the_dashboard_script_shows_a_running_node() {
     let name = text(&published.stdout).trim().to_owned();
     let mirrored = kith(&first.dir, &["mirror", &cap]);
     assert!(mirrored.status.success(), "{}", text(&mirrored.stderr));
-    let gateway = text(&kith(&first.dir, &["gateway"]).stdout).trim().to_owned();
+    let gateway = text(&kith(&first.dir, &["gateway"]).stdout)
+        .trim()
+        .to_owned();
 
     let address = kith(&first.dir, &["dashboard"]);
     assert!(address.status.success(), "{}", text(&address.stderr));

@@ -134,7 +134,7 @@ pub(crate) enum HoldError {
     Store(StoreError),
 }
 
-/// What [`Names::publish`] did.
+/// What [`crate::handles::Names::publish`] did.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Published {
@@ -146,7 +146,7 @@ pub struct Published {
     pub asked: usize,
 }
 
-/// A record found by [`Names::resolve`].
+/// A record found by [`crate::handles::Names::resolve`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Resolved {
