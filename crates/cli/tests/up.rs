@@ -343,6 +343,9 @@ fn metrics_are_served_in_the_prometheus_format_to_token_holders() {
         "# TYPE kith_shares_served counter",
         "kith_shares_served_total 0\n",
         "kith_repairs_running 0\n",
+        "kith_name_records 0\n",
+        "kith_names_published 0\n",
+        "kith_mirrors 0\n",
         "libp2p_swarm_connections_established_total",
         "libp2p_bandwidth_bytes_total",
     ] {

@@ -19,11 +19,23 @@ use crate::status::NodeStatus;
 /// Upkeep counters that are levels, not running totals.
 const GAUGES: &[&str] = &["repairs_running", "stripes_sending"];
 
-/// Renders `status` (and `records`, the stripe records held), then
-/// `libp2p`'s metrics, then the closing `# EOF`.
+/// Levels of the names part, for the metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct NameFigures {
+    /// Name records held (for the network, resolved, and this node's own).
+    pub(crate) records: u64,
+    /// Names this node publishes.
+    pub(crate) published: u64,
+    /// Mirrors this node keeps.
+    pub(crate) mirrors: u64,
+}
+
+/// Renders `status` (and `records`, the stripe records held, and the
+/// names part's levels), then `libp2p`'s metrics, then the closing `# EOF`.
 pub(crate) fn render(
     status: &NodeStatus,
     records: u64,
+    names: NameFigures,
     libp2p: &kith_net::Client,
 ) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::with_prefix("kith");
@@ -59,6 +71,17 @@ pub(crate) fn render(
             "Most bytes the store will hold",
             status.quota,
         ),
+        (
+            "name_records",
+            "Name records held: for the network, resolved, and this node's own",
+            names.records,
+        ),
+        (
+            "names_published",
+            "Names this node publishes",
+            names.published,
+        ),
+        ("mirrors", "Mirrors this node keeps", names.mirrors),
     ] {
         gauge(&mut registry, name, help, value);
     }

@@ -357,7 +357,8 @@ impl Node {
     pub async fn metrics(&self) -> Result<String, NodeError> {
         let status = self.status().await?;
         let records = self.inner.store.usage().records;
-        crate::metrics::render(&status, records, &self.inner.net).map_err(NodeError::Metrics)
+        let names = self.inner.names.figures().await;
+        crate::metrics::render(&status, records, names, &self.inner.net).map_err(NodeError::Metrics)
     }
 
     /// Measures the round trip to a connected peer.

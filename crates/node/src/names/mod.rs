@@ -319,6 +319,20 @@ impl Names {
         Ok(mine)
     }
 
+    /// The levels `/v1/metrics` shows.
+    pub(crate) async fn figures(&self) -> crate::metrics::NameFigures {
+        let store = self.inner.store.clone();
+        crate::files::blocking(move || {
+            let names = store.names();
+            crate::metrics::NameFigures {
+                records: names.record_count().unwrap_or(0),
+                published: names.mine().map_or(0, |mine| mine.len() as u64),
+                mirrors: names.mirrors().map_or(0, |mirrors| mirrors.len() as u64),
+            }
+        })
+        .await
+    }
+
     /// Keeps a record `peer` sent (the protocol's server). Returns the
     /// record held afterwards.
     pub(crate) async fn hold(&self, peer: PeerId, bytes: &[u8]) -> Result<NameRecord, HoldError> {
