@@ -5,6 +5,7 @@
 //! | module | what it is for |
 //! |---|---|
 //! | [`content_id`] | [`ContentId`]: the BLAKE3 name of immutable bytes |
+//! | [`feed`] | [`feed::Entry`]: signed, hash-linked entries of an identity's feed |
 //! | [`file_key`] | [`FileKey`]: the random secret that encrypts one file |
 //! | [`capability`] | [`Capability`]: the `kith:…` text that grants reading one file |
 //! | [`identity`] | [`Identity`]: the node's Ed25519 key pair and its file text |
@@ -41,6 +42,7 @@
 
 pub mod capability;
 pub mod content_id;
+pub mod feed;
 pub mod file_key;
 pub mod identity;
 pub mod layout;
