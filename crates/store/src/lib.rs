@@ -69,6 +69,7 @@
 //! ```
 
 mod error;
+pub mod feeds;
 #[doc(hidden)]
 pub mod fuzzing;
 mod group_commit;
@@ -87,6 +88,7 @@ mod store;
 mod tables;
 
 pub use error::{Result, StoreError};
+pub use feeds::{EntryDecision, FeedTables};
 pub use kith_base::ContentId;
 pub use legacy::{ImportError, Imported};
 pub use names::{NameTables, RecordPut};

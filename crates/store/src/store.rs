@@ -1132,6 +1132,7 @@ fn init_tables(layout: &Layout, db: &Database) -> Result<bool> {
     crate::messages::create_tables(&txn, path)?;
     crate::owned::create_tables(&txn, path)?;
     crate::names::create_tables(&txn, path)?;
+    crate::feeds::create_tables(&txn, path)?;
     if found.is_some_and(|found| found < SCHEMA_VERSION) {
         record_format(&txn, path)?;
     }

@@ -73,8 +73,10 @@ pub(crate) const META_SCRUB_CURSOR: &str = "scrub_cursor";
 ///   `messages.redb` and `owned.redb` beside the store. A kith that reads
 ///   version 1 only would not see them, so it must refuse the file.
 /// - 3: the name tables (`names`, `my_names`, `mirrors`: see
-///   [`crate::names`]). A kith that reads version 2 only would neither
-///   republish this node's names nor keep its mirrors.
+///   [`crate::names`]) and the feed tables (`feed_entries`, `feed_forks`,
+///   `follows`: see [`crate::feeds`]). A kith that reads version 2 only
+///   would neither republish this node's names, keep its mirrors, nor
+///   carry the feeds it follows.
 pub const SCHEMA_VERSION: u32 = 3;
 
 /// The [`ShareInfo::stripe`] of a share whose stripe the store does not
