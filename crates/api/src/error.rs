@@ -15,8 +15,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use kith_node::{
-    FriendError, GetError, NameOpError, NetError, NodeError, PathError, PutError, SendError,
-    StoreError,
+    FeedOpError, FriendError, GetError, NameOpError, NetError, NodeError, PathError, PutError,
+    SendError, StoreError,
 };
 
 use crate::types::ErrorBody;
@@ -266,6 +266,17 @@ impl From<PathError> for ApiError {
             }
             _ => Self::new(ErrorKind::Internal, error.to_string()),
         }
+    }
+}
+
+impl From<FeedOpError> for ApiError {
+    fn from(error: FeedOpError) -> Self {
+        let kind = match &error {
+            FeedOpError::Invalid(_) | FeedOpError::Own => ErrorKind::BadRequest,
+            FeedOpError::NotFollowed(_) | FeedOpError::NoSuchPost(_) => ErrorKind::NotFound,
+            _ => ErrorKind::Internal,
+        };
+        Self::new(kind, error.to_string())
     }
 }
 

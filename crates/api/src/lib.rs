@@ -12,6 +12,7 @@
 //! | `gateway` | the HTTP gateway for browsers, on its own listener: `/k/<cap>/path`, Range, ETag |
 //! | `friends` | the friend routes: msg, send, inbox, mail |
 //! | `names` | the name and mirror routes: publish, resolve, list; mirror, mirrors, rm |
+//! | `feeds` | the feed routes: post, follow, unfollow, the timeline |
 //! | `failures` | remembers the error answer of a named streamed request (`GET /v1/failures/ID`) |
 //! | `dashboard` | the read-only web dashboard's static files |
 //! | `security` | the guard: host, origin and bearer token checks |
@@ -58,6 +59,9 @@
 //! | `POST /v1/mirrors` | `{"target"}` (a name or a capability) | `{"target","sequence","held","files","bytes","added_at","checked_at","error"}` once the first copy is made |
 //! | `GET /v1/mirrors` | | `{"mirrors":[…as above]}` |
 //! | `POST /v1/mirrors/rm` | `{"target"}` | `{"removed"}` |
+//! | `POST /v1/post` | `{"text","reply_to"?,"attachments":[{"name","capability"}]}` or `{"delete":ID}` | `{"id","sequence"}` |
+//! | `POST /v1/follow` · `POST /v1/unfollow` | `{"who"}` (petname or peer id) | `{"author","head","sources"}` once fetched · `{"unfollowed"}` |
+//! | `GET /v1/feed?who=WHO&limit=N` | | `{"items":[{"author","sequence","id","time_ms","text","reply_to","attachments"}],"feeds":[{"author","head","own","forks"}]}` |
 //! | `GET /v1/failures/ID` | | `{"status","error","message"}`: how the request named `ID` (header `x-kith-request`) failed |
 //!
 //! Errors are `{"error": KIND, "message": "one sentence"}` ([`types::ErrorBody`])
@@ -73,6 +77,7 @@
 mod dashboard;
 mod error;
 mod failures;
+mod feeds;
 mod files;
 mod friends;
 mod gateway;

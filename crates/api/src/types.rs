@@ -349,3 +349,54 @@ pub struct Mirrors {
     /// Every mirror of the node.
     pub mirrors: Vec<kith_node::MirrorInfo>,
 }
+
+/// One attachment of a post.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Attachment {
+    /// Its file name.
+    pub name: String,
+    /// Its capability.
+    pub capability: String,
+}
+
+/// `POST /v1/post` body: a post, or with `delete` the deletion of one.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PostRequest {
+    /// The text (at most 4 KiB).
+    #[serde(default)]
+    pub text: Option<String>,
+    /// The id of the post it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    /// Attached files, stored already.
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
+    /// The id of an earlier post of this node to withdraw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete: Option<String>,
+}
+
+/// `POST /v1/post` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Posted {
+    /// The new entry's id.
+    pub id: String,
+    /// Its sequence in this node's feed.
+    pub sequence: u64,
+}
+
+/// `POST /v1/follow` and `POST /v1/unfollow` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FollowRequest {
+    /// A petname or a peer id.
+    pub who: String,
+}
+
+/// `GET /v1/feed` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Timeline {
+    /// Posts, newest first.
+    pub items: Vec<kith_node::FeedItem>,
+    /// The feeds this node holds.
+    pub feeds: Vec<kith_node::FeedInfo>,
+}

@@ -194,8 +194,12 @@ impl Body {
         let mut reader = Reader(bytes);
         match reader.byte().ok_or_else(|| malformed("empty"))? {
             DELETION => {
-                let id = reader.array::<32>().ok_or_else(|| malformed("a short deletion"))?;
-                reader.end().ok_or_else(|| malformed("bytes after a deletion"))?;
+                let id = reader
+                    .array::<32>()
+                    .ok_or_else(|| malformed("a short deletion"))?;
+                reader
+                    .end()
+                    .ok_or_else(|| malformed("bytes after a deletion"))?;
                 Ok(Self::Deletion(EntryId(id)))
             }
             POST => {
@@ -203,7 +207,9 @@ impl Body {
                 if usize::from(len) > MAX_TEXT {
                     return Err(malformed("text over the limit"));
                 }
-                let text = reader.take(len.into()).ok_or_else(|| malformed("short text"))?;
+                let text = reader
+                    .take(len.into())
+                    .ok_or_else(|| malformed("short text"))?;
                 let text = std::str::from_utf8(text)
                     .map_err(|_| malformed("text that is not UTF-8"))?
                     .to_owned();
@@ -214,14 +220,18 @@ impl Body {
                     )),
                     _ => return Err(malformed("a bad reply flag")),
                 };
-                let count = reader.byte().ok_or_else(|| malformed("no attachment count"))?;
+                let count = reader
+                    .byte()
+                    .ok_or_else(|| malformed("no attachment count"))?;
                 if usize::from(count) > MAX_ATTACHMENTS {
                     return Err(malformed("too many attachments"));
                 }
                 let mut attachments = Vec::with_capacity(count.into());
                 for _ in 0..count {
                     let len = reader.byte().ok_or_else(|| malformed("short attachment"))?;
-                    let name = reader.take(len.into()).ok_or_else(|| malformed("short name"))?;
+                    let name = reader
+                        .take(len.into())
+                        .ok_or_else(|| malformed("short name"))?;
                     let name = std::str::from_utf8(name)
                         .ok()
                         .filter(|name| !name.is_empty())
@@ -233,7 +243,9 @@ impl Body {
                         .map_err(|_| malformed("an attachment that is not a capability"))?;
                     attachments.push((name.to_owned(), cap));
                 }
-                reader.end().ok_or_else(|| malformed("bytes after a post"))?;
+                reader
+                    .end()
+                    .ok_or_else(|| malformed("bytes after a post"))?;
                 Ok(Self::Post(Post {
                     text,
                     reply_to,
@@ -437,7 +449,9 @@ impl Entry {
     /// Its body, decoded; `None` once dropped.
     pub fn body(&self) -> Option<Body> {
         // Checked when the entry was read or signed.
-        self.body.as_deref().and_then(|bytes| Body::decode(bytes).ok())
+        self.body
+            .as_deref()
+            .and_then(|bytes| Body::decode(bytes).ok())
     }
 
     /// Whether its body is kept.
@@ -487,8 +501,8 @@ mod tests {
             "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c", // author
             "0100000000000000",                                                 // sequence
             "0000000000000000000000000000000000000000000000000000000000000000", // previous
-            "0068e5cf8b010000", // time_ms
-            "07000000",         // body_len
+            "0068e5cf8b010000",                                                 // time_ms
+            "07000000",                                                         // body_len
             "8714ef82251406421773e9cd6c853b263e46d95e616d67371e7246452108b0b1", // body_hash
             "13cdb696b5728cad68b4392d67490b3ab173e5aa4d28c00cb146bd25ba584096", // signature …
             "f23f60d7f88679bdd871bb0cc62badc6edc2e2b80cfb3f50573c4d3633ac540a", // … (64 bytes)
@@ -507,7 +521,19 @@ mod tests {
         assert!(second.follows(Some(&first)));
         assert!(!first.follows(Some(&second)));
         let bytes = second.to_bytes();
-        for at in [0, 1, 33, 41, 73, 81, 85, 117, 150, HEAD_LEN, bytes.len() - 1] {
+        for at in [
+            0,
+            1,
+            33,
+            41,
+            73,
+            81,
+            85,
+            117,
+            150,
+            HEAD_LEN,
+            bytes.len() - 1,
+        ] {
             let mut tampered = bytes.clone();
             tampered[at] ^= 1;
             assert!(Entry::from_bytes(&tampered).is_err(), "byte {at} flipped");
@@ -554,7 +580,13 @@ mod tests {
             ..Post::default()
         });
         assert!(matches!(many.encode(), Err(FeedError::TooLarge(_))));
-        for bad in [&[][..], &[3], &[1, 5, 0, b'a'], &[2, 1, 2], &[1, 0, 0, 2, 0]] {
+        for bad in [
+            &[][..],
+            &[3],
+            &[1, 5, 0, b'a'],
+            &[2, 1, 2],
+            &[1, 0, 0, 2, 0],
+        ] {
             assert!(Body::decode(bad).is_err(), "{bad:?}");
         }
         assert!(Entry::from_bytes(&vec![0; MAX_ENTRY + 1]).is_err());

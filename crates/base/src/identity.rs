@@ -33,6 +33,13 @@ pub fn ed25519_key(peer: &PeerId) -> Option<[u8; 32]> {
     Some(key.try_into_ed25519().ok()?.to_bytes())
 }
 
+/// The peer id of an Ed25519 public key (the inverse of [`ed25519_key`]),
+/// or `None` if the bytes are not a valid key.
+pub fn peer_id_of(key: &[u8; 32]) -> Option<PeerId> {
+    let key = ed25519::PublicKey::try_from_bytes(key).ok()?;
+    Some(libp2p_identity::PublicKey::from(key).to_peer_id())
+}
+
 /// A node's key pair.
 #[derive(Clone)]
 pub struct Identity {

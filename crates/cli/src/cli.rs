@@ -148,6 +148,50 @@ pub(crate) enum Command {
     /// offline. Prints one line once the first copy is made.
     #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Mirror(MirrorArgs),
+    /// Post to this node's feed (signed, appended, pushed to followers);
+    /// prints the post's id. `--delete ID` withdraws an earlier post:
+    /// followers drop its text and attachments.
+    Post {
+        /// The text (at most 4 KiB).
+        #[arg(required_unless_present_any = ["delete", "attach"])]
+        text: Option<String>,
+        /// Attach a file (repeatable): stored like any file, its capability
+        /// in the post.
+        #[arg(long, value_name = "FILE")]
+        attach: Vec<PathBuf>,
+        /// Answer the post with this id.
+        #[arg(long, value_name = "ID")]
+        reply: Option<String>,
+        /// Withdraw this node's post with this id.
+        #[arg(long, value_name = "ID", conflicts_with_all = ["text", "attach", "reply"])]
+        delete: Option<String>,
+    },
+    /// Follow a feed: fetch all of it (from its author or from anyone who
+    /// holds it), keep it, serve it, and receive new posts as they appear.
+    Follow {
+        /// A petname or a peer id.
+        who: String,
+    },
+    /// Stop following a feed; its posts are dropped here.
+    Unfollow {
+        /// A petname or a peer id.
+        who: String,
+    },
+    /// Show posts, newest first: this node's and those of everyone it
+    /// follows, or one feed.
+    Feed {
+        /// Only this feed: a petname or a peer id.
+        who: Option<String>,
+        /// Show at most this many.
+        #[arg(long, value_name = "N", default_value_t = 50)]
+        limit: usize,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// Keep running and print new posts as they arrive.
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
     /// Manage the address book: petnames for friends' peer ids.
     ///
     /// Petnames are yours alone (never sent); every command that takes a

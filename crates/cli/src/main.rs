@@ -23,6 +23,7 @@ mod cli;
 mod client;
 #[cfg(feature = "demo")]
 mod demo;
+mod feeds;
 mod files;
 mod folders;
 mod friends;
@@ -275,6 +276,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             for line in names::list(&api)? {
                 out!("{line}");
             }
+        }
+        Command::Post {
+            text,
+            attach,
+            reply,
+            delete,
+        } => {
+            let api = ApiClient::from_dir(&dir)?;
+            out!("{}", feeds::post(&api, text, &attach, reply, delete)?);
+        }
+        Command::Follow { who } => {
+            let api = ApiClient::from_dir(&dir)?;
+            out!("{}", feeds::follow(&api, &who)?);
+        }
+        Command::Unfollow { who } => {
+            let api = ApiClient::from_dir(&dir)?;
+            out!("{}", feeds::unfollow(&api, &who)?);
+        }
+        Command::Feed {
+            who,
+            limit,
+            json,
+            follow,
+        } => {
+            let api = ApiClient::from_dir(&dir)?;
+            feeds::feed(&api, &dir, who.as_deref(), limit, json, follow, |line| {
+                out!("{line}");
+                Ok(())
+            })?;
         }
         Command::Mirror(args) => match (args.command, args.target) {
             (Some(MirrorCommand::Ls { json }), _) => {

@@ -82,6 +82,8 @@ pub struct NodeConfig {
     pub upkeep: UpkeepSettings,
     /// Names: validity, republishing, mirrors.
     pub names: crate::NameSettings,
+    /// Feeds: how often followed feeds are fetched, limits.
+    pub feeds: crate::FeedSettings,
 }
 
 impl Default for NodeConfig {
@@ -105,6 +107,7 @@ impl Default for NodeConfig {
             friends: FriendSettings::default(),
             upkeep: UpkeepSettings::default(),
             names: crate::NameSettings::default(),
+            feeds: crate::FeedSettings::default(),
         }
     }
 }
@@ -114,6 +117,7 @@ fn background_settings(
     file: &ConfigFile,
     upkeep: &mut UpkeepSettings,
     names: &mut crate::NameSettings,
+    feeds: &mut crate::FeedSettings,
 ) -> Result<(), ConfigError> {
     let invalid = |key: &str, message: String| ConfigError::Value {
         source_name: CONFIG_FILE.to_owned(),
@@ -187,6 +191,7 @@ fn background_settings(
             &file.name_republish,
             &mut names.republish_every,
         ),
+        ("feed_check", &file.feed_check, &mut feeds.check_every),
     ] {
         if let Some(text) = value {
             let interval = duration(key, text)?;
@@ -279,6 +284,8 @@ pub struct ConfigFile {
     /// How often the node stores its names' and mirrors' records again,
     /// e.g. `1h`.
     pub name_republish: Option<String>,
+    /// How often each followed feed is fetched again, e.g. `30s`.
+    pub feed_check: Option<String>,
 }
 
 impl ConfigFile {
@@ -453,7 +460,12 @@ impl NodeConfig {
             }
             config.friends.mail_expiry = std::time::Duration::from_secs(days * 24 * 3600);
         }
-        background_settings(file, &mut config.upkeep, &mut config.names)?;
+        background_settings(
+            file,
+            &mut config.upkeep,
+            &mut config.names,
+            &mut config.feeds,
+        )?;
         if config.listen.is_empty() {
             return Err(ConfigError::Value {
                 source_name: "listen".to_owned(),

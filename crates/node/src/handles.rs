@@ -11,6 +11,7 @@ use std::time::Duration;
 use kith_base::{Capability, PeerId};
 use kith_codec::{FileMeta, Folder, Params};
 
+use crate::feeds::{FeedInfo, FeedItem, FeedOpError, Followed};
 use crate::files::{
     Download, GetError, PathError, PutError, PutReport, RmReport, StatReport, UpkeepCounters,
 };
@@ -240,5 +241,73 @@ impl Names<'_> {
         crate::protocols::names::client::store_bytes_on(self.0.net(), peer, bytes, name)
             .await
             .map_err(|error| error.to_string())
+    }
+}
+
+/// Feeds: post, follow, the timeline. From [`Node::feeds`].
+#[derive(Clone, Copy, Debug)]
+pub struct Feeds<'a>(pub(crate) &'a Node);
+
+impl Feeds<'_> {
+    /// Appends a post, or a deletion of an earlier post, to this node's
+    /// feed and pushes it to the subscribers; returns the signed entry.
+    pub async fn post(
+        &self,
+        body: kith_base::feed::Body,
+    ) -> Result<kith_base::feed::Entry, FeedOpError> {
+        self.0.feeds_inner().post(body).await
+    }
+
+    /// Follows `author`: fetches its whole feed now, then keeps it.
+    pub async fn follow(&self, author: PeerId) -> Result<Followed, FeedOpError> {
+        self.0.feeds_inner().follow(author).await
+    }
+
+    /// Stops following `author` and drops its entries.
+    pub async fn unfollow(&self, author: PeerId) -> Result<(), FeedOpError> {
+        self.0.feeds_inner().unfollow(author).await
+    }
+
+    /// The newest `limit` posts of `author`, or of this node and everyone it
+    /// follows, newest first.
+    pub async fn timeline(
+        &self,
+        author: Option<PeerId>,
+        limit: usize,
+    ) -> Result<Vec<FeedItem>, FeedOpError> {
+        self.0.feeds_inner().timeline(author, limit).await
+    }
+
+    /// The feeds this node holds, with their heads and forks.
+    pub async fn list(&self) -> Result<Vec<FeedInfo>, FeedOpError> {
+        self.0.feeds_inner().feeds().await
+    }
+
+    /// Fetches `author`'s feed from its sources now (the node does it every
+    /// `feed_check` on its own). Returns how many sources answered.
+    pub async fn sync_now(&self, author: PeerId) -> usize {
+        match kith_base::identity::ed25519_key(&author) {
+            Some(key) => self.0.feeds_inner().sync(key).await,
+            None => 0,
+        }
+    }
+
+    /// Changes whenever an entry is appended to any feed held.
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.feeds_inner().watch()
+    }
+
+    /// Sends `bytes` to `peer` as a pushed entry, as a misbehaving peer
+    /// would; returns the head the peer holds after, or its refusal.
+    #[cfg(feature = "testing")]
+    pub async fn push_raw(&self, peer: PeerId, bytes: &[u8]) -> Result<u64, String> {
+        crate::protocols::feeds::client::ask_head(
+            self.0.net(),
+            peer,
+            crate::protocols::feeds::wire::tag::PUSH,
+            bytes,
+        )
+        .await
+        .map_err(|error| error.to_string())
     }
 }

@@ -13,10 +13,11 @@
 //! | `status` | [`NodeStatus`] and [`PeerInfo`]: what `kith status` and `kith peers` show, as plain data |
 //! | [`handles`] | the sub-handles: files (put, get, stat, rm), friends (messages, files, inbox), upkeep (counters, repair now) |
 //! | `lifecycle` | the staged stop: no new streams, a grace for requests under way, then the network |
-//! | [`protocols`] | one room per protocol (share, direct, mailbox, names): wire, server, client |
+//! | [`protocols`] | one room per protocol (share, direct, mailbox, names, feeds): wire, server, client |
 //! | `files` | files on the network: placement, locating holders, announcing, put, get, stat, rm, swarming, and the upkeep (leases, repair, scrub) |
 //! | [`friends`] | petnames, direct messages and files, offline mailboxes, the inbox |
 //! | `names` | names: publish, resolve, republish, and mirrors |
+//! | `feeds` | feeds: post, follow, replicate, the timeline |
 //! | [`config`] | [`NodeConfig`]: defaults, `config.toml` and flags, merged |
 //! | [`data_dir`] | [`DataDir`]: the node's folder (identity, lock, API token), written atomically, secrets 0600 |
 //! | [`peer_table`] | the saved peer table, to rejoin after a restart |
@@ -40,6 +41,7 @@
 mod chunk_reader;
 pub mod config;
 pub mod data_dir;
+mod feeds;
 mod files;
 pub mod friends;
 #[doc(hidden)]
@@ -71,6 +73,7 @@ pub use kith_codec::folder::check_entry_name as check_folder_entry_name;
 pub use kith_codec::{FileMeta, Folder, FolderEntry, FolderError, Manifest, Params};
 // The network types the node's callers name (the API parses addresses and
 // peer ids and maps network errors), so they need not depend on kith-net.
+pub use feeds::{FeedInfo, FeedItem, FeedOpError, FeedSettings, Followed};
 pub use kith_net::{Multiaddr, NetError, PeerId, parse_multiaddr};
 pub use kith_store::StoreError;
 pub use names::{MirrorInfo, MyName, NameOpError, NameSettings, Published, Resolved};

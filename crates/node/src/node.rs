@@ -17,9 +17,12 @@ use kith_store::{Store, StoreConfig, StoreError};
 
 use crate::config::NodeConfig;
 use crate::data_dir::{DataDir, DataDirError, DirLock};
+use crate::feeds::Feeds;
 use crate::files::{OWNED_FILE, Shares, UpkeepRunner};
 use crate::friends::Friends;
-use crate::handles::{Files, Friends as FriendsHandle, Names as NamesHandle, Upkeep};
+use crate::handles::{
+    Feeds as FeedsHandle, Files, Friends as FriendsHandle, Names as NamesHandle, Upkeep,
+};
 use crate::lifecycle::{Lifecycle, SHUTDOWN_GRACE};
 use crate::names::Names;
 use crate::peer_table::{self, PEER_TABLE_FILE};
@@ -91,6 +94,7 @@ struct Inner {
     upkeep: UpkeepRunner,
     friends: Friends,
     names: Names,
+    feeds: Feeds,
     started: Instant,
     lifecycle: Lifecycle,
     /// Background tasks: servers, upkeep, mail checks, peer table saves.
@@ -182,6 +186,13 @@ impl Node {
         let mut tasks = vec![server];
         tasks.extend(friends.tasks(&lifecycle));
         tasks.extend(names.tasks(&lifecycle));
+        let feeds = Feeds::new(
+            identity.clone(),
+            net.clone(),
+            store.clone(),
+            config.feeds.clone(),
+        );
+        tasks.extend(feeds.tasks(&lifecycle));
         tasks.extend(upkeep.tasks());
         let node = Self {
             inner: Arc::new(Inner {
@@ -193,6 +204,7 @@ impl Node {
                 upkeep,
                 friends,
                 names,
+                feeds,
                 started: Instant::now(),
                 lifecycle,
                 tasks: Mutex::new(tasks),
@@ -314,6 +326,11 @@ impl Node {
         NamesHandle(self)
     }
 
+    /// Feeds: post, follow, the timeline.
+    pub fn feeds(&self) -> FeedsHandle<'_> {
+        FeedsHandle(self)
+    }
+
     /// Leases, repair and scrub: what the node does in the background.
     pub fn upkeep(&self) -> Upkeep<'_> {
         Upkeep(self)
@@ -329,6 +346,10 @@ impl Node {
 
     pub(crate) fn names_inner(&self) -> &Names {
         &self.inner.names
+    }
+
+    pub(crate) fn feeds_inner(&self) -> &Feeds {
+        &self.inner.feeds
     }
 
     pub(crate) fn friends_inner(&self) -> &Friends {

@@ -1,0 +1,129 @@
+//! Feeds, end to end with real `kith up` processes on 127.0.0.1: posts
+//! reach followers; followers carry the feed while its author is offline,
+//! to a newcomer that never met the author; a new post reaches followers
+//! within seconds; a deletion makes them drop the post.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+fn post(node: &Daemon, args: &[&str]) -> String {
+    let mut all = vec!["post"];
+    all.extend_from_slice(args);
+    let posted = kith(&node.dir, &all);
+    assert!(posted.status.success(), "{}", text(&posted.stderr));
+    text(&posted.stdout).trim().to_owned()
+}
+
+/// The texts of `who`'s posts on `node`, newest first.
+fn texts(node: &Daemon, who: &str) -> Vec<String> {
+    let feed = kith(&node.dir, &["feed", who, "--json"]);
+    assert!(feed.status.success(), "{}", text(&feed.stderr));
+    text(&feed.stdout)
+        .lines()
+        .map(|line| {
+            let item: serde_json::Value = serde_json::from_str(line).unwrap();
+            item["text"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+fn follow(node: &Daemon, who: &str) -> String {
+    let followed = kith(&node.dir, &["follow", who]);
+    assert!(followed.status.success(), "{}", text(&followed.stderr));
+    text(&followed.stdout)
+}
+
+#[test]
+fn followers_carry_a_feed_while_its_author_is_away_and_new_posts_arrive_within_seconds() {
+    let temp = tempfile::tempdir().unwrap();
+    let mut nodes = start_network(temp.path(), 4, 3, |_| Vec::new());
+    let author = nodes[0].peer_id.clone();
+    let first = post(&nodes[0], &["first light on the river"]);
+    assert_eq!(first.len(), 64, "{first}");
+    post(&nodes[0], &["second", "--reply", &first]);
+    post(&nodes[0], &["third"]);
+    let all_three = vec!["third", "second", "first light on the river"];
+
+    // B and C follow: the whole feed, verified, at once.
+    for follower in &nodes[1..3] {
+        let said = follow(follower, &author);
+        assert!(said.contains("3 entries"), "{said}");
+        assert_eq!(texts(follower, &author), all_three);
+    }
+    // The author's own timeline; B's merges what it follows.
+    assert_eq!(texts(&nodes[0], &author), all_three);
+    let timeline = kith(&nodes[1].dir, &["feed"]);
+    assert!(text(&timeline.stdout).contains("first light on the river"));
+    assert!(text(&timeline.stdout).contains("(reply to"));
+
+    // The author goes away; a newcomer that never met it follows it and
+    // gets everything from the followers.
+    let author_dir = nodes[0].dir.clone();
+    let follower_addr = nodes[1].addr().to_owned();
+    nodes.remove(0).terminate();
+    let newcomer = Daemon::start(&temp.path().join("new"), &["--bootstrap", &follower_addr]);
+    wait_until_peers(&newcomer, 2);
+    wait_for(
+        "the newcomer to get the feed from a follower",
+        Duration::from_secs(30),
+        || {
+            let said = follow(&newcomer, &author);
+            said.contains("3 entries") || texts(&newcomer, &author).len() == 3
+        },
+    );
+    assert_eq!(texts(&newcomer, &author), all_three);
+
+    // The author comes back and posts: followers show it within 10 s,
+    // nobody asking for it by hand.
+    let back = Daemon::start(&author_dir, &["--bootstrap", &follower_addr]);
+    wait_until_peers(&back, 2);
+    post(&back, &["fourth, after a while away"]);
+    for follower in [&nodes[0], &nodes[1], &newcomer] {
+        wait_for(
+            &format!("{} to show the new post", follower.dir.display()),
+            Duration::from_secs(10),
+            || {
+                texts(follower, &author).first().map(String::as_str)
+                    == Some("fourth, after a while away")
+            },
+        );
+    }
+
+    // A deletion: followers drop the post.
+    post(&back, &["--delete", &first]);
+    for follower in [&nodes[0], &nodes[1]] {
+        wait_for(
+            &format!("{} to drop the deleted post", follower.dir.display()),
+            Duration::from_secs(10),
+            || !texts(follower, &author).contains(&"first light on the river".to_owned()),
+        );
+    }
+
+    // Bad input: one clear sentence each.
+    let bad = kith(&back.dir, &["post", "--delete", "abc"]);
+    assert!(
+        text(&bad.stderr).contains("a post id is 64 hex digits"),
+        "{}",
+        text(&bad.stderr)
+    );
+    let bad = kith(&back.dir, &["follow", &back.peer_id]);
+    assert!(
+        text(&bad.stderr).contains("own feed"),
+        "{}",
+        text(&bad.stderr)
+    );
+    let bad = kith(&nodes[0].dir, &["unfollow", "nobody"]);
+    assert!(!bad.status.success());
+    let long = "x".repeat(5000);
+    let bad = kith(&back.dir, &["post", &long]);
+    assert!(
+        text(&bad.stderr).contains("at most 4096 bytes"),
+        "{}",
+        text(&bad.stderr)
+    );
+}
