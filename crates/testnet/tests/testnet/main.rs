@@ -5,6 +5,7 @@
 //! `tests/scale.rs`, a binary of its own so that it runs alone. Where new
 //! tests go:
 //! - `dht.rs`: the network forming and lookups across it;
+//! - `feeds.rs`: bad feed entries refused, forks kept, catching up;
 //! - `friends.rs`: messages, files and mailboxes between nodes;
 //! - `lifecycle.rs`: cancelled puts and stopping nodes leave nothing behind;
 //! - `liars.rs`: peers that serve bad bytes are caught and avoided;
@@ -17,6 +18,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod dht;
+mod feeds;
 mod friends;
 mod liars;
 mod lifecycle;
