@@ -13,6 +13,10 @@
 //!   (resolved as `kith name resolve` does: a record held here answers at
 //!   once and is refreshed in the background). `Cache-Control` is a short
 //!   `max-age` ([`NAMED`]): the name may point elsewhere soon.
+//! - `/f/<peer id>/`: the feed of that peer as this node holds it (its
+//!   own, or one it follows): posts newest first, replies under the post
+//!   they answer, images inline through `/k/`; `/f/<peer id>/feed.atom` is
+//!   the same as an Atom feed, for any feed reader. Short `max-age`.
 //! - **One origin per site**: a request whose `Host` is
 //!   `<name>.localhost[:port]` is served as `/n/<name>/<path>`, so each
 //!   site is its own web origin (its cookies and storage apart from other
@@ -43,7 +47,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use kith_base::capability::split_path;
 use kith_base::{ByteSize, Capability};
-use kith_node::{Folder, GetError, Name, NameOpError, Node, PathError};
+use kith_node::{FeedItem, Folder, GetError, Name, NameOpError, Node, PathError, PeerId};
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
 /// `Cache-Control` for content under a capability: it never changes.
@@ -78,6 +82,8 @@ pub(crate) fn router(node: Node) -> Router {
         .route("/", get(home))
         .route("/k/{*rest}", get(by_capability))
         .route("/n/{*rest}", get(by_name))
+        .route("/f/{peer}/", get(feed_page))
+        .route("/f/{peer}/feed.atom", get(feed_atom))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(node.clone(), subdomains))
         .with_state(node)
@@ -225,6 +231,154 @@ async fn serve_name(
         cache_control: NAMED,
     };
     serve_path(node, &site, path_text, request_path, method, headers).await
+}
+
+/// Posts of a feed held here, newest first.
+const FEED_POSTS: usize = 200;
+
+/// The posts of `peer`'s feed held here, or an error page.
+async fn feed_items(node: &Node, peer: &str) -> Result<(PeerId, Vec<FeedItem>), Response> {
+    let peer: PeerId = peer
+        .parse()
+        .map_err(|_| error_page(StatusCode::BAD_REQUEST, "This is not a valid peer id."))?;
+    let held = node
+        .feeds()
+        .list()
+        .await
+        .map_err(|error| error_page(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()))?;
+    if !held.iter().any(|feed| feed.author == peer.to_string()) {
+        return Err(error_page(
+            StatusCode::NOT_FOUND,
+            "This node does not hold that feed: it shows its own and the ones it follows.",
+        ));
+    }
+    let items = node
+        .feeds()
+        .timeline(Some(peer), FEED_POSTS)
+        .await
+        .map_err(|error| error_page(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()))?;
+    Ok((peer, items))
+}
+
+/// `/f/<peer>/`: a feed as a page.
+async fn feed_page(State(node): State<Node>, Path(peer): Path<String>) -> Response {
+    let (peer, items) = match feed_items(&node, &peer).await {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    let ids: std::collections::HashSet<&str> = items.iter().map(|item| item.id.as_str()).collect();
+    let mut body = format!(
+        "<p><a href=\"./feed.atom\">Atom feed</a> · {} posts</p>",
+        items.len()
+    );
+    // Top-level posts (and replies to posts not shown), each followed by
+    // its replies, oldest reply first.
+    for item in items
+        .iter()
+        .filter(|item| item.reply_to.as_deref().is_none_or(|to| !ids.contains(to)))
+    {
+        body.push_str(&post_html(item, "post"));
+        for reply in items
+            .iter()
+            .rev()
+            .filter(|reply| reply.reply_to.as_deref() == Some(item.id.as_str()))
+        {
+            body.push_str(&post_html(reply, "reply"));
+        }
+    }
+    let mut response = page_with_images(StatusCode::OK, &format!("Feed of {peer}"), &body);
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(NAMED));
+    response
+}
+
+/// One post as HTML: time, text, images inline and other attachments as
+/// links, through `/k/`.
+fn post_html(item: &FeedItem, class: &str) -> String {
+    let when = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(item.time_ms),
+    );
+    let mut html = format!(
+        "<article class=\"{class}\" id=\"{id}\"><p><small>{when}</small></p><p>{text}</p>",
+        id = escape_html(&item.id),
+        text = escape_html(&item.text),
+    );
+    for (name, capability) in &item.attachments {
+        let url = format!("/k/{}", utf8_percent_encode(capability, SEGMENT));
+        let is_image = crate::files::media_type_of(name)
+            .is_some_and(|media| media.starts_with("image/"));
+        if is_image {
+            html.push_str(&format!(
+                "<img src=\"{url}\" alt=\"{}\" style=\"max-width:100%\">",
+                escape_html(name)
+            ));
+        } else {
+            html.push_str(&format!("<p><a href=\"{url}\">{}</a></p>", escape_html(name)));
+        }
+    }
+    html.push_str("</article>");
+    html
+}
+
+/// `/f/<peer>/feed.atom`: a feed for feed readers (RFC 4287).
+async fn feed_atom(State(node): State<Node>, Path(peer): Path<String>) -> Response {
+    let (peer, items) = match feed_items(&node, &peer).await {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    let time = |ms: u64| {
+        humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
+        )
+        .to_string()
+    };
+    let updated = items
+        .first()
+        .map_or_else(|| time(0), |item| time(item.time_ms));
+    let mut xml = format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n\
+         <feed xmlns=\"http://www.w3.org/2005/Atom\">\n\
+         <id>urn:kith:feed:{peer}</id>\n<title>kith feed of {peer}</title>\n\
+         <updated>{updated}</updated>\n<author><name>{peer}</name></author>\n\
+         <link rel=\"alternate\" href=\"./\"/>\n"
+    );
+    for item in &items {
+        let title: String = item.text.chars().take(80).collect();
+        xml.push_str(&format!(
+            "<entry>\n<id>urn:kith:entry:{id}</id>\n<title>{title}</title>\n\
+             <updated>{updated}</updated>\n<link rel=\"alternate\" href=\"./#{id}\"/>\n\
+             <content type=\"text\">{content}</content>\n</entry>\n",
+            id = escape_html(&item.id),
+            title = escape_html(&title),
+            updated = time(item.time_ms),
+            content = escape_html(&item.text),
+        ));
+    }
+    xml.push_str("</feed>\n");
+    let mut response = (StatusCode::OK, xml).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/atom+xml; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(NAMED));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// A page of the gateway's own that shows images from this gateway (a
+/// feed's attachments), still with no scripts.
+fn page_with_images(status: StatusCode, title: &str, body: &str) -> Response {
+    let mut response = page(status, title, body);
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"),
+    );
+    response
 }
 
 /// What a gateway URL reaches: the capability at its root, and how long a
