@@ -306,15 +306,18 @@ fn post_html(item: &FeedItem, class: &str) -> String {
     );
     for (name, capability) in &item.attachments {
         let url = format!("/k/{}", utf8_percent_encode(capability, SEGMENT));
-        let is_image = crate::files::media_type_of(name)
-            .is_some_and(|media| media.starts_with("image/"));
+        let is_image =
+            crate::files::media_type_of(name).is_some_and(|media| media.starts_with("image/"));
         if is_image {
             html.push_str(&format!(
                 "<img src=\"{url}\" alt=\"{}\" style=\"max-width:100%\">",
                 escape_html(name)
             ));
         } else {
-            html.push_str(&format!("<p><a href=\"{url}\">{}</a></p>", escape_html(name)));
+            html.push_str(&format!(
+                "<p><a href=\"{url}\">{}</a></p>",
+                escape_html(name)
+            ));
         }
     }
     html.push_str("</article>");

@@ -109,19 +109,32 @@ fn followers_carry_a_feed_while_its_author_is_away_and_new_posts_arrive_within_s
     let image = temp.path().join("dot.png");
     random_file(&image, 2048);
     post(&back, &["look", "--attach", image.to_str().unwrap()]);
-    let gateway = text(&kith(&nodes[0].dir, &["gateway"]).stdout).trim().to_owned();
+    let gateway = text(&kith(&nodes[0].dir, &["gateway"]).stdout)
+        .trim()
+        .to_owned();
     let page_url = format!("{gateway}f/{author}/");
     let get = |url: &str| {
         let mut response = ureq::get(url).call().unwrap();
         response.body_mut().read_to_string().unwrap()
     };
-    wait_for("the follower's gateway to show the image", Duration::from_secs(10), || {
-        get(&page_url).contains("<img src=\"/k/kith:")
-    });
+    wait_for(
+        "the follower's gateway to show the image",
+        Duration::from_secs(10),
+        || get(&page_url).contains("<img src=\"/k/kith:"),
+    );
     let page = get(&page_url);
-    assert!(page.contains("look") && page.contains("fourth, after a while away"), "{page}");
+    assert!(
+        page.contains("look") && page.contains("fourth, after a while away"),
+        "{page}"
+    );
     assert!(!page.contains("first light on the river"), "{page}");
-    let image_url = page.split("<img src=\"").nth(1).unwrap().split('"').next().unwrap();
+    let image_url = page
+        .split("<img src=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
     let served = ureq::get(format!("{}{}", gateway.trim_end_matches('/'), image_url))
         .call()
         .unwrap()
@@ -130,7 +143,10 @@ fn followers_carry_a_feed_while_its_author_is_away_and_new_posts_arrive_within_s
         .unwrap();
     assert_eq!(served, std::fs::read(&image).unwrap());
     let atom = get(&format!("{page_url}feed.atom"));
-    assert!(atom.starts_with("<?xml") && atom.contains("<entry>") && atom.contains("look"), "{atom}");
+    assert!(
+        atom.starts_with("<?xml") && atom.contains("<entry>") && atom.contains("look"),
+        "{atom}"
+    );
 
     // Bad input: one clear sentence each.
     let bad = kith(&back.dir, &["post", "--delete", "abc"]);
