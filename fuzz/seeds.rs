@@ -86,6 +86,35 @@ fn seeds() {
     write("name_record", "name", record.name().to_string().as_bytes());
     write("name_record", "label", b"my-site-2");
 
+    let first = kith_base::feed::Entry::sign(
+        &alice,
+        1,
+        None,
+        1_700_000_000_000,
+        &kith_base::feed::Body::Post(kith_base::feed::Post {
+            text: "first light".into(),
+            reply_to: None,
+            attachments: vec![("cat.jpg".into(), site.clone())],
+        }),
+    )
+    .expect("a post");
+    let deletion = kith_base::feed::Entry::sign(
+        &alice,
+        2,
+        Some(first.id()),
+        1_700_000_000_001,
+        &kith_base::feed::Body::Deletion(first.id()),
+    )
+    .expect("a deletion");
+    write("feed_entry", "post", &first.to_bytes());
+    write("feed_entry", "deletion", &deletion.to_bytes());
+    write("feed_entry", "head-only", &first.without_body().to_bytes());
+    write(
+        "feed_entry",
+        "batch",
+        &kith_node::protocols::feeds::wire::encode_entries(&[first.to_bytes(), deletion.to_bytes()]),
+    );
+
     write(
         "text_values",
         "id",

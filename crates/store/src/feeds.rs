@@ -123,6 +123,59 @@ impl FeedTables {
         Ok(decision)
     }
 
+    /// Offers a batch of `author`'s entries, in order, in one transaction
+    /// (one commit for a whole fetched batch): `decide` sees, for each, its
+    /// index in the batch, the entry held at its sequence and the one before
+    /// it (including those appended earlier in this batch). Stops at the
+    /// first refusal; returns the decisions taken, in order.
+    pub fn offer_batch(
+        &self,
+        author: &[u8; 32],
+        batch: &[(u64, Vec<u8>)],
+        mut decide: impl FnMut(usize, Option<&[u8]>, Option<&[u8]>) -> EntryDecision,
+    ) -> Result<Vec<EntryDecision>> {
+        let path = self.path();
+        let txn = self.store.inner.db.begin_write().db(path)?;
+        let mut decisions = Vec::with_capacity(batch.len());
+        {
+            let mut entries = txn.open_table(FEED_ENTRIES).db(path)?;
+            let mut forks = txn.open_table(FEED_FORKS).db(path)?;
+            for (index, (sequence, entry)) in batch.iter().enumerate() {
+                let here = entries
+                    .get(&key(author, *sequence))
+                    .db(path)?
+                    .map(|row| row.value().to_vec());
+                let before = match sequence.checked_sub(1) {
+                    Some(previous @ 1..) => entries
+                        .get(&key(author, previous))
+                        .db(path)?
+                        .map(|row| row.value().to_vec()),
+                    _ => None,
+                };
+                let decision = decide(index, here.as_deref(), before.as_deref());
+                match decision {
+                    EntryDecision::Append => {
+                        entries
+                            .insert(&key(author, *sequence), entry.as_slice())
+                            .db(path)?;
+                    }
+                    EntryDecision::Fork => {
+                        forks
+                            .insert(&key(author, *sequence), entry.as_slice())
+                            .db(path)?;
+                    }
+                    EntryDecision::Held | EntryDecision::Refuse => {}
+                }
+                decisions.push(decision);
+                if decision == EntryDecision::Refuse {
+                    break;
+                }
+            }
+        }
+        txn.commit().db(path)?;
+        Ok(decisions)
+    }
+
     /// Replaces entry `sequence` of `author` (with its body dropped, after a
     /// deletion). Returns whether it was held.
     pub fn replace(&self, author: &[u8; 32], sequence: u64, entry: &[u8]) -> Result<bool> {

@@ -16,7 +16,8 @@
 //! conditions with [`wait_for`], never for a fixed time.
 //!
 //! The [`names`] module is the benchmark behind `kith-testnet names` (name
-//! resolves, first, fresh and cached). The [`dht`] module is the benchmark
+//! resolves, first, fresh and cached), [`feeds`] the one behind
+//! `kith-testnet feeds` (post delivery, initial sync). The [`dht`] module is the benchmark
 //! behind `kith-testnet dht`: it starts
 //! a network, lets it settle and measures random peer lookups.
 //!
@@ -38,6 +39,7 @@
 
 pub mod dht;
 mod error;
+pub mod feeds;
 pub mod names;
 pub mod repair;
 pub mod stats;

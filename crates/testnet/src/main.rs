@@ -33,6 +33,23 @@ enum Command {
     /// resolves on the others: a node's first resolve of a name, a
     /// `--fresh` network lookup, and a resolve from the node's own table.
     Names(NamesArgs),
+    /// One author and N followers on 127.0.0.1 TCP: time from a post to
+    /// its arrival at each follower, then a new follower's initial sync of
+    /// a long feed, in entries per second.
+    Feeds(FeedsArgs),
+}
+
+#[derive(Debug, Args)]
+struct FeedsArgs {
+    /// Followers of the author.
+    #[arg(long, default_value_t = 10)]
+    followers: usize,
+    /// Posts whose delivery is timed.
+    #[arg(long, default_value_t = 50)]
+    posts: usize,
+    /// Entries in the feed a new follower fetches.
+    #[arg(long, default_value_t = 10_000)]
+    entries: usize,
 }
 
 #[derive(Debug, Args)]
@@ -245,6 +262,17 @@ fn main() -> Result<()> {
         print!("{report}");
         return Ok(());
     }
+    if let Command::Feeds(args) = &cli.command {
+        let config = kith_testnet::feeds::FeedsBenchConfig {
+            followers: args.followers,
+            posts: args.posts,
+            entries: args.entries,
+        };
+        eprintln!("starting {} nodes…", config.followers + 2);
+        let report = runtime.block_on(kith_testnet::feeds::run(&config))?;
+        print!("{report}");
+        return Ok(());
+    }
     if let Command::Names(args) = &cli.command {
         let config = kith_testnet::names::NamesBenchConfig {
             nodes: args.nodes,
@@ -258,7 +286,9 @@ fn main() -> Result<()> {
         return Ok(());
     }
     let config = match &cli.command {
-        Command::Repair(_) | Command::Names(_) => unreachable!("handled above"),
+        Command::Repair(_) | Command::Names(_) | Command::Feeds(_) => {
+            unreachable!("handled above")
+        }
         Command::Dht(args) => args.config(BenchDefaults {
             nodes: 200,
             transport: Transport::Tcp,

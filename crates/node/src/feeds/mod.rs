@@ -400,7 +400,10 @@ impl Feeds {
         if !self.follows(&author).await {
             return Err("this node does not follow that feed".into());
         }
-        if !self.within_rate(&author) {
+        // Only entries new here count against the rate: a follower hears
+        // each entry from every source it subscribed to, and duplicates
+        // cost a signature check and a read, not a write.
+        if entry.sequence() > self.head(&author).await && !self.within_rate(&author) {
             return Err("too many entries of this feed at once; slow down".into());
         }
         let taken = self.take(&entry).await.map_err(|error| error.to_string())?;
@@ -649,26 +652,63 @@ impl Feeds {
             if batch.is_empty() {
                 return true;
             }
-            for bytes in &batch {
-                let entry = match Entry::from_bytes(bytes) {
-                    Ok(entry) if entry.author() == *author => entry,
-                    Ok(_) | Err(_) => {
-                        warn!(%peer, "a peer sent a feed entry that does not check out");
-                        return true;
-                    }
-                };
-                match self.take(&entry).await {
-                    Ok(Taken::Appended) => self.appended(&entry, Some(peer)).await,
-                    Ok(Taken::Held | Taken::Fork) => {}
-                    Ok(Taken::Refused) => {
-                        debug!(%peer, "a peer's feed does not link to what is held");
-                        return true;
-                    }
-                    Err(error) => {
-                        warn!(%error, "cannot store a feed entry");
-                        return true;
-                    }
+            // Verified on the blocking pool (a batch is up to 256
+            // signatures), then stored in one transaction.
+            let verified = crate::files::blocking(move || {
+                batch
+                    .iter()
+                    .map_while(|bytes| Entry::from_bytes(bytes).ok())
+                    .collect::<Vec<_>>()
+            })
+            .await;
+            let whole = verified.iter().all(|entry| entry.author() == *author);
+            let entries: Vec<Entry> = verified
+                .into_iter()
+                .take_while(|entry| entry.author() == *author)
+                .collect();
+            if entries.is_empty() {
+                warn!(%peer, "a peer sent a feed entry that does not check out");
+                return true;
+            }
+            let store = self.inner.store.clone();
+            let batch: Vec<(u64, Vec<u8>)> = entries
+                .iter()
+                .map(|entry| (entry.sequence(), entry.to_bytes()))
+                .collect();
+            let key = *author;
+            let checked = entries.clone();
+            let decisions = crate::files::blocking(move || {
+                store
+                    .feeds()
+                    .offer_batch(&key, &batch, |index, here, before| {
+                        decide(&checked[index], here, before, max)
+                    })
+            })
+            .await;
+            let decisions = match decisions {
+                Ok(decisions) => decisions,
+                Err(error) => {
+                    warn!(%error, "cannot store feed entries");
+                    return true;
                 }
+            };
+            let mut stop = !whole;
+            for (entry, decision) in entries.iter().zip(&decisions) {
+                match decision {
+                    EntryDecision::Append => self.appended(entry, Some(peer)).await,
+                    EntryDecision::Refuse => {
+                        debug!(%peer, "a peer's feed does not link to what is held");
+                        stop = true;
+                    }
+                    EntryDecision::Held | EntryDecision::Fork => {}
+                }
+            }
+            let progressed = decisions.contains(&EntryDecision::Append);
+            if stop || !progressed || decisions.len() < entries.len() {
+                if !whole {
+                    warn!(%peer, "a peer sent a feed entry that does not check out");
+                }
+                return true;
             }
         }
     }
