@@ -145,7 +145,13 @@ async fn by_name(
     };
     if let Some(port) = plain_site_host(&headers) {
         // Its own origin: http://<name>.localhost:<port>/<path>.
-        let location = format!("http://{name}.{SITE_DOMAIN}{port}/{path_text}");
+        // The path as it came, decoded by the router: encoded again, one
+        // segment at a time.
+        let path: Vec<String> = path_text
+            .split('/')
+            .map(|segment| utf8_percent_encode(segment, SEGMENT).to_string())
+            .collect();
+        let location = format!("http://{name}.{SITE_DOMAIN}{port}/{}", path.join("/"));
         let mut response = StatusCode::MOVED_PERMANENTLY.into_response();
         response
             .headers_mut()

@@ -27,8 +27,9 @@
 //! own origin (`<name>.localhost`). Reading accepts either case.
 //!
 //! Records live in the DHT on the peers closest to [`Name::dht_key`], a
-//! hash of the name (not the name itself, so that the key a peer is asked
-//! for does not name the site outright).
+//! hash of the name, so that names are spread over the key space apart
+//! from peer ids, stripe ids and mailbox ids (the records themselves, and
+//! the fetch requests, carry the name in the clear).
 
 use std::fmt;
 use std::str::FromStr;
@@ -45,6 +46,9 @@ pub const RECORD_LEN: usize = SIGNED_LEN + SIGNATURE_LEN;
 pub const NAME_TEXT_LEN: usize = 52;
 /// The longest label.
 pub const MAX_LABEL_LEN: usize = 63;
+/// The longest validity a holder accepts, counted from now: a year and a
+/// little more, so a record cannot be pinned for ever.
+pub const MAX_VALIDITY_SECS: u64 = 400 * 24 * 3600;
 
 const VERSION: u8 = 1;
 const CONTEXT: &[u8] = b"kith name v1";
@@ -350,10 +354,16 @@ impl NameRecord {
 
     /// Whether this record should replace `other` (a record of the same
     /// name): a higher sequence, or the same sequence renewed to a later
-    /// expiry. Equal records do not replace each other.
+    /// expiry; two different records equal in both (two publishes at
+    /// once) are ordered by their bytes, so every node picks the same one.
+    /// Equal records do not replace each other.
     pub fn supersedes(&self, other: &NameRecord) -> bool {
-        (self.terms.sequence, self.terms.expires_at)
-            > (other.terms.sequence, other.terms.expires_at)
+        (self.terms.sequence, self.terms.expires_at, &self.bytes[..])
+            > (
+                other.terms.sequence,
+                other.terms.expires_at,
+                &other.bytes[..],
+            )
     }
 }
 

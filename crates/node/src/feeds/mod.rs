@@ -162,6 +162,9 @@ enum Taken {
     Refused,
 }
 
+/// author → the peers subscribed to its new entries, and since when.
+type Subscribers = HashMap<[u8; 32], Vec<(PeerId, Instant)>>;
+
 /// The feeds part of a node. Cheap to clone.
 #[derive(Clone, Debug)]
 pub(crate) struct Feeds {
@@ -175,7 +178,7 @@ struct Inner {
     store: Store,
     settings: FeedSettings,
     /// author → peers that asked for its new entries, and when.
-    subscribers: Mutex<HashMap<[u8; 32], Vec<(PeerId, Instant)>>>,
+    subscribers: Mutex<Subscribers>,
     /// author → (second, pushes taken in it).
     rate: Mutex<HashMap<[u8; 32], (Instant, u32)>>,
     /// Feeds being synced now.

@@ -33,7 +33,14 @@ impl Shares {
     pub(crate) async fn copy_tree(&self, capability: &Capability) -> Result<CopyReport, PathError> {
         let mut report = CopyReport::default();
         let mut to_copy = vec![capability.clone()];
+        // A tree may name one folder or file many times (it is a DAG, not
+        // a tree): each is copied once, so the walk is linear in the
+        // distinct listings and files.
+        let mut seen = std::collections::HashSet::new();
         while let Some(capability) = to_copy.pop() {
+            if !seen.insert(capability.manifest()) {
+                continue;
+            }
             let download = self.open_with(&capability, Caching::Mirror).await?;
             let size = download.manifest().file_size();
             if capability.is_folder() && size > MAX_LISTING_LEN as u64 {
@@ -59,7 +66,7 @@ impl Shares {
                 report.folders += 1;
             } else {
                 report.files += 1;
-                report.bytes += size;
+                report.bytes = report.bytes.saturating_add(size);
             }
         }
         Ok(report)

@@ -465,7 +465,10 @@ impl Shares {
             Ok::<(), GetError>(())
         })
         .await?;
-        self.announcer.announce(provider_key).await;
+        // Announced in the background: a copy of a thousand files must not
+        // wait for a thousand DHT announcements one after another.
+        let announcer = self.announcer.clone();
+        tokio::spawn(async move { announcer.announce(provider_key).await });
         Ok(())
     }
 }

@@ -152,6 +152,8 @@ impl Names {
     /// ordinary cached copies (served, and dropped only by `kith rm`).
     pub(crate) async fn unmirror(&self, target: &str) -> Result<(), NameOpError> {
         let key = target.parse::<Target>()?.key();
+        // Not while a sync of it runs: its last write would bring it back.
+        let _one_at_a_time = self.inner.mirror_sync.lock().await;
         let store = self.store().clone();
         let lookup = key.clone();
         if crate::files::blocking(move || store.names().remove_mirror(&lookup)).await? {
@@ -216,7 +218,14 @@ impl Names {
             Target::Name(name) => {
                 let (found, asked) = self.lookup(name).await;
                 match newest(self.held(&name).await, found) {
-                    Some(record) => (record.target().clone(), Some(record)),
+                    Some(record) => {
+                        // A mirror keeps its name's record whatever the
+                        // table's limit, to republish it.
+                        if let Err(error) = self.keep(&record, u64::MAX).await {
+                            debug!(target = %key, %error, "cannot keep the mirrored name's record");
+                        }
+                        (record.target().clone(), Some(record))
+                    }
                     None => {
                         row.error = NameOpError::NotFound { name, asked }.to_string();
                         row.checked_at = unix_now();

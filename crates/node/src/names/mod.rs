@@ -80,6 +80,16 @@ const CHECKED_NAMES: usize = 4096;
 /// Background lookups at once; a resolve beyond them answers from what is
 /// held without starting one.
 const MAX_REFRESHING: usize = 64;
+/// Answers a lookup waits for (or all the peers asked, or the time limit)
+/// before the stragglers' grace starts: one fast liar with an old record
+/// must not decide a resolve.
+const ANSWERS_BEFORE_GRACE: usize = 3;
+/// Records one peer may store here per [`STORE_RATE_WINDOW`].
+const STORES_PER_PEER: u32 = 120;
+/// The window of [`STORES_PER_PEER`].
+const STORE_RATE_WINDOW: Duration = Duration::from_secs(60);
+/// Peers whose store rate is tracked at once.
+const STORE_RATE_PEERS: usize = 4096;
 
 /// Why a name operation failed. Callers branch on the variant (the API
 /// gives each its HTTP status); the message is one sentence for a person.
@@ -126,6 +136,12 @@ pub(crate) enum HoldError {
     /// Its validity has ended.
     #[error("the name record has expired")]
     Expired,
+    /// It claims a validity longer than a holder keeps a record.
+    #[error("the name record claims a validity of more than 400 days from now")]
+    TooLong,
+    /// The peer stored too many records lately.
+    #[error("too many name records from this peer lately; try again in a minute")]
+    Busy,
     /// The table holds its limit of names.
     #[error("this node keeps as many name records as it will")]
     Full,
@@ -187,6 +203,10 @@ struct Inner {
     refreshing: Mutex<HashSet<Name>>,
     /// Mirrors sync one at a time.
     mirror_sync: tokio::sync::Mutex<()>,
+    /// One publish at a time (two at once would sign one sequence twice).
+    publishing: tokio::sync::Mutex<()>,
+    /// peer → (window start, records it stored in the window).
+    store_rate: Mutex<HashMap<PeerId, (Instant, u32)>>,
 }
 
 impl Names {
@@ -207,6 +227,8 @@ impl Names {
                 checked: Mutex::default(),
                 refreshing: Mutex::default(),
                 mirror_sync: tokio::sync::Mutex::new(()),
+                publishing: tokio::sync::Mutex::new(()),
+                store_rate: Mutex::default(),
             }),
         }
     }
@@ -249,9 +271,10 @@ impl Names {
     ) -> Result<Published, NameOpError> {
         let signer = NameSigner::new(&self.inner.identity, label)?;
         let name = signer.name();
-        let (found, _) = self.lookup(name).await;
+        let _one_at_a_time = self.inner.publishing.lock().await;
+        let (found, _) = self.lookup_with(name, Grace::None).await;
         let previous = newest(self.held(&name).await, found);
-        let sequence = previous.map_or(1, |record| record.sequence() + 1);
+        let sequence = previous.map_or(1, |record| record.sequence().saturating_add(1));
         let now = unix_now();
         let record = signer.sign(
             target,
@@ -340,10 +363,47 @@ impl Names {
             debug!(%peer, %error, "refusing a name record");
             HoldError::Bad(error)
         })?;
-        if !record.is_live(unix_now()) {
+        let now = unix_now();
+        if !record.is_live(now) {
             return Err(HoldError::Expired);
         }
+        if record.expires_at() > now.saturating_add(kith_base::name::MAX_VALIDITY_SECS) {
+            return Err(HoldError::TooLong);
+        }
+        if !self.within_store_rate(peer) {
+            return Err(HoldError::Busy);
+        }
+        // A replay costs a read, not a write: compare before writing.
+        if let Some(held) = self.held(&record.name()).await
+            && !record.supersedes(&held)
+        {
+            return Ok(held);
+        }
         self.keep(&record, self.inner.settings.max_held).await
+    }
+
+    /// Whether `peer` may store one more record now: at most
+    /// [`STORES_PER_PEER`] a minute, so no peer can fill the table or make
+    /// the node write without pause.
+    fn within_store_rate(&self, peer: PeerId) -> bool {
+        let mut rate = self
+            .inner
+            .store_rate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if rate.len() >= STORE_RATE_PEERS && !rate.contains_key(&peer) {
+            rate.retain(|_, (start, _)| start.elapsed() < STORE_RATE_WINDOW);
+            if rate.len() >= STORE_RATE_PEERS {
+                return false;
+            }
+        }
+        let (start, count) = rate.entry(peer).or_insert((Instant::now(), 0));
+        if start.elapsed() >= STORE_RATE_WINDOW {
+            *start = Instant::now();
+            *count = 0;
+        }
+        *count += 1;
+        *count <= STORES_PER_PEER
     }
 
     /// The valid record held here for `name`, if any.
@@ -394,6 +454,13 @@ impl Names {
     /// newest valid one (kept here, and handed to the peers that answered
     /// with an older one or none) and how many peers were asked.
     async fn lookup(&self, name: Name) -> (Option<NameRecord>, usize) {
+        self.lookup_with(name, Grace::AfterAnswers).await
+    }
+
+    /// [`Names::lookup`], saying whether slow peers are cut short once
+    /// enough have answered (a resolve) or every peer gets the whole time
+    /// limit (a publish, which must not miss a higher sequence).
+    async fn lookup_with(&self, name: Name, grace: Grace) -> (Option<NameRecord>, usize) {
         let net = &self.inner.net;
         let mut peers = net
             .closest_peers(name.dht_key())
@@ -409,29 +476,45 @@ impl Names {
             .map(|peer| async move { (peer, client::fetch_from(net, peer, &name).await) })
             .collect();
         let mut best: Option<NameRecord> = None;
-        let mut behind = Vec::new();
+        let mut answered: Vec<(PeerId, Option<NameRecord>)> = Vec::new();
         let mut deadline = tokio::time::Instant::now() + ANSWER_TIMEOUT * 2;
+        let mut graced = false;
         let now = unix_now();
         while let Ok(Some((peer, answer))) = tokio::time::timeout_at(deadline, answers.next()).await
         {
             match answer {
-                Ok(Some(record)) if record.is_live(now) => {
-                    if best.is_none() {
-                        deadline = deadline.min(tokio::time::Instant::now() + STRAGGLERS);
+                Ok(record) => {
+                    let record = record.filter(|record| record.is_live(now));
+                    if let Some(record) = &record
+                        && best
+                            .as_ref()
+                            .is_none_or(|current| record.supersedes(current))
+                    {
+                        best = Some(record.clone());
                     }
-                    match &best {
-                        Some(current) if !record.supersedes(current) => {
-                            if current.supersedes(&record) {
-                                behind.push(peer);
-                            }
-                        }
-                        _ => best = Some(record),
-                    }
+                    answered.push((peer, record));
                 }
-                Ok(_) => behind.push(peer),
                 Err(error) => debug!(%peer, %error, "no name record from a peer"),
             }
+            if grace == Grace::AfterAnswers
+                && !graced
+                && best.is_some()
+                && answered.len() >= ANSWERS_BEFORE_GRACE.min(asked)
+            {
+                graced = true;
+                deadline = deadline.min(tokio::time::Instant::now() + STRAGGLERS);
+            }
         }
+        // Peers that answered with an older record than the best, or none.
+        let mut behind: Vec<PeerId> = answered
+            .into_iter()
+            .filter(|(_, record)| match (record, &best) {
+                (_, None) => false,
+                (None, Some(_)) => true,
+                (Some(record), Some(best)) => best.supersedes(record),
+            })
+            .map(|(peer, _)| peer)
+            .collect();
         self.mark_checked(name);
         if let Some(record) = &best {
             if let Err(error) = self.keep(record, self.inner.settings.max_held).await {
@@ -515,14 +598,22 @@ impl Names {
                 return;
             }
         }
-        let this = self.clone();
+        /// Takes the name out of the set however the lookup ends.
+        struct Done(Names, Name);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                self.0
+                    .inner
+                    .refreshing
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&self.1);
+            }
+        }
+        let done = Done(self.clone(), name);
         tokio::spawn(async move {
-            this.lookup(name).await;
-            this.inner
-                .refreshing
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&name);
+            done.0.lookup(name).await;
+            drop(done);
         });
     }
 
@@ -583,6 +674,10 @@ impl Names {
         let Ok(signer) = NameSigner::new(&self.inner.identity, label) else {
             return record;
         };
+        if signer.name() != record.name() {
+            // The identity changed under a kept table: not this node's name.
+            return record;
+        }
         let renewed = signer.sign(
             record.target(),
             record.sequence(),
@@ -597,6 +692,16 @@ impl Names {
             }
         }
     }
+}
+
+/// Whether a lookup cuts slow peers short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Grace {
+    /// After [`ANSWERS_BEFORE_GRACE`] answers, the rest have
+    /// [`STRAGGLERS`] more.
+    AfterAnswers,
+    /// Every peer has the whole time limit.
+    None,
 }
 
 /// The newer of two records.

@@ -71,7 +71,8 @@ async fn serve_stream(
                 Err(error) => {
                     let reason = match error {
                         HoldError::Bad(_) => Reason::Forged,
-                        HoldError::Expired => Reason::Expired,
+                        HoldError::Expired | HoldError::TooLong => Reason::Expired,
+                        HoldError::Busy => Reason::Full,
                         HoldError::Full => Reason::Full,
                         HoldError::Store(_) => Reason::Internal,
                     };
