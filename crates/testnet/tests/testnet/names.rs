@@ -43,7 +43,12 @@ async fn replayed_forged_and_expired_records_are_refused_and_change_nothing() {
 
     // Someone else's valid record with the name swapped in.
     let impostor = NameSigner::new(&Identity::generate(), None).unwrap();
-    let theirs = impostor.sign(&cap(b"evil"), 99, 1, u64::MAX);
+    let day_from_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 86_400;
+    let theirs = impostor.sign(&cap(b"evil"), 99, 1, day_from_now);
     let mut relabelled = *theirs.as_bytes();
     relabelled[1..33].copy_from_slice(name.as_bytes());
     let refusal = attacker
@@ -58,6 +63,15 @@ async fn replayed_forged_and_expired_records_are_refused_and_change_nothing() {
         .await
         .unwrap();
     assert_eq!(newest(answer), Some(99));
+
+    // A record that claims to be valid for ever: a holder would keep it
+    // past any sweep, so it is refused.
+    let forever = impostor.sign(&cap(b"evil"), 100, 1, u64::MAX);
+    let refusal = attacker
+        .send_record(holder, &forever.name(), forever.as_bytes())
+        .await
+        .unwrap_err();
+    assert!(refusal.contains("400 days"), "{refusal}");
 
     // An expired record, however high its sequence.
     let key = Identity::generate();
