@@ -1,7 +1,8 @@
 //! Bounds on the inbound streams a protocol serves: so many at once in all,
 //! so many per peer. Every server of the node's own protocols admits each
 //! stream here before spawning work for it, so no peer can make a node run
-//! unbounded tasks.
+//! unbounded tasks; `serve_admitted` is the accept loop the small
+//! protocols (names, feeds) share.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -70,6 +71,41 @@ impl Drop for Slot {
                 open.remove(&self.peer);
             }
         }
+    }
+}
+
+/// Serves `protocol`: takes each inbound stream (until the node stops),
+/// admits it through `slots` (a stream over either limit is dropped), and
+/// runs `handle` on it as a request the stop waits for. `what` names the
+/// protocol in logs. The loop every server of a small protocol runs.
+pub(crate) async fn serve_admitted<F, Fut>(
+    mut control: kith_net::Control,
+    protocol: kith_net::StreamProtocol,
+    what: &'static str,
+    slots: StreamSlots,
+    lifecycle: crate::lifecycle::Lifecycle,
+    handle: F,
+) where
+    F: Fn(PeerId, kith_net::Stream, crate::lifecycle::Lifecycle) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut incoming = match control.accept(protocol) {
+        Ok(incoming) => incoming,
+        Err(error) => {
+            tracing::warn!(%error, what, "cannot serve this protocol");
+            return;
+        }
+    };
+    while let Some((peer, stream)) = lifecycle.next_incoming(&mut incoming).await {
+        let Some(slot) = slots.admit(peer) else {
+            tracing::debug!(%peer, what, "too many streams; dropping one");
+            continue;
+        };
+        let work = handle(peer, stream, lifecycle.clone());
+        lifecycle.spawn_request(async move {
+            work.await;
+            drop(slot);
+        });
     }
 }
 

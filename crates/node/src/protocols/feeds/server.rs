@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use kith_net::{Control, PeerId, Stream};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::wire::{self, FeedWireError, MAX_BATCH, MAX_BATCH_BYTES, tag};
 use crate::feeds::Feeds;
@@ -21,29 +21,24 @@ const MAX_STREAMS_PER_PEER: usize = 4;
 const IDLE: Duration = Duration::from_secs(10);
 
 /// Serves `/kith/feed/1.0.0` until the node stops.
-pub(crate) async fn serve(feeds: Feeds, mut control: Control, lifecycle: Lifecycle) {
-    let mut incoming = match control.accept(wire::PROTOCOL) {
-        Ok(incoming) => incoming,
-        Err(error) => {
-            warn!(%error, "cannot serve feeds");
-            return;
-        }
-    };
+pub(crate) async fn serve(feeds: Feeds, control: Control, lifecycle: Lifecycle) {
     let slots = StreamSlots::new(MAX_STREAMS, MAX_STREAMS_PER_PEER);
-    while let Some((peer, mut stream)) = lifecycle.next_incoming(&mut incoming).await {
-        let Some(slot) = slots.admit(peer) else {
-            debug!(%peer, "too many feed streams; dropping one");
-            continue;
-        };
-        let feeds = feeds.clone();
-        let stopping = lifecycle.clone();
-        lifecycle.spawn_request(async move {
-            if let Err(error) = serve_stream(&feeds, peer, &mut stream, &stopping).await {
-                debug!(%peer, %error, "feed stream ended");
+    crate::slots::serve_admitted(
+        control,
+        wire::PROTOCOL,
+        "feeds",
+        slots,
+        lifecycle,
+        move |peer, mut stream, stopping| {
+            let feeds = feeds.clone();
+            async move {
+                if let Err(error) = serve_stream(&feeds, peer, &mut stream, &stopping).await {
+                    debug!(%peer, %error, "feed stream ended");
+                }
             }
-            drop(slot);
-        });
-    }
+        },
+    )
+    .await;
 }
 
 async fn serve_stream(

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use kith_base::Name;
 use kith_net::{Control, PeerId, Stream};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::wire::{self, NameWireError, Reason, tag};
 use crate::lifecycle::Lifecycle;
@@ -26,29 +26,24 @@ const MAX_STREAMS_PER_PEER: usize = 4;
 const IDLE: Duration = Duration::from_secs(10);
 
 /// Serves `/kith/name/1.0.0` until the node stops.
-pub(crate) async fn serve(names: Names, mut control: Control, lifecycle: Lifecycle) {
-    let mut incoming = match control.accept(wire::PROTOCOL) {
-        Ok(incoming) => incoming,
-        Err(error) => {
-            warn!(%error, "cannot serve name records");
-            return;
-        }
-    };
+pub(crate) async fn serve(names: Names, control: Control, lifecycle: Lifecycle) {
     let slots = StreamSlots::new(MAX_STREAMS, MAX_STREAMS_PER_PEER);
-    while let Some((peer, mut stream)) = lifecycle.next_incoming(&mut incoming).await {
-        let Some(slot) = slots.admit(peer) else {
-            debug!(%peer, "too many name streams; dropping one");
-            continue;
-        };
-        let names = names.clone();
-        let stopping = lifecycle.clone();
-        lifecycle.spawn_request(async move {
-            if let Err(error) = serve_stream(&names, peer, &mut stream, &stopping).await {
-                debug!(%peer, %error, "name stream ended");
+    crate::slots::serve_admitted(
+        control,
+        wire::PROTOCOL,
+        "names",
+        slots,
+        lifecycle,
+        move |peer, mut stream, stopping| {
+            let names = names.clone();
+            async move {
+                if let Err(error) = serve_stream(&names, peer, &mut stream, &stopping).await {
+                    debug!(%peer, %error, "name stream ended");
+                }
             }
-            drop(slot);
-        });
-    }
+        },
+    )
+    .await;
 }
 
 async fn serve_stream(
