@@ -605,7 +605,9 @@ impl Feeds {
             Ok(holders) => sources.extend(holders.into_iter().filter(|peer| *peer != me)),
             Err(error) => debug!(%error, "no holders found for a feed"),
         }
-        sources.dedup();
+        // The author announces its own feed too: ask each source once.
+        let mut seen = HashSet::new();
+        sources.retain(|peer| seen.insert(*peer));
         sources.truncate(MAX_SOURCES);
         let mut answered = 0;
         let mut subscribed = 0;
