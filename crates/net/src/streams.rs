@@ -218,11 +218,12 @@ impl Stream {
     /// back for a request (`false`; reading or writing does not do it).
     /// An idle stream does not count as the peer's busy stream: without
     /// this, a `have` round that left a pooled stream with each of its
-    /// 20 peers kept all 20 connections from the trimmer for
-    /// [`BUSY_WINDOW`], and a node at its connection limit could not make
-    /// room for its own next dials (`docs/scale.md`, "Reads lost to dials
-    /// never made"). Closing an idle stream's connection costs the pool
-    /// the stream; its owner opens a fresh one.
+    /// 20 peers kept all 20 connections from the trimmer for 15 s (the
+    /// window a stream counts as busy after its last byte), and a node at
+    /// its connection limit could not make room for its own next dials
+    /// (`docs/scale.md`, "Reads lost to dials never made"). Closing an
+    /// idle stream's connection costs the pool the stream; its owner
+    /// opens a fresh one.
     pub fn set_idle(&mut self, idle: bool) {
         self.tracker.set_idle(idle);
     }

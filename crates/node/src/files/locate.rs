@@ -108,7 +108,7 @@ impl Locator {
         let mut peers = match self.net.closest_peers(key).await {
             Ok(peers) => peers,
             Err(error) => {
-                debug!(%error, "no closest peers");
+                debug!(me = %self.me, key = %short_key(&key), %error, "no closest peers");
                 Vec::new()
             }
         };
@@ -129,11 +129,11 @@ impl Locator {
             match tokio::time::timeout(PROVIDERS_TIMEOUT, self.net.providers(key)).await {
                 Ok(Ok(providers)) => providers,
                 Ok(Err(error)) => {
-                    debug!(%error, "no providers");
+                    debug!(me = %self.me, key = %short_key(&key), %error, "no providers");
                     Vec::new()
                 }
                 Err(_) => {
-                    debug!("provider lookup timed out");
+                    debug!(me = %self.me, key = %short_key(&key), "provider lookup timed out");
                     Vec::new()
                 }
             }
@@ -172,6 +172,13 @@ impl Locator {
     ) -> (Vec<Vec<(u8, PeerId)>>, Asked) {
         let located = self.locate_live(key, stripes).await;
         if short(&located.holders, need) {
+            debug!(
+                me = %self.me,
+                key = %short_key(&key),
+                answered = ?located.asked.answered,
+                unanswered = ?located.asked.unanswered,
+                "too few holders in the first round"
+            );
             return self
                 .locate_more(key, stripes, &located.asked, located.holders)
                 .await;
@@ -342,7 +349,7 @@ impl Locator {
                             Some(bitmaps)
                         }
                         Ok(Ok(other)) => {
-                            debug!(%peer, ?other, "unexpected answer to have");
+                            debug!(me = %this.me, %peer, ?other, "unexpected answer to have");
                             None
                         }
                         Ok(Err(error)) => {
