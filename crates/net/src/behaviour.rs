@@ -44,6 +44,13 @@ pub(crate) const PROVIDER_RECORD_TTL: Duration = Duration::from_secs(48 * 60 * 6
 /// How often this node re-announces the keys it provides.
 pub(crate) const PROVIDER_REPUBLISH_INTERVAL: Duration = Duration::from_secs(12 * 60 * 60);
 
+/// The most connections a node allowed `max_established` keeps in all, its
+/// own dials included (see [`build`]): twice the limit. libp2p refuses
+/// every connection past it, this node's own dials too.
+pub(crate) fn most_established(max_established: u32) -> u32 {
+    max_established.saturating_mul(2)
+}
+
 /// Every protocol of a kith node.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
@@ -85,7 +92,7 @@ pub(crate) fn build(
     // refused: `docs/scale.md`, "Files lost to the node's own limit").
     let connection_limits = connection_limits::ConnectionLimits::default()
         .with_max_established_incoming(Some(limits.max_established))
-        .with_max_established(Some(limits.max_established.saturating_mul(2)))
+        .with_max_established(Some(most_established(limits.max_established)))
         .with_max_established_per_peer(Some(limits.max_established_per_peer))
         .with_max_pending_incoming(Some(limits.max_pending_incoming))
         .with_max_pending_outgoing(Some(limits.max_pending_outgoing));

@@ -68,6 +68,11 @@ pub(crate) enum Command {
         addr: Multiaddr,
         reply: oneshot::Sender<Result<PeerId, NetError>>,
     },
+    /// Dial `peer` for a stream being opened, unless connected or
+    /// dialling already (see `Control::open_dialling`).
+    DialForStream {
+        peer: PeerId,
+    },
     FindPeer {
         peer: PeerId,
         reply: oneshot::Sender<Result<PeerLookup, NetError>>,

@@ -38,7 +38,7 @@ use tracing::{debug, info, trace, warn};
 use crate::address_book::full_address;
 use crate::behaviour::{
     Behaviour, BehaviourEvent, MAX_ADDRS_PER_PEER, MAX_PROVIDER_ADDRS, MAX_PROVIDER_KEYS,
-    add_to_routing_table,
+    add_to_routing_table, most_established,
 };
 use crate::client::{Command, NetEvent, PeerLookup};
 use crate::config::{IDENTIFY_PROTOCOL, KAD_PROTOCOL, peer_id_of};
@@ -117,6 +117,9 @@ pub(crate) struct EventLoop {
     trim_at: usize,
     /// How many are left after that.
     trim_to: usize,
+    /// Established connections at which libp2p refuses this node's own
+    /// dials too ([`most_established`]).
+    most: usize,
     /// Checks the limits now and then, not only when a connection opens:
     /// connections spared for their youth or their work must be closed
     /// once they age or idle, even if no new connection comes.
@@ -219,6 +222,7 @@ impl EventLoop {
             relays: HashSet::new(),
             trim_at,
             trim_to,
+            most: most_established(max_established) as usize,
             trim_timer: {
                 let mut timer = tokio::time::interval(TRIM_CHECK);
                 timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -307,6 +311,7 @@ impl EventLoop {
             .iter()
             .filter(|(busy, ..)| *busy == Busy::Theirs)
             .count();
+        let candidates_len = candidates.len();
         let closable = candidates.len() - ours - theirs.min(self.trim_to / 2);
         let excess = open - self.trim_to;
         let mut closed_busy = 0;
@@ -320,6 +325,9 @@ impl EventLoop {
             open,
             closing = self.trimming.len(),
             closed_busy,
+            young = open - candidates_len,
+            ours,
+            theirs,
             "closing the least recently used connections to make room"
         );
     }
@@ -428,6 +436,7 @@ impl EventLoop {
                 let _ = reply.send(self.swarm.connected_peers().copied().collect());
             }
             Command::Dial { addr, reply } => self.dial(addr, reply),
+            Command::DialForStream { peer } => self.dial_for_stream(peer),
             Command::FindPeer { peer, reply } => {
                 if peer == *self.swarm.local_peer_id() {
                     let addrs = self.swarm.listeners().cloned().collect();
@@ -591,6 +600,66 @@ impl EventLoop {
         }
     }
 
+    /// Dials `peer` by id, with the addresses Kademlia and the address
+    /// book give, for a stream waiting in libp2p-stream (see
+    /// `Control::open_dialling`). Nothing is answered: the stream learns
+    /// the outcome from libp2p-stream.
+    fn dial_for_stream(&mut self, peer: PeerId) {
+        if self.swarm.is_connected(&peer) {
+            return;
+        }
+        self.make_room_for_own_dial();
+        let opts = DialOpts::peer_id(peer)
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        match self.swarm.dial(opts) {
+            Ok(()) => debug!(target: CHURN, %peer, "dial for a stream"),
+            Err(DialError::DialPeerConditionFalse(_)) => {}
+            Err(error) => debug!(%peer, error = %describe(&error), "cannot dial for a stream"),
+        }
+    }
+
+    /// Closes one connection if the one a stream is about to dial would
+    /// not fit under [`EventLoop::most`] (with the dials under way): at
+    /// that many libp2p refuses this node's own dials, and a node that
+    /// opened a burst of connections for its lookups (a get's two lookups
+    /// dial 50 to 100 peers) could not reach the holders they found for
+    /// the five seconds [`trim_connections`](EventLoop::trim_connections)
+    /// spares a young connection (`docs/scale.md`, "Reads lost to dials
+    /// never made"). The connection closed carries no kith stream busy
+    /// either way and was used least recently; unlike the trimmer this
+    /// closes a young one too — most often one a lookup opened for a
+    /// single request, long answered. Nothing is closed when every
+    /// connection is busy: the dial is refused, as before.
+    fn make_room_for_own_dial(&mut self) {
+        let open = self.connections.len() - self.trimming.len();
+        let dialling = self
+            .swarm
+            .network_info()
+            .connection_counters()
+            .num_pending_outgoing() as usize;
+        if open + dialling < self.most {
+            return;
+        }
+        let now = Instant::now();
+        let least_used = self
+            .connections
+            .iter()
+            .filter(|(id, (peer, _))| !self.trimming.contains(id) && !self.relays.contains(peer))
+            .filter_map(|(id, (peer, opened))| {
+                let usage = self.activity.usage(peer, now);
+                let idle = !usage.busy_outbound && !usage.busy_inbound;
+                idle.then(|| (usage.last.map_or(*opened, |last| last.max(*opened)), *id))
+            })
+            .min();
+        if let Some((_, id)) = least_used
+            && self.swarm.close_connection(id)
+        {
+            self.trimming.insert(id);
+            debug!(target: CHURN, open, dialling, "closed a connection to make room for a stream's dial");
+        }
+    }
+
     fn listen_via_relay(&mut self, relay: Multiaddr, reply: Reply<Result<Multiaddr, NetError>>) {
         if peer_id_of(&relay).is_none() {
             let _ = reply.send(Err(NetError::MissingPeerId { addr: relay }));
@@ -671,6 +740,7 @@ impl EventLoop {
                 debug!(%peer_id, addr = %endpoint.get_remote_address(), "connected");
                 debug!(
                     target: CHURN,
+                    %peer_id,
                     dialer = endpoint.is_dialer(),
                     n = num_established.get(),
                     failed_addrs = concurrent_dial_errors.as_ref().map_or(0, Vec::len),
@@ -707,6 +777,7 @@ impl EventLoop {
             } => {
                 debug!(
                     target: CHURN,
+                    %peer_id,
                     dialer = endpoint.is_dialer(),
                     n = num_established,
                     trimmed = self.trimming.contains(&connection_id),

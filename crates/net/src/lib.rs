@@ -212,7 +212,11 @@ pub async fn spawn(
     }
     debug!(%local_peer_id, "network started");
 
-    let task = tokio::spawn(event_loop.run());
+    // With `RUST_LOG=kith_net::node=debug` (or `kith_net=debug`) every line
+    // the event loop logs names the node: many nodes share a process in
+    // tests and the testnet. Off otherwise, so a node's own log is as it was.
+    let span = tracing::debug_span!(target: "kith_net::node", "net", me = %local_peer_id);
+    let task = tokio::spawn(tracing::Instrument::instrument(event_loop.run(), span));
     let client = Client::new(
         command_tx,
         event_tx,

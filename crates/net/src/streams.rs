@@ -33,7 +33,8 @@ use crate::client::Command;
 
 /// A stream that moved a byte less than this long ago counts as busy: the
 /// trimmer leaves its connection for last. A stream kept idle in a pool
-/// stops counting once this has passed.
+/// stops counting once this has passed, or at once if its pool says so
+/// ([`Stream::set_idle`]).
 pub(crate) const BUSY_WINDOW: Duration = Duration::from_secs(15);
 
 /// Who opened a stream.
@@ -110,6 +111,7 @@ impl Activity {
             activity: self.clone(),
             used,
             direction,
+            idle: false,
         }
     }
 
@@ -158,12 +160,15 @@ impl PeerUse {
     }
 }
 
-/// Keeps a peer's stream counted; notes use on every byte moved.
+/// Keeps a peer's stream counted (unless set idle); notes use on every
+/// byte moved.
 #[derive(Debug)]
 struct Tracker {
     activity: Arc<Activity>,
     used: Arc<PeerUse>,
     direction: Direction,
+    /// Kept idle in a pool: not counted.
+    idle: bool,
 }
 
 impl Tracker {
@@ -172,14 +177,30 @@ impl Tracker {
             .last
             .store(self.activity.now_ms(), Ordering::Relaxed);
     }
+
+    fn set_idle(&mut self, idle: bool) {
+        if idle == self.idle {
+            return;
+        }
+        self.idle = idle;
+        let count = self.used.count(self.direction);
+        if idle {
+            count.fetch_sub(1, Ordering::Relaxed);
+        } else {
+            count.fetch_add(1, Ordering::Relaxed);
+            self.touch();
+        }
+    }
 }
 
 impl Drop for Tracker {
     fn drop(&mut self) {
         self.touch();
-        self.used
-            .count(self.direction)
-            .fetch_sub(1, Ordering::Relaxed);
+        if !self.idle {
+            self.used
+                .count(self.direction)
+                .fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -190,6 +211,22 @@ impl Drop for Tracker {
 pub struct Stream {
     inner: libp2p::Stream,
     tracker: Tracker,
+}
+
+impl Stream {
+    /// Says whether the stream is kept idle in a pool (`true`) or taken
+    /// back for a request (`false`; reading or writing does not do it).
+    /// An idle stream does not count as the peer's busy stream: without
+    /// this, a `have` round that left a pooled stream with each of its
+    /// 20 peers kept all 20 connections from the trimmer for 15 s (the
+    /// window a stream counts as busy after its last byte), and a node at
+    /// its connection limit could not make room for its own next dials
+    /// (`docs/scale.md`, "Reads lost to dials never made"). Closing an
+    /// idle stream's connection costs the pool the stream; its owner
+    /// opens a fresh one.
+    pub fn set_idle(&mut self, idle: bool) {
+        self.tracker.set_idle(idle);
+    }
 }
 
 impl AsyncRead for Stream {
@@ -228,10 +265,10 @@ impl AsyncWrite for Stream {
     }
 }
 
-/// Looks a peer up in the DHT for a stream whose dial found no address.
-/// Holds the event loop's command queue weakly: a [`Control`] kept after
-/// the last [`Client`](crate::Client) is dropped does not keep the
-/// network running.
+/// Dials a peer for a stream, and looks a peer up in the DHT for a stream
+/// whose dial found no address. Holds the event loop's command queue
+/// weakly: a [`Control`] kept after the last [`Client`](crate::Client) is
+/// dropped does not keep the network running.
 #[derive(Clone)]
 pub(crate) struct PeerFinder {
     commands: mpsc::WeakSender<Command>,
@@ -245,6 +282,18 @@ impl PeerFinder {
             commands: commands.downgrade(),
             limit,
         }
+    }
+
+    /// Asks the event loop to dial `peer` unless a connection to it is open
+    /// or being dialled. Waits for room in the event loop's (bounded)
+    /// command queue, never for the dial: its outcome reaches the stream
+    /// being opened through libp2p-stream (a connection, or a dial failure
+    /// that fails the open).
+    async fn dial(&self, peer: PeerId) {
+        let Some(commands) = self.commands.upgrade() else {
+            return;
+        };
+        let _ = commands.send(Command::DialForStream { peer }).await;
     }
 
     /// Whether a lookup found `peer` (its addresses are then in the
@@ -330,18 +379,46 @@ impl Control {
         // Counted from the start, so that the connection dialled for it is
         // not closed before the first byte moves.
         let tracker = self.activity.track(peer, Direction::Outbound);
-        let inner = match self.inner.open_stream(peer, protocol.clone()).await {
+        let inner = match self.open_dialling(peer, protocol.clone()).await {
             Ok(inner) => inner,
             Err(OpenStreamError::Io(error)) if worth_a_lookup(&error) => {
                 debug!(%peer, %error, "no connection for a stream; looking the peer up");
                 if !self.finder.find(peer).await {
                     return Err(OpenStreamError::Io(error));
                 }
-                self.inner.open_stream(peer, protocol).await?
+                self.open_dialling(peer, protocol).await?
             }
             Err(error) => return Err(error),
         };
         Ok(Stream { inner, tracker })
+    }
+
+    /// libp2p-stream's `open_stream`, with the dial it needs made sure of.
+    ///
+    /// Without a connection to the peer, libp2p-stream parks the request
+    /// and asks its behaviour for a dial with a `try_send` into a channel
+    /// of one slot, dropping the request when the slot is taken
+    /// (rust-libp2p#6157, open in libp2p-stream 0.5.0-alpha). Opens made
+    /// together — a `have` round asks a stripe's 20 candidates at once —
+    /// then got one dial between them; the others waited, with no dial
+    /// under way, for a connection nothing opened, until their caller
+    /// gave up (`docs/scale.md`, "Reads lost to dials never made"). So
+    /// the open is polled once (which parks it, or puts it on an open
+    /// connection), and then the event loop dials the peer itself unless
+    /// connected or dialling already: the connection, once up, takes the
+    /// parked request, and a failed dial fails it.
+    async fn open_dialling(
+        &mut self,
+        peer: PeerId,
+        protocol: StreamProtocol,
+    ) -> Result<libp2p::Stream, OpenStreamError> {
+        let open = self.inner.open_stream(peer, protocol);
+        futures::pin_mut!(open);
+        if let Poll::Ready(result) = futures::poll!(open.as_mut()) {
+            return result;
+        }
+        self.finder.dial(peer).await;
+        open.await
     }
 
     /// Accepts inbound streams of `protocol`; one consumer per protocol at
@@ -410,6 +487,31 @@ mod tests {
         let usage = activity.usage(&peer, Instant::now());
         assert!(!usage.busy_outbound && !usage.busy_inbound);
         assert!(usage.last.is_some());
+    }
+
+    #[test]
+    fn a_stream_set_idle_does_not_keep_its_peer_busy() {
+        let activity = Activity::new();
+        let peer = PeerId::random();
+        let mut tracker = activity.track(peer, Direction::Outbound);
+        assert!(activity.usage(&peer, Instant::now()).busy_outbound);
+        tracker.set_idle(true);
+        tracker.set_idle(true);
+        assert!(!activity.usage(&peer, Instant::now()).busy_outbound);
+        // Idle streams do not hold the peer's entry either.
+        activity.forget_if_unused(&peer);
+        assert_eq!(activity.len(), 0);
+        let mut tracker = activity.track(peer, Direction::Outbound);
+        tracker.set_idle(true);
+        tracker.set_idle(false);
+        assert!(activity.usage(&peer, Instant::now()).busy_outbound);
+        tracker.set_idle(true);
+        // Dropped while idle: not taken off the count twice.
+        drop(tracker);
+        let other = activity.track(peer, Direction::Outbound);
+        assert!(activity.usage(&peer, Instant::now()).busy_outbound);
+        drop(other);
+        assert!(!activity.usage(&peer, Instant::now()).busy_outbound);
     }
 
     #[test]

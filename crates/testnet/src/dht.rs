@@ -585,6 +585,13 @@ async fn files(net: &Testnet, config: &DhtBenchConfig, report: &mut DhtReport) {
                 report.gets_ok += 1;
             }
             Err(failure) => {
+                warn!(
+                    uploader = %failure.uploader.peer_id(),
+                    getter = %failure.getter.peer_id(),
+                    manifest = ?failure.manifest,
+                    reason = %failure.reason,
+                    "a file did not come back"
+                );
                 let put_ok = failure.manifest.is_some();
                 report.puts_ok += usize::from(put_ok);
                 let stage = if put_ok { "get" } else { "put" };

@@ -26,14 +26,27 @@ use kith_testnet::dht::{self, DhtBenchConfig, JoinMode, SCALE_MAIL_CHECK, SCALE_
 /// lookup that answers when it reaches its peer: "Churn found and fixed")
 /// a run gets 20 of 20 files and 100 of 100 lookups at a median of 76 ms
 /// (it was seconds). Many runs later (2026-12-04, docs/scale.md, "Cutting
-/// the automatic bootstrap") the same code got 16 to 20 of 20 files on a
-/// quiet machine, a file or more lost at read time from holders at their
-/// connection limit — an open defect of the reliability issue. Until it is
-/// found the files bar is 15 of 20 (75 %), one under the worst run seen,
-/// and above the 4 of 20 the code before the first fixes reached (it was
-/// 4 to 16); lookups stay at 95 %.
+/// the automatic bootstrap") the same code got 15 to 20 of 20 files, a
+/// file or more lost at read time with all its holders alive. The cause
+/// ("Reads lost to dials never made"): libp2p-stream dropped the dial of
+/// all but one of the streams a `have` round opened at once to
+/// unconnected peers, so those holders timed out unasked and were never
+/// asked again. With every stream's dial made, silent holders asked again
+/// in the wider search, pooled streams no longer pinning connections and a
+/// reader at its own cap making room for its dials, every run got 20 of 20
+/// (10 runs with all or most of these, on cores shared with other builds;
+/// 15 to 17 of 20 in 4 runs before, alternated with them): the bar is back to
+/// 95 %, one file of slack for a machine far busier than that; lookups
+/// stay at 95 %.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_nodes_of_forty_connections_route_and_find_most_files() {
+    // Logs only when asked for (`RUST_LOG=kith_node::files=debug`, say).
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let config = DhtBenchConfig {
         nodes: 200,
         lookups: 100,
@@ -55,6 +68,6 @@ async fn two_hundred_nodes_of_forty_connections_route_and_find_most_files() {
     // may take it past, up to twice that (`ConnectionLimits`).
     assert!(report.connections_max <= 80, "{report}");
     assert!(report.table_min >= 20, "a node joined badly: {report}");
-    assert!(report.gets_ok * 100 >= config.files * 75, "{report}");
+    assert!(report.gets_ok * 100 >= config.files * 95, "{report}");
     assert!(report.found * 100 >= config.lookups * 95, "{report}");
 }

@@ -255,6 +255,13 @@ impl StripeFetcher {
                     options.append(&mut unreached);
                     continue;
                 }
+                debug!(
+                    me = %self.me,
+                    %stripe,
+                    found = good.len(),
+                    holders = ?holders,
+                    "stripe lost with these holders"
+                );
                 return Err(GetError::Lost {
                     stripe,
                     found: good.len(),
@@ -271,17 +278,17 @@ impl StripeFetcher {
                     continue;
                 }
                 Err(FetchFailure::Late(reason)) => {
-                    debug!(%peer, %stripe, index, %reason, "holder too slow; asking it last for a while");
+                    debug!(me = %self.me, %peer, %stripe, index, %reason, "holder too slow; asking it last for a while");
                     self.bad.slow(peer);
                     continue;
                 }
                 Err(FetchFailure::Unreached(reason)) => {
-                    debug!(%peer, %stripe, index, %reason, "holder not reached; asking it again later");
+                    debug!(me = %self.me, %peer, %stripe, index, %reason, "holder not reached; asking it again later");
                     unreached.push((index, peer));
                     continue;
                 }
                 Err(FetchFailure::Other(reason)) => {
-                    debug!(%peer, %stripe, index, %reason, "share not fetched");
+                    debug!(me = %self.me, %peer, %stripe, index, %reason, "share not fetched");
                     continue;
                 }
             };

@@ -40,6 +40,7 @@ use tracing::debug;
 
 use super::Shares;
 use super::fetch::{Fetched, ReportState};
+use super::locate::Asked;
 use super::placement::{EXTENT_STRIPES, extent_count, extent_key, extent_of, extent_stripes};
 
 /// Stripes fetched at once.
@@ -54,7 +55,7 @@ const CACHE_QUEUE: usize = 8;
 /// the peers asked; then, found once if a stripe turns out lost with those,
 /// the pairs of a search further out ([`Shares::locate_more`]).
 type ExtentHolders = (
-    OnceCell<(Vec<Vec<(u8, PeerId)>>, Vec<PeerId>)>,
+    OnceCell<(Vec<Vec<(u8, PeerId)>>, Asked)>,
     OnceCell<Vec<Vec<(u8, PeerId)>>>,
 );
 

@@ -19,8 +19,12 @@ const HAVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a provider lookup may take before a get goes on without it.
 const PROVIDERS_TIMEOUT: Duration = Duration::from_secs(10);
 /// Peers a reader that found too few holders asks beyond the first round
-/// (see [`Locator::locate_more`]).
+/// (see [`Locator::locate_more`]), besides those that did not answer it.
 const WIDER: usize = 40;
+/// The least time between a peer's failing to answer a `have` and its
+/// being asked again (see [`Locator::locate_more`]): a holder at its
+/// connection limit makes room within a second or two.
+const ASK_AGAIN_AFTER: Duration = Duration::from_secs(1);
 
 /// Whether some stripe shows fewer than `need` distinct share indexes.
 fn short(holders: &[Vec<(u8, PeerId)>], need: usize) -> bool {
@@ -32,12 +36,40 @@ fn short(holders: &[Vec<(u8, PeerId)>], need: usize) -> bool {
     })
 }
 
+/// The first bytes of a key, for logs.
+pub(crate) fn short_key(key: &[u8; 32]) -> String {
+    key[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The peers a search asked, by whether they answered.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Asked {
+    /// Peers that said which shares they hold (none, maybe): a wider
+    /// search does not ask them again.
+    pub(crate) answered: Vec<PeerId>,
+    /// Peers that did not answer (no connection, a dial refused, a
+    /// timeout): a wider search asks them again. A holder at its
+    /// connection limit is one of them, and not gone.
+    pub(crate) unanswered: Vec<PeerId>,
+}
+
+impl Asked {
+    /// How many peers were asked.
+    pub(crate) fn len(&self) -> usize {
+        self.answered.len() + self.unanswered.len()
+    }
+
+    fn contains(&self, peer: &PeerId) -> bool {
+        self.answered.contains(peer) || self.unanswered.contains(peer)
+    }
+}
+
 /// What [`Locator::locate_live`] found.
 pub(crate) struct Located {
     /// Per stripe asked, the (share index, holder) pairs.
     pub(crate) holders: Vec<Vec<(u8, PeerId)>>,
     /// The peers asked.
-    pub(crate) asked_peers: Vec<PeerId>,
+    pub(crate) asked: Asked,
     /// Placement candidates that answered, closest first.
     pub(crate) live: Vec<PeerId>,
 }
@@ -76,7 +108,7 @@ impl Locator {
         let mut peers = match self.net.closest_peers(key).await {
             Ok(peers) => peers,
             Err(error) => {
-                debug!(%error, "no closest peers");
+                debug!(me = %self.me, key = %short_key(&key), %error, "no closest peers");
                 Vec::new()
             }
         };
@@ -97,11 +129,11 @@ impl Locator {
             match tokio::time::timeout(PROVIDERS_TIMEOUT, self.net.providers(key)).await {
                 Ok(Ok(providers)) => providers,
                 Ok(Err(error)) => {
-                    debug!(%error, "no providers");
+                    debug!(me = %self.me, key = %short_key(&key), %error, "no providers");
                     Vec::new()
                 }
                 Err(_) => {
-                    debug!("provider lookup timed out");
+                    debug!(me = %self.me, key = %short_key(&key), "provider lookup timed out");
                     Vec::new()
                 }
             }
@@ -137,14 +169,21 @@ impl Locator {
         key: [u8; 32],
         stripes: &[ContentId],
         need: usize,
-    ) -> (Vec<Vec<(u8, PeerId)>>, Vec<PeerId>) {
+    ) -> (Vec<Vec<(u8, PeerId)>>, Asked) {
         let located = self.locate_live(key, stripes).await;
         if short(&located.holders, need) {
+            debug!(
+                me = %self.me,
+                key = %short_key(&key),
+                answered = ?located.asked.answered,
+                unanswered = ?located.asked.unanswered,
+                "too few holders in the first round"
+            );
             return self
-                .locate_more(key, stripes, &located.asked_peers, located.holders)
+                .locate_more(key, stripes, &located.asked, located.holders)
                 .await;
         }
-        (located.holders, located.asked_peers)
+        (located.holders, located.asked)
     }
 
     /// [`Locator::locate_with_peers`], counting the peers asked.
@@ -161,19 +200,20 @@ impl Locator {
     /// The search beyond the first round, for a reader that found fewer
     /// holders than it needs (with poor routing tables, or holders that
     /// did not answer the writer's lookup, the writer's closest peers and
-    /// the reader's differ): asks the peers not asked yet among this node's
-    /// own routing table's [`WIDER`] closest to `key`, a second lookup's
-    /// result, and the providers of `key` (holders announce what they
-    /// store), and adds what they hold to `holders`. Returns the merged
-    /// holders and every peer asked.
+    /// the reader's differ): asks again the peers that did not answer
+    /// before (no sooner than [`ASK_AGAIN_AFTER`] after that round), and
+    /// the peers not asked yet among this node's own routing table's
+    /// [`WIDER`] closest to `key`, a second lookup's result, and the
+    /// providers of `key` (holders announce what they store); adds what
+    /// they hold to `holders`. Returns the merged holders and every peer
+    /// asked, by whether it answered.
     pub(crate) async fn locate_more(
         &self,
         key: [u8; 32],
         stripes: &[ContentId],
-        asked: &[PeerId],
+        asked: &Asked,
         mut holders: Vec<Vec<(u8, PeerId)>>,
-    ) -> (Vec<Vec<(u8, PeerId)>>, Vec<PeerId>) {
-        let mut asked: Vec<PeerId> = asked.to_vec();
+    ) -> (Vec<Vec<(u8, PeerId)>>, Asked) {
         let known = async {
             let mut peers: Vec<PeerId> = self
                 .net
@@ -184,7 +224,12 @@ impl Locator {
             kith_net::sort_by_distance(&key, &mut peers);
             peers
         };
-        let (known, (again, _)) = tokio::join!(known, self.holder_candidates(key));
+        // The lookups usually take longer than the pause; the pause only
+        // keeps a quick lookup from asking a full holder again at once.
+        let ((known, (again, _)), ()) = tokio::join!(
+            async { tokio::join!(known, self.holder_candidates(key)) },
+            tokio::time::sleep(ASK_AGAIN_AFTER),
+        );
         let mut more = Vec::new();
         for peer in again.into_iter().chain(known) {
             if more.len() >= WIDER {
@@ -194,12 +239,23 @@ impl Locator {
                 more.push(peer);
             }
         }
+        let retried = asked.unanswered.len();
+        more.extend(asked.unanswered.iter().copied());
         debug!(
-            more = more.len(),
+            me = %self.me,
+            key = %short_key(&key),
+            retried,
+            more = more.len() - retried,
             "too few holders found; asking further out"
         );
-        for (_, peer, bitmaps) in self.have_round(more.clone(), stripes).await {
-            let Some(bitmaps) = bitmaps else { continue };
+        let mut answered = asked.answered.clone();
+        let mut unanswered = Vec::new();
+        for (_, peer, bitmaps) in self.have_round(more, stripes).await {
+            let Some(bitmaps) = bitmaps else {
+                unanswered.push(peer);
+                continue;
+            };
+            answered.push(peer);
             for (stripe, bitmap) in bitmaps.iter().enumerate() {
                 for index in 0..=u8::MAX {
                     if wire::bit(bitmap, index) && !holders[stripe].contains(&(index, peer)) {
@@ -208,8 +264,21 @@ impl Locator {
                 }
             }
         }
-        asked.extend(more);
-        (holders, asked)
+        debug!(
+            me = %self.me,
+            key = %short_key(&key),
+            answered = answered.len(),
+            unanswered = unanswered.len(),
+            holders = ?holders.iter().map(Vec::len).collect::<Vec<_>>(),
+            "further out: have round"
+        );
+        (
+            holders,
+            Asked {
+                answered,
+                unanswered,
+            },
+        )
     }
 
     /// [`Locator::locate`], also saying which placement candidates answered
@@ -217,12 +286,16 @@ impl Locator {
     /// repair places rebuilt shares.
     pub(crate) async fn locate_live(&self, key: [u8; 32], stripes: &[ContentId]) -> Located {
         let (peers, placed) = self.holder_candidates(key).await;
-        let asked_peers = peers.clone();
         let answers = self.have_round(peers, stripes).await;
         let mut holders = vec![Vec::new(); stripes.len()];
         let mut live = Vec::new();
+        let mut asked = Asked::default();
         for (at, peer, bitmaps) in answers {
-            let Some(bitmaps) = bitmaps else { continue };
+            let Some(bitmaps) = bitmaps else {
+                asked.unanswered.push(peer);
+                continue;
+            };
+            asked.answered.push(peer);
             if at < placed {
                 live.push(peer);
             }
@@ -235,9 +308,18 @@ impl Locator {
             }
         }
         kith_net::sort_by_distance(&key, &mut live);
+        debug!(
+            me = %self.me,
+            key = %short_key(&key),
+            placed,
+            answered = asked.answered.len(),
+            unanswered = asked.unanswered.len(),
+            holders = ?holders.iter().map(Vec::len).collect::<Vec<_>>(),
+            "have round"
+        );
         Located {
             holders,
-            asked_peers,
+            asked,
             live,
         }
     }
@@ -267,15 +349,15 @@ impl Locator {
                             Some(bitmaps)
                         }
                         Ok(Ok(other)) => {
-                            debug!(%peer, ?other, "unexpected answer to have");
+                            debug!(me = %this.me, %peer, ?other, "unexpected answer to have");
                             None
                         }
                         Ok(Err(error)) => {
-                            debug!(%peer, %error, "have failed");
+                            debug!(me = %this.me, %peer, %error, "have failed");
                             None
                         }
                         Err(_) => {
-                            debug!(%peer, "have timed out");
+                            debug!(me = %this.me, %peer, "have timed out");
                             None
                         }
                     }

@@ -124,10 +124,17 @@ impl ShareClient {
     }
 
     fn take_idle(&self, peer: PeerId) -> Option<Stream> {
-        self.lock().get_mut(&peer)?.pop()
+        let mut stream = self.lock().get_mut(&peer)?.pop()?;
+        stream.set_idle(false);
+        Some(stream)
     }
 
-    fn put_idle(&self, peer: PeerId, stream: Stream) {
+    /// Keeps `stream` for the next request to `peer`. A kept stream does
+    /// not count as busy for the connection trimmer (see
+    /// [`Stream::set_idle`]): if its connection is closed to make room,
+    /// the next request finds it stale and opens a fresh one.
+    fn put_idle(&self, peer: PeerId, mut stream: Stream) {
+        stream.set_idle(true);
         let mut idle = self.lock();
         let streams = idle.entry(peer).or_default();
         if streams.len() < IDLE_PER_PEER {
