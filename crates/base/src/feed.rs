@@ -92,6 +92,16 @@ impl FromStr for EntryId {
     }
 }
 
+impl EntryId {
+    /// The id of an entry's bytes as [`Entry::to_bytes`] wrote them, without
+    /// checking its signature: for entries verified when they were stored.
+    /// `None` when the bytes are shorter than a head.
+    pub fn of_stored(bytes: &[u8]) -> Option<Self> {
+        let head = bytes.get(..HEAD_LEN)?;
+        Some(Self(*blake3::hash(head).as_bytes()))
+    }
+}
+
 /// The key a feed's holders announce themselves under in the DHT.
 pub fn holders_key(author: &[u8; 32]) -> [u8; 32] {
     blake3::derive_key(PROVIDER_CONTEXT, author)
@@ -510,6 +520,13 @@ mod tests {
         );
         assert_eq!(layout::to_hex(&bytes), expected);
         assert_eq!(Entry::from_bytes(&bytes).unwrap(), entry);
+        // The id of the stored bytes, with or without the body.
+        assert_eq!(EntryId::of_stored(&bytes), Some(entry.id()));
+        assert_eq!(
+            EntryId::of_stored(&entry.without_body().to_bytes()),
+            Some(entry.id())
+        );
+        assert_eq!(EntryId::of_stored(&bytes[..HEAD_LEN - 1]), None);
     }
 
     #[test]

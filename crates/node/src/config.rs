@@ -201,6 +201,18 @@ fn background_settings(
             *slot = interval;
         }
     }
+    if let Some(text) = &file.feed_attachments {
+        feeds.attachment_bytes = text
+            .trim()
+            .parse::<ByteSize>()
+            .map_err(|error| {
+                invalid(
+                    "feed_attachments",
+                    format!("{error} (a size, e.g. \"256MiB\", or \"0\" for none)"),
+                )
+            })?
+            .0;
+    }
     Ok(())
 }
 
@@ -286,6 +298,9 @@ pub struct ConfigFile {
     pub name_republish: Option<String>,
     /// How often each followed feed is fetched again, e.g. `30s`.
     pub feed_check: Option<String>,
+    /// Most bytes of attachments copied for one followed feed, e.g.
+    /// `256MiB` (`0`: none).
+    pub feed_attachments: Option<String>,
 }
 
 impl ConfigFile {

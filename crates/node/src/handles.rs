@@ -297,6 +297,28 @@ impl Feeds<'_> {
         self.0.feeds_inner().watch()
     }
 
+    /// Announces `bytes` to `peer` as a reply to `parent_author`'s post
+    /// `answered`, as a misbehaving peer would; returns whether it was new
+    /// there, or its refusal.
+    #[cfg(feature = "testing")]
+    pub async fn reply_raw(
+        &self,
+        peer: PeerId,
+        parent_author: &[u8; 32],
+        answered: &kith_base::feed::EntryId,
+        bytes: &[u8],
+    ) -> Result<bool, String> {
+        crate::protocols::feeds::client::ask_head(
+            self.0.net(),
+            peer,
+            crate::protocols::feeds::wire::tag::REPLY,
+            &crate::protocols::feeds::wire::encode_reply(parent_author, answered, bytes),
+        )
+        .await
+        .map(|new| new == 1)
+        .map_err(|error| error.to_string())
+    }
+
     /// Sends `bytes` to `peer` as a pushed entry, as a misbehaving peer
     /// would; returns the head the peer holds after, or its refusal.
     #[cfg(feature = "testing")]

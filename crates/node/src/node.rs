@@ -190,6 +190,7 @@ impl Node {
             identity.clone(),
             net.clone(),
             store.clone(),
+            shares.clone(),
             config.feeds.clone(),
         );
         tasks.extend(feeds.tasks(&lifecycle));

@@ -88,7 +88,7 @@ mod store;
 mod tables;
 
 pub use error::{Result, StoreError};
-pub use feeds::{EntryDecision, FeedTables};
+pub use feeds::{EntryDecision, FeedTables, ReplyDecision, ReplyKey, ReplyLimits};
 pub use kith_base::ContentId;
 pub use legacy::{ImportError, Imported};
 pub use names::{NameTables, RecordPut};

@@ -22,6 +22,16 @@
 //! - **Deletions**: an entry withdrawing an earlier one of the same author
 //!   makes every holder drop the earlier one's body (its signed head stays,
 //!   so the chain still verifies).
+//! - **Replies from anyone** ([`replies`]): a reply also travels to the
+//!   holders of the answered feed, who keep it under its post and hand it
+//!   on to their subscribers, so the author and its followers see replies
+//!   from people they do not follow.
+//! - **Attachments** ([`attachments`]): a follower keeps a full copy of
+//!   the attached files of the feeds it follows, within
+//!   [`FeedSettings::attachment_bytes`] per feed, and serves them.
+
+mod attachments;
+mod replies;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -48,6 +58,8 @@ pub struct FeedSettings {
     pub max_entries: u64,
     /// Most pushed entries taken per author per second.
     pub pushes_per_second: u32,
+    /// Most bytes of attachments copied for one followed feed.
+    pub attachment_bytes: u64,
 }
 
 impl Default for FeedSettings {
@@ -56,6 +68,7 @@ impl Default for FeedSettings {
             check_every: Duration::from_secs(30),
             max_entries: 100_000,
             pushes_per_second: 20,
+            attachment_bytes: 256 << 20,
         }
     }
 }
@@ -130,6 +143,9 @@ pub struct FeedInfo {
     pub own: bool,
     /// Sequences where the author signed two entries (a fork).
     pub forks: Vec<u64>,
+    /// Bytes of its attachments copied here (followed feeds only).
+    #[serde(default)]
+    pub attachment_bytes: u64,
 }
 
 /// What a follow found.
@@ -185,8 +201,15 @@ struct Inner {
     syncing: Mutex<HashSet<[u8; 32]>>,
     /// Feeds this node announced it holds.
     announced: Mutex<HashSet<[u8; 32]>>,
-    /// Wakes `kith feed --follow` watchers: the count of entries appended.
+    /// Wakes `kith feed --follow` watchers: the count of entries appended
+    /// (and replies kept).
     appended: tokio::sync::watch::Sender<u64>,
+    /// Fetches the attached files of followed feeds.
+    shares: crate::files::Shares,
+    /// Wakes the attachment copier: an entry with attachments came.
+    copy_wanted: tokio::sync::Notify,
+    /// Attachments whose copy failed, and when: not tried again at once.
+    copy_failures: Mutex<HashMap<kith_base::ContentId, Instant>>,
 }
 
 impl Feeds {
@@ -194,6 +217,7 @@ impl Feeds {
         identity: Identity,
         net: Client,
         store: Store,
+        shares: crate::files::Shares,
         settings: FeedSettings,
     ) -> Self {
         Self {
@@ -207,6 +231,9 @@ impl Feeds {
                 syncing: Mutex::default(),
                 announced: Mutex::default(),
                 appended: tokio::sync::watch::channel(0).0,
+                shares,
+                copy_wanted: tokio::sync::Notify::new(),
+                copy_failures: Mutex::default(),
             }),
         }
     }
@@ -220,6 +247,10 @@ impl Feeds {
                 lifecycle.clone(),
             )),
             tokio::spawn(self.clone().replicate_periodically(lifecycle.clone())),
+            tokio::spawn(
+                self.clone()
+                    .copy_attachments_periodically(lifecycle.clone()),
+            ),
         ]
     }
 
@@ -231,10 +262,19 @@ impl Feeds {
     /// pushes it to the subscribers.
     pub(crate) async fn post(&self, body: Body) -> Result<Entry, FeedOpError> {
         let me = self.me();
-        if let Body::Deletion(target) = &body
-            && self.find(&me, target).await?.is_none()
-        {
-            return Err(FeedOpError::NoSuchPost(*target));
+        // The post a reply answers; for a deletion, the one the withdrawn
+        // post answered (read before its body is dropped).
+        let mut answered = match &body {
+            Body::Post(Post { reply_to, .. }) => *reply_to,
+            Body::Deletion(_) => None,
+        };
+        if let Body::Deletion(target) = &body {
+            let Some((_, withdrawn)) = self.find(&me, target).await? else {
+                return Err(FeedOpError::NoSuchPost(*target));
+            };
+            if let Some(Body::Post(Post { reply_to, .. })) = withdrawn.body() {
+                answered = reply_to;
+            }
         }
         let store = self.inner.store.clone();
         let identity = self.inner.identity.clone();
@@ -260,6 +300,9 @@ impl Feeds {
         .await?;
         info!(sequence = entry.sequence(), "posted");
         self.appended(&entry, None).await;
+        if let Some(answered) = answered {
+            self.announce_reply(&entry, answered).await;
+        }
         self.announce(me).await;
         Ok(entry)
     }
@@ -312,7 +355,9 @@ impl Feeds {
     }
 
     /// The newest `limit` posts of `author` (or of this node and everyone
-    /// it follows), newest first. Deleted posts and deletions are left out.
+    /// it follows), newest first, with the replies to them that reached
+    /// this node from people whose feeds it does not hold. Deleted posts
+    /// and deletions are left out.
     pub(crate) async fn timeline(
         &self,
         author: Option<PeerId>,
@@ -328,10 +373,11 @@ impl Feeds {
         };
         let store = self.inner.store.clone();
         let limit = limit.max(1);
+        let read = authors.clone();
         let mut items = crate::files::blocking(move || {
             let feeds = store.feeds();
             let mut items = Vec::new();
-            for author in authors {
+            for author in read {
                 // Deletions and deleted posts take room: read a little more.
                 for (_, bytes) in feeds.newest(&author, limit.saturating_mul(2))? {
                     if let Some(item) = Entry::from_bytes(&bytes).ok().and_then(|e| item_of(&e)) {
@@ -344,6 +390,9 @@ impl Feeds {
         .await?;
         items.sort_by(|a, b| b.time_ms.cmp(&a.time_ms).then(b.sequence.cmp(&a.sequence)));
         items.truncate(limit);
+        let replies = self.replies_to_shown(&authors, &items).await?;
+        items.extend(replies);
+        items.sort_by(|a, b| b.time_ms.cmp(&a.time_ms).then(b.sequence.cmp(&a.sequence)));
         Ok(items)
     }
 
@@ -368,6 +417,12 @@ impl Feeds {
                             .into_iter()
                             .map(|(sequence, _)| sequence)
                             .collect(),
+                        attachment_bytes: feeds
+                            .copies(&author)
+                            .ok()?
+                            .iter()
+                            .map(|(_, size)| size)
+                            .sum(),
                     })
                 })
                 .collect()
@@ -483,17 +538,29 @@ impl Feeds {
     /// After an entry was appended: a deletion drops its target's body; the
     /// watchers wake; the subscribers get it (but `from`, who sent it).
     async fn appended(&self, entry: &Entry, from: Option<PeerId>) {
-        if let Some(Body::Deletion(target)) = entry.body() {
-            self.drop_body(&entry.author(), &target).await;
+        match entry.body() {
+            Some(Body::Deletion(target)) => self.drop_body(&entry.author(), &target).await,
+            Some(Body::Post(post))
+                if !post.attachments.is_empty() && entry.author() != self.me() =>
+            {
+                self.inner.copy_wanted.notify_one();
+            }
+            _ => {}
         }
         self.inner.appended.send_modify(|count| *count += 1);
+        self.hand_on(&entry.author(), from, tag::PUSH, entry.to_bytes());
+    }
+
+    /// Sends `payload` as `request` (a push, a reply) to the peers
+    /// subscribed to `author`'s feed, but `from`, each in a task of its own.
+    fn hand_on(&self, author: &[u8; 32], from: Option<PeerId>, request: u8, payload: Vec<u8>) {
         let subscribers: Vec<PeerId> = {
             let mut all = self
                 .inner
                 .subscribers
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            match all.get_mut(&entry.author()) {
+            match all.get_mut(author) {
                 Some(list) => {
                     list.retain(|(_, at)| at.elapsed() < SUBSCRIPTION_TTL);
                     list.iter()
@@ -504,23 +571,27 @@ impl Feeds {
                 None => Vec::new(),
             }
         };
-        let bytes = entry.to_bytes();
+        let payload = Arc::new(payload);
         for peer in subscribers {
             let net = self.inner.net.clone();
-            let bytes = bytes.clone();
+            let payload = Arc::clone(&payload);
             tokio::spawn(async move {
-                if let Err(error) = client::ask_head(&net, peer, tag::PUSH, &bytes).await {
-                    debug!(%peer, %error, "push of a feed entry failed");
+                if let Err(error) = client::ask_head(&net, peer, request, &payload).await {
+                    debug!(%peer, %error, request, "a feed entry was not handed on");
                 }
             });
         }
     }
 
-    /// Drops the body of `author`'s entry `target`, if held.
+    /// Drops the body of `author`'s entry `target`, if held, and forgets
+    /// the copies of its attachments.
     async fn drop_body(&self, author: &[u8; 32], target: &EntryId) {
         let Ok(Some((sequence, entry))) = self.find(author, target).await else {
             return;
         };
+        if let Some(Body::Post(post)) = entry.body() {
+            self.forget_copies(author, &post.attachments).await;
+        }
         let store = self.inner.store.clone();
         let author = *author;
         let bare = entry.without_body().to_bytes();
@@ -542,12 +613,16 @@ impl Feeds {
         let max = self.inner.settings.max_entries as usize;
         crate::files::blocking(move || {
             let rows = store.feeds().newest(&author, max)?;
-            Ok(rows.into_iter().find_map(|(sequence, bytes)| {
-                Entry::from_bytes(&bytes)
-                    .ok()
-                    .filter(|entry| entry.id() == id)
-                    .map(|entry| (sequence, entry))
-            }))
+            // Rows were verified when stored: hash each head, and read
+            // (and verify again) only the one that matches.
+            Ok(rows
+                .into_iter()
+                .find(|(_, bytes)| EntryId::of_stored(bytes) == Some(id))
+                .and_then(|(sequence, bytes)| {
+                    Entry::from_bytes(&bytes)
+                        .ok()
+                        .map(|entry| (sequence, entry))
+                }))
         })
         .await
     }

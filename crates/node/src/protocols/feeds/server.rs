@@ -1,7 +1,8 @@
 //! The holding side of `/kith/feed/1.0.0`: serving the feeds this node
 //! holds (its own and the ones it follows) to anyone, taking pushed
-//! entries of the feeds it follows, and remembering who subscribed to
-//! which author's new entries.
+//! entries of the feeds it follows and replies (from anyone) to the posts
+//! of those feeds, and remembering who subscribed to which author's new
+//! entries.
 
 use std::time::Duration;
 
@@ -78,6 +79,15 @@ async fn serve_stream(
                 Ok(head) => wire::write(stream, tag::HEAD, &head.to_le_bytes()).await?,
                 Err(sentence) => wire::write_refusal(stream, &sentence).await?,
             },
+            tag::REPLY => {
+                let (parent_author, parent, entry) = wire::decode_reply(&buffer)?;
+                match feeds.take_reply(peer, parent_author, parent, entry).await {
+                    Ok(new) => {
+                        wire::write(stream, tag::HEAD, &u64::from(new).to_le_bytes()).await?
+                    }
+                    Err(sentence) => wire::write_refusal(stream, &sentence).await?,
+                }
+            }
             tag::SUBSCRIBE => {
                 // Exactly 32 bytes: the bounds say so.
                 let author: [u8; 32] = buffer

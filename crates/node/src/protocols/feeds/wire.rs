@@ -6,6 +6,7 @@
 //! | `0x31` | fetch | author (32) ‖ after u64 LE ‖ limit u16 LE | entries |
 //! | `0x32` | push | one entry ([`kith_base::feed`]) | head |
 //! | `0x33` | subscribe | author (32) | head |
+//! | `0x34` | reply | the answered post's author (32) ‖ its id (32) ‖ one entry of the replier's feed (a reply to it, or the withdrawal of one) | head: 1 if new here, else 0 |
 //! | `0xb1` | entries | count u16 LE ‖ count × (len u32 LE ‖ entry), in sequence order | |
 //! | `0xb2` | head | the highest sequence held of that author, u64 LE | |
 //! | `0xb3` | refused | reason (1) ‖ UTF-8 sentence | |
@@ -15,7 +16,7 @@
 //! every entry, its author, and its link to the one before.
 
 use futures::{AsyncRead, AsyncWrite};
-use kith_base::feed::MAX_ENTRY;
+use kith_base::feed::{EntryId, HEAD_LEN, MAX_ENTRY};
 use kith_net::StreamProtocol;
 use kith_net::frames::{self, Bounds, FrameError};
 
@@ -36,6 +37,8 @@ pub mod tag {
     pub const PUSH: u8 = 0x32;
     /// Push me this author's new entries.
     pub const SUBSCRIBE: u8 = 0x33;
+    /// A reply to a post of a feed the peer holds.
+    pub const REPLY: u8 = 0x34;
     /// Entries.
     pub const ENTRIES: u8 = 0xb1;
     /// The head held.
@@ -50,6 +53,7 @@ pub fn bounds(tag: u8) -> Option<Bounds> {
         tag::FETCH => Bounds::exactly(42),
         tag::PUSH => Bounds::up_to(MAX_ENTRY),
         tag::SUBSCRIBE => Bounds::exactly(32),
+        tag::REPLY => Bounds::new(64 + HEAD_LEN, 64 + MAX_ENTRY),
         tag::ENTRIES => Bounds::new(2, 2 + MAX_BATCH_BYTES + MAX_ENTRY + 4 * MAX_BATCH),
         tag::HEAD => Bounds::exactly(8),
         tag::REFUSED => Bounds::new(1, 1 + MAX_SENTENCE),
@@ -103,6 +107,28 @@ pub fn decode_fetch(bytes: &[u8]) -> Result<([u8; 32], u64, u16), FrameError> {
             .map_err(|_| malformed())?,
     );
     Ok((author, after, limit))
+}
+
+/// A reply announcement's payload.
+pub fn encode_reply(parent_author: &[u8; 32], parent: &EntryId, entry: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + entry.len());
+    out.extend_from_slice(parent_author);
+    out.extend_from_slice(&parent.0);
+    out.extend_from_slice(entry);
+    out
+}
+
+/// Reads a reply announcement: the answered post's author and id, and the
+/// entry's bytes (not yet verified).
+pub fn decode_reply(bytes: &[u8]) -> Result<([u8; 32], EntryId, &[u8]), FrameError> {
+    let malformed = || FrameError::Malformed("a reply announcement");
+    let (author, rest) = bytes.split_at_checked(32).ok_or_else(malformed)?;
+    let (parent, entry) = rest.split_at_checked(32).ok_or_else(malformed)?;
+    Ok((
+        author.try_into().map_err(|_| malformed())?,
+        EntryId(parent.try_into().map_err(|_| malformed())?),
+        entry,
+    ))
 }
 
 /// An entries answer's payload.
@@ -205,5 +231,14 @@ mod tests {
         huge.extend_from_slice(&u32::MAX.to_le_bytes());
         assert!(decode_entries(&huge).is_err());
         assert!(decode_entries(&[0xff, 0xff]).is_err());
+
+        let reply = encode_reply(&[1; 32], &EntryId([2; 32]), b"entry");
+        assert_eq!(
+            decode_reply(&reply).unwrap(),
+            ([1; 32], EntryId([2; 32]), &b"entry"[..])
+        );
+        assert!(decode_reply(&reply[..40]).is_err());
+        let bounds = bounds(tag::REPLY).unwrap();
+        assert_eq!((bounds.min, bounds.max), (64 + HEAD_LEN, 64 + MAX_ENTRY));
     }
 }
