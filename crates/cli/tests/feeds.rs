@@ -1,7 +1,8 @@
 //! Feeds, end to end with real `kith up` processes on 127.0.0.1: posts
 //! reach followers; followers carry the feed while its author is offline,
 //! to a newcomer that never met the author; a new post reaches followers
-//! within seconds; a deletion makes them drop the post.
+//! within seconds; a deletion makes them drop the post; a reply from
+//! someone nobody follows reaches the author and its followers.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -146,6 +147,37 @@ fn followers_carry_a_feed_while_its_author_is_away_and_new_posts_arrive_within_s
     assert!(
         atom.starts_with("<?xml") && atom.contains("<entry>") && atom.contains("look"),
         "{atom}"
+    );
+
+    // A reply from someone nobody follows: the author and its other
+    // follower show it under the post, on the command line and the page.
+    let look = texts(&back, &author)
+        .iter()
+        .position(|text| text == "look")
+        .unwrap();
+    let look_id = {
+        let feed = kith(&back.dir, &["feed", &author, "--json"]);
+        let line = text(&feed.stdout).lines().nth(look).unwrap().to_owned();
+        let item: serde_json::Value = serde_json::from_str(&line).unwrap();
+        item["id"].as_str().unwrap().to_owned()
+    };
+    post(&nodes[1], &["what a sky", "--reply", &look_id]);
+    for (node, who) in [(&back, None), (&nodes[0], Some(author.as_str()))] {
+        wait_for(
+            &format!("{} to show the stranger's reply", node.dir.display()),
+            Duration::from_secs(10),
+            || {
+                let mut args = vec!["feed"];
+                args.extend(who);
+                text(&kith(&node.dir, &args).stdout).contains("what a sky")
+            },
+        );
+    }
+    let page = get(&page_url);
+    let (before, after) = page.split_once("what a sky").unwrap();
+    assert!(
+        before.contains("look") && after.contains("fourth, after a while away"),
+        "the reply is not under its post: {page}"
     );
 
     // Bad input: one clear sentence each.
