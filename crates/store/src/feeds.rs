@@ -323,6 +323,34 @@ impl FeedTables {
         Ok(out)
     }
 
+    /// The newest of `author`'s last `limit` entries for which `wanted`
+    /// says yes, read one at a time (nothing else is kept in memory).
+    pub fn find(
+        &self,
+        author: &[u8; 32],
+        limit: usize,
+        mut wanted: impl FnMut(&[u8]) -> bool,
+    ) -> Result<Option<(u64, Vec<u8>)>> {
+        let path = self.path();
+        let txn = self.store.inner.db.begin_read().db(path)?;
+        let table = txn.open_table(FEED_ENTRIES).db(path)?;
+        let from = key(author, 0);
+        let to = key(author, u64::MAX);
+        for row in table
+            .range::<&[u8; 40]>(&from..=&to)
+            .db(path)?
+            .rev()
+            .take(limit)
+        {
+            let (key, value) = row.db(path)?;
+            if wanted(value.value()) {
+                let sequence = u64::from_be_bytes(key.value()[32..].try_into().unwrap_or_default());
+                return Ok(Some((sequence, value.value().to_vec())));
+            }
+        }
+        Ok(None)
+    }
+
     /// The highest sequence held of `author` (0 for none).
     pub fn head(&self, author: &[u8; 32]) -> Result<u64> {
         Ok(self.newest(author, 1)?.first().map_or(0, |(seq, _)| *seq))
@@ -470,11 +498,12 @@ impl FeedTables {
         Ok(replaced)
     }
 
-    /// Up to `limit` replies under the posts of `parent_author`, by post,
-    /// then replier and sequence.
+    /// Up to `limit` replies under `parent_author`'s post `parent_id` (all
+    /// its posts when `None`), by post, then replier and sequence.
     pub fn replies(
         &self,
         parent_author: &[u8; 32],
+        parent_id: Option<&[u8; 32]>,
         limit: usize,
     ) -> Result<Vec<(ReplyKey, Vec<u8>)>> {
         let path = self.path();
@@ -482,11 +511,11 @@ impl FeedTables {
         let table = txn.open_table(FEED_REPLIES).db(path)?;
         let (from, to) = ReplyKey {
             parent_author: *parent_author,
-            parent_id: [0; 32],
+            parent_id: parent_id.copied().unwrap_or_default(),
             replier: [0; 32],
             sequence: 0,
         }
-        .range(32);
+        .range(if parent_id.is_some() { 64 } else { 32 });
         let mut out = Vec::new();
         for row in table.range::<&[u8; 104]>(&from..=&to).db(path)? {
             if out.len() >= limit {
@@ -668,6 +697,15 @@ mod tests {
             [300, 299]
         );
         assert_eq!(feeds.forks(&author).unwrap(), vec![(5, b"other".to_vec())]);
+        let wanted = 17u64.to_le_bytes();
+        assert_eq!(
+            feeds.find(&author, 1000, |bytes| bytes == wanted).unwrap(),
+            Some((17, wanted.to_vec()))
+        );
+        assert_eq!(
+            feeds.find(&author, 10, |bytes| bytes == wanted).unwrap(),
+            None
+        );
         assert!(feeds.replace(&author, 5, b"bare").unwrap());
         assert_eq!(feeds.after(&author, 4, 1).unwrap()[0].1, b"bare");
         assert_eq!(feeds.head(&[2; 32]).unwrap(), 0);
@@ -718,10 +756,12 @@ mod tests {
             feeds.offer_reply(at(9, 3, 2), b"c", limits).unwrap(),
             ReplyDecision::Full
         );
-        let all = feeds.replies(&[1; 32], 100).unwrap();
+        let all = feeds.replies(&[1; 32], None, 100).unwrap();
         assert_eq!(all.len(), 5);
         assert_eq!(all[3], (at(8, 3, 1), b"a".to_vec()));
-        assert!(feeds.replies(&[2; 32], 100).unwrap().is_empty());
+        assert!(feeds.replies(&[2; 32], None, 100).unwrap().is_empty());
+        let under = feeds.replies(&[1; 32], Some(&[8; 32]), 100).unwrap();
+        assert_eq!(under, vec![(at(8, 3, 1), b"a".to_vec())]);
         // Withdrawn: replaced in place.
         assert!(
             feeds
@@ -735,9 +775,9 @@ mod tests {
                     .then(Vec::new))
                 .unwrap()
         );
-        assert_eq!(feeds.replies(&[1; 32], 100).unwrap()[4].1, b"head");
+        assert_eq!(feeds.replies(&[1; 32], None, 100).unwrap()[4].1, b"head");
         feeds.drop_feed(&[1; 32]).unwrap();
-        assert!(feeds.replies(&[1; 32], 100).unwrap().is_empty());
+        assert!(feeds.replies(&[1; 32], None, 100).unwrap().is_empty());
     }
 
     #[test]

@@ -612,17 +612,16 @@ impl Feeds {
         let (author, id) = (*author, *id);
         let max = self.inner.settings.max_entries as usize;
         crate::files::blocking(move || {
-            let rows = store.feeds().newest(&author, max)?;
             // Rows were verified when stored: hash each head, and read
             // (and verify again) only the one that matches.
-            Ok(rows
-                .into_iter()
-                .find(|(_, bytes)| EntryId::of_stored(bytes) == Some(id))
-                .and_then(|(sequence, bytes)| {
-                    Entry::from_bytes(&bytes)
-                        .ok()
-                        .map(|entry| (sequence, entry))
-                }))
+            let found = store
+                .feeds()
+                .find(&author, max, |bytes| EntryId::of_stored(bytes) == Some(id))?;
+            Ok(found.and_then(|(sequence, bytes)| {
+                Entry::from_bytes(&bytes)
+                    .ok()
+                    .map(|entry| (sequence, entry))
+            }))
         })
         .await
     }

@@ -35,6 +35,8 @@ const ANNOUNCE_TO: usize = 8;
 /// The newest entries of each held feed searched for the post a reply
 /// answers.
 const SEARCHED: usize = 10_000;
+/// Replies shown under one post in a timeline.
+const SHOWN_PER_POST: usize = 64;
 
 const LIMITS: ReplyLimits = ReplyLimits {
     per_post: MAX_REPLIES_PER_POST,
@@ -119,8 +121,11 @@ impl Feeds {
         {
             return Err("this node holds no such post".into());
         }
-        if !self.within_rate(&entry.author()) {
-            return Err("too many entries of this author at once; slow down".into());
+        // Counted per replier and per sending peer: neither a new key per
+        // reply nor one peer relaying many repliers floods the thread.
+        let sender = kith_base::identity::ed25519_key(&peer).unwrap_or_default();
+        if !self.within_rate(&entry.author()) || !self.within_rate(&sender) {
+            return Err("too many replies at once; slow down".into());
         }
         let new = self
             .keep(parent_author, answered, &entry)
@@ -187,10 +192,11 @@ impl Feeds {
         crate::files::blocking(move || {
             let feeds = store.feeds();
             authors.into_iter().find(|author| {
-                feeds.newest(author, SEARCHED).is_ok_and(|rows| {
-                    rows.iter()
-                        .any(|(_, bytes)| EntryId::of_stored(bytes) == Some(id))
-                })
+                feeds
+                    .find(author, SEARCHED, |bytes| {
+                        EntryId::of_stored(bytes) == Some(id)
+                    })
+                    .is_ok_and(|found| found.is_some())
             })
         })
         .await
@@ -203,19 +209,24 @@ impl Feeds {
         authors: &[[u8; 32]],
         shown: &[FeedItem],
     ) -> Result<Vec<FeedItem>, StoreError> {
-        let posts: HashSet<EntryId> = shown
+        let shown_posts: Vec<([u8; 32], EntryId)> = shown
             .iter()
-            .filter_map(|item| item.id.parse().ok())
+            .filter_map(|item| {
+                let author = item.author.parse::<PeerId>().ok()?;
+                Some((
+                    kith_base::identity::ed25519_key(&author)?,
+                    item.id.parse().ok()?,
+                ))
+            })
             .collect();
         let listed: HashSet<[u8; 32]> = authors.iter().copied().collect();
         let store = self.inner.store.clone();
-        let authors = authors.to_vec();
         crate::files::blocking(move || {
             let feeds = store.feeds();
             let mut items = Vec::new();
-            for author in authors {
-                for (at, bytes) in feeds.replies(&author, MAX_REPLIES_PER_FEED)? {
-                    if !posts.contains(&EntryId(at.parent_id)) || listed.contains(&at.replier) {
+            for (author, post) in shown_posts {
+                for (at, bytes) in feeds.replies(&author, Some(&post.0), SHOWN_PER_POST)? {
+                    if listed.contains(&at.replier) {
                         continue;
                     }
                     if let Some(item) = Entry::from_bytes(&bytes).ok().and_then(|e| item_of(&e)) {
