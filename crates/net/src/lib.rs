@@ -136,9 +136,8 @@ pub async fn spawn(
     let in_memory = config.listen.iter().any(is_memory_addr);
     let mut swarm = SwarmBuilder::with_existing_identity(identity.keypair().clone())
         .with_tokio()
-        .with_quic()
         .with_other_transport(|keypair| {
-            tcp_transport(keypair, config.limits.handshake_timeout)
+            ip_transport(keypair, config.limits.handshake_timeout)
                 .map_err(|error| Box::new(error) as Box<dyn std::error::Error + Send + Sync>)
         })
         .map_err(|error| NetError::Setup(describe(&error)))?
@@ -273,6 +272,42 @@ pub fn is_memory_addr(addr: &Multiaddr) -> bool {
     )
 }
 
+/// A boxed transport of authenticated, multiplexed connections.
+type BoxedTransport =
+    libp2p::core::transport::Boxed<(PeerId, libp2p::core::muxing::StreamMuxerBox)>;
+
+/// QUIC, then TCP, behind a DNS resolver: `/dns4/…`, `/dns6/…` and
+/// `/dns/…` addresses (bootstrap, `connect`, relays) are resolved with the
+/// system's resolver (`/etc/resolv.conf`, `/etc/hosts`) and dialled over
+/// what they name. A machine whose resolver configuration cannot be read
+/// runs without it, with a warning: such addresses then fail to dial.
+fn ip_transport(
+    keypair: &libp2p::identity::Keypair,
+    handshake_timeout: Duration,
+) -> Result<BoxedTransport, noise::Error> {
+    use libp2p::Transport as _;
+    let ip = || -> Result<BoxedTransport, noise::Error> {
+        let quic = libp2p::quic::tokio::Transport::new(libp2p::quic::Config::new(keypair))
+            .map(|(peer, connection), _| {
+                (peer, libp2p::core::muxing::StreamMuxerBox::new(connection))
+            });
+        Ok(quic
+            .or_transport(tcp_transport(keypair, handshake_timeout)?)
+            .map(|either, _| either.into_inner())
+            .boxed())
+    };
+    match libp2p::dns::tokio::Transport::system(ip()?) {
+        Ok(resolving) => Ok(resolving.boxed()),
+        Err(error) => {
+            tracing::warn!(
+                %error,
+                "cannot read the system's DNS configuration: /dns addresses will not be dialled"
+            );
+            ip()
+        }
+    }
+}
+
 /// TCP with Noise and Yamux, as libp2p's `SwarmBuilder::with_tcp` builds
 /// it, plus a tight limit on inbound handshakes: a socket that connects and
 /// stays silent holds a pending-connection slot (and a file descriptor)
@@ -282,10 +317,7 @@ pub fn is_memory_addr(addr: &Multiaddr) -> bool {
 fn tcp_transport(
     keypair: &libp2p::identity::Keypair,
     handshake_timeout: Duration,
-) -> Result<
-    libp2p::core::transport::Boxed<(PeerId, libp2p::core::muxing::StreamMuxerBox)>,
-    noise::Error,
-> {
+) -> Result<BoxedTransport, noise::Error> {
     use libp2p::Transport as _;
     let transport = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
         .upgrade(libp2p::core::upgrade::Version::V1Lazy)

@@ -177,3 +177,38 @@ async fn shutdown_stops_every_clone() {
         Err(NetError::Stopped)
     ));
 }
+
+/// `/dns4/…` addresses are resolved with the system's resolver (here
+/// `localhost` from `/etc/hosts`) and dialled: as a bootstrap address and
+/// as a dial. Before, they were taken and never dialled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_addresses_are_resolved_and_dialled() {
+    let a = start(loopback_config()).await;
+    let port = a
+        .addr
+        .iter()
+        .find_map(|part| match part {
+            libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
+            _ => None,
+        })
+        .unwrap();
+    let a_id = a.client.local_peer_id();
+    let by_name = parse_multiaddr(&format!("/dns4/localhost/tcp/{port}/p2p/{a_id}")).unwrap();
+    let b = start(loopback_config().with_bootstrap(by_name.clone())).await;
+    eventually(Duration::from_secs(20), || async {
+        let on_b = b
+            .client
+            .connected_peers()
+            .await
+            .map_err(|e| e.to_string())?;
+        if on_b.contains(&a_id) {
+            Ok(())
+        } else {
+            Err(format!("b sees {on_b:?}"))
+        }
+    })
+    .await;
+    let c = start(loopback_config()).await;
+    assert_eq!(c.client.dial(by_name).await.unwrap(), a_id);
+    stop_all(vec![a, b, c]).await;
+}
