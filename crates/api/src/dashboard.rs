@@ -1,6 +1,6 @@
-//! The web dashboard: one read-only page at `/dashboard` (what the node
-//! holds, its peers, serving, swarming and upkeep), with its script and
-//! stylesheet compiled into the binary.
+//! The web dashboard: one page at `/dashboard` (what the node holds, its
+//! peers, serving, swarming and upkeep, and its feed: the timeline and a
+//! post box), with its script and stylesheet compiled into the binary.
 //!
 //! The page carries no data. Its script reads the API token from the
 //! address's fragment (`#token=…`, which a browser never sends to a server)
@@ -8,7 +8,9 @@
 //! prints that address. So these three files are served without a token,
 //! but after the same host and origin checks as every route, and with a
 //! content security policy that allows only this origin's own script,
-//! style and API, and no framing.
+//! style and API, and no framing. Images (a post's attachments) come from
+//! the gateway, which listens on its own port of this machine: the policy
+//! allows images, and only images, from loopback addresses.
 
 use axum::Router;
 use axum::http::header;
@@ -23,8 +25,8 @@ const SCRIPT: &str = include_str!("dashboard/dashboard.js");
 const STYLE: &str = include_str!("dashboard/dashboard.css");
 
 const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-                      connect-src 'self'; base-uri 'none'; form-action 'none'; \
-                      frame-ancestors 'none'";
+                      connect-src 'self'; img-src http://127.0.0.1:* http://localhost:*; \
+                      base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// The dashboard's routes.
 pub(crate) fn router() -> Router {

@@ -1,8 +1,8 @@
 // The dashboard's only script. It reads the API token from the page
 // address's fragment (#token=…, which browsers never send to a server),
-// keeps it for this tab only, and polls the node's own API with it.
-// Every value is written with textContent: nothing from the API is ever
-// parsed as HTML.
+// keeps it for this tab only, and polls the node's own API with it; the
+// post box is its one write (POST /v1/post). Every value is written with
+// textContent: nothing from the API is ever parsed as HTML.
 "use strict";
 
 const fragment = new URLSearchParams(location.hash.slice(1));
@@ -43,8 +43,17 @@ function fillTable(table, rows) {
   }));
 }
 
-async function api(path) {
-  const response = await fetch(path, { headers: { Authorization: "Bearer " + token }, cache: "no-store" });
+// A GET, or with `request` a POST of it as JSON; the answer's JSON, or an
+// Error with the API's sentence.
+async function api(path, request) {
+  const headers = { Authorization: "Bearer " + token };
+  const options = { headers, cache: "no-store" };
+  if (request !== undefined) {
+    options.method = "POST";
+    headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(request);
+  }
+  const response = await fetch(path, options);
   const body = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(body.message || ("HTTP " + response.status));
   return body;
@@ -98,6 +107,7 @@ async function refresh() {
     // Links open published content on the gateway: its own origin, which
     // holds no token.
     const gateway = id.gateway || "";
+    gatewayUrl = gateway;
     $("gateway").hidden = !gateway;
     $("gateway").href = gateway;
     $("gateway").textContent = gateway ? "gateway " + gateway : "";
@@ -150,8 +160,162 @@ async function refresh() {
     $("state").textContent = "unreachable";
     $("state").className = "state down";
     problem("The node did not answer: " + error.message);
+    return;
+  }
+  await refreshFeed();
+}
+
+// The feed: this node's timeline (its own posts and those of the feeds it
+// follows, newest first), each reply under the post it answers, images
+// through the gateway (its own origin, which holds no token); the post box
+// signs and publishes to this node's feed.
+let gatewayUrl = "";
+let replyTo = null; // the id of the post the next post answers
+let shownTimeline = null; // what the timeline shows, so that it is redrawn only on change
+
+const IMAGE = /\.(png|jpe?g|gif|webp|avif|svg|bmp|ico)$/i;
+const LOOPBACK = /^http:\/\/(127\.0\.0\.1|localhost):\d+\//;
+
+function el(tag, className, text) {
+  const element = document.createElement(tag);
+  if (className) element.className = className;
+  if (text !== undefined) element.textContent = text;
+  return element;
+}
+
+function feedProblem(text) {
+  $("feed-problem").hidden = !text;
+  $("feed-problem").textContent = text || "";
+}
+
+function postState(text, bad) {
+  $("post-state").textContent = text;
+  $("post-state").className = bad ? "bad" : "muted";
+}
+
+function setReply(item) {
+  replyTo = item ? item.id : null;
+  $("replying").hidden = !item;
+  $("replying-to").textContent = item ? item.id.slice(0, 8) + (item.text ? " “" + item.text.slice(0, 60) + "”" : "") : "";
+  if (item) $("post-text").focus();
+}
+
+async function refreshFeed() {
+  try {
+    const timeline = await api("/v1/feed?limit=50");
+    feedProblem("");
+    showTimeline(timeline);
+  } catch (error) {
+    feedProblem("The timeline could not be read: " + error.message);
   }
 }
+
+function showTimeline(timeline) {
+  const key = JSON.stringify([timeline, gatewayUrl]);
+  if (key === shownTimeline) return;
+  shownTimeline = key;
+  const own = new Set(timeline.feeds.filter((feed) => feed.own).map((feed) => feed.author));
+  const shown = new Set(timeline.items.map((item) => item.id));
+  // Replies under the post they answer, oldest first; the others on top.
+  const replies = new Map();
+  for (const item of [...timeline.items].reverse()) {
+    if (item.reply_to && shown.has(item.reply_to)) {
+      if (!replies.has(item.reply_to)) replies.set(item.reply_to, []);
+      replies.get(item.reply_to).push(item);
+    }
+  }
+  const render = (item) => {
+    const article = postElement(item, own, shown.has(item.reply_to));
+    const under = replies.get(item.id) || [];
+    if (under.length > 0) {
+      const box = el("div", "replies");
+      box.append(...under.map(render));
+      article.append(box);
+    }
+    return article;
+  };
+  const rows = timeline.feeds.filter((feed) => feed.forks.length > 0).map((feed) =>
+    el("p", "problem", feed.author + " signed two different posts for sequence(s) " + feed.forks.join(", ") + "."));
+  rows.push(...timeline.items.filter((item) => !item.reply_to || !shown.has(item.reply_to)).map(render));
+  if (timeline.items.length === 0) {
+    rows.push(el("p", "muted", "No posts yet. Write one above, or follow someone: kith follow PEER_ID."));
+  }
+  $("timeline").replaceChildren(...rows);
+}
+
+function postElement(item, own, parentShown) {
+  const article = el("article", "post");
+  article.dataset.id = item.id;
+  const meta = el("div", "meta");
+  const author = el("span", "mono", own.has(item.author) ? "you" : item.author.slice(0, 4) + "…" + item.author.slice(-8));
+  author.title = item.author;
+  meta.append(author, el("span", "", new Date(item.time_ms).toLocaleString()));
+  article.append(meta);
+  if (item.reply_to && !parentShown) article.append(el("div", "muted", "reply to " + item.reply_to.slice(0, 8)));
+  if (item.text) article.append(el("p", "text", item.text));
+  if (item.attachments.length > 0) {
+    const files = el("div", "attachments");
+    for (const [name, capability] of item.attachments) {
+      if (!gatewayUrl) {
+        files.append(el("div", "mono", name + " " + capability));
+        continue;
+      }
+      // Inline only from a loopback gateway: the page's policy allows no
+      // other image source.
+      const inline = IMAGE.test(name) && LOOPBACK.test(gatewayUrl);
+      const link = el("a", "", inline ? undefined : name);
+      link.href = gatewayUrl + "k/" + encodeURIComponent(capability);
+      link.rel = "noopener";
+      link.target = "_blank";
+      if (inline) {
+        const image = el("img");
+        image.src = link.href;
+        image.alt = name;
+        link.append(image);
+      }
+      files.append(link);
+    }
+    article.append(files);
+  }
+  const reply = el("button", "link", "Reply");
+  reply.type = "button";
+  reply.addEventListener("click", () => setReply(item));
+  article.append(reply);
+  return article;
+}
+
+async function sendPost() {
+  if ($("post-button").disabled) return;
+  const text = $("post-text").value.trim();
+  if (!text) {
+    postState("Write something to post first.", true);
+    return;
+  }
+  $("post-button").disabled = true;
+  postState("posting…");
+  try {
+    const request = { text };
+    if (replyTo) request.reply_to = replyTo;
+    const posted = await api("/v1/post", request);
+    $("post-text").value = "";
+    setReply(null);
+    postState("posted " + posted.id.slice(0, 8));
+    await refreshFeed();
+  } catch (error) {
+    postState("The post was not published: " + error.message, true);
+  } finally {
+    $("post-button").disabled = false;
+  }
+}
+
+$("post-button").addEventListener("click", sendPost);
+$("post-text").addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+    event.preventDefault();
+    sendPost();
+  }
+});
+$("reply-cancel").addEventListener("click", () => setReply(null));
 
 refresh();
 setInterval(refresh, 2000);
