@@ -441,7 +441,8 @@ fn the_dashboard_page_is_served_without_data_and_its_api_calls_need_the_token() 
 }
 
 /// The dashboard's script itself, run by Node.js against two real nodes
-/// (`tests/dashboard/harness.mjs` gives it a minimal DOM). Skipped, with a
+/// (`tests/dashboard/harness.mjs` gives it a minimal DOM), including a
+/// reply typed into the feed's post box. Skipped, with a
 /// message, where Node.js is not installed; `.ci/run` installs it, and
 /// under `CI=true` a missing Node.js fails the test.
 #[test]
@@ -483,6 +484,29 @@ fn the_dashboard_script_shows_a_running_node() {
     let gateway = text(&kith(&first.dir, &["gateway"]).stdout)
         .trim()
         .to_owned();
+    // A post with an image, which the feed section shows through the
+    // gateway (posted through the API: `kith post --attach` stores 3-of-5).
+    let image = temp.path().join("dot.png");
+    fs::write(&image, b"\x89PNG\r\n\x1a\n").unwrap();
+    let put = kith(
+        &first.dir,
+        &["put", image.to_str().unwrap(), "--shares", "1/2"],
+    );
+    assert!(put.status.success(), "{}", text(&put.stderr));
+    let image_cap = text(&put.stdout).trim().to_owned();
+    let api = fs::read_to_string(first.dir.join("api.addr")).unwrap();
+    let token = fs::read_to_string(first.dir.join("api.token")).unwrap();
+    let posted: serde_json::Value = ureq::post(format!("http://{}/v1/post", api.trim()))
+        .header("Authorization", format!("Bearer {}", token.trim()))
+        .send_json(serde_json::json!({
+            "text": "a picture",
+            "attachments": [{ "name": "dot.png", "capability": image_cap }],
+        }))
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    let post_id = posted["id"].as_str().unwrap().to_owned();
 
     let address = kith(&first.dir, &["dashboard"]);
     assert!(address.status.success(), "{}", text(&address.stderr));
@@ -511,6 +535,28 @@ fn the_dashboard_script_shows_a_running_node() {
         serde_json::json!([["page", format!("{gateway}n/{name}/"), "1"]])
     );
     assert_eq!(shown["mirrors"], serde_json::json!([[cap, "complete"]]));
+    // The feed section showed the post and its image through the gateway,
+    // then the reply typed into its post box under it; the node holds the
+    // reply, answering the post.
+    let image_url = format!("{gateway}k/{}", image_cap.replace(':', "%3A"));
+    assert_eq!(
+        shown["timeline_before"],
+        serde_json::json!([{
+            "id": post_id, "author": "you", "text": "a picture", "note": null,
+            "images": [image_url], "replies": [],
+        }])
+    );
+    let reply = &shown["timeline"][0]["replies"][0];
+    assert_eq!(reply["text"], "and one from the dashboard");
+    let feed = kith(&first.dir, &["feed", "--json"]);
+    let newest: serde_json::Value =
+        serde_json::from_str(text(&feed.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(newest["text"], "and one from the dashboard");
+    assert_eq!(newest["reply_to"], post_id.as_str());
+    assert_eq!(newest["id"], reply["id"]);
+    // A post the node refuses: its sentence, in the page.
+    let refused = shown["refused"].as_str().unwrap();
+    assert!(refused.contains("4096"), "{refused}");
 }
 
 /// A quota larger than the disk is accepted (the disk may grow) but said
