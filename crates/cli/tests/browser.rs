@@ -11,33 +11,23 @@
 //! It needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian's
 //! `chromium` and `chromium-driver`, which `.ci/run` installs). Without
 //! them it is not run, with a message; under `CI=true` it fails instead.
+//! The browser helpers are in `common/browser.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/browser.rs"]
+mod browser;
 mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use browser::*;
 use common::*;
-use fantoccini::{Client, ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-/// How long the browser may take for one thing it is waited for (a page,
-/// metadata, a seek); generous, for two busy cores.
-const BROWSER_LIMIT: Duration = Duration::from_secs(90);
 
 /// The media file: PCM WAV, 8 kHz, 16-bit mono, 800 s: 12.8 MB, so that
 /// its middle lies far past what Chromium reads ahead for metadata, and a
@@ -54,18 +44,7 @@ fn site_url(gateway: &str, name: &str) -> String {
 
 #[test]
 fn chromium_renders_a_site_and_seeks_a_video_through_another_nodes_gateway() {
-    if let Some(missing) = [CHROMIUM, CHROMEDRIVER]
-        .into_iter()
-        .find(|path| !Path::new(path).exists())
-    {
-        // Under CI this test must run: a missing browser fails it.
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "{missing} is missing, and CI must run this test \
-             (.ci/run installs the Debian packages chromium and chromium-driver)"
-        );
-        eprintln!("not run: {missing} is missing (apt-get install chromium chromium-driver)");
+    if !browser::installed() {
         return;
     }
     let started = Instant::now();
@@ -103,34 +82,15 @@ fn chromium_renders_a_site_and_seeks_a_video_through_another_nodes_gateway() {
         .build()
         .unwrap();
     let screenshot = runtime.block_on(async {
-        let client = driver.session().await;
+        let client = driver.session(800, 600).await;
         let screenshot = visit(&client, &driver, &url, wav_len).await;
-        client.close().await.unwrap();
-        driver.session = None;
+        driver.close(client).await;
         screenshot
     });
 
     // The screenshot, kept as an artifact of the run.
-    let artifacts =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-artifacts/browser");
-    fs::create_dir_all(&artifacts).unwrap();
-    let path = artifacts.join("site.png");
-    fs::write(&path, &screenshot).unwrap();
-    assert!(
-        screenshot.starts_with(b"\x89PNG\r\n\x1a\n") && &screenshot[12..16] == b"IHDR",
-        "the screenshot is not a PNG"
-    );
-    let width = u32::from_be_bytes(screenshot[16..20].try_into().unwrap());
-    let height = u32::from_be_bytes(screenshot[20..24].try_into().unwrap());
-    assert!(width > 0 && height > 0, "an empty screenshot");
-    eprintln!(
-        "screenshot {width}x{height}, {} bytes: {}; the test took {:.1?}",
-        screenshot.len(),
-        path.canonicalize()
-            .unwrap_or_else(|_| path.clone())
-            .display(),
-        started.elapsed()
-    );
+    keep_screenshot("site.png", &screenshot);
+    eprintln!("the test took {:.1?}", started.elapsed());
 }
 
 /// Writes the site into `dir`: a page, its stylesheet, an image and a WAV
@@ -335,7 +295,7 @@ async fn visit(client: &Client, driver: &ChromeDriver, url: &str, wav_len: u64) 
     let mut range = None;
     let deadline = Instant::now() + BROWSER_LIMIT;
     while range.is_none() {
-        driver.network_log(&session, &mut requests);
+        network_log(driver, &session, &mut requests);
         range = requests.values().find_map(|request| {
             let (start, size) = request.answered_range()?;
             let near = start.abs_diff(wav_len / 2) < 1 << 20;
@@ -372,30 +332,6 @@ async fn visit(client: &Client, driver: &ChromeDriver, url: &str, wav_len: u64) 
     }
 
     client.screenshot().await.unwrap()
-}
-
-/// Runs `body` as a script in the page (a returned promise is awaited).
-async fn script(client: &Client, body: &str) -> Value {
-    match tokio::time::timeout(BROWSER_LIMIT, client.execute(body, Vec::new())).await {
-        Ok(result) => result.unwrap_or_else(|error| panic!("{body}\nfailed: {error}")),
-        Err(_) => panic!("{body}\ntook over {BROWSER_LIMIT:?}"),
-    }
-}
-
-/// Runs `body` every 100 ms until it returns `true`, for at most
-/// [`BROWSER_LIMIT`].
-async fn poll(client: &Client, what: &str, body: &str) {
-    let deadline = Instant::now() + BROWSER_LIMIT;
-    loop {
-        if script(client, body).await == Value::Bool(true) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {BROWSER_LIMIT:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// One request of the page, as Chromium's network log tells it: the URL
@@ -437,158 +373,43 @@ fn header(headers: &Value, name: &str) -> Option<String> {
     })
 }
 
-/// chromedriver on a free port of 127.0.0.1, with the Chromium it starts:
-/// the session is deleted (which closes Chromium) and the process group
-/// killed when dropped.
-struct ChromeDriver {
-    child: Child,
-    url: String,
-    session: Option<String>,
-    log: PathBuf,
-}
-
-impl ChromeDriver {
-    fn start(log: &Path) -> Self {
-        let mut child = Command::new(CHROMEDRIVER)
-            .args(["--port=0", "--log-level=WARNING"])
-            .arg(format!("--log-path={}", log.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            // Its own process group, so that what is left of Chromium
-            // can be ended with it.
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        // "ChromeDriver was started successfully on port 41811."
-        let (port_tx, port_rx) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some((_, port)) = line.split_once("started successfully on port ") {
-                    let _ = port_tx.send(port.trim_end_matches('.').to_owned());
-                }
+/// Adds to `requests` (by request id) the network events Chromium
+/// logged since the last call. Through chromedriver's own log endpoint,
+/// which fantoccini has no command for (a command of our own would
+/// need its `url` and `http` crates as dependencies here too).
+///
+/// The `…ExtraInfo` events carry the headers as they went over the
+/// wire; the others, what the page saw, which Chromium's HTTP cache may
+/// have made up from what it holds (a `206` for a range of which only
+/// the tail was asked from the server), so only the URL is taken from
+/// them.
+fn network_log(driver: &ChromeDriver, session: &str, requests: &mut BTreeMap<String, Request>) {
+    let mut answer = ureq::post(format!("{}/session/{session}/se/log", driver.url))
+        .send_json(json!({ "type": "performance" }))
+        .unwrap();
+    let entries: Value = answer.body_mut().read_json().unwrap();
+    for entry in entries["value"].as_array().into_iter().flatten() {
+        let Some(Ok(message)) = entry["message"].as_str().map(serde_json::from_str::<Value>) else {
+            continue;
+        };
+        let message = &message["message"];
+        let params = &message["params"];
+        let Some(id) = params["requestId"].as_str() else {
+            continue;
+        };
+        let request = requests.entry(id.to_owned()).or_default();
+        match message["method"].as_str().unwrap_or_default() {
+            "Network.requestWillBeSent" => {
+                request.url = params["request"]["url"].as_str().unwrap_or("").to_owned();
             }
-        });
-        let mut driver = Self {
-            child,
-            url: String::new(),
-            session: None,
-            log: log.to_owned(),
-        };
-        let port = port_rx.recv_timeout(START_LIMIT).unwrap_or_else(|_| {
-            panic!(
-                "chromedriver did not start within {START_LIMIT:?}; its log:\n{}",
-                driver.log_text()
-            )
-        });
-        driver.url = format!("http://127.0.0.1:{port}");
-        wait_for("chromedriver to be ready", START_LIMIT, || {
-            ureq::get(format!("{}/status", driver.url))
-                .call()
-                .ok()
-                .and_then(|mut answer| answer.body_mut().read_json::<Value>().ok())
-                .is_some_and(|status| status["value"]["ready"] == Value::Bool(true))
-        });
-        driver
-    }
-
-    /// A new session: Chromium, headless.
-    async fn session(&mut self) -> Client {
-        let capabilities = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless=new",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-dev-shm-usage",
-                    "--autoplay-policy=no-user-gesture-required",
-                    "--window-size=800,600",
-                ],
-            },
-            // The DevTools network events, read by `network_log`.
-            "goog:loggingPrefs": { "performance": "ALL" },
-        });
-        let Value::Object(capabilities) = capabilities else {
-            unreachable!()
-        };
-        let connect = ClientBuilder::new(HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&self.url)
-            .await;
-        let client = match connect {
-            Ok(client) => client,
-            Err(error) => panic!(
-                "chromedriver could not start Chromium: {error}; its log:\n{}",
-                self.log_text()
-            ),
-        };
-        self.session = client.session_id().await.unwrap();
-        client
-    }
-
-    /// Adds to `requests` (by request id) the network events Chromium
-    /// logged since the last call. Through chromedriver's own log endpoint,
-    /// which fantoccini has no command for (a command of our own would
-    /// need its `url` and `http` crates as dependencies here too).
-    ///
-    /// The `…ExtraInfo` events carry the headers as they went over the
-    /// wire; the others, what the page saw, which Chromium's HTTP cache may
-    /// have made up from what it holds (a `206` for a range of which only
-    /// the tail was asked from the server), so only the URL is taken from
-    /// them.
-    fn network_log(&self, session: &str, requests: &mut BTreeMap<String, Request>) {
-        let mut answer = ureq::post(format!("{}/session/{session}/se/log", self.url))
-            .send_json(json!({ "type": "performance" }))
-            .unwrap();
-        let entries: Value = answer.body_mut().read_json().unwrap();
-        for entry in entries["value"].as_array().into_iter().flatten() {
-            let Some(Ok(message)) = entry["message"].as_str().map(serde_json::from_str::<Value>)
-            else {
-                continue;
-            };
-            let message = &message["message"];
-            let params = &message["params"];
-            let Some(id) = params["requestId"].as_str() else {
-                continue;
-            };
-            let request = requests.entry(id.to_owned()).or_default();
-            match message["method"].as_str().unwrap_or_default() {
-                "Network.requestWillBeSent" => {
-                    request.url = params["request"]["url"].as_str().unwrap_or("").to_owned();
-                }
-                "Network.requestWillBeSentExtraInfo" => {
-                    request.range = header(&params["headers"], "range");
-                }
-                "Network.responseReceivedExtraInfo" => {
-                    request.status = params["statusCode"].as_u64();
-                    request.content_range = header(&params["headers"], "content-range");
-                }
-                _ => {}
+            "Network.requestWillBeSentExtraInfo" => {
+                request.range = header(&params["headers"], "range");
             }
+            "Network.responseReceivedExtraInfo" => {
+                request.status = params["statusCode"].as_u64();
+                request.content_range = header(&params["headers"], "content-range");
+            }
+            _ => {}
         }
-    }
-
-    fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for ChromeDriver {
-    fn drop(&mut self) {
-        if let Some(session) = self.session.take() {
-            // Closes Chromium; a failed test may leave the session open.
-            let agent: ureq::Agent = ureq::Agent::config_builder()
-                .timeout_global(Some(Duration::from_secs(20)))
-                .build()
-                .into();
-            let _ = agent
-                .delete(format!("{}/session/{session}", self.url))
-                .call();
-        }
-        let _ = killpg(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
-        let _ = self.child.wait();
     }
 }
