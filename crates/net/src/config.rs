@@ -19,9 +19,12 @@ pub const IDENTIFY_PROTOCOL: &str = "/kith/id/1.0.0";
 /// so that kith's DHT never merges with another network's.
 pub const KAD_PROTOCOL: &str = "/kith/kad/1.0.0";
 
-/// Limits of the relay server (circuit relay v2). Relayed connections are
-/// meant for reaching peers behind NAT and for hole punching, not for bulk
-/// traffic, so every resource is capped.
+/// Limits of the relay server (circuit relay v2). A relayed connection
+/// carries a friend-to-friend file of a few hundred megabytes (1 GiB and
+/// an hour by default: libp2p's own 128 KiB and 2 minutes, and the 1 MiB
+/// kith had, cut `kith send` of a photo short), while the counts of
+/// circuits and reservations, at once and per peer, are capped. The relay
+/// sees only ciphertext: both ends' Noise session runs through it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RelayLimits {
@@ -49,8 +52,8 @@ impl Default for RelayLimits {
             reservation_duration: Duration::from_secs(60 * 60),
             max_circuits: 16,
             max_circuits_per_peer: 4,
-            max_circuit_duration: Duration::from_secs(2 * 60),
-            max_circuit_bytes: 1 << 20,
+            max_circuit_duration: Duration::from_secs(60 * 60),
+            max_circuit_bytes: 1 << 30,
         }
     }
 }

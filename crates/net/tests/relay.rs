@@ -8,8 +8,25 @@ mod common;
 use std::time::Duration;
 
 use common::{eventually, loopback_config, start, stop_all};
-use kith_net::{NetEvent, peer_id_of};
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use kith_net::{NetEvent, StreamProtocol, peer_id_of};
 use libp2p::multiaddr::Protocol;
+
+/// A protocol for bytes through the circuit.
+const BULK: StreamProtocol = StreamProtocol::new("/kith/test-bulk/1.0.0");
+
+/// A node with no listen address of its own (a node behind NAT, as far
+/// as its peers can tell).
+async fn start_unlistening() -> common::TestNode {
+    let config = loopback_config()
+        .with_listen(Vec::new())
+        .with_relay_server(false);
+    let (client, task) = kith_net::spawn(&kith_base::Identity::generate(), config)
+        .await
+        .expect("node starts");
+    let addr = kith_net::parse_multiaddr(&format!("/p2p/{}", client.local_peer_id())).unwrap();
+    common::TestNode { client, task, addr }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peer_connects_through_a_relay() {
@@ -19,8 +36,8 @@ async fn peer_connects_through_a_relay() {
     let relay_listen = relay.client.listen_addrs().await.unwrap()[0].clone();
     relay.client.add_external_addr(relay_listen).await.unwrap();
 
-    // C: listens through A.
-    let hidden = start(loopback_config().with_relay_server(false)).await;
+    // C: listens through A, and nowhere else.
+    let hidden = start_unlistening().await;
     let mut hidden_events = hidden.client.events();
     let circuit = hidden
         .client
@@ -43,8 +60,9 @@ async fn peer_connects_through_a_relay() {
     .unwrap();
     assert_eq!(reserved, relay.client.local_peer_id());
 
-    // B: knows only the relayed address of C.
-    let dialer = start(loopback_config().with_relay_server(false)).await;
+    // B: knows only the relayed address of C, and listens nowhere: the
+    // circuit is the only way between them (no hole punching on loopback).
+    let dialer = start_unlistening().await;
     let peer = dialer.client.dial(circuit.clone()).await.unwrap();
     assert_eq!(peer, hidden.client.local_peer_id());
 
@@ -70,8 +88,35 @@ async fn peer_connects_through_a_relay() {
         }
     })
     .await;
-    // The connection carries traffic.
+    // The connection carries traffic: a ping, and 4 MiB on a stream,
+    // more than the 1 MiB a circuit carried before (a photo sent to a
+    // friend behind NAT was cut short).
     dialer.client.ping(hidden_id).await.unwrap();
+    let mut incoming = hidden.client.streams().accept(BULK).unwrap();
+    let data: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
+    let mut outgoing = dialer
+        .client
+        .streams()
+        .open_stream(hidden_id, BULK)
+        .await
+        .unwrap();
+    let sent = data.clone();
+    let writer = tokio::spawn(async move {
+        outgoing.write_all(&sent).await.unwrap();
+        outgoing.close().await.unwrap();
+    });
+    let (from, mut stream) = tokio::time::timeout(Duration::from_secs(30), incoming.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(from, dialer_id);
+    let mut received = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut received))
+        .await
+        .unwrap()
+        .unwrap();
+    writer.await.unwrap();
+    assert!(received == data, "{} of {} bytes", received.len(), data.len());
 
     stop_all(vec![dialer, hidden, relay]).await;
 }

@@ -12,6 +12,9 @@
 //! bootstrap = ["/ip4/192.0.2.7/tcp/4001/p2p/12D3KooW…"]
 //! mdns = true
 //! relay = true          # offer to relay for others when reachable
+//! relay_circuit_bytes = "1GiB"  # most bytes one relayed connection carries
+//! relay_circuit_time = "1h"     # longest a relayed connection lasts
+//! relay_circuits = 16           # relayed connections at once [per peer: relay_circuits_per_peer = 4]
 //! external = ["/ip4/198.51.100.4/tcp/4001"]   # where others can reach us
 //! relays = ["/ip4/198.51.100.4/tcp/4001/p2p/12D3KooW…"]  # listen through these
 //! api = "127.0.0.1:5050"
@@ -84,6 +87,8 @@ pub struct NodeConfig {
     pub names: crate::NameSettings,
     /// Feeds: how often followed feeds are fetched, limits.
     pub feeds: crate::FeedSettings,
+    /// What this node's relay server gives others: circuits, bytes, time.
+    pub relay_limits: kith_net::RelayLimits,
 }
 
 impl Default for NodeConfig {
@@ -108,6 +113,7 @@ impl Default for NodeConfig {
             upkeep: UpkeepSettings::default(),
             names: crate::NameSettings::default(),
             feeds: crate::FeedSettings::default(),
+            relay_limits: kith_net::RelayLimits::default(),
         }
     }
 }
@@ -216,6 +222,61 @@ fn background_settings(
     Ok(())
 }
 
+/// Reads the relay server's limits from `config.toml`.
+fn relay_settings(file: &ConfigFile, limits: &mut kith_net::RelayLimits) -> Result<(), ConfigError> {
+    let invalid = |key: &str, message: String| ConfigError::Value {
+        source_name: CONFIG_FILE.to_owned(),
+        message: format!("{key}: {message}"),
+    };
+    if let Some(text) = &file.relay_circuit_bytes {
+        let bytes = text
+            .trim()
+            .parse::<ByteSize>()
+            .map_err(|error| invalid("relay_circuit_bytes", format!("{error} (e.g. \"1GiB\")")))?
+            .0;
+        if bytes < 64 << 10 {
+            return Err(invalid(
+                "relay_circuit_bytes",
+                "must be at least 64KiB: less cannot carry a connection's handshakes".to_owned(),
+            ));
+        }
+        limits.max_circuit_bytes = bytes;
+    }
+    if let Some(text) = &file.relay_circuit_time {
+        let time = humantime::parse_duration(text.trim()).map_err(|error| {
+            invalid(
+                "relay_circuit_time",
+                format!("{text:?} is not a duration ({error}); write e.g. \"1h\" or \"10m\""),
+            )
+        })?;
+        if time < std::time::Duration::from_secs(10) {
+            return Err(invalid("relay_circuit_time", "must be at least 10s".to_owned()));
+        }
+        limits.max_circuit_duration = time;
+    }
+    for (key, value, slot) in [
+        ("relay_circuits", file.relay_circuits, &mut limits.max_circuits),
+        (
+            "relay_circuits_per_peer",
+            file.relay_circuits_per_peer,
+            &mut limits.max_circuits_per_peer,
+        ),
+        (
+            "relay_reservations",
+            file.relay_reservations,
+            &mut limits.max_reservations,
+        ),
+    ] {
+        if let Some(count) = value {
+            if !(1..=4096).contains(&count) {
+                return Err(invalid(key, "must be from 1 to 4096".to_owned()));
+            }
+            *slot = count;
+        }
+    }
+    Ok(())
+}
+
 #[allow(clippy::expect_used)]
 fn fixed(text: &str) -> Multiaddr {
     text.parse().expect("a built-in address parses")
@@ -301,6 +362,17 @@ pub struct ConfigFile {
     /// Most bytes of attachments copied for one followed feed, e.g.
     /// `256MiB` (`0`: none).
     pub feed_attachments: Option<String>,
+    /// Most bytes one relayed connection through this node may carry, e.g.
+    /// `1GiB`.
+    pub relay_circuit_bytes: Option<String>,
+    /// Longest a relayed connection through this node may last, e.g. `1h`.
+    pub relay_circuit_time: Option<String>,
+    /// Relayed connections through this node at once.
+    pub relay_circuits: Option<usize>,
+    /// Relayed connections through this node per peer at once.
+    pub relay_circuits_per_peer: Option<usize>,
+    /// Peers listening through this node at once (reservations).
+    pub relay_reservations: Option<usize>,
 }
 
 impl ConfigFile {
@@ -481,6 +553,7 @@ impl NodeConfig {
             &mut config.names,
             &mut config.feeds,
         )?;
+        relay_settings(file, &mut config.relay_limits)?;
         if config.listen.is_empty() {
             return Err(ConfigError::Value {
                 source_name: "listen".to_owned(),
@@ -544,6 +617,48 @@ mod tests {
         let file: ConfigFile = toml::from_str("accept = \"strangers\"\n").unwrap();
         let error = NodeConfig::resolve(&file, &Flags::default()).unwrap_err();
         assert!(error.to_string().contains("friends"), "{error}");
+    }
+
+    #[test]
+    fn relay_and_feed_limits_come_from_the_file() {
+        let config = NodeConfig::resolve(&ConfigFile::default(), &Flags::default()).unwrap();
+        assert_eq!(config.relay_limits.max_circuit_bytes, 1 << 30);
+        assert_eq!(
+            config.relay_limits.max_circuit_duration,
+            std::time::Duration::from_secs(3600)
+        );
+        let file: ConfigFile = toml::from_str(
+            "relay_circuit_bytes = \"200MiB\"\nrelay_circuit_time = \"10m\"\n\
+             relay_circuits = 8\nrelay_circuits_per_peer = 2\nrelay_reservations = 32\n\
+             feed_attachments = \"0\"\n",
+        )
+        .unwrap();
+        let config = NodeConfig::resolve(&file, &Flags::default()).unwrap();
+        let limits = &config.relay_limits;
+        assert_eq!(limits.max_circuit_bytes, 200 << 20);
+        assert_eq!(
+            limits.max_circuit_duration,
+            std::time::Duration::from_secs(600)
+        );
+        assert_eq!(
+            (
+                limits.max_circuits,
+                limits.max_circuits_per_peer,
+                limits.max_reservations
+            ),
+            (8, 2, 32)
+        );
+        assert_eq!(config.feeds.attachment_bytes, 0);
+        for (text, says) in [
+            ("relay_circuit_bytes = \"1KiB\"", "at least 64KiB"),
+            ("relay_circuit_time = \"soon\"", "not a duration"),
+            ("relay_circuits = 0", "from 1 to 4096"),
+            ("feed_attachments = \"lots\"", "feed_attachments"),
+        ] {
+            let file: ConfigFile = toml::from_str(text).unwrap();
+            let error = NodeConfig::resolve(&file, &Flags::default()).unwrap_err();
+            assert!(error.to_string().contains(says), "{text}: {error}");
+        }
     }
 
     #[test]

@@ -127,6 +127,7 @@ impl Node {
         net_config.external_addrs = config.external.clone();
         net_config.timing = config.timing;
         net_config.simulated_latency = config.simulated_latency;
+        net_config.relay_limits = config.relay_limits.clone();
         if let Some(max) = config.max_connections {
             net_config.limits.max_established = max;
         }
