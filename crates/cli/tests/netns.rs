@@ -199,4 +199,18 @@ fn nodes_without_a_route_talk_through_a_relay() {
     assert!(sent.contains("directly"), "{sent}");
     let inbox = lab.kith(hidden, &["inbox"]).unwrap();
     assert!(inbox.contains("through the relay"), "{inbox}");
+
+    // A photo-sized file goes the same way, whole: a circuit carries up to
+    // 1 GiB (it was 1 MiB, and such a send failed).
+    let photo = lab.scratch("out").join("photo.jpg");
+    let bytes: Vec<u8> = (0..3u32 << 20).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&photo, &bytes).unwrap();
+    let sent = lab
+        .kith(dialer, &["send", &hidden_id, photo.to_str().unwrap()])
+        .unwrap();
+    assert!(sent.contains("directly"), "{sent}");
+    let landed = lab.node(hidden).dir.join("inbox").join("photo.jpg");
+    let received = std::fs::read(&landed)
+        .unwrap_or_else(|e| panic!("{}: {e}; the send said {sent}", landed.display()));
+    assert!(received == bytes, "the file differs after the relay");
 }
