@@ -287,10 +287,9 @@ fn ip_transport(
 ) -> Result<BoxedTransport, noise::Error> {
     use libp2p::Transport as _;
     let ip = || -> Result<BoxedTransport, noise::Error> {
-        let quic = libp2p::quic::tokio::Transport::new(libp2p::quic::Config::new(keypair))
-            .map(|(peer, connection), _| {
-                (peer, libp2p::core::muxing::StreamMuxerBox::new(connection))
-            });
+        let quic = libp2p::quic::tokio::Transport::new(libp2p::quic::Config::new(keypair)).map(
+            |(peer, connection), _| (peer, libp2p::core::muxing::StreamMuxerBox::new(connection)),
+        );
         Ok(quic
             .or_transport(tcp_transport(keypair, handshake_timeout)?)
             .map(|either, _| either.into_inner())

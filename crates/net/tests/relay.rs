@@ -116,7 +116,12 @@ async fn peer_connects_through_a_relay() {
         .unwrap()
         .unwrap();
     writer.await.unwrap();
-    assert!(received == data, "{} of {} bytes", received.len(), data.len());
+    assert!(
+        received == data,
+        "{} of {} bytes",
+        received.len(),
+        data.len()
+    );
 
     stop_all(vec![dialer, hidden, relay]).await;
 }

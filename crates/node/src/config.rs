@@ -223,7 +223,10 @@ fn background_settings(
 }
 
 /// Reads the relay server's limits from `config.toml`.
-fn relay_settings(file: &ConfigFile, limits: &mut kith_net::RelayLimits) -> Result<(), ConfigError> {
+fn relay_settings(
+    file: &ConfigFile,
+    limits: &mut kith_net::RelayLimits,
+) -> Result<(), ConfigError> {
     let invalid = |key: &str, message: String| ConfigError::Value {
         source_name: CONFIG_FILE.to_owned(),
         message: format!("{key}: {message}"),
@@ -250,12 +253,19 @@ fn relay_settings(file: &ConfigFile, limits: &mut kith_net::RelayLimits) -> Resu
             )
         })?;
         if time < std::time::Duration::from_secs(10) {
-            return Err(invalid("relay_circuit_time", "must be at least 10s".to_owned()));
+            return Err(invalid(
+                "relay_circuit_time",
+                "must be at least 10s".to_owned(),
+            ));
         }
         limits.max_circuit_duration = time;
     }
     for (key, value, slot) in [
-        ("relay_circuits", file.relay_circuits, &mut limits.max_circuits),
+        (
+            "relay_circuits",
+            file.relay_circuits,
+            &mut limits.max_circuits,
+        ),
         (
             "relay_circuits_per_peer",
             file.relay_circuits_per_peer,
