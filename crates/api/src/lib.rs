@@ -14,7 +14,7 @@
 //! | `names` | the name and mirror routes: publish, resolve, list; mirror, mirrors, rm |
 //! | `feeds` | the feed routes: post, follow, unfollow, the timeline |
 //! | `failures` | remembers the error answer of a named streamed request (`GET /v1/failures/ID`) |
-//! | `dashboard` | the read-only web dashboard's static files |
+//! | `dashboard` | the web dashboard's static files (status, and the feed with a post box) |
 //! | `security` | the guard: host, origin and bearer token checks |
 //! | `error` | leaf: every error answer — its kinds, one status per kind, the JSON body, the mapping of the node's errors |
 //! | [`types`] | leaf: the JSON request and answer bodies, shared with the command line |
