@@ -52,12 +52,15 @@ pub(crate) enum ErrorKind {
     Timeout,
     /// This node's disk or store quota is full.
     StorageFull,
+    /// A transfer to a peer broke off part way; the peer kept nothing
+    /// (the CLI sends such a file again, by the mailbox).
+    Interrupted,
 }
 
 /// Each kind, in the order of [`ErrorKind`]: its name in the JSON body, its
 /// HTTP status, and the sentence used when an answer axum made itself
 /// carries none.
-const KINDS: [(ErrorKind, &str, StatusCode, &str); 13] = [
+const KINDS: [(ErrorKind, &str, StatusCode, &str); 14] = [
     (
         ErrorKind::BadRequest,
         "bad_request",
@@ -135,6 +138,12 @@ const KINDS: [(ErrorKind, &str, StatusCode, &str); 13] = [
         "storage_full",
         StatusCode::INSUFFICIENT_STORAGE,
         "this node's storage is full",
+    ),
+    (
+        ErrorKind::Interrupted,
+        "interrupted",
+        StatusCode::BAD_GATEWAY,
+        "a transfer to a peer broke off",
     ),
 ];
 
@@ -313,6 +322,7 @@ impl From<SendError> for ApiError {
             | SendError::Source(_) => ErrorKind::BadRequest,
             SendError::Refused { .. } => ErrorKind::Forbidden,
             SendError::Put { .. } => ErrorKind::Unavailable,
+            SendError::Interrupted { .. } => ErrorKind::Interrupted,
             _ => ErrorKind::Network,
         };
         Self::new(kind, error.to_string())

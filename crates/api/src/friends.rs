@@ -4,7 +4,10 @@
 //!   [`Delivery`]: direct (acknowledged by the friend) or mailbox.
 //! - `POST /v1/send?to=NAME|PEER_ID&name=FILE_NAME&size=BYTES` — the body
 //!   is the file, streamed to the friend as it arrives (or, for an offline
-//!   friend, stored on the network); answered with the [`Delivery`].
+//!   friend, stored on the network); answered with the [`Delivery`]. A
+//!   transfer that breaks off part way is answered `interrupted` (502):
+//!   the friend kept nothing, and the same request with `&via=mailbox`
+//!   stores the file for its mailbox without trying it directly again.
 //! - `GET /v1/inbox?after=N&wait=SECS` — entries that arrived after
 //!   arrival number N; with `wait`, the request waits up to SECS (at most
 //!   60) for one, which is how `kith inbox --follow` streams.
@@ -23,7 +26,7 @@ use futures::{StreamExt, TryStreamExt};
 use kith_node::{Delivery, FriendError, Node, PeerId, SendError};
 use serde::Deserialize;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorKind};
 use crate::types::{HeldMail, InboxAnswer, MailChecked, MessageRequest};
 
 /// Longest a `wait` on the inbox may be.
@@ -56,6 +59,10 @@ struct SendQuery {
     to: String,
     name: String,
     size: u64,
+    /// `mailbox`: straight to the mailbox (a direct transfer of this file
+    /// broke off; the CLI sends it again so).
+    #[serde(default)]
+    via: Option<String>,
 }
 
 async fn send(
@@ -68,10 +75,31 @@ async fn send(
         .into_data_stream()
         .map(|chunk| chunk.map_err(std::io::Error::other))
         .into_async_read();
-    let delivery: Result<Delivery, SendError> = node
-        .friends()
-        .send_file(&query.to, &query.name, query.size, Box::new(body))
-        .await;
+    let friends = node.friends();
+    let delivery: Result<Delivery, SendError> = match query.via.as_deref() {
+        None | Some("direct") => {
+            friends
+                .send_file(&query.to, &query.name, query.size, Box::new(body))
+                .await
+        }
+        Some("mailbox") => {
+            friends
+                .send_file_by_mailbox(
+                    &query.to,
+                    &query.name,
+                    query.size,
+                    Box::new(body),
+                    "a direct transfer of this file broke off".to_owned(),
+                )
+                .await
+        }
+        Some(other) => {
+            return Err(ApiError::new(
+                ErrorKind::BadRequest,
+                format!("via={other:?}: the ways are \"direct\" (first) and \"mailbox\""),
+            ));
+        }
+    };
     Ok(Json(delivery?))
 }
 

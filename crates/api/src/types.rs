@@ -92,7 +92,7 @@ pub struct ErrorBody {
     /// What kind of error, in a word: `bad_request`, `unauthorized`,
     /// `forbidden`, `not_found`, `method_not_allowed`, `too_large`,
     /// `unsupported_media_type`, `unprocessable`, `internal`, `network`,
-    /// `unavailable` or `timeout`.
+    /// `unavailable`, `timeout`, `storage_full` or `interrupted`.
     pub error: String,
     /// One sentence saying what went wrong.
     pub message: String,

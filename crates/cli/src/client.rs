@@ -152,7 +152,13 @@ impl ApiClient {
                 Err(_) => return None,
                 Ok(mut response) if response.status().is_success() => {
                     let failure: kith_api::types::Failure = response.body_mut().read_json().ok()?;
-                    return Some(anyhow!(failure.message));
+                    return Some(
+                        NodeRefusal {
+                            kind: failure.error,
+                            message: failure.message,
+                        }
+                        .into(),
+                    );
                 }
                 Ok(_) => continue,
             }
@@ -219,12 +225,27 @@ impl ApiClient {
         if status.is_success() {
             serde_json::from_str(&body).context("the node's answer is not what this kith expects")
         } else {
-            let message = serde_json::from_str::<ErrorBody>(&body)
-                .map(|error| error.message)
-                .unwrap_or_else(|_| format!("the node answered {status}"));
-            Err(anyhow!(message))
+            Err(match serde_json::from_str::<ErrorBody>(&body) {
+                Ok(error) => NodeRefusal {
+                    kind: error.error,
+                    message: error.message,
+                }
+                .into(),
+                Err(_) => anyhow!("the node answered {status}"),
+            })
         }
     }
+}
+
+/// The node's error answer: its kind (`ErrorBody::error`, for callers that
+/// act on it) and its sentence (what the user reads).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub(crate) struct NodeRefusal {
+    /// The kind, e.g. `interrupted`.
+    pub(crate) kind: String,
+    /// The sentence.
+    pub(crate) message: String,
 }
 
 /// The largest JSON answer read: a folder listing of the most entries a

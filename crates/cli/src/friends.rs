@@ -14,7 +14,7 @@ use kith_api::types::{InboxAnswer, MessageRequest};
 use kith_base::ByteSize;
 use kith_node::{AddressBook, Content, DataDir, Delivery, FileState, InboxItem, Via};
 
-use crate::client::ApiClient;
+use crate::client::{ApiClient, NodeRefusal};
 use crate::files::{CountingReader, Progress, escape};
 
 /// How long one `--follow` request waits for news before asking again.
@@ -83,19 +83,38 @@ pub(crate) fn send(api: &ApiClient, to: &str, file: &Path) -> anyhow::Result<Str
         .and_then(|name| name.to_str())
         .with_context(|| format!("{} has no usable file name", file.display()))?;
     let size = meta.len();
-    let progress = Progress::new("sent", Some(size));
-    let reader = CountingReader {
-        inner: Box::new(opened),
-        progress: progress.clone(),
-    };
     let path = format!(
         "/v1/send?to={}&name={}&size={size}",
         escape(to),
         escape(name)
     );
-    let result: anyhow::Result<Delivery> = api.post_stream(&path, reader, Some(size));
-    progress.finish(result.is_ok());
-    let delivery = result?;
+    let upload = |opened: File, path: &str| -> anyhow::Result<Delivery> {
+        let progress = Progress::new("sent", Some(size));
+        let reader = CountingReader {
+            inner: Box::new(opened),
+            progress: progress.clone(),
+        };
+        let result = api.post_stream(path, reader, Some(size));
+        progress.finish(result.is_ok());
+        result
+    };
+    let delivery = match upload(opened, &path) {
+        // The transfer broke off part way (the friend went away, its relay
+        // died): the friend kept nothing, so the file goes to its mailbox,
+        // sent again from the start. It arrives once.
+        Err(error)
+            if error
+                .downcast_ref::<NodeRefusal>()
+                .is_some_and(|refusal| refusal.kind == "interrupted") =>
+        {
+            eprintln!("{error}");
+            eprintln!("sending it to the mailbox of {to} instead");
+            let again =
+                File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
+            upload(again, &format!("{path}&via=mailbox"))?
+        }
+        result => result?,
+    };
     Ok(describe(to, &delivery, name))
 }
 

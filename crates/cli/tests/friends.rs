@@ -229,3 +229,61 @@ fn a_send_that_cannot_be_delivered_says_the_true_cause() {
     // The node is still up and answering.
     ok(&nodes[0].dir, &["peers"]);
 }
+
+/// A direct transfer that dies part way (the friend's node is killed in
+/// the middle of it, as when the relay carrying it dies) is sent again by
+/// the mailbox, and said so: the friend gets the file once, whole, when it
+/// comes back.
+#[test]
+fn a_transfer_that_breaks_off_goes_to_the_mailbox_and_arrives_once() {
+    let root = tempfile::tempdir().unwrap();
+    configure(root.path(), 6, |_| "");
+    let mut nodes = start_network(root.path(), 6, 5, |_| Vec::new());
+    let bob = nodes.remove(1);
+    let (bob_dir, bob_id) = (bob.dir.clone(), bob.peer_id.clone());
+    let alice = &nodes[0];
+    ok(&alice.dir, &["friend", "add", "bob", &bob_id]);
+    let file = root.path().join("big.bin");
+    let data = random_file(&file, 128 << 20);
+
+    let send = kith_command(&alice.dir)
+        .args(["send", "bob", file.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bob's node is killed as soon as the file starts landing in its inbox.
+    let inbox = bob_dir.join("inbox");
+    wait_for("the transfer to start", Duration::from_secs(30), || {
+        fs::read_dir(&inbox).is_ok_and(|entries| {
+            entries.flatten().any(|entry| {
+                entry.file_name().to_string_lossy().starts_with(".kith-partial")
+                    && entry.metadata().is_ok_and(|meta| meta.len() > 0)
+            })
+        })
+    });
+    bob.kill();
+    let sent = send.wait_with_output().unwrap();
+    let (stdout, stderr) = (text(&sent.stdout), text(&sent.stderr));
+    assert!(sent.status.success(), "{stdout}{stderr}");
+    assert!(stderr.contains("broke off"), "{stderr}");
+    assert!(stderr.contains("sending it to the mailbox of bob"), "{stderr}");
+    assert!(stdout.contains("waits in its mailbox"), "{stdout}");
+
+    let bob = Daemon::start(&bob_dir, &["--bootstrap", alice.addr()]);
+    wait_for("bob's mail", MAIL_LIMIT, || {
+        ok(&bob.dir, &["inbox"]).contains("file big.bin")
+    });
+    let listing = ok(&bob.dir, &["inbox"]);
+    assert_eq!(listing.matches("big.bin").count(), 1, "{listing}");
+    wait_for("the file to be written", MAIL_LIMIT, || {
+        fs::read(bob.dir.join("inbox").join("big.bin")).is_ok_and(|got| got.len() == data.len())
+    });
+    assert!(fs::read(bob.dir.join("inbox").join("big.bin")).unwrap() == data);
+    let names: Vec<String> = fs::read_dir(bob.dir.join("inbox"))
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["big.bin"], "the partial file stayed, or a second copy came");
+}

@@ -117,6 +117,24 @@ impl<'a> Friends<'a> {
             .await
     }
 
+    /// Stores a file on the network for `friend`'s mailbox without trying
+    /// to reach it directly: after a direct transfer of it broke off
+    /// (`SendError::Interrupted`), whose reason `why` is reported as the
+    /// delivery's `direct_error`.
+    pub async fn send_file_by_mailbox(
+        &self,
+        friend: &str,
+        name: &str,
+        size: u64,
+        body: Box<dyn futures::AsyncRead + Send + Unpin>,
+        why: String,
+    ) -> Result<Delivery, SendError> {
+        self.0
+            .friends_inner()
+            .send_file_via(friend, name, size, body, Some(why))
+            .await
+    }
+
     /// Inbox entries that arrived after arrival number `after` (0 = all),
     /// oldest arrival first. With `wait`, waits that long for one if none
     /// has arrived.

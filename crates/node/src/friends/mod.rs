@@ -557,7 +557,21 @@ impl Friends {
         friend: &str,
         name: &str,
         size: u64,
+        body: Box<dyn AsyncRead + Send + Unpin>,
+    ) -> Result<Delivery, SendError> {
+        self.send_file_via(friend, name, size, body, None).await
+    }
+
+    /// [`Self::send_file`], straight to the mailbox when `mailbox_because`
+    /// says why (a direct transfer of the same file broke off: the caller
+    /// sends it again, and the friend gets it once, from its mailbox).
+    pub(crate) async fn send_file_via(
+        &self,
+        friend: &str,
+        name: &str,
+        size: u64,
         mut body: Box<dyn AsyncRead + Send + Unpin>,
+        mailbox_because: Option<String>,
     ) -> Result<Delivery, SendError> {
         let to = self.resolve(friend)?;
         letter::check_file_name(name)?;
@@ -571,15 +585,19 @@ impl Friends {
             )
             .await?;
         let signed = letter.sign(self.identity())?;
-        let offered = self
-            .try_direct(to, |mut stream: Stream| {
-                let signed = signed.clone();
-                async move {
-                    direct::client::offer_file(&mut stream, &signed).await?;
-                    Ok(stream)
-                }
-            })
-            .await?;
+        let offered = match mailbox_because {
+            Some(why) => Err(why),
+            None => self
+                .try_direct(to, |mut stream: Stream| {
+                    let signed = signed.clone();
+                    async move {
+                        direct::client::offer_file(&mut stream, &signed).await?;
+                        Ok(stream)
+                    }
+                })
+                .await?
+                .map_err(|direct| direct.to_string()),
+        };
         let direct = match offered {
             // From here on the body is being read: no fallback.
             Ok(mut stream) => {
@@ -603,7 +621,7 @@ impl Friends {
                     }),
                 };
             }
-            Err(direct) => direct.to_string(),
+            Err(direct) => direct,
         };
         debug!(%to, %direct, "not reachable directly; storing the file for its mailbox");
         let meta = FileMeta::none().with_name(name).map_err(SendError::Name)?;
