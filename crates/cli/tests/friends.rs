@@ -257,7 +257,10 @@ fn a_transfer_that_breaks_off_goes_to_the_mailbox_and_arrives_once() {
     wait_for("the transfer to start", Duration::from_secs(30), || {
         fs::read_dir(&inbox).is_ok_and(|entries| {
             entries.flatten().any(|entry| {
-                entry.file_name().to_string_lossy().starts_with(".kith-partial")
+                entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(".kith-partial")
                     && entry.metadata().is_ok_and(|meta| meta.len() > 0)
             })
         })
@@ -267,7 +270,10 @@ fn a_transfer_that_breaks_off_goes_to_the_mailbox_and_arrives_once() {
     let (stdout, stderr) = (text(&sent.stdout), text(&sent.stderr));
     assert!(sent.status.success(), "{stdout}{stderr}");
     assert!(stderr.contains("broke off"), "{stderr}");
-    assert!(stderr.contains("sending it to the mailbox of bob"), "{stderr}");
+    assert!(
+        stderr.contains("sending it to the mailbox of bob"),
+        "{stderr}"
+    );
     assert!(stdout.contains("waits in its mailbox"), "{stdout}");
 
     let bob = Daemon::start(&bob_dir, &["--bootstrap", alice.addr()]);
@@ -285,5 +291,9 @@ fn a_transfer_that_breaks_off_goes_to_the_mailbox_and_arrives_once() {
         .flatten()
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, ["big.bin"], "the partial file stayed, or a second copy came");
+    assert_eq!(
+        names,
+        ["big.bin"],
+        "the partial file stayed, or a second copy came"
+    );
 }
