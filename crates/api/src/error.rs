@@ -142,7 +142,7 @@ const KINDS: [(ErrorKind, &str, StatusCode, &str); 14] = [
     (
         ErrorKind::Interrupted,
         "interrupted",
-        StatusCode::BAD_GATEWAY,
+        StatusCode::FAILED_DEPENDENCY,
         "a transfer to a peer broke off",
     ),
 ];

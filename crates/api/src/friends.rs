@@ -5,7 +5,7 @@
 //! - `POST /v1/send?to=NAME|PEER_ID&name=FILE_NAME&size=BYTES` — the body
 //!   is the file, streamed to the friend as it arrives (or, for an offline
 //!   friend, stored on the network); answered with the [`Delivery`]. A
-//!   transfer that breaks off part way is answered `interrupted` (502):
+//!   transfer that breaks off part way is answered `interrupted` (424):
 //!   the friend kept nothing, and the same request with `&via=mailbox`
 //!   stores the file for its mailbox without trying it directly again.
 //! - `GET /v1/inbox?after=N&wait=SECS` — entries that arrived after
