@@ -187,12 +187,6 @@ pub async fn spawn(
         ),
     );
     let metrics = libp2p::metrics::Metrics::new(&mut registry);
-    let bootstraps_cut = prometheus_client::metrics::counter::Counter::default();
-    registry.register(
-        "kith_net_bootstraps_cut",
-        "libp2p automatic bootstraps stopped after their self-lookup",
-        bootstraps_cut.clone(),
-    );
     let mut event_loop = EventLoop::new(
         swarm,
         command_rx,
@@ -200,10 +194,6 @@ pub async fn spawn(
         metrics,
         config.limits.max_established,
         activity,
-        event_loop::TableUpkeep {
-            refresh_every: config.timing.dht_refresh,
-            bootstraps_cut,
-        },
     );
     event_loop
         .wait_listening(listeners, LISTEN_STARTUP_LIMIT)
