@@ -136,13 +136,17 @@ pub async fn spawn(
     let in_memory = config.listen.iter().any(is_memory_addr);
     let mut swarm = SwarmBuilder::with_existing_identity(identity.keypair().clone())
         .with_tokio()
+        // The memory transport first: the DNS transport around QUIC and
+        // TCP takes every address and fails it later, so nothing after it
+        // would ever be tried; the memory transport refuses other
+        // addresses at once.
         .with_other_transport(|keypair| {
-            ip_transport(keypair, config.limits.handshake_timeout)
+            memory_transport(keypair, in_memory, config.simulated_latency)
                 .map_err(|error| Box::new(error) as Box<dyn std::error::Error + Send + Sync>)
         })
         .map_err(|error| NetError::Setup(describe(&error)))?
         .with_other_transport(|keypair| {
-            memory_transport(keypair, in_memory, config.simulated_latency)
+            ip_transport(keypair, config.limits.handshake_timeout)
                 .map_err(|error| Box::new(error) as Box<dyn std::error::Error + Send + Sync>)
         })
         .map_err(|error| NetError::Setup(describe(&error)))?
