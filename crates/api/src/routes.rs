@@ -109,6 +109,7 @@ async fn id(State(node): State<Node>) -> ApiResult<Id> {
             .gateway_addr()
             .ok()
             .map(|addr| format!("http://{addr}/")),
+        reachability: Some(node.reachability().await?),
     }))
 }
 
@@ -120,6 +121,7 @@ async fn peers(State(node): State<Node>) -> ApiResult<Peers> {
         .map(|info| Peer {
             peer_id: info.peer.to_string(),
             addrs: info.addrs.iter().map(ToString::to_string).collect(),
+            connections: info.connections.iter().map(ToString::to_string).collect(),
         })
         .collect();
     Ok(Json(Peers { peers }))

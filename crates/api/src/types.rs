@@ -37,6 +37,9 @@ pub struct Id {
     /// The gateway's base URL (`http://HOST:PORT/`), when it listens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
+    /// Whether peers can reach it directly, why, and its relays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reachability: Option<kith_node::ReachabilityReport>,
 }
 
 /// One peer in `GET /v1/peers`.
@@ -46,6 +49,10 @@ pub struct Peer {
     pub peer_id: String,
     /// Addresses known for it.
     pub addrs: Vec<String>,
+    /// The remote address of each open connection to it; a relayed one
+    /// contains `/p2p-circuit`.
+    #[serde(default)]
+    pub connections: Vec<String>,
 }
 
 /// `GET /v1/peers`.

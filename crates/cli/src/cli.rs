@@ -39,10 +39,18 @@ pub(crate) enum Command {
     Up(UpArgs),
     /// Print this node's peer id, and its listen addresses if it is running.
     ///
-    /// The first line is the peer id; works with no node running.
+    /// The first line is the peer id; works with no node running. A running
+    /// node adds one line per listen address, then `reachability: public`,
+    /// `private` or `unknown` with the reason (AutoNAT's verdict) and the
+    /// relays it listens through.
     Id,
     /// List connected peers, one per line: peer id, then known addresses.
-    Peers,
+    Peers {
+        /// Print one JSON object instead, with each peer's open connections
+        /// (a relayed one's address contains `/p2p-circuit`).
+        #[arg(long)]
+        json: bool,
+    },
     /// What this node holds, and what its upkeep did since it started:
     /// repair rounds, stripes and shares repaired, bytes moved by repair,
     /// scrub findings, leases renewed and expired.

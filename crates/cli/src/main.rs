@@ -40,6 +40,26 @@ use crate::cli::{Cli, Command, FriendCommand, MirrorCommand, NameCommand, UpArgs
 use crate::client::ApiClient;
 
 /// `kith status` as lines of `label  value`.
+/// The last line of `kith id` on a running node: the verdict, why, the
+/// DHT mode and the relays, e.g. `reachability: private (peers could not
+/// …); DHT client; relays: 12D3KooW…`.
+fn reachability_line(report: &kith_node::ReachabilityReport) -> String {
+    let mut line = format!("reachability: {} ({})", report.reachability, report.reason);
+    line.push_str(if report.dht_server {
+        "; DHT server"
+    } else {
+        "; DHT client"
+    });
+    if !report.relays.is_empty() {
+        line.push_str("; relays: ");
+        line.push_str(&report.relays.join(" "));
+    }
+    if report.relaying_for_others {
+        line.push_str("; relaying for others");
+    }
+    line
+}
+
 fn status_lines(status: &kith_node::NodeStatus) -> Vec<String> {
     use kith_base::ByteSize;
     let upkeep = &status.upkeep;
@@ -163,6 +183,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     for addr in id.listen_addrs {
                         out!("{addr}");
                     }
+                    if let Some(report) = id.reachability {
+                        out!("{}", reachability_line(&report));
+                    }
                 }
                 Err(error) => {
                     let not_running = error
@@ -174,13 +197,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Peers => {
+        Command::Peers { json } => {
             let peers: Peers = ApiClient::from_dir(&dir)?.get("/v1/peers")?;
-            for peer in peers.peers {
-                if peer.addrs.is_empty() {
-                    out!("{}", peer.peer_id);
-                } else {
-                    out!("{} {}", peer.peer_id, peer.addrs.join(" "));
+            if json {
+                out!("{}", serde_json::to_string(&peers)?);
+            } else {
+                for peer in peers.peers {
+                    if peer.addrs.is_empty() {
+                        out!("{}", peer.peer_id);
+                    } else {
+                        out!("{} {}", peer.peer_id, peer.addrs.join(" "));
+                    }
                 }
             }
         }

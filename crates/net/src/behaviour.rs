@@ -184,6 +184,7 @@ pub(crate) fn build(
                 confidence_max: 3,
                 throttle_clients_global_max: 30,
                 throttle_clients_peer_max: 3,
+                only_global_ips: !config.reachability.private_addresses,
                 ..autonat::Config::default()
             },
         ),

@@ -64,6 +64,8 @@ pub struct PeerLookup {
 pub(crate) enum Command {
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     ConnectedPeers(oneshot::Sender<Vec<PeerId>>),
+    Connections(oneshot::Sender<Vec<(PeerId, Multiaddr)>>),
+    Reachability(oneshot::Sender<crate::ReachabilityReport>),
     Dial {
         addr: Multiaddr,
         reply: oneshot::Sender<Result<PeerId, NetError>>,
@@ -252,6 +254,18 @@ impl Client {
     /// Cancel-safe.
     pub async fn connected_peers(&self) -> Result<Vec<PeerId>, NetError> {
         self.request(Command::ConnectedPeers, None).await
+    }
+
+    /// Every open connection: the peer and its remote address (a relayed
+    /// connection's address contains `/p2p-circuit`).
+    pub async fn connections(&self) -> Result<Vec<(PeerId, Multiaddr)>, NetError> {
+        self.request(Command::Connections, None).await
+    }
+
+    /// Whether peers can dial this node (AutoNAT's verdict), why, and the
+    /// relays it listens through.
+    pub async fn reachability(&self) -> Result<crate::ReachabilityReport, NetError> {
+        self.request(Command::Reachability, None).await
     }
 
     /// Connects to an address and returns the peer id of whoever answered.

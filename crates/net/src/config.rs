@@ -139,6 +139,8 @@ pub struct NetConfig {
     pub relay_server: bool,
     /// Limits of the relay server.
     pub relay_limits: RelayLimits,
+    /// AutoNAT and the relays a private node picks for itself.
+    pub reachability: crate::ReachabilitySettings,
     /// Connection limits.
     pub limits: ConnectionLimits,
     /// Connection idle timeout, ping interval and DHT refresh.
@@ -178,6 +180,7 @@ impl Default for NetConfig {
             mdns: true,
             relay_server: true,
             relay_limits: RelayLimits::default(),
+            reachability: crate::ReachabilitySettings::default(),
             limits: ConnectionLimits::default(),
             timing: Timing::default(),
             simulated_latency: Duration::ZERO,

@@ -43,6 +43,10 @@ use crate::behaviour::{
 use crate::client::{Command, NetEvent, PeerLookup};
 use crate::config::{IDENTIFY_PROTOCOL, KAD_PROTOCOL, peer_id_of};
 use crate::error::describe;
+use crate::reachability::{
+    AutoRelay, RELAY_HOP_PROTOCOL, Reachability, ReachabilityReport, ReachabilitySettings,
+    peer_record_key,
+};
 use crate::streams::Activity;
 use crate::{NetError, sort_by_distance};
 
@@ -72,6 +76,10 @@ enum QueryWaiter {
     StartProviding(Reply<Result<(), NetError>>),
     /// Providers found so far (deduplicated, without this node).
     Providers(Vec<PeerId>, Reply<Result<Vec<PeerId>, NetError>>),
+    /// A peer lookup that the DHT's routing tables could not answer, now
+    /// asking for the peer's own record (a node behind NAT announces its
+    /// relayed addresses there: `reachability.rs`).
+    PeerRecord(PeerLookup, Reply<Result<PeerLookup, NetError>>),
 }
 
 pub(crate) struct EventLoop {
@@ -95,8 +103,19 @@ pub(crate) struct EventLoop {
     connected_addrs: HashMap<PeerId, Multiaddr>,
     /// Peer lookups that ended without their target while the routing
     /// table still had its addresses, waiting for a dial to them (at most
-    /// one per lookup, so bounded by [`MAX_INFLIGHT_QUERIES`]).
-    confirm_dials: HashMap<ConnectionId, (PeerLookup, Reply<Result<PeerLookup, NetError>>)>,
+    /// one per lookup, so bounded by [`MAX_INFLIGHT_QUERIES`]). `true` once
+    /// the peer record was asked too: a failed dial then ends the lookup.
+    confirm_dials: HashMap<ConnectionId, (PeerLookup, Reply<Result<PeerLookup, NetError>>, bool)>,
+    /// The remote address of every established connection (bounded by the
+    /// connection limits).
+    connection_addrs: HashMap<ConnectionId, Multiaddr>,
+    /// AutoNAT's latest verdict, and why.
+    reachability: (Reachability, String),
+    /// Whether AutoNAT tests private addresses too (for the reason given
+    /// while there is no verdict).
+    autonat_private_addresses: bool,
+    /// The relays this node picks for itself while private.
+    auto_relay: AutoRelay,
     /// Whether another bootstrap is planned because the routing table is
     /// still short (see [`REJOIN_BELOW`]); `rejoin_timer` says when.
     rejoin_planned: bool,
@@ -199,6 +218,7 @@ impl EventLoop {
         metrics: libp2p::metrics::Metrics,
         max_established: u32,
         activity: Arc<Activity>,
+        reachability: ReachabilitySettings,
     ) -> Self {
         let (trim_at, trim_to) = trim_marks(max_established);
         let mut event_loop = Self {
@@ -214,6 +234,13 @@ impl EventLoop {
             ping_failures: HashMap::new(),
             connected_addrs: HashMap::new(),
             confirm_dials: HashMap::new(),
+            connection_addrs: HashMap::new(),
+            reachability: (
+                Reachability::Unknown,
+                no_verdict_yet(reachability.private_addresses),
+            ),
+            autonat_private_addresses: reachability.private_addresses,
+            auto_relay: AutoRelay::new(reachability.auto_relays),
             rejoin_planned: false,
             rejoin_timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             rejoin_backoff: REJOIN_FIRST,
@@ -403,7 +430,10 @@ impl EventLoop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 () = &mut self.rejoin_timer, if rejoin_planned => self.rejoin(),
-                _ = self.trim_timer.tick() => self.trim_connections(),
+                _ = self.trim_timer.tick() => {
+                    self.trim_connections();
+                    self.seek_relays();
+                }
                 command = self.commands.recv() => match command {
                     Some(command) => match self.on_command(command) {
                         Flow::Continue => {}
@@ -434,6 +464,20 @@ impl EventLoop {
             }
             Command::ConnectedPeers(reply) => {
                 let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
+            Command::Connections(reply) => {
+                let mut open: Vec<(PeerId, Multiaddr)> = self
+                    .connections
+                    .iter()
+                    .filter_map(|(id, (peer, _))| {
+                        Some((*peer, self.connection_addrs.get(id)?.clone()))
+                    })
+                    .collect();
+                open.sort();
+                let _ = reply.send(open);
+            }
+            Command::Reachability(reply) => {
+                let _ = reply.send(self.reachability_report());
             }
             Command::Dial { addr, reply } => self.dial(addr, reply),
             Command::DialForStream { peer } => self.dial_for_stream(peer),
@@ -706,6 +750,9 @@ impl EventLoop {
                 reason,
                 ..
             } => {
+                if let Some(relay) = self.auto_relay.closed(listener_id, Instant::now()) {
+                    info!(%relay, ?reason, "no longer listening through a relay picked for us");
+                }
                 if let Some((relay, reply)) = self.pending_relays.remove(&listener_id) {
                     let mut reason = match reason {
                         Ok(()) => "the relay closed the reservation".to_owned(),
@@ -722,6 +769,12 @@ impl EventLoop {
             }
             SwarmEvent::ListenerError { listener_id, error } => {
                 warn!(?listener_id, error = %describe(&error), "listener error");
+                if let Some(relay) = self.auto_relay.closed(listener_id, Instant::now()) {
+                    // The relay's listener may stay open, retrying; ours
+                    // to replace it is picked on the next check.
+                    self.swarm.remove_listener(listener_id);
+                    info!(%relay, "a relay picked for us failed");
+                }
                 if let Some((relay, reply)) = self.pending_relays.remove(&listener_id) {
                     let _ = reply.send(Err(NetError::Relay {
                         relay,
@@ -750,6 +803,8 @@ impl EventLoop {
                 );
                 self.connections
                     .insert(connection_id, (peer_id, Instant::now()));
+                self.connection_addrs
+                    .insert(connection_id, endpoint.get_remote_address().clone());
                 self.trim_connections();
                 self.connected_addrs
                     .entry(peer_id)
@@ -757,8 +812,15 @@ impl EventLoop {
                 if let Some((_, reply)) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
                 }
-                if let Some((mut lookup, reply)) = self.confirm_dials.remove(&connection_id) {
-                    lookup.addrs = vec![endpoint.get_remote_address().clone()];
+                if let Some((mut lookup, reply, _)) = self.confirm_dials.remove(&connection_id) {
+                    let addr = endpoint.get_remote_address().clone();
+                    // For the next dial by peer id too (a peer found by its
+                    // record is in no routing table).
+                    self.swarm
+                        .behaviour_mut()
+                        .addresses
+                        .remember(peer_id, [&addr]);
+                    lookup.addrs = vec![addr];
                     let _ = reply.send(Ok(lookup));
                 }
                 if let ConnectedPoint::Dialer { address, .. } = &endpoint {
@@ -790,9 +852,11 @@ impl EventLoop {
                 );
                 self.ping_failures.remove(&connection_id);
                 self.connections.remove(&connection_id);
+                self.connection_addrs.remove(&connection_id);
                 self.trimming.remove(&connection_id);
                 if num_established == 0 {
                     self.relays.remove(&peer_id);
+                    self.auto_relay.withdraw(&peer_id);
                     self.activity.forget_if_unused(&peer_id);
                     debug!(%peer_id, "disconnected");
                     self.rtts.remove(&peer_id);
@@ -815,8 +879,17 @@ impl EventLoop {
                 if let Some((addr, reply)) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Err(dial_error(addr, &error)));
                 }
-                if let Some((lookup, reply)) = self.confirm_dials.remove(&connection_id) {
-                    let _ = reply.send(Err(not_found(&lookup)));
+                if let Some((lookup, reply, record_asked)) =
+                    self.confirm_dials.remove(&connection_id)
+                {
+                    if record_asked {
+                        let _ = reply.send(Err(not_found(&lookup)));
+                    } else {
+                        // The addresses the routing table had are dead;
+                        // the peer may be behind NAT now, listening
+                        // through relays.
+                        self.find_by_peer_record(lookup, reply);
+                    }
                 }
             }
             SwarmEvent::IncomingConnectionError {
@@ -829,6 +902,9 @@ impl EventLoop {
             SwarmEvent::ExternalAddrConfirmed { address } => {
                 info!(%address, "external address confirmed");
                 self.update_relay_status();
+                if is_relayed(&address) {
+                    self.announce_peer_record();
+                }
                 self.emit(NetEvent::ExternalAddr(address));
             }
             SwarmEvent::ExternalAddrExpired { address } => {
@@ -862,6 +938,7 @@ impl EventLoop {
     fn on_behaviour_event(&mut self, event: BehaviourEvent) {
         match event {
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                self.note_relay_offer(peer_id, &info);
                 // Only kith peers that serve kith's DHT enter the routing
                 // table, with a bounded number of their announced addresses.
                 let serves_kad = info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL);
@@ -953,6 +1030,7 @@ impl EventLoop {
             BehaviourEvent::Kad(event) => self.on_kad_event(event),
             BehaviourEvent::Autonat(autonat::Event::StatusChanged { old, new }) => {
                 info!(?old, ?new, "reachability changed");
+                self.on_reachability(new);
             }
             BehaviourEvent::Autonat(_) => {}
             BehaviourEvent::RelayServer(event) => debug!(?event, "relay server"),
@@ -976,6 +1054,147 @@ impl EventLoop {
             BehaviourEvent::Limits(never)
             | BehaviourEvent::Memory(never)
             | BehaviourEvent::Addresses(never) => match never {},
+        }
+    }
+
+    /// Applies AutoNAT's new verdict: the DHT mode, the relays picked for
+    /// this node (see `reachability.rs`).
+    fn on_reachability(&mut self, status: autonat::NatStatus) {
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        self.reachability = match status {
+            autonat::NatStatus::Public(addr) => {
+                kad.set_mode(Some(kad::Mode::Server));
+                for listener in self.auto_relay.drain() {
+                    self.swarm.remove_listener(listener);
+                }
+                (
+                    Reachability::Public,
+                    format!("AutoNAT: a peer dialled it back at {addr}"),
+                )
+            }
+            autonat::NatStatus::Private => {
+                kad.set_mode(Some(kad::Mode::Client));
+                (
+                    Reachability::Private,
+                    "AutoNAT: peers could not dial it back at any of its addresses, so it \
+                     is behind a NAT or a firewall; reachable through relays"
+                        .to_owned(),
+                )
+            }
+            autonat::NatStatus::Unknown => {
+                kad.set_mode(Some(kad::Mode::Server));
+                (
+                    Reachability::Unknown,
+                    no_verdict_yet(self.autonat_private_addresses),
+                )
+            }
+        };
+        self.seek_relays();
+        self.announce_peer_record();
+    }
+
+    /// Notes whether `peer` offers relaying, from what it told identify,
+    /// with the address to reach it at: the one of its listen addresses
+    /// that this node's connection to it uses, else the first it could
+    /// dial (not relayed; loopback only if this node listens there too).
+    fn note_relay_offer(&mut self, peer: PeerId, info: &identify::Info) {
+        let offers = info
+            .protocols
+            .iter()
+            .any(|protocol| protocol.as_ref() == RELAY_HOP_PROTOCOL);
+        if !offers {
+            self.auto_relay.withdraw(&peer);
+            return;
+        }
+        let keep_loopback = self.swarm.listeners().any(is_loopback);
+        let dialable: Vec<&Multiaddr> = info
+            .listen_addrs
+            .iter()
+            .filter(|addr| !is_relayed(addr) && (keep_loopback || !is_loopback(addr)))
+            .collect();
+        let connected_ip = self
+            .connected_addrs
+            .get(&peer)
+            .and_then(|addr| addr.iter().next());
+        let addr = dialable
+            .iter()
+            .find(|addr| addr.iter().next() == connected_ip)
+            .or_else(|| dialable.first());
+        if let Some(addr) = addr {
+            self.auto_relay.offer(peer, (*addr).clone());
+            self.seek_relays();
+        }
+    }
+
+    /// While private, listens through enough of the peers that offer
+    /// relaying to make up the number wanted.
+    fn seek_relays(&mut self) {
+        if self.reachability.0 != Reachability::Private {
+            return;
+        }
+        let rtts = &self.rtts;
+        let picks = self
+            .auto_relay
+            .picks(Instant::now(), |peer| rtts.get(peer).copied());
+        for (relay, addr) in picks {
+            match self
+                .swarm
+                .listen_on(addr.clone().with(Protocol::P2pCircuit))
+            {
+                Ok(listener) => {
+                    info!(%relay, %addr, "listening through a relay picked for us");
+                    self.auto_relay.opened(listener, relay);
+                }
+                Err(error) => {
+                    debug!(%relay, error = %describe(&error), "cannot listen through a relay");
+                }
+            }
+        }
+    }
+
+    /// While private with a relayed address, announces it under this
+    /// node's peer record so that others can find it by peer id (the
+    /// provider record carries this node's confirmed external addresses).
+    fn announce_peer_record(&mut self) {
+        if self.reachability.0 != Reachability::Private
+            || !self.swarm.external_addresses().any(is_relayed)
+        {
+            return;
+        }
+        let key = peer_record_key(self.swarm.local_peer_id());
+        match self.swarm.behaviour_mut().kad.start_providing(key) {
+            Ok(_) => debug!("announcing this node's relayed addresses"),
+            Err(error) => warn!(?error, "cannot announce this node's relayed addresses"),
+        }
+    }
+
+    fn reachability_report(&mut self) -> ReachabilityReport {
+        let (mut reachability, mut reason) = self.reachability.clone();
+        let direct: Vec<&Multiaddr> = self
+            .swarm
+            .external_addresses()
+            .filter(|addr| !is_relayed(addr))
+            .collect();
+        if reachability == Reachability::Unknown && !direct.is_empty() {
+            reachability = Reachability::Public;
+            reason = format!(
+                "given as reachable at {} (--external), not tested",
+                direct
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        let mut relays: Vec<String> = self.relays.iter().map(ToString::to_string).collect();
+        relays.sort();
+        ReachabilityReport {
+            reachability,
+            reason,
+            dht_server: self.swarm.behaviour_mut().kad.mode() == kad::Mode::Server,
+            relays,
+            relaying_for_others: offers_relay(self.swarm.external_addresses())
+                && self.swarm.behaviour().relay_server.is_enabled(),
         }
     }
 
@@ -1101,7 +1320,10 @@ impl EventLoop {
                                 // closed left its address).
                                 lookup.addrs = self.known_addrs(&target);
                                 if lookup.addrs.is_empty() {
-                                    let _ = reply.send(Err(not_found(&lookup)));
+                                    // No routing table holds it: it may be
+                                    // a node behind NAT (a DHT client),
+                                    // reachable through its relays.
+                                    self.find_by_peer_record(lookup, reply);
                                 } else {
                                     self.confirm_by_dial(lookup, reply);
                                 }
@@ -1141,7 +1363,9 @@ impl EventLoop {
                     // Not reachable either: provider queries report as
                     // such. Dropping the reply tells the caller the node
                     // gave no answer.
-                    QueryWaiter::StartProviding(_) | QueryWaiter::Providers(..) => {}
+                    QueryWaiter::StartProviding(_)
+                    | QueryWaiter::Providers(..)
+                    | QueryWaiter::PeerRecord(..) => {}
                 }
             }
             kad::QueryResult::Bootstrap(result) => {
@@ -1180,6 +1404,33 @@ impl EventLoop {
                 let _ = reply.send(answer);
             }
             kad::QueryResult::GetProviders(result) => {
+                if let Some(QueryWaiter::PeerRecord(lookup, _)) = self.pending_queries.get(&id) {
+                    let target = lookup.peer;
+                    let found = matches!(
+                        &result,
+                        Ok(kad::GetProvidersOk::FoundProviders { providers, .. })
+                            if providers.contains(&target)
+                    );
+                    if (found || step.last)
+                        && let Some(QueryWaiter::PeerRecord(mut lookup, reply)) =
+                            self.pending_queries.remove(&id)
+                    {
+                        lookup.requests += stats.num_requests();
+                        lookup.successes += stats.num_successes();
+                        if found {
+                            // Dialled while the query still runs: Kademlia
+                            // gives a dial by peer id the addresses its
+                            // running queries learned, here the record's.
+                            self.dial_found_by_record(lookup, reply);
+                            if let Some(mut query) = self.swarm.behaviour_mut().kad.query_mut(&id) {
+                                query.finish();
+                            }
+                        } else {
+                            let _ = reply.send(Err(not_found(&lookup)));
+                        }
+                    }
+                    return;
+                }
                 let local = *self.swarm.local_peer_id();
                 let Some(QueryWaiter::Providers(found, _)) = self.pending_queries.get_mut(&id)
                 else {
@@ -1319,10 +1570,58 @@ impl EventLoop {
         let connection = opts.connection_id();
         match self.swarm.dial(opts) {
             Ok(()) => {
-                self.confirm_dials.insert(connection, (lookup, reply));
+                self.confirm_dials
+                    .insert(connection, (lookup, reply, false));
             }
             Err(error) => {
                 debug!(peer = %lookup.peer, error = %describe(&error), "not confirming a lookup");
+                let _ = reply.send(Err(not_found(&lookup)));
+            }
+        }
+    }
+
+    /// Asks the DHT for `lookup.peer`'s own record ([`peer_record_key`]):
+    /// a node behind NAT is in no routing table, but announces its relayed
+    /// addresses there.
+    fn find_by_peer_record(
+        &mut self,
+        lookup: PeerLookup,
+        reply: Reply<Result<PeerLookup, NetError>>,
+    ) {
+        let key = peer_record_key(&lookup.peer);
+        let id = self.swarm.behaviour_mut().kad.get_providers(key);
+        self.pending_queries
+            .insert(id, QueryWaiter::PeerRecord(lookup, reply));
+    }
+
+    /// The record of `lookup.peer` was found by the query running now:
+    /// dials the peer by id (see the caller) and answers once connected.
+    fn dial_found_by_record(
+        &mut self,
+        mut lookup: PeerLookup,
+        reply: Reply<Result<PeerLookup, NetError>>,
+    ) {
+        let peer = lookup.peer;
+        if let Some(addr) = self
+            .swarm
+            .is_connected(&peer)
+            .then(|| self.connected_addrs.get(&peer).cloned())
+            .flatten()
+        {
+            lookup.addrs = vec![addr];
+            let _ = reply.send(Ok(lookup));
+            return;
+        }
+        let opts = DialOpts::peer_id(peer)
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        let connection = opts.connection_id();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                self.confirm_dials.insert(connection, (lookup, reply, true));
+            }
+            Err(error) => {
+                debug!(%peer, error = %describe(&error), "cannot dial a peer found by its record");
                 let _ = reply.send(Err(not_found(&lookup)));
             }
         }
@@ -1346,6 +1645,18 @@ impl EventLoop {
 }
 
 /// The answer to a peer lookup that did not find its target.
+/// Why there is no verdict on reachability yet.
+fn no_verdict_yet(private_addresses: bool) -> String {
+    if private_addresses {
+        "not tested yet: AutoNAT asks connected peers to dial it back".to_owned()
+    } else {
+        "not tested yet: AutoNAT asks connected peers to dial it back, and only at public \
+         addresses (on a LAN it stays unknown; autonat_private_addresses = true tests \
+         private ones too)"
+            .to_owned()
+    }
+}
+
 fn not_found(lookup: &PeerLookup) -> NetError {
     NetError::PeerNotFound {
         peer: lookup.peer,

@@ -10,6 +10,7 @@
 //! | `event_loop` | the one task that owns the libp2p `Swarm` |
 //! | `behaviour` | the composed libp2p behaviour: every protocol a node speaks |
 //! | `pending_per_ip` | a cap on inbound handshakes per remote IP address |
+//! | `reachability` | [`Reachability`]: AutoNAT's verdict, and the relays a node behind NAT picks for itself |
 //! | `address_book` | addresses of peers learned from lookups, for dials by peer id |
 //! | `streams` | [`Control`], [`Stream`]: kith's byte streams, counted so that idle connections are closed first |
 //! | [`frames`] | the one frame format of every kith protocol: tag, length, payload, bounded and timed |
@@ -66,6 +67,7 @@ mod event_loop;
 pub mod frames;
 mod latency;
 mod pending_per_ip;
+mod reachability;
 mod streams;
 
 use std::collections::HashMap;
@@ -83,6 +85,7 @@ pub use config::{
 };
 pub use error::NetError;
 pub use libp2p::{Multiaddr, PeerId, StreamProtocol};
+pub use reachability::{Reachability, ReachabilityReport, ReachabilitySettings};
 pub use streams::{AlreadyRegistered, Control, IncomingStreams, OpenStreamError, Stream};
 
 use crate::error::describe;
@@ -198,6 +201,7 @@ pub async fn spawn(
         metrics,
         config.limits.max_established,
         activity,
+        config.reachability,
     );
     event_loop
         .wait_listening(listeners, LISTEN_STARTUP_LIMIT)

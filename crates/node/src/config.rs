@@ -17,6 +17,8 @@
 //! relay_circuits = 16           # relayed connections at once [per peer: relay_circuits_per_peer = 4]
 //! external = ["/ip4/198.51.100.4/tcp/4001"]   # where others can reach us
 //! relays = ["/ip4/198.51.100.4/tcp/4001/p2p/12D3KooW…"]  # listen through these
+//! auto_relays = 2            # relays picked among peers when behind NAT (0: none)
+//! autonat_private_addresses = false  # let AutoNAT test 10.x/192.168.x addresses too
 //! api = "127.0.0.1:5050"
 //! gateway = "127.0.0.1:8080"  # the HTTP gateway for browsers [127.0.0.1, any port]
 //! quota = "50G"
@@ -89,6 +91,8 @@ pub struct NodeConfig {
     pub feeds: crate::FeedSettings,
     /// What this node's relay server gives others: circuits, bytes, time.
     pub relay_limits: kith_net::RelayLimits,
+    /// AutoNAT and the relays picked when behind NAT.
+    pub reachability: kith_net::ReachabilitySettings,
 }
 
 impl Default for NodeConfig {
@@ -114,6 +118,7 @@ impl Default for NodeConfig {
             names: crate::NameSettings::default(),
             feeds: crate::FeedSettings::default(),
             relay_limits: kith_net::RelayLimits::default(),
+            reachability: kith_net::ReachabilitySettings::default(),
         }
     }
 }
@@ -338,6 +343,10 @@ pub struct ConfigFile {
     pub external: Option<Vec<String>>,
     /// Relays to listen through.
     pub relays: Option<Vec<String>>,
+    /// Relays picked among peers when AutoNAT finds this node private.
+    pub auto_relays: Option<usize>,
+    /// Whether AutoNAT tests private addresses too.
+    pub autonat_private_addresses: Option<bool>,
     /// API address, `HOST:PORT`.
     pub api: Option<String>,
     /// Gateway address, `HOST:PORT`.
@@ -494,6 +503,21 @@ impl NodeConfig {
         }
         config.mdns = file.mdns.unwrap_or(true) && !flags.no_mdns;
         config.relay = file.relay.unwrap_or(true) && !flags.no_relay;
+        if let Some(count) = file.auto_relays {
+            if count > 8 {
+                return Err(ConfigError::Value {
+                    source_name: CONFIG_FILE.to_owned(),
+                    message: format!(
+                        "auto_relays = {count}: at most 8 (each relay holds a connection \
+                         and a reservation open)"
+                    ),
+                });
+            }
+            config.reachability.auto_relays = count;
+        }
+        if let Some(private) = file.autonat_private_addresses {
+            config.reachability.private_addresses = private;
+        }
         if let Some(api) = socket_setting(flags.api.as_ref(), file.api.as_ref(), "--api", 5050)? {
             config.api = api;
         }

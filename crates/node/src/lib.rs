@@ -74,7 +74,9 @@ pub use kith_codec::{FileMeta, Folder, FolderEntry, FolderError, Manifest, Param
 // The network types the node's callers name (the API parses addresses and
 // peer ids and maps network errors), so they need not depend on kith-net.
 pub use feeds::{FeedInfo, FeedItem, FeedOpError, FeedSettings, Followed};
-pub use kith_net::{Multiaddr, NetError, PeerId, parse_multiaddr};
+pub use kith_net::{
+    Multiaddr, NetError, PeerId, Reachability, ReachabilityReport, parse_multiaddr,
+};
 pub use kith_store::StoreError;
 pub use names::{MirrorInfo, MyName, NameOpError, NameSettings, Published, Resolved};
 pub use node::{Node, NodeError, NodeStatus, PeerInfo, STORE_DIR};

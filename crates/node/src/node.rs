@@ -128,6 +128,7 @@ impl Node {
         net_config.timing = config.timing;
         net_config.simulated_latency = config.simulated_latency;
         net_config.relay_limits = config.relay_limits.clone();
+        net_config.reachability = config.reachability;
         if let Some(max) = config.max_connections {
             net_config.limits.max_established = max;
         }
@@ -284,6 +285,7 @@ impl Node {
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
         let connected = self.inner.net.connected_peers().await?;
         let known = self.inner.net.known_peers().await?;
+        let connections = self.inner.net.connections().await?;
         let mut peers: Vec<PeerInfo> = connected
             .into_iter()
             .map(|peer| PeerInfo {
@@ -293,6 +295,11 @@ impl Node {
                     .find(|(id, _)| *id == peer)
                     .map(|(_, addrs)| addrs.clone())
                     .unwrap_or_default(),
+                connections: connections
+                    .iter()
+                    .filter(|(id, _)| *id == peer)
+                    .map(|(_, addr)| addr.clone())
+                    .collect(),
             })
             .collect();
         peers.sort_by_key(|info| info.peer.to_string());
@@ -384,9 +391,37 @@ impl Node {
         crate::metrics::render(&status, records, names, &self.inner.net).map_err(NodeError::Metrics)
     }
 
-    /// Measures the round trip to a connected peer.
+    /// Measures the round trip to a peer, connecting to it first (found
+    /// by id in the DHT, or through the record a node behind NAT keeps
+    /// there) when not connected.
     pub async fn ping(&self, peer: PeerId) -> Result<Duration, NodeError> {
-        Ok(self.inner.net.ping(peer).await?)
+        let net = &self.inner.net;
+        if !net.connected_peers().await?.contains(&peer) {
+            let lookup = net.find_peer(peer).await?;
+            if !net.connected_peers().await?.contains(&peer) {
+                let mut failure = None;
+                for addr in lookup.addrs {
+                    let addr = addr.clone().with_p2p(peer).unwrap_or(addr);
+                    match net.dial(addr).await {
+                        Ok(_) => {
+                            failure = None;
+                            break;
+                        }
+                        Err(error) => failure = Some(error),
+                    }
+                }
+                if let Some(error) = failure {
+                    return Err(error.into());
+                }
+            }
+        }
+        Ok(net.ping(peer).await?)
+    }
+
+    /// Whether peers can reach this node directly (AutoNAT's verdict), why,
+    /// and the relays it listens through.
+    pub async fn reachability(&self) -> Result<kith_net::ReachabilityReport, NodeError> {
+        Ok(self.inner.net.reachability().await?)
     }
 
     /// Stops in stages: takes no new streams or requests from peers, lets

@@ -12,6 +12,9 @@ pub struct PeerInfo {
     pub peer: PeerId,
     /// Addresses we know for it.
     pub addrs: Vec<Multiaddr>,
+    /// The remote address of each open connection to it (a relayed one
+    /// contains `/p2p-circuit`).
+    pub connections: Vec<Multiaddr>,
 }
 
 /// `kith status`: what a node holds and what its upkeep did.
