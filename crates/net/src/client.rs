@@ -66,6 +66,12 @@ pub(crate) enum Command {
     ConnectedPeers(oneshot::Sender<Vec<PeerId>>),
     Connections(oneshot::Sender<Vec<(PeerId, Multiaddr)>>),
     Reachability(oneshot::Sender<crate::ReachabilityReport>),
+    /// Close the relayed connections to `peer` if a direct one is open;
+    /// answers whether one is.
+    CloseRelayedIfDirect {
+        peer: PeerId,
+        reply: oneshot::Sender<bool>,
+    },
     Dial {
         addr: Multiaddr,
         reply: oneshot::Sender<Result<PeerId, NetError>>,
@@ -266,6 +272,46 @@ impl Client {
     /// relays it listens through.
     pub async fn reachability(&self) -> Result<crate::ReachabilityReport, NetError> {
         self.request(Command::Reachability, None).await
+    }
+
+    /// Before a large transfer to a connected `peer`: when every
+    /// connection to it goes through a relay, waits up to `wait` for hole
+    /// punching (DCUtR) to open a direct one. Once a direct connection is
+    /// open, closes the relayed ones, so that new streams take the direct
+    /// path (libp2p-stream opens a stream on any connection to the peer).
+    /// Answers whether the peer is reachable directly now.
+    pub async fn prefer_direct(&self, peer: PeerId, wait: Duration) -> Result<bool, NetError> {
+        /// How often the connections are looked at while waiting.
+        const LOOK_EVERY: Duration = Duration::from_millis(50);
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let open: Vec<Multiaddr> = self
+                .connections()
+                .await?
+                .into_iter()
+                .filter(|(id, _)| *id == peer)
+                .map(|(_, addr)| addr)
+                .collect();
+            let relayed = |addr: &Multiaddr| {
+                addr.iter()
+                    .any(|part| matches!(part, libp2p::multiaddr::Protocol::P2pCircuit))
+            };
+            if open.is_empty() {
+                return Ok(false);
+            }
+            if open.iter().all(|addr| !relayed(addr)) {
+                return Ok(true);
+            }
+            if open.iter().any(|addr| !relayed(addr)) {
+                return self
+                    .request(|reply| Command::CloseRelayedIfDirect { peer, reply }, None)
+                    .await;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(LOOK_EVERY).await;
+        }
     }
 
     /// Connects to an address and returns the peer id of whoever answered.

@@ -479,6 +479,9 @@ impl EventLoop {
             Command::Reachability(reply) => {
                 let _ = reply.send(self.reachability_report());
             }
+            Command::CloseRelayedIfDirect { peer, reply } => {
+                let _ = reply.send(self.close_relayed_if_direct(peer));
+            }
             Command::Dial { addr, reply } => self.dial(addr, reply),
             Command::DialForStream { peer } => self.dial_for_stream(peer),
             Command::FindPeer { peer, reply } => {
@@ -1124,6 +1127,31 @@ impl EventLoop {
             self.auto_relay.offer(peer, (*addr).clone());
             self.seek_relays();
         }
+    }
+
+    /// Closes the relayed connections to `peer` when a direct one is open
+    /// (see [`crate::Client::prefer_direct`]); answers whether one is.
+    fn close_relayed_if_direct(&mut self, peer: PeerId) -> bool {
+        let mut direct = false;
+        let mut relayed = Vec::new();
+        for (id, (other, _)) in &self.connections {
+            if *other != peer {
+                continue;
+            }
+            match self.connection_addrs.get(id) {
+                Some(addr) if is_relayed(addr) => relayed.push(*id),
+                Some(_) => direct = true,
+                None => {}
+            }
+        }
+        if direct {
+            for id in relayed {
+                if self.swarm.close_connection(id) {
+                    debug!(%peer, "closed a relayed connection: a direct one is open");
+                }
+            }
+        }
+        direct
     }
 
     /// While private, listens through enough of the peers that offer

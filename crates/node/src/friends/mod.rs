@@ -58,6 +58,11 @@ use crate::protocols::{direct, mailbox};
 /// How long finding and dialling a friend may take before the letter goes
 /// to its mailbox instead.
 const REACH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a file waits for hole punching to replace a relayed
+/// connection to the friend with a direct one (then it goes through the
+/// relay). A punch takes a round trip or two after the relayed connection
+/// opens.
+const UPGRADE_WAIT: Duration = Duration::from_secs(3);
 /// Tries at direct delivery before the mailbox, when a try fails fast.
 const DIRECT_ATTEMPTS: u32 = 2;
 /// Least time between two mail checks set off by new connections.
@@ -416,8 +421,10 @@ impl Friends {
     /// Opens a direct stream to `peer`, looking it up in the DHT first if
     /// it is not connected. The error says why, and whether it came fast
     /// enough to be worth one more try (a connection that closed under
-    /// us, a dial that raced another) rather than a timeout.
-    async fn reach(&self, peer: PeerId) -> Result<Stream, (Unreached, bool)> {
+    /// us, a dial that raced another) rather than a timeout. With `bulk`
+    /// (a file) a relayed connection gets [`UPGRADE_WAIT`] to be replaced
+    /// by a direct one first.
+    async fn reach(&self, peer: PeerId, bulk: bool) -> Result<Stream, (Unreached, bool)> {
         let connected = self
             .net()
             .connected_peers()
@@ -430,6 +437,15 @@ impl Friends {
                 // are known to try.
                 if let Err(error) = self.net().find_peer(peer).await {
                     debug!(%peer, %error, "peer lookup failed");
+                }
+            }
+            if bulk {
+                // A file goes direct when hole punching allows: when the
+                // lookup reached the peer through a relay only, give the
+                // punch a moment, and stream on the direct connection.
+                match self.net().prefer_direct(peer, UPGRADE_WAIT).await {
+                    Ok(direct) => debug!(%peer, direct, "connection for a file"),
+                    Err(error) => debug!(%peer, %error, "cannot look at connections"),
                 }
             }
             self.net()
@@ -451,6 +467,7 @@ impl Friends {
     async fn try_direct<T, Attempt>(
         &self,
         to: PeerId,
+        bulk: bool,
         deliver: impl Fn(Stream) -> Attempt,
     ) -> Result<Result<T, Unreached>, SendError>
     where
@@ -458,7 +475,7 @@ impl Friends {
     {
         let mut why = Unreached::NoAnswer(Duration::ZERO);
         for attempt in 1..=DIRECT_ATTEMPTS {
-            let retry = match self.reach(to).await {
+            let retry = match self.reach(to, bulk).await {
                 Ok(stream) => match deliver(stream).await {
                     Ok(value) => return Ok(Ok(value)),
                     Err(error) => {
@@ -492,7 +509,7 @@ impl Friends {
         // mailbox copy has the same (author, seq), so the friend sees it
         // once either way.
         let direct = match self
-            .try_direct(to, |mut stream: Stream| {
+            .try_direct(to, false, |mut stream: Stream| {
                 let signed = signed.clone();
                 async move { direct::client::send_text(&mut stream, &signed).await }
             })
@@ -588,7 +605,7 @@ impl Friends {
         let offered = match mailbox_because {
             Some(why) => Err(why),
             None => self
-                .try_direct(to, |mut stream: Stream| {
+                .try_direct(to, true, |mut stream: Stream| {
                     let signed = signed.clone();
                     async move {
                         direct::client::offer_file(&mut stream, &signed).await?;
