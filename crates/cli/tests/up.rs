@@ -529,6 +529,15 @@ fn the_dashboard_script_shows_a_running_node() {
     assert_eq!(shown["peer_id"], first.peer_id.as_str());
     assert_eq!(shown["peers"], "1");
     assert_eq!(shown["peer_rows"], serde_json::json!([second.peer_id]));
+    assert_eq!(shown["peer_connections"], serde_json::json!(["direct"]));
+    // On loopback AutoNAT tests nothing (public addresses only, by default).
+    assert_eq!(shown["reachability"], "unknown");
+    assert!(
+        shown["reachability_why"]
+            .as_str()
+            .is_some_and(|why| why.contains("not tested yet")),
+        "{shown}"
+    );
     assert_eq!(shown["gateway"], gateway.as_str());
     assert_eq!(
         shown["names"],

@@ -82,6 +82,13 @@ async function refresh() {
     $("uptime").textContent = duration(status.uptime_secs);
     $("peers").textContent = status.peers;
     $("shares").textContent = status.shares_held.toLocaleString();
+    // Whether peers can dial this node (AutoNAT), why, and its relays.
+    const reach = id.reachability;
+    $("reachability").textContent = reach ? reach.reachability : "–";
+    $("reachability-why").textContent = reach
+      ? reach.reason + (reach.relays.length ? "; relays: " + reach.relays.join(", ") : "")
+        + (reach.relaying_for_others ? "; relaying for others" : "")
+      : "";
     const used = status.quota > 0 ? status.bytes_held / status.quota : 0;
     $("store-text").textContent = bytes(status.bytes_held) + " of " + bytes(status.quota) + " (" + (100 * used).toFixed(1) + " %)";
     $("store-bar").style.width = Math.min(100, 100 * used) + "%";
@@ -153,7 +160,11 @@ async function refresh() {
       const addrs = document.createElement("td");
       addrs.className = "mono";
       addrs.textContent = peer.addrs.join("  ");
-      tr.append(id, addrs);
+      const via = document.createElement("td");
+      const relayed = (peer.connections || []).filter((addr) => addr.includes("/p2p-circuit")).length;
+      const direct = (peer.connections || []).length - relayed;
+      via.textContent = direct > 0 ? "direct" : relayed > 0 ? "through a relay" : "–";
+      tr.append(id, via, addrs);
       return tr;
     }));
   } catch (error) {

@@ -105,6 +105,9 @@ console.log(JSON.stringify({
   peer_id: text("peer-id"),
   peers: String(text("peers")),
   peer_rows: element("peer-list").tBodies[0].children.map((row) => row.children[0].textContent),
+  peer_connections: element("peer-list").tBodies[0].children.map((row) => row.children[1].textContent),
+  reachability: text("reachability"),
+  reachability_why: text("reachability-why"),
   gateway: element("gateway").href,
   names: element("names").tBodies[0].children.map((row) => [
     row.children[0].textContent, row.children[1].children[0]?.href, row.children[2].textContent,
