@@ -114,6 +114,8 @@ pub(crate) struct EventLoop {
     /// Whether AutoNAT tests private addresses too (for the reason given
     /// while there is no verdict).
     autonat_private_addresses: bool,
+    /// Private by the settings: AutoNAT's verdicts are only logged.
+    assume_private: bool,
     /// The relays this node picks for itself while private.
     auto_relay: AutoRelay,
     /// Whether another bootstrap is planned because the routing table is
@@ -240,6 +242,7 @@ impl EventLoop {
                 no_verdict_yet(reachability.private_addresses),
             ),
             autonat_private_addresses: reachability.private_addresses,
+            assume_private: reachability.assume_private,
             auto_relay: AutoRelay::new(reachability.auto_relays),
             rejoin_planned: false,
             rejoin_timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
@@ -259,6 +262,19 @@ impl EventLoop {
         };
         // External addresses given in the config are already on the swarm.
         event_loop.update_relay_status();
+        if reachability.assume_private {
+            event_loop.reachability = (
+                Reachability::Private,
+                "set as private in the settings (reachability = \"private\"); reachable \
+                 through relays"
+                    .to_owned(),
+            );
+            event_loop
+                .swarm
+                .behaviour_mut()
+                .kad
+                .set_mode(Some(kad::Mode::Client));
+        }
         event_loop
     }
 
@@ -1063,6 +1079,9 @@ impl EventLoop {
     /// Applies AutoNAT's new verdict: the DHT mode, the relays picked for
     /// this node (see `reachability.rs`).
     fn on_reachability(&mut self, status: autonat::NatStatus) {
+        if self.assume_private {
+            return;
+        }
         let kad = &mut self.swarm.behaviour_mut().kad;
         self.reachability = match status {
             autonat::NatStatus::Public(addr) => {
@@ -1099,7 +1118,8 @@ impl EventLoop {
     /// Notes whether `peer` offers relaying, from what it told identify,
     /// with the address to reach it at: the one of its listen addresses
     /// that this node's connection to it uses, else the first it could
-    /// dial (not relayed; loopback only if this node listens there too).
+    /// dial (not relayed; loopback only if this node listens there too, or
+    /// reached it there).
     fn note_relay_offer(&mut self, peer: PeerId, info: &identify::Info) {
         let offers = info
             .protocols
@@ -1109,7 +1129,8 @@ impl EventLoop {
             self.auto_relay.withdraw(&peer);
             return;
         }
-        let keep_loopback = self.swarm.listeners().any(is_loopback);
+        let keep_loopback = self.swarm.listeners().any(is_loopback)
+            || self.connected_addrs.get(&peer).is_some_and(is_loopback);
         let dialable: Vec<&Multiaddr> = info
             .listen_addrs
             .iter()

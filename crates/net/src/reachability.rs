@@ -17,6 +17,9 @@
 //!   AutoNAT tests only public addresses unless
 //!   [`ReachabilitySettings::private_addresses`] says otherwise): as public
 //!   for the DHT, since a peer that cannot reach it simply never asks it.
+//!
+//! A node told it is private ([`ReachabilitySettings::assume_private`])
+//! acts so from the start and ignores AutoNAT.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -50,6 +53,10 @@ pub struct ReachabilitySettings {
     /// larger private network (a campus, a lab). Default off: on the
     /// internet a private address is never the one peers can reach.
     pub private_addresses: bool,
+    /// Take this node as private from the start, whatever AutoNAT finds:
+    /// for a node known to sit behind a NAT (a phone network's carrier
+    /// NAT), so that it picks relays at once. Default off.
+    pub assume_private: bool,
 }
 
 impl Default for ReachabilitySettings {
@@ -57,6 +64,7 @@ impl Default for ReachabilitySettings {
         Self {
             auto_relays: 2,
             private_addresses: false,
+            assume_private: false,
         }
     }
 }

@@ -18,9 +18,18 @@ const BULK: StreamProtocol = StreamProtocol::new("/kith/test-bulk/1.0.0");
 /// A node with no listen address of its own (a node behind NAT, as far
 /// as its peers can tell).
 async fn start_unlistening() -> common::TestNode {
-    let config = loopback_config()
-        .with_listen(Vec::new())
-        .with_relay_server(false);
+    start_unlistening_with(|config| config).await
+}
+
+/// [`start_unlistening`], with its config changed by `change` first.
+async fn start_unlistening_with(
+    change: impl FnOnce(kith_net::NetConfig) -> kith_net::NetConfig,
+) -> common::TestNode {
+    let config = change(
+        loopback_config()
+            .with_listen(Vec::new())
+            .with_relay_server(false),
+    );
     let (client, task) = kith_net::spawn(&kith_base::Identity::generate(), config)
         .await
         .expect("node starts");
@@ -142,4 +151,118 @@ async fn relay_without_reachable_address_refuses_clearly() {
         "{error}"
     );
     stop_all(vec![hidden, relay]).await;
+}
+
+/// A node behind NAT (told so: on loopback AutoNAT has no verdict to give)
+/// picks a relay among its peers by itself, serves no DHT requests, and
+/// announces its relayed address; a peer that knows only the relay finds
+/// it by peer id and streams to it through the relay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_node_picks_a_relay_by_itself_and_is_found_by_peer_id() {
+    let relay = start(loopback_config().with_relay_server(true)).await;
+    let relay_listen = relay.client.listen_addrs().await.unwrap()[0].clone();
+    relay.client.add_external_addr(relay_listen).await.unwrap();
+    let relay_id = relay.client.local_peer_id();
+
+    let relay_addr = relay.addr.clone();
+    let hidden = start_unlistening_with(|mut config| {
+        config.reachability.assume_private = true;
+        config.with_bootstrap(relay_addr)
+    })
+    .await;
+    let hidden_id = hidden.client.local_peer_id();
+    let report = eventually(Duration::from_secs(30), || async {
+        let report = hidden
+            .client
+            .reachability()
+            .await
+            .map_err(|e| e.to_string())?;
+        if report.relays.contains(&relay_id.to_string()) {
+            Ok(report)
+        } else {
+            Err(format!("{report:?}"))
+        }
+    })
+    .await;
+    assert_eq!(report.reachability, kith_net::Reachability::Private);
+    assert!(!report.dht_server, "a private node only asks the DHT");
+    assert!(!report.relaying_for_others);
+    assert!(
+        hidden
+            .client
+            .listen_addrs()
+            .await
+            .unwrap()
+            .iter()
+            .any(|addr| addr.iter().any(|p| p == Protocol::P2pCircuit)),
+        "it listens through the relay"
+    );
+    let on_relay = relay.client.reachability().await.unwrap();
+    assert!(on_relay.dht_server);
+
+    // The finder knows the relay only, and no address of the hidden node.
+    let relay_addr = relay.addr.clone();
+    let finder = start_unlistening_with(|config| config.with_bootstrap(relay_addr)).await;
+    let lookup = eventually(Duration::from_secs(30), || async {
+        finder
+            .client
+            .find_peer(hidden_id)
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    assert!(
+        lookup
+            .addrs
+            .iter()
+            .any(|addr| addr.iter().any(|p| p == Protocol::P2pCircuit)),
+        "found through its relayed address: {:?}",
+        lookup.addrs
+    );
+    // Nobody's routing table holds it.
+    let known = relay.client.known_peers().await.unwrap();
+    assert!(
+        !known.iter().any(|(peer, _)| *peer == hidden_id),
+        "{known:?}"
+    );
+
+    let mut incoming = hidden.client.streams().accept(BULK).unwrap();
+    let data: Vec<u8> = (0..1u32 << 20).map(|i| (i % 241) as u8).collect();
+    let mut outgoing = finder
+        .client
+        .streams()
+        .open_stream(hidden_id, BULK)
+        .await
+        .unwrap();
+    let sent = data.clone();
+    let writer = tokio::spawn(async move {
+        outgoing.write_all(&sent).await.unwrap();
+        outgoing.close().await.unwrap();
+    });
+    let (from, mut stream) = tokio::time::timeout(Duration::from_secs(30), incoming.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(from, finder.client.local_peer_id());
+    let mut received = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut received))
+        .await
+        .unwrap()
+        .unwrap();
+    writer.await.unwrap();
+    assert!(
+        received == data,
+        "{} of {} bytes",
+        received.len(),
+        data.len()
+    );
+    let connections = finder.client.connections().await.unwrap();
+    assert!(
+        connections.iter().any(
+            |(peer, addr)| *peer == hidden_id && addr.iter().any(|p| p == Protocol::P2pCircuit)
+        ),
+        "{connections:?}"
+    );
+
+    stop_all(vec![finder, hidden, relay]).await;
 }

@@ -19,6 +19,7 @@
 //! relays = ["/ip4/198.51.100.4/tcp/4001/p2p/12D3KooW…"]  # listen through these
 //! auto_relays = 2            # relays picked among peers when behind NAT (0: none)
 //! autonat_private_addresses = false  # let AutoNAT test 10.x/192.168.x addresses too
+//! reachability = "auto"      # or "private": behind NAT for sure, pick relays at once
 //! api = "127.0.0.1:5050"
 //! gateway = "127.0.0.1:8080"  # the HTTP gateway for browsers [127.0.0.1, any port]
 //! quota = "50G"
@@ -347,6 +348,8 @@ pub struct ConfigFile {
     pub auto_relays: Option<usize>,
     /// Whether AutoNAT tests private addresses too.
     pub autonat_private_addresses: Option<bool>,
+    /// `auto` (AutoNAT decides) or `private` (behind NAT for sure).
+    pub reachability: Option<String>,
     /// API address, `HOST:PORT`.
     pub api: Option<String>,
     /// Gateway address, `HOST:PORT`.
@@ -518,6 +521,19 @@ impl NodeConfig {
         if let Some(private) = file.autonat_private_addresses {
             config.reachability.private_addresses = private;
         }
+        match file.reachability.as_deref().map(str::trim) {
+            None | Some("auto") => {}
+            Some("private") => config.reachability.assume_private = true,
+            Some(other) => {
+                return Err(ConfigError::Value {
+                    source_name: CONFIG_FILE.to_owned(),
+                    message: format!(
+                        "reachability = {other:?}: write \"auto\" (AutoNAT decides) or \
+                         \"private\" (behind a NAT for sure: pick relays at once)"
+                    ),
+                });
+            }
+        }
         if let Some(api) = socket_setting(flags.api.as_ref(), file.api.as_ref(), "--api", 5050)? {
             config.api = api;
         }
@@ -688,6 +704,32 @@ mod tests {
             ("relay_circuit_time = \"soon\"", "not a duration"),
             ("relay_circuits = 0", "from 1 to 4096"),
             ("feed_attachments = \"lots\"", "feed_attachments"),
+        ] {
+            let file: ConfigFile = toml::from_str(text).unwrap();
+            let error = NodeConfig::resolve(&file, &Flags::default()).unwrap_err();
+            assert!(error.to_string().contains(says), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn reachability_settings_come_from_the_file() {
+        let config = NodeConfig::resolve(&ConfigFile::default(), &Flags::default()).unwrap();
+        assert_eq!(
+            config.reachability,
+            kith_net::ReachabilitySettings::default()
+        );
+        assert_eq!(config.reachability.auto_relays, 2);
+        let file: ConfigFile = toml::from_str(
+            "auto_relays = 3\nautonat_private_addresses = true\nreachability = \"private\"\n",
+        )
+        .unwrap();
+        let config = NodeConfig::resolve(&file, &Flags::default()).unwrap();
+        assert_eq!(config.reachability.auto_relays, 3);
+        assert!(config.reachability.private_addresses);
+        assert!(config.reachability.assume_private);
+        for (text, says) in [
+            ("auto_relays = 9", "at most 8"),
+            ("reachability = \"hidden\"", "\"auto\""),
         ] {
             let file: ConfigFile = toml::from_str(text).unwrap();
             let error = NodeConfig::resolve(&file, &Flags::default()).unwrap_err();
