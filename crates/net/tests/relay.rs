@@ -266,3 +266,49 @@ async fn a_private_node_picks_a_relay_by_itself_and_is_found_by_peer_id() {
 
     stop_all(vec![finder, hidden, relay]).await;
 }
+
+/// A private node keeps the number of relays it wants: when its relay goes
+/// away, it picks another among its peers by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_node_replaces_a_relay_that_goes_away() {
+    let mut relays = Vec::new();
+    for _ in 0..2 {
+        let relay = start(loopback_config().with_relay_server(true)).await;
+        let listen = relay.client.listen_addrs().await.unwrap()[0].clone();
+        relay.client.add_external_addr(listen).await.unwrap();
+        relays.push(relay);
+    }
+    let bootstrap: Vec<_> = relays.iter().map(|relay| relay.addr.clone()).collect();
+    let hidden = start_unlistening_with(|mut config| {
+        config.reachability.assume_private = true;
+        config.reachability.auto_relays = 1;
+        bootstrap
+            .into_iter()
+            .fold(config, |config, addr| config.with_bootstrap(addr))
+    })
+    .await;
+    let ids: Vec<String> = relays
+        .iter()
+        .map(|relay| relay.client.local_peer_id().to_string())
+        .collect();
+    let reserved_on = |wanted: Vec<String>| {
+        let client = hidden.client.clone();
+        async move {
+            let report = client.reachability().await.map_err(|e| e.to_string())?;
+            match report.relays.as_slice() {
+                [only] if wanted.contains(only) => Ok(only.clone()),
+                _ => Err(format!("{report:?}")),
+            }
+        }
+    };
+    let first = eventually(Duration::from_secs(30), || reserved_on(ids.clone())).await;
+    let gone = ids.iter().position(|id| *id == first).unwrap();
+    let other = ids[1 - gone].clone();
+    let gone = relays.remove(gone);
+    gone.client.shutdown().await.unwrap();
+    let second = eventually(Duration::from_secs(60), || reserved_on(vec![other.clone()])).await;
+    assert_eq!(second, other);
+    let mut rest = relays;
+    rest.push(hidden);
+    stop_all(rest).await;
+}
