@@ -54,6 +54,28 @@ fn three_processes_list_each_other_as_peers() {
     assert!(text(&ping.stdout).contains(" ms"));
 }
 
+/// A bootstrap address may name its host (`/dns4/…`): resolved with the
+/// system's resolver, here `localhost` from `/etc/hosts`.
+#[test]
+fn a_bootstrap_address_may_name_its_host() {
+    let temp = tempfile::tempdir().unwrap();
+    let first = Daemon::start(&temp.path().join("a"), &[]);
+    let port = first
+        .addr()
+        .split("/tcp/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_owned();
+    let by_name = format!("/dns4/localhost/tcp/{port}/p2p/{}", first.peer_id);
+    let second = Daemon::start(&temp.path().join("b"), &["--bootstrap", &by_name]);
+    wait_for(
+        "the node bootstrapped by name to list the first",
+        Duration::from_secs(30),
+        || peer_ids(&second.dir).contains(&first.peer_id),
+    );
+}
+
 #[test]
 fn connect_dials_a_peer_by_address() {
     let temp = tempfile::tempdir().unwrap();
