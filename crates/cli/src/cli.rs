@@ -370,4 +370,12 @@ pub(crate) struct UpArgs {
     /// Most space other peers' shares may take, e.g. 50G.
     #[arg(long, value_name = "SIZE")]
     pub(crate) quota: Option<String>,
+    /// Most bytes per second this node sends, to all peers together (relayed
+    /// traffic included), e.g. 10MiB; 0 for no cap [default: no cap].
+    #[arg(long, value_name = "RATE")]
+    pub(crate) max_upload: Option<String>,
+    /// Most bytes per second this node receives, from all peers together,
+    /// e.g. 10MiB; 0 for no cap [default: no cap].
+    #[arg(long, value_name = "RATE")]
+    pub(crate) max_download: Option<String>,
 }

@@ -425,6 +425,8 @@ fn up(dir: DataDir, args: UpArgs) -> anyhow::Result<()> {
         api: args.api,
         gateway: args.gateway,
         quota: args.quota,
+        max_upload: args.max_upload,
+        max_download: args.max_download,
     };
     let config = NodeConfig::resolve(&file, &flags)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

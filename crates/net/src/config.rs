@@ -141,6 +141,9 @@ pub struct NetConfig {
     pub relay_limits: RelayLimits,
     /// AutoNAT and the relays a private node picks for itself.
     pub reachability: crate::ReachabilitySettings,
+    /// Caps on bytes per second over TCP and QUIC (relayed traffic
+    /// included); none by default.
+    pub rate_limits: crate::RateLimits,
     /// Connection limits.
     pub limits: ConnectionLimits,
     /// Connection idle timeout, ping interval and DHT refresh.
@@ -181,6 +184,7 @@ impl Default for NetConfig {
             relay_server: true,
             relay_limits: RelayLimits::default(),
             reachability: crate::ReachabilitySettings::default(),
+            rate_limits: crate::RateLimits::default(),
             limits: ConnectionLimits::default(),
             timing: Timing::default(),
             simulated_latency: Duration::ZERO,

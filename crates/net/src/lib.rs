@@ -11,6 +11,7 @@
 //! | `behaviour` | the composed libp2p behaviour: every protocol a node speaks |
 //! | `pending_per_ip` | a cap on inbound handshakes per remote IP address |
 //! | `reachability` | [`Reachability`]: AutoNAT's verdict, and the relays a node behind NAT picks for itself |
+//! | `throttle` | [`RateLimits`]: caps on bytes per second sent and received, per node and per peer |
 //! | `address_book` | addresses of peers learned from lookups, for dials by peer id |
 //! | `streams` | [`Control`], [`Stream`]: kith's byte streams, counted so that idle connections are closed first |
 //! | [`frames`] | the one frame format of every kith protocol: tag, length, payload, bounded and timed |
@@ -69,6 +70,7 @@ mod latency;
 mod pending_per_ip;
 mod reachability;
 mod streams;
+mod throttle;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -87,6 +89,7 @@ pub use error::NetError;
 pub use libp2p::{Multiaddr, PeerId, StreamProtocol};
 pub use reachability::{Reachability, ReachabilityReport, ReachabilitySettings};
 pub use streams::{AlreadyRegistered, Control, IncomingStreams, OpenStreamError, Stream};
+pub use throttle::RateLimits;
 
 use crate::error::describe;
 use crate::event_loop::EventLoop;
@@ -149,8 +152,15 @@ pub async fn spawn(
         })
         .map_err(|error| NetError::Setup(describe(&error)))?
         .with_other_transport(|keypair| {
-            ip_transport(keypair, config.limits.handshake_timeout)
-                .map_err(|error| Box::new(error) as Box<dyn std::error::Error + Send + Sync>)
+            ip_transport(
+                keypair,
+                config.limits.handshake_timeout,
+                config
+                    .rate_limits
+                    .any()
+                    .then(|| throttle::Throttle::new(config.rate_limits)),
+            )
+            .map_err(|error| Box::new(error) as Box<dyn std::error::Error + Send + Sync>)
         })
         .map_err(|error| NetError::Setup(describe(&error)))?
         .with_relay_client(noise::Config::new, yamux::Config::default)
@@ -292,15 +302,23 @@ type BoxedTransport =
 fn ip_transport(
     keypair: &libp2p::identity::Keypair,
     handshake_timeout: Duration,
+    throttle: Option<std::sync::Arc<throttle::Throttle>>,
 ) -> Result<BoxedTransport, noise::Error> {
     use libp2p::Transport as _;
     let ip = || -> Result<BoxedTransport, noise::Error> {
         let quic = libp2p::quic::tokio::Transport::new(libp2p::quic::Config::new(keypair)).map(
             |(peer, connection), _| (peer, libp2p::core::muxing::StreamMuxerBox::new(connection)),
         );
+        let throttle = throttle.clone();
         Ok(quic
             .or_transport(tcp_transport(keypair, handshake_timeout)?)
-            .map(|either, _| either.into_inner())
+            .map(move |either, _| {
+                let (peer, muxer) = either.into_inner();
+                match &throttle {
+                    Some(throttle) => (peer, throttle.wrap(peer, muxer)),
+                    None => (peer, muxer),
+                }
+            })
             .boxed())
     };
     match libp2p::dns::tokio::Transport::system(ip()?) {

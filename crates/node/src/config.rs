@@ -20,6 +20,8 @@
 //! auto_relays = 2            # relays picked among peers when behind NAT (0: none)
 //! autonat_private_addresses = false  # let AutoNAT test 10.x/192.168.x addresses too
 //! reachability = "auto"      # or "private": behind NAT for sure, pick relays at once
+//! max_upload = "10MiB"       # bytes per second sent, all peers together [no cap]
+//! max_download = "20MiB"     # received [no cap]; per peer: max_upload_per_peer, max_download_per_peer
 //! api = "127.0.0.1:5050"
 //! gateway = "127.0.0.1:8080"  # the HTTP gateway for browsers [127.0.0.1, any port]
 //! quota = "50G"
@@ -94,6 +96,8 @@ pub struct NodeConfig {
     pub relay_limits: kith_net::RelayLimits,
     /// AutoNAT and the relays picked when behind NAT.
     pub reachability: kith_net::ReachabilitySettings,
+    /// Caps on bytes per second sent and received (none by default).
+    pub rate_limits: kith_net::RateLimits,
 }
 
 impl Default for NodeConfig {
@@ -120,6 +124,7 @@ impl Default for NodeConfig {
             feeds: crate::FeedSettings::default(),
             relay_limits: kith_net::RelayLimits::default(),
             reachability: kith_net::ReachabilitySettings::default(),
+            rate_limits: kith_net::RateLimits::default(),
         }
     }
 }
@@ -293,6 +298,81 @@ fn relay_settings(
     Ok(())
 }
 
+/// Reads the rate caps: `--max-upload`/`--max-download` over the file's
+/// `max_upload`/`max_download`, and the file's per-peer caps. `"0"` or
+/// `"none"` is no cap.
+fn rate_settings(
+    file: &ConfigFile,
+    flags: &Flags,
+    limits: &mut kith_net::RateLimits,
+) -> Result<(), ConfigError> {
+    /// Less than this per second cannot carry a connection's pings and
+    /// handshakes in good time.
+    const SLOWEST: u64 = 16 << 10;
+    let parse = |origin: &str, text: &str| -> Result<Option<u64>, ConfigError> {
+        let text = text.trim();
+        if text == "0" || text.eq_ignore_ascii_case("none") {
+            return Ok(None);
+        }
+        let invalid = |message: String| ConfigError::Value {
+            source_name: origin.to_owned(),
+            message,
+        };
+        let bytes = text
+            .trim_end_matches("/s")
+            .parse::<ByteSize>()
+            .map_err(|error| {
+                invalid(format!(
+                    "{error} (a rate is bytes per second, e.g. \"10MiB\"; \"0\" for no cap)"
+                ))
+            })?
+            .0;
+        if bytes < SLOWEST {
+            return Err(invalid(format!(
+                "{text:?} is too slow: at least 16KiB per second (or \"0\" for no cap)"
+            )));
+        }
+        Ok(Some(bytes))
+    };
+    for (flag, flag_name, key, value, slot) in [
+        (
+            &flags.max_upload,
+            "--max-upload",
+            "max_upload",
+            &file.max_upload,
+            &mut limits.upload,
+        ),
+        (
+            &flags.max_download,
+            "--max-download",
+            "max_download",
+            &file.max_download,
+            &mut limits.download,
+        ),
+        (
+            &None,
+            "",
+            "max_upload_per_peer",
+            &file.max_upload_per_peer,
+            &mut limits.upload_per_peer,
+        ),
+        (
+            &None,
+            "",
+            "max_download_per_peer",
+            &file.max_download_per_peer,
+            &mut limits.download_per_peer,
+        ),
+    ] {
+        if let Some(text) = flag {
+            *slot = parse(flag_name, text)?;
+        } else if let Some(text) = value {
+            *slot = parse(&format!("{CONFIG_FILE}: {key}"), text)?;
+        }
+    }
+    Ok(())
+}
+
 #[allow(clippy::expect_used)]
 fn fixed(text: &str) -> Multiaddr {
     text.parse().expect("a built-in address parses")
@@ -350,6 +430,14 @@ pub struct ConfigFile {
     pub autonat_private_addresses: Option<bool>,
     /// `auto` (AutoNAT decides) or `private` (behind NAT for sure).
     pub reachability: Option<String>,
+    /// Most bytes per second sent, all peers together, e.g. `10MiB`.
+    pub max_upload: Option<String>,
+    /// Most bytes per second received, all peers together.
+    pub max_download: Option<String>,
+    /// Most bytes per second sent to any one peer.
+    pub max_upload_per_peer: Option<String>,
+    /// Most bytes per second received from any one peer.
+    pub max_download_per_peer: Option<String>,
     /// API address, `HOST:PORT`.
     pub api: Option<String>,
     /// Gateway address, `HOST:PORT`.
@@ -441,6 +529,10 @@ pub struct Flags {
     pub gateway: Option<String>,
     /// `--quota SIZE`.
     pub quota: Option<String>,
+    /// `--max-upload RATE`.
+    pub max_upload: Option<String>,
+    /// `--max-download RATE`.
+    pub max_download: Option<String>,
 }
 
 /// A `HOST:PORT` setting: the flag `flag_name` if given, else the settings
@@ -604,6 +696,7 @@ impl NodeConfig {
             &mut config.feeds,
         )?;
         relay_settings(file, &mut config.relay_limits)?;
+        rate_settings(file, flags, &mut config.rate_limits)?;
         if config.listen.is_empty() {
             return Err(ConfigError::Value {
                 source_name: "listen".to_owned(),
@@ -734,6 +827,49 @@ mod tests {
             let file: ConfigFile = toml::from_str(text).unwrap();
             let error = NodeConfig::resolve(&file, &Flags::default()).unwrap_err();
             assert!(error.to_string().contains(says), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn rate_caps_come_from_flags_over_the_file() {
+        let config = NodeConfig::resolve(&ConfigFile::default(), &Flags::default()).unwrap();
+        assert!(!config.rate_limits.any());
+        let file: ConfigFile = toml::from_str(
+            "max_upload = \"1MiB\"\nmax_download = \"2MiB/s\"\nmax_upload_per_peer = \"256KiB\"\n",
+        )
+        .unwrap();
+        let config = NodeConfig::resolve(&file, &Flags::default()).unwrap();
+        let limits = config.rate_limits;
+        assert_eq!(limits.upload, Some(1 << 20));
+        assert_eq!(limits.download, Some(2 << 20));
+        assert_eq!(limits.upload_per_peer, Some(256 << 10));
+        assert_eq!(limits.download_per_peer, None);
+        let flags = Flags {
+            max_upload: Some("10MiB".into()),
+            max_download: Some("0".into()),
+            ..Flags::default()
+        };
+        let config = NodeConfig::resolve(&file, &flags).unwrap();
+        assert_eq!(config.rate_limits.upload, Some(10 << 20));
+        assert_eq!(config.rate_limits.download, None, "0 is no cap");
+        for (flags, says) in [
+            (
+                Flags {
+                    max_upload: Some("fast".into()),
+                    ..Flags::default()
+                },
+                "--max-upload",
+            ),
+            (
+                Flags {
+                    max_download: Some("1KiB".into()),
+                    ..Flags::default()
+                },
+                "too slow",
+            ),
+        ] {
+            let error = NodeConfig::resolve(&ConfigFile::default(), &flags).unwrap_err();
+            assert!(error.to_string().contains(says), "{error}");
         }
     }
 

@@ -129,6 +129,7 @@ impl Node {
         net_config.simulated_latency = config.simulated_latency;
         net_config.relay_limits = config.relay_limits.clone();
         net_config.reachability = config.reachability;
+        net_config.rate_limits = config.rate_limits;
         if let Some(max) = config.max_connections {
             net_config.limits.max_established = max;
         }

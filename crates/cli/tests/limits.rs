@@ -1,0 +1,61 @@
+//! Rate caps with real `kith up` processes on 127.0.0.1: `--max-upload`
+//! holds a direct send to its rate, and a bad rate is refused with a
+//! sentence naming the flag.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Instant;
+
+use common::*;
+
+#[test]
+fn a_send_under_an_upload_cap_moves_at_the_cap() {
+    let root = tempfile::tempdir().unwrap();
+    // 10 MiB/s out of the sender; the receiver is not capped.
+    let sender = Daemon::start(&root.path().join("a"), &["--max-upload", "10MiB"]);
+    let receiver = Daemon::start(&root.path().join("b"), &["--bootstrap", sender.addr()]);
+    let file = root.path().join("big.bin");
+    let size = 100_000_000;
+    let data: Vec<u8> = (0..size).map(|i: usize| (i * 7 % 251) as u8).collect();
+    std::fs::write(&file, &data).unwrap();
+
+    let started = Instant::now();
+    let sent = kith(
+        &sender.dir,
+        &["send", &receiver.peer_id, file.to_str().unwrap()],
+    );
+    let took = started.elapsed();
+    assert!(sent.status.success(), "{}", text(&sent.stderr));
+    assert!(
+        text(&sent.stdout).contains("directly"),
+        "{}",
+        text(&sent.stdout)
+    );
+    let landed = std::fs::read(receiver.dir.join("inbox").join("big.bin")).unwrap();
+    assert!(landed == data, "the file differs");
+    let rate = size as f64 / took.as_secs_f64() / f64::from(1 << 20);
+    eprintln!("100 MB under a 10 MiB/s cap: {took:.1?} ({rate:.1} MiB/s)");
+    // Uncapped, this send takes under half a second on loopback. The
+    // bucket starts with a quarter of a second's worth (2.5 MiB), so the
+    // rest must wait: at least 9.2 s; a busy machine may take longer, not
+    // shorter.
+    assert!(
+        took.as_secs_f64() >= 9.0,
+        "the cap did not hold: {took:?} for 100 MB"
+    );
+}
+
+#[test]
+fn a_bad_rate_is_refused_naming_the_flag() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("a");
+    assert!(kith(&dir, &["init"]).status.success());
+    for (rate, says) in [("fast", "--max-upload"), ("1KiB", "too slow")] {
+        let output = kith(&dir, &["up", "--no-mdns", "--max-upload", rate]);
+        assert!(!output.status.success());
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains(says), "{rate}: {stderr}");
+    }
+}

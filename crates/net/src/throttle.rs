@@ -1,0 +1,410 @@
+//! Rate caps on the bytes a node sends and receives over the network:
+//! token buckets, one for the whole node and one per peer, in each
+//! direction ([`RateLimits`]).
+//!
+//! The caps sit on every stream of every TCP and QUIC connection (the
+//! muxer's substreams, after the handshake, so that the peer is known): a
+//! stream that has used its share waits until the buckets refill. A
+//! relay's forwarded bytes cross two of its connections, so they count
+//! against its caps in both directions: the caps bound relayed traffic too.
+//! Reading slowly is enough to slow a sender: the muxer's flow control
+//! (Yamux windows, QUIC's) stops it once the window is full.
+//!
+//! libp2p has no rate limiting of its own, and the crates that do token
+//! buckets (`governor`) count cells, not a debt of bytes already sent, so
+//! this small bucket is written here.
+
+use std::collections::HashMap;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::{AsyncRead, AsyncWrite};
+use libp2p::PeerId;
+use libp2p::core::muxing::{StreamMuxer, StreamMuxerBox, StreamMuxerEvent, SubstreamBox};
+use tokio::time::Instant;
+
+/// Bytes per second a node may send and receive; `None` is no cap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RateLimits {
+    /// All bytes sent, to every peer together.
+    pub upload: Option<u64>,
+    /// All bytes received, from every peer together.
+    pub download: Option<u64>,
+    /// Bytes sent to any one peer.
+    pub upload_per_peer: Option<u64>,
+    /// Bytes received from any one peer.
+    pub download_per_peer: Option<u64>,
+}
+
+impl RateLimits {
+    /// Whether any cap is set.
+    pub fn any(&self) -> bool {
+        self.upload.is_some()
+            || self.download.is_some()
+            || self.upload_per_peer.is_some()
+            || self.download_per_peer.is_some()
+    }
+}
+
+/// Most bytes a bucket holds: a quarter of a second's worth (a short
+/// transfer is not slowed), at least 64 KiB (a low cap still lets a whole
+/// frame through at once).
+fn burst(rate: u64) -> f64 {
+    (rate / 4).max(64 << 10) as f64
+}
+
+/// A token bucket of bytes. Tokens may go below zero: a stream is granted
+/// what the bucket holds, and a write or read may then move a little more
+/// or less; the debt is paid by waiting.
+#[derive(Debug)]
+struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn new(rate: u64, now: Instant) -> Self {
+        Self {
+            rate: rate.max(1) as f64,
+            burst: burst(rate),
+            tokens: burst(rate),
+            last: now,
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.last = now;
+    }
+
+    /// Bytes that may move now, or how long until some may.
+    fn available(&mut self, now: Instant) -> Result<usize, Duration> {
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            Ok(self.tokens as usize)
+        } else {
+            // Wait until the debt is paid and a useful amount is back: a
+            // hundredth of a second's worth, so that a slow cap does not
+            // wake a stream for every byte.
+            let wanted = (self.rate / 100.0).max(1.0);
+            Err(Duration::from_secs_f64((wanted - self.tokens) / self.rate))
+        }
+    }
+
+    fn spend(&mut self, bytes: usize) {
+        self.tokens -= bytes as f64;
+    }
+}
+
+type SharedBucket = Arc<Mutex<Bucket>>;
+
+/// The buckets of a node; hands out those of each new connection.
+#[derive(Debug)]
+pub(crate) struct Throttle {
+    limits: RateLimits,
+    upload: Option<SharedBucket>,
+    download: Option<SharedBucket>,
+    /// Per-peer buckets, shared by a peer's connections, dropped with the
+    /// last of them (weak references are swept as connections come).
+    peers: Mutex<HashMap<PeerId, std::sync::Weak<PeerBuckets>>>,
+}
+
+#[derive(Debug)]
+struct PeerBuckets {
+    upload: Option<SharedBucket>,
+    download: Option<SharedBucket>,
+}
+
+impl Throttle {
+    pub(crate) fn new(limits: RateLimits) -> Arc<Self> {
+        let now = Instant::now();
+        let bucket =
+            |rate: Option<u64>| rate.map(|rate| Arc::new(Mutex::new(Bucket::new(rate, now))));
+        Arc::new(Self {
+            limits,
+            upload: bucket(limits.upload),
+            download: bucket(limits.download),
+            peers: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn peer_buckets(&self, peer: PeerId) -> Arc<PeerBuckets> {
+        let mut peers = self
+            .peers
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if let Some(existing) = peers.get(&peer).and_then(std::sync::Weak::upgrade) {
+            return existing;
+        }
+        peers.retain(|_, weak| weak.strong_count() > 0);
+        let now = Instant::now();
+        let bucket =
+            |rate: Option<u64>| rate.map(|rate| Arc::new(Mutex::new(Bucket::new(rate, now))));
+        let buckets = Arc::new(PeerBuckets {
+            upload: bucket(self.limits.upload_per_peer),
+            download: bucket(self.limits.download_per_peer),
+        });
+        peers.insert(peer, Arc::downgrade(&buckets));
+        buckets
+    }
+
+    /// `muxer`, a new connection to `peer`, with every stream capped.
+    pub(crate) fn wrap(self: &Arc<Self>, peer: PeerId, muxer: StreamMuxerBox) -> StreamMuxerBox {
+        StreamMuxerBox::new(ThrottledMuxer {
+            inner: muxer,
+            throttle: self.clone(),
+            peer: self.peer_buckets(peer),
+        })
+    }
+}
+
+/// A connection whose streams are capped.
+struct ThrottledMuxer {
+    inner: StreamMuxerBox,
+    throttle: Arc<Throttle>,
+    peer: Arc<PeerBuckets>,
+}
+
+impl ThrottledMuxer {
+    fn throttled(&self, inner: SubstreamBox) -> Throttled {
+        let buckets = |node: &Option<SharedBucket>, peer: &Option<SharedBucket>| {
+            node.iter().chain(peer.iter()).cloned().collect::<Vec<_>>()
+        };
+        Throttled {
+            inner,
+            write: Direction::new(buckets(&self.throttle.upload, &self.peer.upload)),
+            read: Direction::new(buckets(&self.throttle.download, &self.peer.download)),
+            _peer: self.peer.clone(),
+        }
+    }
+}
+
+impl StreamMuxer for ThrottledMuxer {
+    type Substream = Throttled;
+    type Error = io::Error;
+
+    fn poll_inbound(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Self::Substream, Self::Error>> {
+        let stream = futures::ready!(Pin::new(&mut self.inner).poll_inbound(cx))?;
+        Poll::Ready(Ok(self.throttled(stream)))
+    }
+
+    fn poll_outbound(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Self::Substream, Self::Error>> {
+        let stream = futures::ready!(Pin::new(&mut self.inner).poll_outbound(cx))?;
+        Poll::Ready(Ok(self.throttled(stream)))
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<StreamMuxerEvent, Self::Error>> {
+        Pin::new(&mut self.inner).poll(cx)
+    }
+}
+
+/// One direction of a stream: the buckets it draws on, and the timer it
+/// waits on when they are empty.
+struct Direction {
+    buckets: Vec<SharedBucket>,
+    wait: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Direction {
+    fn new(buckets: Vec<SharedBucket>) -> Self {
+        Self {
+            buckets,
+            wait: None,
+        }
+    }
+
+    /// Bytes that may move now (at most `wanted`), or `Pending` with a
+    /// wake-up set for when some may.
+    fn grant(&mut self, cx: &mut Context<'_>, wanted: usize) -> Poll<usize> {
+        if self.buckets.is_empty() {
+            return Poll::Ready(wanted);
+        }
+        loop {
+            if let Some(wait) = self.wait.as_mut() {
+                futures::ready!(wait.as_mut().poll(cx));
+                self.wait = None;
+            }
+            let now = Instant::now();
+            let mut allowed = wanted;
+            let mut longest = Duration::ZERO;
+            for bucket in &self.buckets {
+                let mut bucket = bucket.lock().unwrap_or_else(|poison| poison.into_inner());
+                match bucket.available(now) {
+                    Ok(bytes) => allowed = allowed.min(bytes),
+                    Err(wait) => longest = longest.max(wait),
+                }
+            }
+            if longest.is_zero() {
+                return Poll::Ready(allowed.max(1).min(wanted));
+            }
+            self.wait = Some(Box::pin(tokio::time::sleep(longest)));
+        }
+    }
+
+    fn spend(&self, bytes: usize) {
+        for bucket in &self.buckets {
+            bucket
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .spend(bytes);
+        }
+    }
+}
+
+/// A stream whose reads and writes draw on the node's and the peer's
+/// buckets.
+pub(crate) struct Throttled {
+    inner: SubstreamBox,
+    write: Direction,
+    read: Direction,
+    /// Keeps the peer's buckets alive while the stream lives.
+    _peer: Arc<PeerBuckets>,
+}
+
+impl AsyncRead for Throttled {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let this = &mut *self;
+        let allowed = futures::ready!(this.read.grant(cx, buf.len()));
+        let read = futures::ready!(Pin::new(&mut this.inner).poll_read(cx, &mut buf[..allowed]))?;
+        this.read.spend(read);
+        Poll::Ready(Ok(read))
+    }
+}
+
+impl AsyncWrite for Throttled {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return Pin::new(&mut self.inner).poll_write(cx, buf);
+        }
+        let this = &mut *self;
+        let allowed = futures::ready!(this.write.grant(cx, buf.len()));
+        let written = futures::ready!(Pin::new(&mut this.inner).poll_write(cx, &buf[..allowed]))?;
+        this.write.spend(written);
+        Poll::Ready(Ok(written))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_bucket_grants_its_burst_then_makes_the_stream_wait_for_the_rate() {
+        let start = Instant::now();
+        let mut bucket = Bucket::new(1 << 20, start);
+        assert_eq!(bucket.available(start), Ok(256 << 10));
+        bucket.spend(256 << 10);
+        let wait = bucket.available(start).unwrap_err();
+        // A hundredth of a second's worth must come back first.
+        assert!(
+            (Duration::from_millis(9)..=Duration::from_millis(11)).contains(&wait),
+            "{wait:?}"
+        );
+        let later = start + Duration::from_millis(100);
+        let back = bucket.available(later).unwrap();
+        assert!((100_000..=110_000).contains(&back), "{back}");
+        // Never more than the burst, however long the wait.
+        let much_later = start + Duration::from_secs(3600);
+        assert_eq!(bucket.available(much_later), Ok(256 << 10));
+    }
+
+    #[test]
+    fn a_debt_is_paid_before_more_is_granted() {
+        let start = Instant::now();
+        let mut bucket = Bucket::new(400_000, start);
+        bucket.spend(100_000 + 200_000);
+        let wait = bucket.available(start).unwrap_err();
+        // 200,000 bytes of debt and 4,000 wanted at 400,000/s: 0.51 s.
+        assert!(
+            (Duration::from_millis(505)..=Duration::from_millis(515)).contains(&wait),
+            "{wait:?}"
+        );
+    }
+
+    #[test]
+    fn a_low_cap_still_lets_a_frame_through_at_once() {
+        let start = Instant::now();
+        let mut bucket = Bucket::new(1_000, start);
+        assert_eq!(bucket.available(start), Ok(64 << 10));
+    }
+
+    #[test]
+    fn peers_share_their_buckets_across_connections_and_drop_them_with_the_last() {
+        let throttle = Throttle::new(RateLimits {
+            upload_per_peer: Some(1 << 20),
+            ..RateLimits::default()
+        });
+        let peer = PeerId::random();
+        let first = throttle.peer_buckets(peer);
+        let second = throttle.peer_buckets(peer);
+        assert!(Arc::ptr_eq(&first, &second));
+        assert!(first.upload.is_some() && first.download.is_none());
+        drop((first, second));
+        let other = throttle.peer_buckets(PeerId::random());
+        assert_eq!(throttle.peers.lock().unwrap().len(), 1, "swept");
+        drop(other);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_direction_moves_at_the_rate() {
+        // 1 MiB/s, 3.25 MiB wanted in 64 KiB writes: the first quarter
+        // MiB at once (the burst), the other three over three seconds.
+        let now = Instant::now();
+        let bucket = Arc::new(Mutex::new(Bucket::new(1 << 20, now)));
+        let mut direction = Direction::new(vec![bucket]);
+        let mut moved = 0usize;
+        let total = (13 << 20) / 4;
+        while moved < total {
+            let granted =
+                std::future::poll_fn(|cx| direction.grant(cx, (64 << 10).min(total - moved))).await;
+            direction.spend(granted);
+            moved += granted;
+        }
+        let took = now.elapsed();
+        assert!(
+            (Duration::from_millis(2_900)..=Duration::from_millis(3_100)).contains(&took),
+            "{took:?}"
+        );
+    }
+}
