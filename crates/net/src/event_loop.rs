@@ -66,6 +66,10 @@ pub(crate) const PROVIDERS_ENOUGH: usize = 20;
 
 type Reply<T> = oneshot::Sender<T>;
 
+/// A peer lookup waiting for a dial to its target: the lookup so far, who
+/// waits for it, and whether the peer's record was asked already.
+type ConfirmDial = (PeerLookup, Reply<Result<PeerLookup, NetError>>, bool);
+
 /// A client waiting for a Kademlia query.
 enum QueryWaiter {
     FindPeer(PeerId, Reply<Result<PeerLookup, NetError>>),
@@ -105,7 +109,7 @@ pub(crate) struct EventLoop {
     /// table still had its addresses, waiting for a dial to them (at most
     /// one per lookup, so bounded by [`MAX_INFLIGHT_QUERIES`]). `true` once
     /// the peer record was asked too: a failed dial then ends the lookup.
-    confirm_dials: HashMap<ConnectionId, (PeerLookup, Reply<Result<PeerLookup, NetError>>, bool)>,
+    confirm_dials: HashMap<ConnectionId, ConfirmDial>,
     /// The remote address of every established connection (bounded by the
     /// connection limits).
     connection_addrs: HashMap<ConnectionId, Multiaddr>,
