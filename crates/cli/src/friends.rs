@@ -98,20 +98,29 @@ pub(crate) fn send(api: &ApiClient, to: &str, file: &Path) -> anyhow::Result<Str
         progress.finish(result.is_ok());
         result
     };
+    let interrupted = |error: &anyhow::Error| {
+        error
+            .downcast_ref::<NodeRefusal>()
+            .is_some_and(|refusal| refusal.kind == "interrupted")
+    };
+    let reopen = || File::open(file).with_context(|| format!("cannot read {}", file.display()));
     let delivery = match upload(opened, &path) {
         // The transfer broke off part way (the friend went away, its relay
-        // died): the friend kept nothing, so the file goes to its mailbox,
-        // sent again from the start. It arrives once.
-        Err(error)
-            if error
-                .downcast_ref::<NodeRefusal>()
-                .is_some_and(|refusal| refusal.kind == "interrupted") =>
-        {
+        // died): the friend kept nothing. Sent again from the start, once
+        // more the usual way (another relay of the friend's, a direct
+        // connection, else its mailbox), then straight to its mailbox. It
+        // arrives once.
+        Err(error) if interrupted(&error) => {
             eprintln!("{error}");
-            eprintln!("sending it to the mailbox of {to} instead");
-            let again =
-                File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
-            upload(again, &format!("{path}&via=mailbox"))?
+            eprintln!("sending it again: another way to {to}, else its mailbox");
+            match upload(reopen()?, &path) {
+                Err(error) if interrupted(&error) => {
+                    eprintln!("{error}");
+                    eprintln!("sending it to the mailbox of {to} instead");
+                    upload(reopen()?, &format!("{path}&via=mailbox"))?
+                }
+                result => result?,
+            }
         }
         result => result?,
     };
