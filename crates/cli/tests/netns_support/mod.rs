@@ -10,15 +10,20 @@
 //!
 //! Nothing here touches the host's own network: every interface is created
 //! directly inside one of the lab's namespaces (`ip link add ... netns`),
-//! bridges live in a namespace of their own, and no namespace has a default
-//! route, NAT or a link to the outside. Addresses are in 10.231.0.0/16
-//! (`netns.rs`) and 10.232.0.0/16 (`chaos.rs`).
+//! bridges live in a namespace of their own, and no namespace has a link to
+//! the outside. The only default routes and NAT are those of a home
+//! ([`Lab::home`]): its host's default route points at its router, whose
+//! nftables rules live in the router's own namespace and translate only
+//! towards the lab's "internet" bridge. Addresses are in 10.231.0.0/16
+//! (`netns.rs`), 10.232.0.0/16 (`chaos.rs`) and 10.233.0.0/16 (`nat.rs`).
 //!
 //! Beyond building networks, a lab can do to them what the world does:
 //! crash a node ([`Lab::kill`], SIGKILL) and start it again on the same data
 //! folder ([`Lab::restart`]), impair a link ([`Lab::impair`]: `tc netem`, or
 //! loss alone through nftables on kernels without netem), and cut or mend
-//! one ([`Lab::set_link`]).
+//! one ([`Lab::set_link`]). It can also put a host behind a NAT router that
+//! behaves like a home router's firewall ([`Lab::home`], [`Nat`]), and tell
+//! whether a TCP connection gets an answer ([`Lab::probe_tcp`]).
 //!
 //! Names: namespaces are `kithns<pid>-<lab>-<name>`, so parallel tests and runs
 //! never collide; interface names only need to be unique inside their own
@@ -148,17 +153,24 @@ impl Lab {
     /// `addr` (CIDR), and port `port` on the bridge. Adds a multicast route
     /// through `eth0` so that mDNS leaves by it; there is no default route.
     pub(crate) fn attach(&mut self, ns: &str, addr: &str, switch: &str, port: &str) {
-        self.veth(ns, "eth0", switch, port);
+        self.attach_as(ns, "eth0", addr, switch, port);
+        must(run(
+            "ip",
+            &["-n", ns, "route", "add", "224.0.0.0/4", "dev", "eth0"],
+        ));
+    }
+
+    /// Links `ns` to the bridge in `switch` as interface `iface` with
+    /// `addr` (CIDR), and port `port` on the bridge; no routes beyond the
+    /// subnet's.
+    fn attach_as(&mut self, ns: &str, iface: &str, addr: &str, switch: &str, port: &str) {
+        self.veth(ns, iface, switch, port);
         must(run(
             "ip",
             &["-n", switch, "link", "set", port, "master", "br0"],
         ));
         must(run("ip", &["-n", switch, "link", "set", port, "up"]));
-        self.configure(ns, "eth0", addr);
-        must(run(
-            "ip",
-            &["-n", ns, "route", "add", "224.0.0.0/4", "dev", "eth0"],
-        ));
+        self.configure(ns, iface, addr);
     }
 
     /// Links two namespaces point to point: `if_a` in `a` with `addr_a`,
@@ -450,6 +462,12 @@ impl Lab {
         }
     }
 
+    /// Everything node `index` logged so far (its stderr, across restarts).
+    pub(crate) fn log(&self, index: usize) -> String {
+        let path = &self.nodes[index].log;
+        std::fs::read_to_string(path).unwrap_or_else(|e| format!("(cannot read: {e})"))
+    }
+
     /// The tail of every node's log, for failure messages.
     pub(crate) fn log_tails(&self) -> String {
         let mut text = String::new();
@@ -511,6 +529,166 @@ impl Drop for Lab {
             }
         }
     }
+}
+
+/// Home networks behind NAT routers.
+impl Lab {
+    /// Builds a home network on the internet bridge in `switch`: a router
+    /// namespace `r<name>` and a host namespace `<name>1`, returned as a
+    /// [`Home`]. The router's WAN leg `wan0` (address `wan`, CIDR) is port
+    /// `p-r<name>` of the bridge; its LAN leg `lan0` takes the first address
+    /// of `lan` (a CIDR like `10.233.1.0/24`) and links point to point to
+    /// the host's `eth0`, which takes the second and routes everything
+    /// through the router. The router forwards (`ip_forward = 1`) and runs
+    /// nftables rules like a home router's (see [`Nat`] and [`nat_rules`]):
+    /// LAN connections leave masqueraded as its WAN address; from the WAN
+    /// only replies come in, and anything unsolicited, to the router or
+    /// through it, is dropped without an answer (no RST, no ICMP error).
+    pub(crate) fn home(
+        &mut self,
+        name: &str,
+        switch: &str,
+        wan: &str,
+        lan: &str,
+        nat: Nat,
+    ) -> Home {
+        let (network, prefix) = lan
+            .split_once('/')
+            .unwrap_or_else(|| panic!("{lan}: a LAN is a CIDR like 10.233.1.0/24"));
+        let network: std::net::Ipv4Addr = network
+            .parse()
+            .unwrap_or_else(|e| panic!("{lan}: not an IPv4 network: {e}"));
+        let gateway = std::net::Ipv4Addr::from(u32::from(network) + 1).to_string();
+        let host_addr = std::net::Ipv4Addr::from(u32::from(network) + 2).to_string();
+        let wan_addr = wan.split('/').next().unwrap_or(wan).to_owned();
+
+        let router_ns = self.namespace(&format!("r{name}"));
+        let host_ns = self.namespace(&format!("{name}1"));
+        self.attach_as(&router_ns, "wan0", wan, switch, &format!("p-r{name}"));
+        self.link(
+            &router_ns,
+            "lan0",
+            &format!("{gateway}/{prefix}"),
+            &host_ns,
+            "eth0",
+            &format!("{host_addr}/{prefix}"),
+        );
+        must(run(
+            "ip",
+            &["-n", &host_ns, "route", "add", "default", "via", &gateway],
+        ));
+        self.sysctl(&router_ns, "net.ipv4.ip_forward", "1");
+        if let Err(error) = run_with_input(
+            "ip",
+            &["netns", "exec", &router_ns, "nft", "-f", "-"],
+            &nat_rules(nat),
+        ) {
+            panic!("{name}: cannot set up the router's NAT (is nftables installed?): {error}");
+        }
+        Home {
+            router_ns,
+            host_ns,
+            wan_addr,
+            host_addr,
+            gateway,
+            nat,
+        }
+    }
+
+    /// Opens a TCP connection from namespace `ns` to `addr:port` (bash's
+    /// `/dev/tcp`) and says whether anything answered within `limit`.
+    pub(crate) fn probe_tcp(&self, ns: &str, addr: &str, port: u16, limit: Duration) -> Probe {
+        let secs = format!("{:.1}", limit.as_secs_f64());
+        let port = port.to_string();
+        let output = Command::new("ip")
+            .args(["netns", "exec", ns, "timeout", &secs, "bash", "-c"])
+            .arg(r#"exec 3<>"/dev/tcp/$0/$1""#)
+            .args([addr, &port])
+            .stdin(Stdio::null())
+            .output()
+            .expect("`ip netns exec ... bash` runs");
+        match output.status.code() {
+            Some(0) => Probe::Connected,
+            // `timeout` ran out: the SYNs went unanswered.
+            Some(124) => Probe::Silence,
+            _ => Probe::Refused(String::from_utf8_lossy(&output.stderr).trim().to_owned()),
+        }
+    }
+}
+
+/// How a home router ([`Lab::home`]) maps its LAN's connections to its WAN
+/// address. Both filter the same way (only replies come in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Nat {
+    /// Plain `masquerade`: Linux keeps a connection's source port whenever
+    /// the translated connection stays unique, so one local address:port is
+    /// seen as the same WAN address:port by every peer (endpoint-independent
+    /// mapping, what hole punching needs).
+    Cone,
+    /// `masquerade random,fully-random`: every connection gets a new random
+    /// port, so each peer sees another one (endpoint-dependent mapping, as
+    /// carrier-grade and some corporate NATs do).
+    Symmetric,
+}
+
+/// What [`Lab::home`] built.
+#[derive(Debug, Clone)]
+pub(crate) struct Home {
+    /// The router's namespace.
+    pub(crate) router_ns: String,
+    /// The host's namespace: start its node here.
+    pub(crate) host_ns: String,
+    /// The router's address on the internet bridge: what peers there see
+    /// the host's connections come from.
+    pub(crate) wan_addr: String,
+    /// The host's private address on its LAN.
+    pub(crate) host_addr: String,
+    /// The router's LAN address, the host's default gateway.
+    pub(crate) gateway: String,
+    /// The kind of NAT the router does.
+    pub(crate) nat: Nat,
+}
+
+/// What [`Lab::probe_tcp`] saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Probe {
+    /// The connection was accepted.
+    Connected,
+    /// An answer that refused it (RST, ICMP unreachable, no route), in
+    /// bash's words.
+    Refused(String),
+    /// No answer at all before the limit: the SYNs were dropped.
+    Silence,
+}
+
+/// The nftables ruleset of a home router: masquerade (per `nat`) on the
+/// WAN leg `wan0`; forwarding of replies and of anything the LAN `lan0`
+/// starts; silent drops for everything new from the WAN, to the router
+/// itself or through it.
+pub(crate) fn nat_rules(nat: Nat) -> String {
+    let masquerade = match nat {
+        Nat::Cone => "masquerade",
+        Nat::Symmetric => "masquerade random,fully-random",
+    };
+    format!(
+        "table ip kithnat {{
+    chain postrouting {{
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname \"wan0\" {masquerade}
+    }}
+    chain forward {{
+        type filter hook forward priority filter; policy drop;
+        ct state established,related accept
+        iifname \"lan0\" oifname \"wan0\" accept
+    }}
+    chain input {{
+        type filter hook input priority filter; policy accept;
+        iifname \"wan0\" ct state established,related accept
+        iifname \"wan0\" drop
+    }}
+}}
+"
+    )
 }
 
 /// Delay, jitter and loss for [`Lab::impair`], as `tc netem` takes them.
@@ -613,6 +791,37 @@ fn run(program: &str, args: &[&str]) -> Result<String, String> {
         .output()
         .map_err(|error| format!("cannot run {program}: {error}"))?;
     if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(format!(
+            "`{program} {}` failed ({}): {}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
+/// Runs a program with `input` on its stdin; its stdout on success, else a
+/// one-line reason.
+fn run_with_input(program: &str, args: &[&str], input: &str) -> Result<String, String> {
+    use std::io::Write as _;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|error| format!("cannot run {program}: {error}"))?;
+    let written = child
+        .stdin
+        .take()
+        .expect("a piped stdin")
+        .write_all(input.as_bytes());
+    let output = child
+        .wait_with_output()
+        .map_err(|error| format!("cannot wait for {program}: {error}"))?;
+    if output.status.success() && written.is_ok() {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {
         Err(format!(
