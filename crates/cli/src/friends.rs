@@ -139,8 +139,14 @@ fn describe(to: &str, delivery: &Delivery, what: &str) -> String {
                 .as_deref()
                 .map(|hash| format!(", blake3 {hash}"))
                 .unwrap_or_default();
+            // Node to node either way; a relay forwarded ciphertext only.
+            let path = delivery
+                .relay
+                .as_deref()
+                .map(|relay| format!(" through relay {relay}"))
+                .unwrap_or_default();
             format!(
-                "delivered {what}{size} to {to} directly (seq {}{hash})",
+                "delivered {what}{size} to {to} directly{path} (seq {}{hash})",
                 delivery.seq
             )
         }

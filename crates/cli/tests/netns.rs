@@ -196,7 +196,10 @@ fn nodes_without_a_route_talk_through_a_relay() {
     let sent = lab
         .kith(dialer, &["msg", &hidden_id, "through the relay"])
         .unwrap();
-    assert!(sent.contains("directly"), "{sent}");
+    assert!(
+        sent.contains(&format!("directly through relay {relay_id}")),
+        "{sent}"
+    );
     let inbox = lab.kith(hidden, &["inbox"]).unwrap();
     assert!(inbox.contains("through the relay"), "{inbox}");
 
@@ -208,7 +211,10 @@ fn nodes_without_a_route_talk_through_a_relay() {
     let sent = lab
         .kith(dialer, &["send", &hidden_id, photo.to_str().unwrap()])
         .unwrap();
-    assert!(sent.contains("directly"), "{sent}");
+    assert!(
+        sent.contains(&format!("directly through relay {relay_id}")),
+        "{sent}"
+    );
     let landed = lab.node(hidden).dir.join("inbox").join("photo.jpg");
     let received = std::fs::read(&landed)
         .unwrap_or_else(|e| panic!("{}: {e}; the send said {sent}", landed.display()));

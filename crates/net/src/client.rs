@@ -292,10 +292,7 @@ impl Client {
                 .filter(|(id, _)| *id == peer)
                 .map(|(_, addr)| addr)
                 .collect();
-            let relayed = |addr: &Multiaddr| {
-                addr.iter()
-                    .any(|part| matches!(part, libp2p::multiaddr::Protocol::P2pCircuit))
-            };
+            let relayed = crate::is_relayed;
             if open.is_empty() {
                 return Ok(false);
             }

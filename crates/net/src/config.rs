@@ -264,6 +264,26 @@ pub fn parse_multiaddr(text: &str) -> Result<Multiaddr, NetError> {
         })
 }
 
+/// The relay an address goes through: for
+/// `<relay addr>/p2p/<relay id>/p2p-circuit[/p2p/<peer>]`, the relay's id;
+/// `None` for an address that is not relayed.
+pub fn relay_of(addr: &Multiaddr) -> Option<PeerId> {
+    let mut relay = None;
+    for part in addr.iter() {
+        match part {
+            Protocol::P2p(peer) => relay = Some(peer),
+            Protocol::P2pCircuit => return relay,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Whether an address goes through a relay (`…/p2p-circuit…`).
+pub fn is_relayed(addr: &Multiaddr) -> bool {
+    addr.iter().any(|part| matches!(part, Protocol::P2pCircuit))
+}
+
 /// The peer id an address ends with (`…/p2p/<peer id>`), if any. For a
 /// relayed address (`<relay>/p2p/<relay id>/p2p-circuit/p2p/<peer>`) this is
 /// the destination, not the relay.
@@ -271,5 +291,30 @@ pub fn peer_id_of(addr: &Multiaddr) -> Option<PeerId> {
     match addr.iter().last() {
         Some(Protocol::P2p(peer)) => Some(peer),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_relay_of_an_address_is_the_peer_before_the_circuit() {
+        let relay = PeerId::random();
+        let peer = PeerId::random();
+        let circuit: Multiaddr =
+            format!("/ip4/10.0.0.1/tcp/4001/p2p/{relay}/p2p-circuit/p2p/{peer}")
+                .parse()
+                .unwrap();
+        assert!(is_relayed(&circuit));
+        assert_eq!(relay_of(&circuit), Some(relay));
+        assert_eq!(peer_id_of(&circuit), Some(peer));
+        let direct: Multiaddr = format!("/ip4/10.0.0.1/tcp/4001/p2p/{peer}")
+            .parse()
+            .unwrap();
+        assert!(!is_relayed(&direct));
+        assert_eq!(relay_of(&direct), None);
     }
 }

@@ -41,7 +41,7 @@ use crate::behaviour::{
     add_to_routing_table, most_established,
 };
 use crate::client::{Command, NetEvent, PeerLookup};
-use crate::config::{IDENTIFY_PROTOCOL, KAD_PROTOCOL, peer_id_of};
+use crate::config::{IDENTIFY_PROTOCOL, KAD_PROTOCOL, is_relayed, peer_id_of};
 use crate::error::describe;
 use crate::reachability::{
     AutoRelay, RELAY_HOP_PROTOCOL, Reachability, ReachabilityReport, ReachabilitySettings,
@@ -1715,11 +1715,6 @@ fn not_found(lookup: &PeerLookup) -> NetError {
         peer: lookup.peer,
         requests: lookup.requests,
     }
-}
-
-/// Whether an address goes through a relay (`…/p2p-circuit/…`).
-fn is_relayed(addr: &Multiaddr) -> bool {
-    addr.iter().any(|part| matches!(part, Protocol::P2pCircuit))
 }
 
 /// Whether an address is on the loopback interface (127.0.0.0/8, ::1).

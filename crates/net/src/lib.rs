@@ -82,8 +82,8 @@ use tracing::{debug, warn};
 
 pub use client::{Client, NetEvent, PeerLookup};
 pub use config::{
-    ConnectionLimits, IDENTIFY_PROTOCOL, KAD_PROTOCOL, NetConfig, RelayLimits, Timing,
-    parse_multiaddr, peer_id_of,
+    ConnectionLimits, IDENTIFY_PROTOCOL, KAD_PROTOCOL, NetConfig, RelayLimits, Timing, is_relayed,
+    parse_multiaddr, peer_id_of, relay_of,
 };
 pub use error::NetError;
 pub use libp2p::{Multiaddr, PeerId, StreamProtocol};

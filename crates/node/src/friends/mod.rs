@@ -118,6 +118,11 @@ pub struct Delivery {
     pub capability: Option<String>,
     /// For mail: why direct delivery did not work.
     pub direct_error: Option<String>,
+    /// For a direct delivery that went through a relay (the recipient
+    /// reachable only that way): the relay's peer id. The relay forwarded
+    /// ciphertext only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<String>,
 }
 
 /// Why a message or file could not be sent.
@@ -418,6 +423,25 @@ impl Friends {
         })
     }
 
+    /// The relay a delivery to `peer` went through: when every connection
+    /// to it is relayed, the relay of the first (a stream may take any
+    /// connection, so with a direct one open it is taken as direct).
+    async fn relay_in_use(&self, peer: PeerId) -> Option<String> {
+        let open: Vec<kith_net::Multiaddr> = self
+            .net()
+            .connections()
+            .await
+            .ok()?
+            .into_iter()
+            .filter(|(id, _)| *id == peer)
+            .map(|(_, addr)| addr)
+            .collect();
+        if open.is_empty() || !open.iter().all(kith_net::is_relayed) {
+            return None;
+        }
+        kith_net::relay_of(&open[0]).map(|relay| relay.to_string())
+    }
+
     /// Opens a direct stream to `peer`, looking it up in the DHT first if
     /// it is not connected. The error says why, and whether it came fast
     /// enough to be worth one more try (a connection that closed under
@@ -525,6 +549,7 @@ impl Friends {
                     mailbox_peers: 0,
                     capability: None,
                     direct_error: None,
+                    relay: self.relay_in_use(to).await,
                 });
             }
             Err(direct) => direct.to_string(),
@@ -557,6 +582,7 @@ impl Friends {
                     mailbox_peers: peers,
                     capability,
                     direct_error: Some(direct),
+                    relay: None,
                 })
             }
             Err(mailbox) => Err(SendError::Unreachable {
@@ -628,6 +654,7 @@ impl Friends {
                         mailbox_peers: 0,
                         capability: None,
                         direct_error: None,
+                        relay: self.relay_in_use(to).await,
                     }),
                     Err(direct::client::SendFailure::Source(error)) => {
                         Err(SendError::Source(error))
