@@ -36,6 +36,20 @@ fn a_send_under_an_upload_cap_moves_at_the_cap() {
     let landed = std::fs::read(receiver.dir.join("inbox").join("big.bin")).unwrap();
     assert!(landed == data, "the file differs");
     let rate = size as f64 / took.as_secs_f64() / f64::from(1 << 20);
+    let addr = std::fs::read_to_string(sender.dir.join("api.addr")).unwrap();
+    let token = std::fs::read_to_string(sender.dir.join("api.token")).unwrap();
+    let metrics = ureq::get(format!("http://{}/v1/metrics", addr.trim()))
+        .header("Authorization", format!("Bearer {}", token.trim()))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let waits = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("kith_net_upload_waits_total "))
+        .and_then(|value| value.trim().parse::<f64>().ok());
+    assert!(waits.is_some_and(|waits| waits > 0.0), "{metrics}");
     eprintln!("100 MB under a 10 MiB/s cap: {took:.1?} ({rate:.1} MiB/s)");
     // Uncapped, this send takes under half a second on loopback. The
     // bucket starts with a quarter of a second's worth (2.5 MiB), so the

@@ -368,6 +368,9 @@ fn metrics_are_served_in_the_prometheus_format_to_token_holders() {
         "kith_name_records 0\n",
         "kith_names_published 0\n",
         "kith_mirrors 0\n",
+        "kith_reachability_private 0\n",
+        "kith_relays 0\n",
+        "kith_net_upload_waits_total 0\n",
         "libp2p_swarm_connections_established_total",
         "libp2p_bandwidth_bytes_total",
     ] {

@@ -138,6 +138,7 @@ pub async fn spawn(
     // libp2p's own metrics (connections, bytes per protocol, DHT queries,
     // pings, identify, relay, hole punching), for `GET /v1/metrics`.
     let mut registry = prometheus_client::registry::Registry::default();
+    let rate_waits = throttle::WaitCounters::registered(&mut registry);
     let behaviour_config = config.clone();
     let in_memory = config.listen.iter().any(is_memory_addr);
     let mut swarm = SwarmBuilder::with_existing_identity(identity.keypair().clone())
@@ -158,7 +159,7 @@ pub async fn spawn(
                 config
                     .rate_limits
                     .any()
-                    .then(|| throttle::Throttle::new(config.rate_limits)),
+                    .then(|| throttle::Throttle::new(config.rate_limits, rate_waits.clone())),
             )
             .map_err(|error| Box::new(error) as Box<dyn std::error::Error + Send + Sync>)
         })

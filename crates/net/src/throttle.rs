@@ -84,17 +84,18 @@ impl Bucket {
         self.last = now;
     }
 
-    /// Bytes that may move now, or how long until some may.
-    fn available(&mut self, now: Instant) -> Result<usize, Duration> {
+    /// Bytes that may move now towards `wanted`, or how long until they
+    /// may. A grant is never smaller than `wanted` or a hundredth of a
+    /// second's worth, whichever is less: granting what trickled in since
+    /// the last call (a few bytes, microseconds later) would hold the rate
+    /// by moving tiny frames in a busy loop.
+    fn available(&mut self, now: Instant, wanted: usize) -> Result<usize, Duration> {
         self.refill(now);
-        if self.tokens >= 1.0 {
+        let least = (wanted as f64).min(self.rate / 100.0).max(1.0);
+        if self.tokens >= least {
             Ok(self.tokens as usize)
         } else {
-            // Wait until the debt is paid and a useful amount is back: a
-            // hundredth of a second's worth, so that a slow cap does not
-            // wake a stream for every byte.
-            let wanted = (self.rate / 100.0).max(1.0);
-            Err(Duration::from_secs_f64((wanted - self.tokens) / self.rate))
+            Err(Duration::from_secs_f64((least - self.tokens) / self.rate))
         }
     }
 
@@ -105,10 +106,37 @@ impl Bucket {
 
 type SharedBucket = Arc<Mutex<Bucket>>;
 
+/// How often streams waited for a cap, per direction (`/v1/metrics`:
+/// `kith_net_upload_waits_total`, `kith_net_download_waits_total`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WaitCounters {
+    pub(crate) upload: prometheus_client::metrics::counter::Counter,
+    pub(crate) download: prometheus_client::metrics::counter::Counter,
+}
+
+impl WaitCounters {
+    /// Counters registered in `registry`.
+    pub(crate) fn registered(registry: &mut prometheus_client::registry::Registry) -> Self {
+        let counters = Self::default();
+        registry.register(
+            "kith_net_upload_waits",
+            "Times a stream waited for the upload cap (max_upload, max_upload_per_peer)",
+            counters.upload.clone(),
+        );
+        registry.register(
+            "kith_net_download_waits",
+            "Times a stream waited for the download cap (max_download, max_download_per_peer)",
+            counters.download.clone(),
+        );
+        counters
+    }
+}
+
 /// The buckets of a node; hands out those of each new connection.
 #[derive(Debug)]
 pub(crate) struct Throttle {
     limits: RateLimits,
+    waits: WaitCounters,
     upload: Option<SharedBucket>,
     download: Option<SharedBucket>,
     /// Per-peer buckets, shared by a peer's connections, dropped with the
@@ -123,12 +151,13 @@ struct PeerBuckets {
 }
 
 impl Throttle {
-    pub(crate) fn new(limits: RateLimits) -> Arc<Self> {
+    pub(crate) fn new(limits: RateLimits, waits: WaitCounters) -> Arc<Self> {
         let now = Instant::now();
         let bucket =
             |rate: Option<u64>| rate.map(|rate| Arc::new(Mutex::new(Bucket::new(rate, now))));
         Arc::new(Self {
             limits,
+            waits,
             upload: bucket(limits.upload),
             download: bucket(limits.download),
             peers: Mutex::new(HashMap::new()),
@@ -179,8 +208,14 @@ impl ThrottledMuxer {
         };
         Throttled {
             inner,
-            write: Direction::new(buckets(&self.throttle.upload, &self.peer.upload)),
-            read: Direction::new(buckets(&self.throttle.download, &self.peer.download)),
+            write: Direction::new(
+                buckets(&self.throttle.upload, &self.peer.upload),
+                self.throttle.waits.upload.clone(),
+            ),
+            read: Direction::new(
+                buckets(&self.throttle.download, &self.peer.download),
+                self.throttle.waits.download.clone(),
+            ),
             _peer: self.peer.clone(),
         }
     }
@@ -223,13 +258,18 @@ impl StreamMuxer for ThrottledMuxer {
 struct Direction {
     buckets: Vec<SharedBucket>,
     wait: Option<Pin<Box<tokio::time::Sleep>>>,
+    waits: prometheus_client::metrics::counter::Counter,
 }
 
 impl Direction {
-    fn new(buckets: Vec<SharedBucket>) -> Self {
+    fn new(
+        buckets: Vec<SharedBucket>,
+        waits: prometheus_client::metrics::counter::Counter,
+    ) -> Self {
         Self {
             buckets,
             wait: None,
+            waits,
         }
     }
 
@@ -249,7 +289,7 @@ impl Direction {
             let mut longest = Duration::ZERO;
             for bucket in &self.buckets {
                 let mut bucket = bucket.lock().unwrap_or_else(|poison| poison.into_inner());
-                match bucket.available(now) {
+                match bucket.available(now, wanted) {
                     Ok(bytes) => allowed = allowed.min(bytes),
                     Err(wait) => longest = longest.max(wait),
                 }
@@ -257,6 +297,7 @@ impl Direction {
             if longest.is_zero() {
                 return Poll::Ready(allowed.max(1).min(wanted));
             }
+            self.waits.inc();
             self.wait = Some(Box::pin(tokio::time::sleep(longest)));
         }
     }
@@ -333,20 +374,25 @@ mod tests {
     fn a_bucket_grants_its_burst_then_makes_the_stream_wait_for_the_rate() {
         let start = Instant::now();
         let mut bucket = Bucket::new(1 << 20, start);
-        assert_eq!(bucket.available(start), Ok(256 << 10));
+        assert_eq!(bucket.available(start, 1 << 20), Ok(256 << 10));
         bucket.spend(256 << 10);
-        let wait = bucket.available(start).unwrap_err();
+        let wait = bucket.available(start, 1 << 20).unwrap_err();
         // A hundredth of a second's worth must come back first.
         assert!(
             (Duration::from_millis(9)..=Duration::from_millis(11)).contains(&wait),
             "{wait:?}"
         );
         let later = start + Duration::from_millis(100);
-        let back = bucket.available(later).unwrap();
+        let back = bucket.available(later, 1 << 20).unwrap();
         assert!((100_000..=110_000).contains(&back), "{back}");
         // Never more than the burst, however long the wait.
         let much_later = start + Duration::from_secs(3600);
-        assert_eq!(bucket.available(much_later), Ok(256 << 10));
+        assert_eq!(bucket.available(much_later, 1 << 20), Ok(256 << 10));
+        // What trickles in just after a grant is no grant: a frame waits
+        // for a useful amount, not for a few bytes at a time.
+        bucket.spend(256 << 10);
+        let trickle = much_later + Duration::from_micros(5);
+        assert!(bucket.available(trickle, 64 << 10).is_err());
     }
 
     #[test]
@@ -354,7 +400,7 @@ mod tests {
         let start = Instant::now();
         let mut bucket = Bucket::new(400_000, start);
         bucket.spend(100_000 + 200_000);
-        let wait = bucket.available(start).unwrap_err();
+        let wait = bucket.available(start, 1 << 20).unwrap_err();
         // 200,000 bytes of debt and 4,000 wanted at 400,000/s: 0.51 s.
         assert!(
             (Duration::from_millis(505)..=Duration::from_millis(515)).contains(&wait),
@@ -366,15 +412,18 @@ mod tests {
     fn a_low_cap_still_lets_a_frame_through_at_once() {
         let start = Instant::now();
         let mut bucket = Bucket::new(1_000, start);
-        assert_eq!(bucket.available(start), Ok(64 << 10));
+        assert_eq!(bucket.available(start, 1 << 20), Ok(64 << 10));
     }
 
     #[test]
     fn peers_share_their_buckets_across_connections_and_drop_them_with_the_last() {
-        let throttle = Throttle::new(RateLimits {
-            upload_per_peer: Some(1 << 20),
-            ..RateLimits::default()
-        });
+        let throttle = Throttle::new(
+            RateLimits {
+                upload_per_peer: Some(1 << 20),
+                ..RateLimits::default()
+            },
+            WaitCounters::default(),
+        );
         let peer = PeerId::random();
         let first = throttle.peer_buckets(peer);
         let second = throttle.peer_buckets(peer);
@@ -392,7 +441,8 @@ mod tests {
         // MiB at once (the burst), the other three over three seconds.
         let now = Instant::now();
         let bucket = Arc::new(Mutex::new(Bucket::new(1 << 20, now)));
-        let mut direction = Direction::new(vec![bucket]);
+        let waits = prometheus_client::metrics::counter::Counter::default();
+        let mut direction = Direction::new(vec![bucket], waits.clone());
         let mut moved = 0usize;
         let total = (13 << 20) / 4;
         while moved < total {
@@ -402,6 +452,7 @@ mod tests {
             moved += granted;
         }
         let took = now.elapsed();
+        assert!(waits.get() > 0, "the waits are counted");
         assert!(
             (Duration::from_millis(2_900)..=Duration::from_millis(3_100)).contains(&took),
             "{took:?}"

@@ -36,6 +36,7 @@ pub(crate) fn render(
     status: &NodeStatus,
     records: u64,
     names: NameFigures,
+    reachability: &kith_net::ReachabilityReport,
     libp2p: &kith_net::Client,
 ) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::with_prefix("kith");
@@ -82,6 +83,21 @@ pub(crate) fn render(
             names.published,
         ),
         ("mirrors", "Mirrors this node keeps", names.mirrors),
+        (
+            "reachability_public",
+            "1 while peers can dial this node directly (AutoNAT), else 0",
+            u64::from(reachability.reachability == kith_net::Reachability::Public),
+        ),
+        (
+            "reachability_private",
+            "1 while AutoNAT finds this node behind a NAT or firewall, else 0",
+            u64::from(reachability.reachability == kith_net::Reachability::Private),
+        ),
+        (
+            "relays",
+            "Relays holding a reservation for this node",
+            reachability.relays.len() as u64,
+        ),
     ] {
         gauge(&mut registry, name, help, value);
     }

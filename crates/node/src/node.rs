@@ -389,7 +389,9 @@ impl Node {
         let status = self.status().await?;
         let records = self.inner.store.usage().records;
         let names = self.inner.names.figures().await;
-        crate::metrics::render(&status, records, names, &self.inner.net).map_err(NodeError::Metrics)
+        let reachability = self.inner.net.reachability().await?;
+        crate::metrics::render(&status, records, names, &reachability, &self.inner.net)
+            .map_err(NodeError::Metrics)
     }
 
     /// Measures the round trip to a peer, connecting to it first (found
