@@ -37,6 +37,41 @@ async fn start_unlistening_with(
     common::TestNode { client, task, addr }
 }
 
+/// Sends `len` bytes from `from` to `to` on a stream of [`BULK`] and checks
+/// they arrive whole.
+async fn send_bytes(from: &common::TestNode, to: &common::TestNode, len: u32) {
+    let mut incoming = to.client.streams().accept(BULK).unwrap();
+    let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    let mut outgoing = from
+        .client
+        .streams()
+        .open_stream(to.client.local_peer_id(), BULK)
+        .await
+        .unwrap();
+    let sent = data.clone();
+    let writer = tokio::spawn(async move {
+        outgoing.write_all(&sent).await.unwrap();
+        outgoing.close().await.unwrap();
+    });
+    let (sender, mut stream) = tokio::time::timeout(Duration::from_secs(30), incoming.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(sender, from.client.local_peer_id());
+    let mut received = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut received))
+        .await
+        .unwrap()
+        .unwrap();
+    writer.await.unwrap();
+    assert!(
+        received == data,
+        "{} of {} bytes",
+        received.len(),
+        data.len()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peer_connects_through_a_relay() {
     // A: the relay. It must know itself reachable to offer relaying; on
@@ -101,36 +136,7 @@ async fn peer_connects_through_a_relay() {
     // more than the 1 MiB a circuit carried before (a photo sent to a
     // friend behind NAT was cut short).
     dialer.client.ping(hidden_id).await.unwrap();
-    let mut incoming = hidden.client.streams().accept(BULK).unwrap();
-    let data: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
-    let mut outgoing = dialer
-        .client
-        .streams()
-        .open_stream(hidden_id, BULK)
-        .await
-        .unwrap();
-    let sent = data.clone();
-    let writer = tokio::spawn(async move {
-        outgoing.write_all(&sent).await.unwrap();
-        outgoing.close().await.unwrap();
-    });
-    let (from, mut stream) = tokio::time::timeout(Duration::from_secs(30), incoming.next())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(from, dialer_id);
-    let mut received = Vec::new();
-    tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut received))
-        .await
-        .unwrap()
-        .unwrap();
-    writer.await.unwrap();
-    assert!(
-        received == data,
-        "{} of {} bytes",
-        received.len(),
-        data.len()
-    );
+    send_bytes(&dialer, &hidden, 4 << 20).await;
 
     stop_all(vec![dialer, hidden, relay]).await;
 }
@@ -226,36 +232,7 @@ async fn a_private_node_picks_a_relay_by_itself_and_is_found_by_peer_id() {
         "{known:?}"
     );
 
-    let mut incoming = hidden.client.streams().accept(BULK).unwrap();
-    let data: Vec<u8> = (0..1u32 << 20).map(|i| (i % 241) as u8).collect();
-    let mut outgoing = finder
-        .client
-        .streams()
-        .open_stream(hidden_id, BULK)
-        .await
-        .unwrap();
-    let sent = data.clone();
-    let writer = tokio::spawn(async move {
-        outgoing.write_all(&sent).await.unwrap();
-        outgoing.close().await.unwrap();
-    });
-    let (from, mut stream) = tokio::time::timeout(Duration::from_secs(30), incoming.next())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(from, finder.client.local_peer_id());
-    let mut received = Vec::new();
-    tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut received))
-        .await
-        .unwrap()
-        .unwrap();
-    writer.await.unwrap();
-    assert!(
-        received == data,
-        "{} of {} bytes",
-        received.len(),
-        data.len()
-    );
+    send_bytes(&finder, &hidden, 1 << 20).await;
     let connections = finder.client.connections().await.unwrap();
     assert!(
         connections.iter().any(
