@@ -26,7 +26,7 @@ use libp2p::swarm::{
     ConnectionDenied, ConnectionId, DialError, FromSwarm, NetworkBehaviour, THandler,
     THandlerInEvent, THandlerOutEvent, ToSwarm, dummy,
 };
-use libp2p::{Multiaddr, PeerId};
+use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
 
 use crate::behaviour::MAX_ADDRS_PER_PEER;
 
@@ -148,14 +148,25 @@ impl NetworkBehaviour for AddressBook {
     fn on_swarm_event(&mut self, event: FromSwarm<'_>) {
         match event {
             // Kademlia reports the address of every peer it adds to its
-            // routing table; identify, those a peer observes.
-            FromSwarm::NewExternalAddrOfPeer(found) => self.remember(found.peer_id, [found.addr]),
-            FromSwarm::DialFailure(failure) => {
-                if let (Some(peer), DialError::Transport(errors)) = (failure.peer_id, failure.error)
-                {
+            // routing table; identify, those a peer listens on, loopback
+            // ones too. A peer's 127.0.0.1 reaches it only from its own
+            // machine, where the event loop's table has it anyway; from
+            // anywhere else it reaches this node itself or a stranger, and
+            // one such address fails a whole dial by peer id (libp2p takes
+            // the first connection that opens, then finds the wrong peer).
+            FromSwarm::NewExternalAddrOfPeer(found) if !is_loopback(found.addr) => {
+                self.remember(found.peer_id, [found.addr]);
+            }
+            FromSwarm::DialFailure(failure) => match (failure.peer_id, failure.error) {
+                (Some(peer), DialError::Transport(errors)) => {
                     self.forget(&peer, errors.iter().map(|(addr, _)| addr.clone()));
                 }
-            }
+                // Someone else answered there.
+                (Some(peer), DialError::WrongPeerId { address, .. }) => {
+                    self.forget(&peer, [address.clone()]);
+                }
+                _ => {}
+            },
             _ => {}
         }
     }
@@ -171,6 +182,15 @@ impl NetworkBehaviour for AddressBook {
 
     fn poll(&mut self, _: &mut Context<'_>) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
         Poll::Pending
+    }
+}
+
+/// Whether an address is on the loopback interface (127.0.0.0/8, ::1).
+pub(crate) fn is_loopback(addr: &Multiaddr) -> bool {
+    match addr.iter().next() {
+        Some(Protocol::Ip4(ip)) => ip.is_loopback(),
+        Some(Protocol::Ip6(ip)) => ip.is_loopback(),
+        _ => false,
     }
 }
 

@@ -35,7 +35,7 @@ use libp2p::{
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, trace, warn};
 
-use crate::address_book::full_address;
+use crate::address_book::{full_address, is_loopback};
 use crate::behaviour::{
     Behaviour, BehaviourEvent, MAX_ADDRS_PER_PEER, MAX_PROVIDER_ADDRS, MAX_PROVIDER_KEYS,
     add_to_routing_table, most_established,
@@ -967,10 +967,13 @@ impl EventLoop {
                 let serves_kad = info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL);
                 if info.protocol_version == IDENTIFY_PROTOCOL && serves_kad {
                     // A peer's loopback address only reaches it from its own
-                    // machine; unless we listen on loopback too (then the
-                    // peer may well share our machine), it would only make
-                    // us dial ourselves or nothing.
-                    let keep_loopback = self.swarm.listeners().any(is_loopback);
+                    // machine; unless we reached it over loopback (then it
+                    // shares our machine), it would only make us, or
+                    // whoever we hand it to, dial itself or nothing. (A
+                    // node listening on 0.0.0.0 kept the 127.0.0.1 of
+                    // peers on other machines, and a peer looking one up
+                    // dialled itself: `cli/tests/nat.rs`.)
+                    let keep_loopback = self.connected_addrs.get(&peer_id).is_some_and(is_loopback);
                     let kad = &mut self.swarm.behaviour_mut().kad;
                     for addr in info
                         .listen_addrs
@@ -982,6 +985,19 @@ impl EventLoop {
                     }
                 } else {
                     trace!(%peer_id, version = %info.protocol_version, "not a kith DHT peer");
+                    // A peer that served the DHT and stopped (AutoNAT found
+                    // it behind NAT; identify tells us so at once) leaves
+                    // the table: Kademlia itself would only mark it
+                    // disconnected and keep handing its addresses out.
+                    if self
+                        .swarm
+                        .behaviour_mut()
+                        .kad
+                        .remove_peer(&peer_id)
+                        .is_some()
+                    {
+                        debug!(%peer_id, "no longer serves the DHT: out of the routing table");
+                    }
                 }
             }
             BehaviourEvent::Identify(_) => {}
@@ -1665,8 +1681,10 @@ impl EventLoop {
             let _ = reply.send(Ok(lookup));
             return;
         }
+        // Even while another dial to it runs: that one may be trying
+        // addresses that are dead (the record's are the ones to try now).
         let opts = DialOpts::peer_id(peer)
-            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .condition(PeerCondition::Disconnected)
             .build();
         let connection = opts.connection_id();
         match self.swarm.dial(opts) {
@@ -1714,15 +1732,6 @@ fn not_found(lookup: &PeerLookup) -> NetError {
     NetError::PeerNotFound {
         peer: lookup.peer,
         requests: lookup.requests,
-    }
-}
-
-/// Whether an address is on the loopback interface (127.0.0.0/8, ::1).
-fn is_loopback(addr: &Multiaddr) -> bool {
-    match addr.iter().next() {
-        Some(Protocol::Ip4(ip)) => ip.is_loopback(),
-        Some(Protocol::Ip6(ip)) => ip.is_loopback(),
-        _ => false,
     }
 }
 

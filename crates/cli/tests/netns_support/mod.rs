@@ -387,6 +387,26 @@ impl Lab {
             .collect())
     }
 
+    /// The command [`Lab::kith`] runs, not started yet: for a client that
+    /// runs while the test does something else (spawn it, then wait).
+    /// Stdin is closed; stdout and stderr are the caller's to set.
+    pub(crate) fn kith_command(&self, index: usize, args: &[&str]) -> Command {
+        let node = &self.nodes[index];
+        let mut command = Command::new("ip");
+        command
+            .args([
+                "netns",
+                "exec",
+                &node.ns,
+                env!("CARGO_BIN_EXE_kith"),
+                "--dir",
+            ])
+            .arg(&node.dir)
+            .args(args)
+            .stdin(Stdio::null());
+        command
+    }
+
     /// Runs `ip ARGS` (e.g. `-n ns route get ...`).
     pub(crate) fn ip(&self, args: &[&str]) -> Result<String, String> {
         run("ip", args)
