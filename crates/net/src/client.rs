@@ -136,6 +136,7 @@ pub struct Client {
     query_timeout: Duration,
     streams: crate::Control,
     metrics: Metrics,
+    throttle: Arc<crate::throttle::Throttle>,
 }
 
 /// libp2p's metrics registry, wrapped so that [`Client`] can keep deriving
@@ -162,6 +163,7 @@ impl Client {
         query_timeout: Duration,
         streams: crate::Control,
         metrics: Arc<prometheus_client::registry::Registry>,
+        throttle: Arc<crate::throttle::Throttle>,
     ) -> Self {
         Self {
             commands,
@@ -171,7 +173,19 @@ impl Client {
             query_timeout,
             streams,
             metrics: Metrics(metrics),
+            throttle,
         }
+    }
+
+    /// The caps on bytes per second in force ([`crate::RateLimits`]).
+    pub fn rate_limits(&self) -> crate::RateLimits {
+        self.throttle.limits()
+    }
+
+    /// New caps on bytes per second, for every stream from now on,
+    /// including those open now (`kith up` reloading its settings).
+    pub fn set_rate_limits(&self, limits: crate::RateLimits) {
+        self.throttle.set_limits(limits);
     }
 
     /// Appends libp2p's metrics (connections, bytes in and out per

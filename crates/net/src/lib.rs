@@ -139,6 +139,7 @@ pub async fn spawn(
     // pings, identify, relay, hole punching), for `GET /v1/metrics`.
     let mut registry = prometheus_client::registry::Registry::default();
     let rate_waits = throttle::WaitCounters::registered(&mut registry);
+    let throttle = throttle::Throttle::new(config.rate_limits, rate_waits);
     let behaviour_config = config.clone();
     let in_memory = config.listen.iter().any(is_memory_addr);
     let mut swarm = SwarmBuilder::with_existing_identity(identity.keypair().clone())
@@ -153,14 +154,7 @@ pub async fn spawn(
         })
         .map_err(|error| NetError::Setup(describe(&error)))?
         .with_other_transport(|keypair| {
-            ip_transport(
-                keypair,
-                config.limits.handshake_timeout,
-                config
-                    .rate_limits
-                    .any()
-                    .then(|| throttle::Throttle::new(config.rate_limits, rate_waits.clone())),
-            )
+            ip_transport(keypair, config.limits.handshake_timeout, throttle.clone())
             .map_err(|error| Box::new(error) as Box<dyn std::error::Error + Send + Sync>)
         })
         .map_err(|error| NetError::Setup(describe(&error)))?
@@ -243,6 +237,7 @@ pub async fn spawn(
         config.query_timeout,
         streams,
         std::sync::Arc::new(registry),
+        throttle,
     );
     Ok((client, task))
 }
@@ -303,7 +298,7 @@ type BoxedTransport =
 fn ip_transport(
     keypair: &libp2p::identity::Keypair,
     handshake_timeout: Duration,
-    throttle: Option<std::sync::Arc<throttle::Throttle>>,
+    throttle: std::sync::Arc<throttle::Throttle>,
 ) -> Result<BoxedTransport, noise::Error> {
     use libp2p::Transport as _;
     let ip = || -> Result<BoxedTransport, noise::Error> {
@@ -315,10 +310,7 @@ fn ip_transport(
             .or_transport(tcp_transport(keypair, handshake_timeout)?)
             .map(move |either, _| {
                 let (peer, muxer) = either.into_inner();
-                match &throttle {
-                    Some(throttle) => (peer, throttle.wrap(peer, muxer)),
-                    None => (peer, muxer),
-                }
+                (peer, throttle.wrap(peer, muxer))
             })
             .boxed())
     };

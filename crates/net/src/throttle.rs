@@ -10,6 +10,11 @@
 //! Reading slowly is enough to slow a sender: the muxer's flow control
 //! (Yamux windows, QUIC's) stops it once the window is full.
 //!
+//! The caps can change while the node runs ([`crate::Client::set_rate_limits`],
+//! on `SIGHUP`): every connection is wrapped, and its streams draw on
+//! buckets whose rate is set anew; while no cap is set, a stream checks one
+//! flag and moves on.
+//!
 //! libp2p has no rate limiting of its own, and the crates that do token
 //! buckets (`governor`) count cells, not a debt of bytes already sent, so
 //! this small bucket is written here.
@@ -17,6 +22,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -62,25 +68,48 @@ fn burst(rate: u64) -> f64 {
 /// or less; the debt is paid by waiting.
 #[derive(Debug)]
 struct Bucket {
-    rate: f64,
+    /// Bytes per second; `None`: no cap, every request granted.
+    rate: Option<f64>,
     burst: f64,
     tokens: f64,
     last: Instant,
 }
 
 impl Bucket {
-    fn new(rate: u64, now: Instant) -> Self {
-        Self {
-            rate: rate.max(1) as f64,
-            burst: burst(rate),
-            tokens: burst(rate),
+    fn new(rate: Option<u64>, now: Instant) -> Self {
+        let mut bucket = Self {
+            rate: None,
+            burst: 0.0,
+            tokens: 0.0,
             last: now,
+        };
+        bucket.set_rate(rate, now);
+        bucket
+    }
+
+    /// A new rate from now on; a bucket that had no cap starts full.
+    fn set_rate(&mut self, rate: Option<u64>, now: Instant) {
+        let Some(rate) = rate else {
+            self.rate = None;
+            return;
+        };
+        if self.rate.is_none() {
+            self.tokens = burst(rate);
+        } else {
+            self.refill(now);
         }
+        self.rate = Some(rate.max(1) as f64);
+        self.burst = burst(rate);
+        self.tokens = self.tokens.min(self.burst);
+        self.last = now;
     }
 
     fn refill(&mut self, now: Instant) {
+        let Some(rate) = self.rate else {
+            return;
+        };
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.tokens = (self.tokens + elapsed * rate).min(self.burst);
         self.last = now;
     }
 
@@ -90,17 +119,22 @@ impl Bucket {
     /// the last call (a few bytes, microseconds later) would hold the rate
     /// by moving tiny frames in a busy loop.
     fn available(&mut self, now: Instant, wanted: usize) -> Result<usize, Duration> {
+        let Some(rate) = self.rate else {
+            return Ok(wanted);
+        };
         self.refill(now);
-        let least = (wanted as f64).min(self.rate / 100.0).max(1.0);
+        let least = (wanted as f64).min(rate / 100.0).max(1.0);
         if self.tokens >= least {
             Ok(self.tokens as usize)
         } else {
-            Err(Duration::from_secs_f64((least - self.tokens) / self.rate))
+            Err(Duration::from_secs_f64((least - self.tokens) / rate))
         }
     }
 
     fn spend(&mut self, bytes: usize) {
-        self.tokens -= bytes as f64;
+        if self.rate.is_some() {
+            self.tokens -= bytes as f64;
+        }
     }
 }
 
@@ -135,10 +169,12 @@ impl WaitCounters {
 /// The buckets of a node; hands out those of each new connection.
 #[derive(Debug)]
 pub(crate) struct Throttle {
-    limits: RateLimits,
+    limits: Mutex<RateLimits>,
+    /// Whether any cap is set: streams look at nothing else while none is.
+    capped: Arc<AtomicBool>,
     waits: WaitCounters,
-    upload: Option<SharedBucket>,
-    download: Option<SharedBucket>,
+    upload: SharedBucket,
+    download: SharedBucket,
     /// Per-peer buckets, shared by a peer's connections, dropped with the
     /// last of them (weak references are swept as connections come).
     peers: Mutex<HashMap<PeerId, std::sync::Weak<PeerBuckets>>>,
@@ -146,39 +182,53 @@ pub(crate) struct Throttle {
 
 #[derive(Debug)]
 struct PeerBuckets {
-    upload: Option<SharedBucket>,
-    download: Option<SharedBucket>,
+    upload: SharedBucket,
+    download: SharedBucket,
 }
 
 impl Throttle {
     pub(crate) fn new(limits: RateLimits, waits: WaitCounters) -> Arc<Self> {
         let now = Instant::now();
-        let bucket =
-            |rate: Option<u64>| rate.map(|rate| Arc::new(Mutex::new(Bucket::new(rate, now))));
         Arc::new(Self {
-            limits,
+            limits: Mutex::new(limits),
+            capped: Arc::new(AtomicBool::new(limits.any())),
             waits,
-            upload: bucket(limits.upload),
-            download: bucket(limits.download),
+            upload: shared_bucket(limits.upload, now),
+            download: shared_bucket(limits.download, now),
             peers: Mutex::new(HashMap::new()),
         })
     }
 
+    /// The caps in force.
+    pub(crate) fn limits(&self) -> RateLimits {
+        *lock(&self.limits)
+    }
+
+    /// New caps, for every stream from now on, open ones included.
+    pub(crate) fn set_limits(&self, limits: RateLimits) {
+        let now = Instant::now();
+        *lock(&self.limits) = limits;
+        lock(&self.upload).set_rate(limits.upload, now);
+        lock(&self.download).set_rate(limits.download, now);
+        let peers = lock(&self.peers);
+        for buckets in peers.values().filter_map(std::sync::Weak::upgrade) {
+            lock(&buckets.upload).set_rate(limits.upload_per_peer, now);
+            lock(&buckets.download).set_rate(limits.download_per_peer, now);
+        }
+        self.capped.store(limits.any(), Ordering::Relaxed);
+    }
+
     fn peer_buckets(&self, peer: PeerId) -> Arc<PeerBuckets> {
-        let mut peers = self
-            .peers
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut peers = lock(&self.peers);
         if let Some(existing) = peers.get(&peer).and_then(std::sync::Weak::upgrade) {
             return existing;
         }
         peers.retain(|_, weak| weak.strong_count() > 0);
         let now = Instant::now();
-        let bucket =
-            |rate: Option<u64>| rate.map(|rate| Arc::new(Mutex::new(Bucket::new(rate, now))));
+        let limits = *lock(&self.limits);
         let buckets = Arc::new(PeerBuckets {
-            upload: bucket(self.limits.upload_per_peer),
-            download: bucket(self.limits.download_per_peer),
+            upload: shared_bucket(limits.upload_per_peer, now),
+            download: shared_bucket(limits.download_per_peer, now),
         });
         peers.insert(peer, Arc::downgrade(&buckets));
         buckets
@@ -194,6 +244,15 @@ impl Throttle {
     }
 }
 
+fn shared_bucket(rate: Option<u64>, now: Instant) -> SharedBucket {
+    Arc::new(Mutex::new(Bucket::new(rate, now)))
+}
+
+/// The lock, also when a holder panicked (a bucket is always consistent).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
 /// A connection whose streams are capped.
 struct ThrottledMuxer {
     inner: StreamMuxerBox,
@@ -203,18 +262,18 @@ struct ThrottledMuxer {
 
 impl ThrottledMuxer {
     fn throttled(&self, inner: SubstreamBox) -> Throttled {
-        let buckets = |node: &Option<SharedBucket>, peer: &Option<SharedBucket>| {
-            node.iter().chain(peer.iter()).cloned().collect::<Vec<_>>()
-        };
+        let throttle = &self.throttle;
         Throttled {
             inner,
             write: Direction::new(
-                buckets(&self.throttle.upload, &self.peer.upload),
-                self.throttle.waits.upload.clone(),
+                vec![throttle.upload.clone(), self.peer.upload.clone()],
+                throttle.capped.clone(),
+                throttle.waits.upload.clone(),
             ),
             read: Direction::new(
-                buckets(&self.throttle.download, &self.peer.download),
-                self.throttle.waits.download.clone(),
+                vec![throttle.download.clone(), self.peer.download.clone()],
+                throttle.capped.clone(),
+                throttle.waits.download.clone(),
             ),
             _peer: self.peer.clone(),
         }
@@ -257,6 +316,8 @@ impl StreamMuxer for ThrottledMuxer {
 /// waits on when they are empty.
 struct Direction {
     buckets: Vec<SharedBucket>,
+    /// The node's flag: whether any cap is set at all.
+    capped: Arc<AtomicBool>,
     wait: Option<Pin<Box<tokio::time::Sleep>>>,
     waits: prometheus_client::metrics::counter::Counter,
 }
@@ -264,10 +325,12 @@ struct Direction {
 impl Direction {
     fn new(
         buckets: Vec<SharedBucket>,
+        capped: Arc<AtomicBool>,
         waits: prometheus_client::metrics::counter::Counter,
     ) -> Self {
         Self {
             buckets,
+            capped,
             wait: None,
             waits,
         }
@@ -276,7 +339,8 @@ impl Direction {
     /// Bytes that may move now (at most `wanted`), or `Pending` with a
     /// wake-up set for when some may.
     fn grant(&mut self, cx: &mut Context<'_>, wanted: usize) -> Poll<usize> {
-        if self.buckets.is_empty() {
+        if !self.capped.load(Ordering::Relaxed) {
+            self.wait = None;
             return Poll::Ready(wanted);
         }
         loop {
@@ -288,7 +352,7 @@ impl Direction {
             let mut allowed = wanted;
             let mut longest = Duration::ZERO;
             for bucket in &self.buckets {
-                let mut bucket = bucket.lock().unwrap_or_else(|poison| poison.into_inner());
+                let mut bucket = lock(bucket);
                 match bucket.available(now, wanted) {
                     Ok(bytes) => allowed = allowed.min(bytes),
                     Err(wait) => longest = longest.max(wait),
@@ -303,11 +367,11 @@ impl Direction {
     }
 
     fn spend(&self, bytes: usize) {
+        if !self.capped.load(Ordering::Relaxed) {
+            return;
+        }
         for bucket in &self.buckets {
-            bucket
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner())
-                .spend(bytes);
+            lock(bucket).spend(bytes);
         }
     }
 }
@@ -373,7 +437,7 @@ mod tests {
     #[test]
     fn a_bucket_grants_its_burst_then_makes_the_stream_wait_for_the_rate() {
         let start = Instant::now();
-        let mut bucket = Bucket::new(1 << 20, start);
+        let mut bucket = Bucket::new(Some(1 << 20), start);
         assert_eq!(bucket.available(start, 1 << 20), Ok(256 << 10));
         bucket.spend(256 << 10);
         let wait = bucket.available(start, 1 << 20).unwrap_err();
@@ -398,7 +462,7 @@ mod tests {
     #[test]
     fn a_debt_is_paid_before_more_is_granted() {
         let start = Instant::now();
-        let mut bucket = Bucket::new(400_000, start);
+        let mut bucket = Bucket::new(Some(400_000), start);
         bucket.spend(100_000 + 200_000);
         let wait = bucket.available(start, 1 << 20).unwrap_err();
         // 200,000 bytes of debt and 4,000 wanted at 400,000/s: 0.51 s.
@@ -411,7 +475,7 @@ mod tests {
     #[test]
     fn a_low_cap_still_lets_a_frame_through_at_once() {
         let start = Instant::now();
-        let mut bucket = Bucket::new(1_000, start);
+        let mut bucket = Bucket::new(Some(1_000), start);
         assert_eq!(bucket.available(start, 1 << 20), Ok(64 << 10));
     }
 
@@ -428,7 +492,8 @@ mod tests {
         let first = throttle.peer_buckets(peer);
         let second = throttle.peer_buckets(peer);
         assert!(Arc::ptr_eq(&first, &second));
-        assert!(first.upload.is_some() && first.download.is_none());
+        assert_eq!(lock(&first.upload).rate, Some(f64::from(1 << 20)));
+        assert_eq!(lock(&first.download).rate, None);
         drop((first, second));
         let other = throttle.peer_buckets(PeerId::random());
         assert_eq!(throttle.peers.lock().unwrap().len(), 1, "swept");
@@ -440,9 +505,10 @@ mod tests {
         // 1 MiB/s, 3.25 MiB wanted in 64 KiB writes: the first quarter
         // MiB at once (the burst), the other three over three seconds.
         let now = Instant::now();
-        let bucket = Arc::new(Mutex::new(Bucket::new(1 << 20, now)));
+        let bucket = shared_bucket(Some(1 << 20), now);
         let waits = prometheus_client::metrics::counter::Counter::default();
-        let mut direction = Direction::new(vec![bucket], waits.clone());
+        let capped = Arc::new(AtomicBool::new(true));
+        let mut direction = Direction::new(vec![bucket], capped, waits.clone());
         let mut moved = 0usize;
         let total = (13 << 20) / 4;
         while moved < total {
@@ -457,5 +523,47 @@ mod tests {
             (Duration::from_millis(2_900)..=Duration::from_millis(3_100)).contains(&took),
             "{took:?}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn new_caps_reach_open_streams_and_lifting_them_frees_the_streams() {
+        let throttle = Throttle::new(RateLimits::default(), WaitCounters::default());
+        let peer = throttle.peer_buckets(PeerId::random());
+        let mut direction = Direction::new(
+            vec![throttle.upload.clone(), peer.upload.clone()],
+            throttle.capped.clone(),
+            WaitCounters::default().upload,
+        );
+        let send = |direction: &mut Direction, total: usize| {
+            let mut moved = 0;
+            let waker = futures::task::noop_waker();
+            let mut cx = Context::from_waker(&waker);
+            while moved < total {
+                match direction.grant(&mut cx, total - moved) {
+                    Poll::Ready(granted) => {
+                        direction.spend(granted);
+                        moved += granted;
+                    }
+                    Poll::Pending => break,
+                }
+            }
+            moved
+        };
+        // No cap: everything at once.
+        assert_eq!(send(&mut direction, 10 << 20), 10 << 20);
+        // A per-peer cap of 1 MiB/s set while the stream is open: its
+        // burst (a quarter of a second) goes, then the stream waits.
+        throttle.set_limits(RateLimits {
+            upload_per_peer: Some(1 << 20),
+            ..RateLimits::default()
+        });
+        assert_eq!(throttle.limits().upload_per_peer, Some(1 << 20));
+        assert_eq!(send(&mut direction, 10 << 20), 256 << 10);
+        // A peer that connects later gets the cap too.
+        let later = throttle.peer_buckets(PeerId::random());
+        assert_eq!(lock(&later.upload).rate, Some(f64::from(1 << 20)));
+        // Lifted: the same stream moves freely again.
+        throttle.set_limits(RateLimits::default());
+        assert_eq!(send(&mut direction, 10 << 20), 10 << 20);
     }
 }

@@ -19,6 +19,7 @@
 //! | `names` | names: publish, resolve, republish, and mirrors |
 //! | `feeds` | feeds: post, follow, replicate, the timeline |
 //! | [`config`] | [`NodeConfig`]: defaults, `config.toml` and flags, merged |
+//! | `reload` | [`Reload`]: settings read again on `SIGHUP`, applied live where they can be |
 //! | [`data_dir`] | [`DataDir`]: the node's folder (identity, lock, API token), written atomically, secrets 0600 |
 //! | [`peer_table`] | the saved peer table, to rejoin after a restart |
 //! | `side_db` | old `messages.redb` and `owned.redb` imported into the store at start, or moved aside when damaged |
@@ -53,6 +54,7 @@ mod names;
 mod node;
 pub mod peer_table;
 pub mod protocols;
+mod reload;
 mod side_db;
 mod slots;
 mod status;
@@ -80,3 +82,4 @@ pub use kith_net::{
 pub use kith_store::StoreError;
 pub use names::{MirrorInfo, MyName, NameOpError, NameSettings, Published, Resolved};
 pub use node::{Node, NodeError, NodeStatus, PeerInfo, STORE_DIR};
+pub use reload::Reload;
