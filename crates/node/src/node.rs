@@ -378,6 +378,7 @@ impl Node {
             shares_held: usage.shares,
             bytes_held: usage.bytes,
             quota: usage.quota,
+            rate_limits: self.inner.net.rate_limits().into(),
             upkeep: self.upkeep().counters(),
         })
     }

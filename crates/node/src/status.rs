@@ -17,6 +17,34 @@ pub struct PeerInfo {
     pub connections: Vec<Multiaddr>,
 }
 
+/// Bytes per second a node sends and receives at most; `None`: no cap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RateCaps {
+    /// All bytes sent (`max_upload`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_upload: Option<u64>,
+    /// All bytes received (`max_download`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_download: Option<u64>,
+    /// Bytes sent to any one peer (`max_upload_per_peer`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_upload_per_peer: Option<u64>,
+    /// Bytes received from any one peer (`max_download_per_peer`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_download_per_peer: Option<u64>,
+}
+
+impl From<kith_net::RateLimits> for RateCaps {
+    fn from(limits: kith_net::RateLimits) -> Self {
+        Self {
+            max_upload: limits.upload,
+            max_download: limits.download,
+            max_upload_per_peer: limits.upload_per_peer,
+            max_download_per_peer: limits.download_per_peer,
+        }
+    }
+}
+
 /// `kith status`: what a node holds and what its upkeep did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
@@ -33,6 +61,10 @@ pub struct NodeStatus {
     pub bytes_held: u64,
     /// Its store's quota in bytes.
     pub quota: u64,
+    /// The caps on bytes per second in force (`max_upload`, …; absent:
+    /// no cap). They change live when `config.toml` is reloaded.
+    #[serde(default)]
+    pub rate_limits: RateCaps,
     /// Repair, scrub and lease counters since start.
     #[serde(flatten)]
     pub upkeep: UpkeepCounters,
