@@ -258,6 +258,48 @@ pub(crate) enum Command {
         #[arg(long, default_value = "64M", value_name = "SIZE")]
         size: String,
     },
+    /// Run kith as a systemd service: write (or remove) a unit for `kith up`
+    /// with this data folder and this kith binary.
+    ///
+    /// A user unit (~/.config/systemd/user/kith.service) unless run as root
+    /// or with --system (/etc/systemd/system/kith.service, running as the
+    /// invoking user). The unit is sandboxed: the system read-only, home
+    /// read-only except the data folder. Prints the systemctl commands to
+    /// run next; runs none itself.
+    #[command(subcommand)]
+    Service(ServiceCommand),
+    /// Print a shell completion script: bash, zsh, fish, elvish or
+    /// powershell.
+    ///
+    /// e.g. `kith completions bash > ~/.local/share/bash-completion/completions/kith`,
+    /// `kith completions zsh > ~/.zfunc/_kith`,
+    /// `kith completions fish > ~/.config/fish/completions/kith.fish`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page kith(1) (roff), generated from this program's
+    /// own help: `kith man > ~/.local/share/man/man1/kith.1`.
+    Man {
+        /// Write one page per command into this folder instead (kith.1,
+        /// kith-put.1, kith-name-publish.1, ...).
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
+    /// Print TEXT (e.g. a capability) as a QR code in the terminal, for a
+    /// phone's camera.
+    Qr {
+        /// What to encode, e.g. a kith:... capability.
+        text: String,
+        /// Print an SVG image instead.
+        #[arg(long)]
+        svg: bool,
+        /// Dark squares as blocks, for a terminal with dark text on a light
+        /// background (the default suits light text on a dark one).
+        #[arg(long, conflicts_with = "svg")]
+        invert: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -378,4 +420,36 @@ pub(crate) struct UpArgs {
     /// e.g. 10MiB; 0 for no cap [default: no cap].
     #[arg(long, value_name = "RATE")]
     pub(crate) max_download: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ServiceCommand {
+    /// Write the systemd unit for `kith up` (or print it, with --dry-run).
+    ///
+    /// Creates the data folder if it is missing (the sandbox lets kith write
+    /// nowhere else). An existing unit with the same content is left as it
+    /// is; a different one is replaced only with --force.
+    Install(ServiceArgs),
+    /// Remove the systemd unit (or say which file, with --dry-run).
+    ///
+    /// Refuses while the service is enabled (run `systemctl [--user]
+    /// disable --now kith` first) unless --force. The data folder is kept.
+    Uninstall(ServiceArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServiceArgs {
+    /// A user unit, run by your own systemd (the default unless root).
+    #[arg(long, conflicts_with = "system")]
+    pub(crate) user: bool,
+    /// A system unit in /etc/systemd/system, started at boot (the default
+    /// for root; needs root to write).
+    #[arg(long)]
+    pub(crate) system: bool,
+    /// Print what would be written or removed, and change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Replace a different unit, or remove an enabled one.
+    #[arg(long)]
+    pub(crate) force: bool,
 }

@@ -10,6 +10,8 @@
 //! | [`files`] | `kith put`, `get`, `stat`, `rm` |
 //! | [`friends`] | `kith friend`, `msg`, `send`, `inbox` |
 //! | `demo` | `kith demo`, with the cargo feature `demo` (default) |
+//! | [`service`] | `kith service install`, `uninstall`: the systemd unit |
+//! | [`extras`] | `kith completions`, `man`, `qr` |
 //!
 //! # What it does
 //!
@@ -23,11 +25,13 @@ mod cli;
 mod client;
 #[cfg(feature = "demo")]
 mod demo;
+mod extras;
 mod feeds;
 mod files;
 mod folders;
 mod friends;
 mod names;
+mod service;
 
 use std::process::ExitCode;
 
@@ -106,7 +110,25 @@ fn status_lines(status: &kith_node::NodeStatus) -> Vec<String> {
             upkeep.swarm_redirects,
             upkeep.swarm_redirects_failed
         ),
+        format!("limits    {}", rate_caps_line(&status.rate_limits)),
     ]
+}
+
+/// `kith status`'s caps line: `upload 10.0 MiB/s (per peer 2.0 MiB/s), download no cap`.
+fn rate_caps_line(caps: &kith_node::RateCaps) -> String {
+    let rate = |rate: Option<u64>| match rate {
+        Some(rate) => format!("{}/s", kith_base::ByteSize(rate)),
+        None => "no cap".to_owned(),
+    };
+    let direction = |name: &str, all: Option<u64>, per_peer: Option<u64>| match per_peer {
+        Some(_) => format!("{name} {} (per peer {})", rate(all), rate(per_peer)),
+        None => format!("{name} {}", rate(all)),
+    };
+    format!(
+        "{}, {}",
+        direction("upload", caps.max_upload, caps.max_upload_per_peer),
+        direction("download", caps.max_download, caps.max_download_per_peer)
+    )
 }
 
 fn main() -> ExitCode {
@@ -153,6 +175,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Demo { nodes, size } = &cli.command {
         // The demo brings its own nodes and folders; it needs no data folder.
         return demo(*nodes, size);
+    }
+    // Nor do these (the service only needs the folder's path).
+    match cli.command {
+        Command::Service(command) => return service::run(cli.dir, command),
+        Command::Completions { shell } => return extras::completions(shell),
+        Command::Man { out_dir } => return extras::man(out_dir.as_deref()),
+        Command::Qr { text, svg, invert } => return extras::qr(&text, svg, invert),
+        _ => {}
     }
     let dir = match cli.dir {
         Some(path) => DataDir::new(path),
@@ -381,7 +411,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })?;
         }
         // Ran above, before a data folder was looked for.
-        Command::Demo { .. } => {}
+        Command::Demo { .. }
+        | Command::Service(_)
+        | Command::Completions { .. }
+        | Command::Man { .. }
+        | Command::Qr { .. } => {}
         Command::Stat { cap } => {
             cap.trim()
                 .parse::<kith_base::Capability>()
@@ -429,6 +463,8 @@ fn up(dir: DataDir, args: UpArgs) -> anyhow::Result<()> {
         max_download: args.max_download,
     };
     let config = NodeConfig::resolve(&file, &flags)?;
+    let started_with = config.clone();
+    let reload_dir = dir.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -440,6 +476,7 @@ fn up(dir: DataDir, args: UpArgs) -> anyhow::Result<()> {
         // SIGTERM that arrives before tokio listens kills the process
         // uncleanly.
         let shutdown = shutdown_signal()?;
+        let reloads = reload_on_hangup(reload_dir, flags, started_with, running.node().clone())?;
         let node = running.node();
         out!("kith node {}", node.peer_id());
         for addr in node.listen_addrs().await? {
@@ -449,8 +486,53 @@ fn up(dir: DataDir, args: UpArgs) -> anyhow::Result<()> {
         out!("gateway on http://{}/", running.gateway_addr());
         out!("api on {}", running.api_addr());
         running.run_until(shutdown).await;
+        reloads.abort();
         anyhow::Ok(())
     })
+}
+
+/// Reads `config.toml` again on each SIGHUP (systemd's `ExecReload`) and
+/// applies what can change live; the flags `kith up` was given still win.
+/// A file that does not parse is reported and changes nothing.
+fn reload_on_hangup(
+    dir: DataDir,
+    flags: Flags,
+    started_with: NodeConfig,
+    node: kith_node::Node,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    Ok(tokio::spawn(async move {
+        let mut current = started_with;
+        while hangups.recv().await.is_some() {
+            let config = ConfigFile::load(dir.root())
+                .map_err(anyhow::Error::from)
+                .and_then(|file| Ok(NodeConfig::resolve(&file, &flags)?));
+            let config = match config {
+                Ok(config) => config,
+                Err(error) => {
+                    tracing::error!("config.toml not reloaded, the settings stay as they were: {error:#}");
+                    continue;
+                }
+            };
+            let reload = node.reload(&current, &config);
+            for change in &reload.applied {
+                tracing::info!("config.toml reloaded: {change}");
+            }
+            if !reload.at_restart.is_empty() {
+                tracing::warn!(
+                    "config.toml reloaded; these settings changed but take effect at the next start: {}",
+                    reload.at_restart.join(", ")
+                );
+            }
+            if reload.is_empty() {
+                tracing::info!("config.toml reloaded: nothing changed");
+            }
+            // What is in force now; settings waiting for a restart are
+            // compared with what the node started with.
+            current.rate_limits = config.rate_limits;
+        }
+    }))
 }
 
 /// Listens for Ctrl-C and SIGTERM now; the future completes on either.

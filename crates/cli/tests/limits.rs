@@ -1,12 +1,16 @@
 //! Rate caps with real `kith up` processes on 127.0.0.1: `--max-upload`
-//! holds a direct send to its rate, and a bad rate is refused with a
-//! sentence naming the flag.
+//! holds a direct send to its rate, a bad rate is refused with a sentence
+//! naming the flag, and a cap written into `config.toml` takes effect on
+//! `SIGHUP` without a restart (a broken file changes nothing).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 
 use common::*;
 
@@ -72,4 +76,73 @@ fn a_bad_rate_is_refused_naming_the_flag() {
         let stderr = text(&output.stderr);
         assert!(stderr.contains(says), "{rate}: {stderr}");
     }
+}
+
+/// Sends SIGHUP to `node` and waits until its log has one more line
+/// containing `says` than before.
+fn hang_up_and_wait_for(node: &Daemon, says: &str) {
+    let before = node.stderr.lock().unwrap().matches(says).count();
+    kill(Pid::from_raw(node.child.id() as i32), Signal::SIGHUP).unwrap();
+    wait_for(
+        &format!("the node to log {says:?} after SIGHUP"),
+        Duration::from_secs(20),
+        || node.stderr.lock().unwrap().matches(says).count() > before,
+    );
+}
+
+#[test]
+fn a_cap_written_into_config_toml_holds_after_sighup_without_a_restart() {
+    let root = tempfile::tempdir().unwrap();
+    let sender = Daemon::start(&root.path().join("a"), &[]);
+    let receiver = Daemon::start(&root.path().join("b"), &["--bootstrap", sender.addr()]);
+    let config = sender.dir.join("config.toml");
+
+    // A file that does not parse is reported and changes nothing.
+    std::fs::write(&config, "max_upload = \"fast\"\n").unwrap();
+    hang_up_and_wait_for(&sender, "config.toml not reloaded");
+    let log = sender.stderr.lock().unwrap().clone();
+    assert!(log.contains("max_upload"), "the error names the key: {log}");
+
+    // A cap, and a setting that only a restart can change.
+    std::fs::write(&config, "max_upload = \"8MiB\"\nquota = \"1GiB\"\n").unwrap();
+    hang_up_and_wait_for(&sender, "config.toml reloaded: max_upload: no cap → 8.0 MiB/s");
+    let log = sender.stderr.lock().unwrap().clone();
+    assert!(
+        log.contains("take effect at the next start: quota"),
+        "{log}"
+    );
+
+    let status = kith(&sender.dir, &["status"]);
+    assert!(
+        text(&status.stdout).contains("limits    upload 8.0 MiB/s, download no cap"),
+        "{}",
+        text(&status.stdout)
+    );
+
+    let file = root.path().join("capped.bin");
+    let size = 40_000_000;
+    random_file(&file, size);
+    let started = Instant::now();
+    let sent = kith(
+        &sender.dir,
+        &["send", &receiver.peer_id, file.to_str().unwrap()],
+    );
+    let took = started.elapsed();
+    assert!(sent.status.success(), "{}", text(&sent.stderr));
+    assert_eq!(
+        std::fs::read(receiver.dir.join("inbox").join("capped.bin")).unwrap(),
+        std::fs::read(&file).unwrap()
+    );
+    eprintln!("40 MB under an 8 MiB/s cap set by SIGHUP: {took:.1?}");
+    // 40 MB at 8 MiB/s is 4.8 s, less the 2 MiB burst: at least 4.5 s.
+    // Uncapped it takes well under a second here.
+    assert!(
+        took.as_secs_f64() >= 4.3,
+        "the reloaded cap did not hold: {took:?} for 40 MB"
+    );
+
+    // Lifted again: the log says so.
+    std::fs::write(&config, "quota = \"1GiB\"\n").unwrap();
+    hang_up_and_wait_for(&sender, "config.toml reloaded: max_upload: 8.0 MiB/s → no cap");
+    sender.terminate();
 }

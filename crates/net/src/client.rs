@@ -162,8 +162,10 @@ impl Client {
         dial_timeout: Duration,
         query_timeout: Duration,
         streams: crate::Control,
-        metrics: Arc<prometheus_client::registry::Registry>,
-        throttle: Arc<crate::throttle::Throttle>,
+        (metrics, throttle): (
+            Arc<prometheus_client::registry::Registry>,
+            Arc<crate::throttle::Throttle>,
+        ),
     ) -> Self {
         Self {
             commands,

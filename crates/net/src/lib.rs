@@ -236,8 +236,7 @@ pub async fn spawn(
         config.dial_timeout,
         config.query_timeout,
         streams,
-        std::sync::Arc::new(registry),
-        throttle,
+        (std::sync::Arc::new(registry), throttle),
     );
     Ok((client, task))
 }
