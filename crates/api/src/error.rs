@@ -209,6 +209,16 @@ impl ApiError {
     pub(crate) fn internal(error: impl std::fmt::Display) -> Self {
         Self::new(ErrorKind::Internal, error.to_string())
     }
+
+    /// Its kind.
+    pub(crate) fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// Its sentence.
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 impl IntoResponse for ApiError {

@@ -61,10 +61,24 @@ const MAX_FOLDER_REQUEST: usize = 100 << 20;
 type ReportFn = Box<dyn Fn() -> GetReport + Send + Sync>;
 
 #[derive(Clone)]
-struct Files {
-    node: Node,
+pub(crate) struct Files {
+    pub(crate) node: Node,
     next_id: Arc<AtomicU64>,
     reports: Arc<Mutex<VecDeque<(u64, ReportFn)>>>,
+}
+
+impl Files {
+    /// Keeps a download's report (the last [`REPORTS_KEPT`] are kept);
+    /// its id, for `GET /v1/downloads/ID`.
+    pub(crate) fn keep_report(&self, report: ReportFn) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut reports = self.reports.lock().unwrap_or_else(|e| e.into_inner());
+        if reports.len() >= REPORTS_KEPT {
+            reports.pop_front();
+        }
+        reports.push_back((id, report));
+        id
+    }
 }
 
 /// The file routes, with their state.
@@ -77,6 +91,7 @@ pub(crate) fn router(node: Node) -> Router {
     Router::new()
         .route("/v1/put", post(put))
         .route("/v1/get", get(get_file))
+        .route("/v1/save", post(crate::save::save))
         .route(
             "/v1/folder",
             post(put_folder).layer(DefaultBodyLimit::max(MAX_FOLDER_REQUEST)),
@@ -109,7 +124,7 @@ fn parse_cap(text: &str) -> Result<Capability, ApiError> {
 
 /// What `CAP[/PATH]` in a query names: its capability, and the media type
 /// its folder lists for it.
-async fn resolve_query(
+pub(crate) async fn resolve_query(
     files: &Files,
     text: &str,
 ) -> Result<(Capability, Option<String>), ApiError> {
@@ -228,14 +243,7 @@ async fn get_file(
     let size = download.manifest().file_size();
     let name = download.manifest().meta().name().map(str::to_owned);
     let media = listed_media.or_else(|| download.manifest().meta().media_type().map(str::to_owned));
-    let id = files.next_id.fetch_add(1, Ordering::Relaxed);
-    {
-        let mut reports = files.reports.lock().unwrap_or_else(|e| e.into_inner());
-        if reports.len() >= REPORTS_KEPT {
-            reports.pop_front();
-        }
-        reports.push_back((id, Box::new(download.report_handle())));
-    }
+    let id = files.keep_report(Box::new(download.report_handle()));
     let mut response = Response::new(body_of(download.into_stream()));
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));

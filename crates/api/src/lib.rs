@@ -9,12 +9,14 @@
 //! |---|---|
 //! | `routes` | the [`router`]: every route and layer put together, and the node routes (health, id, peers, connect, ping, status, metrics, repair) |
 //! | `files` | the file and folder routes: put, get, folder, ls, resolve, downloads, stat, rm |
+//! | `save` | `POST /v1/save`: the node writes a fetched file to a local path itself (`kith get -o` on the same machine) |
 //! | `gateway` | the HTTP gateway for browsers, on its own listener: `/k/<cap>/path`, Range, ETag |
-//! | `friends` | the friend routes: msg, send, inbox, mail |
+//! | `friends` | the friend routes: msg, send, inbox (and its received files), mail, the address book |
+//! | `qr` | `GET /v1/qr`: a QR code of a text, as SVG, for the web app |
 //! | `names` | the name and mirror routes: publish, resolve, list; mirror, mirrors, rm |
 //! | `feeds` | the feed routes: post, follow, unfollow, the timeline |
 //! | `failures` | remembers the error answer of a named streamed request (`GET /v1/failures/ID`) |
-//! | `dashboard` | the web dashboard's static files (status, and the feed with a post box) |
+//! | `dashboard` | the web app's static files: files (upload, download, QR codes), friends, inbox, names, the feed, the node's state |
 //! | `security` | the guard: host, origin and bearer token checks |
 //! | `error` | leaf: every error answer — its kinds, one status per kind, the JSON body, the mapping of the node's errors |
 //! | [`types`] | leaf: the JSON request and answer bodies, shared with the command line |
@@ -42,6 +44,7 @@
 //! | `POST /v1/repair` | — | `{"checked","stripes","shares"}`: one repair round, now |
 //! | `POST /v1/put?shares=K/N&name=NAME` | the file's bytes (streamed) | `{"capability","size","stripes","shares","peers"}` |
 //! | `GET /v1/get?cap=CAP[/PATH]` | | the file's bytes (streamed, `Content-Length`, `Content-Type`, `x-kith-download: ID`) |
+//! | `POST /v1/save` | `{"cap","path"}` | NDJSON lines: `{"size","download","name"}`, `{"written"}`…, then `{"done":{"size"}}` or `{"error":{"error","message"}}`; the node writes the file to `path` (new, 0600) |
 //! | `POST /v1/folder?shares=K/N` | `{"entries":[{"name","capability","size"}]}` | `{"capability",…}` as put: the folder's capability |
 //! | `GET /v1/ls?cap=CAP[/PATH]` | | `{"capability","entries":[{"name","kind","size","media_type","capability"}]}` |
 //! | `GET /v1/resolve?cap=CAP/PATH` | | `{"capability","kind","media_type"}` |
@@ -51,6 +54,11 @@
 //! | `POST /v1/msg` | `{"to","text"}` | `{"to","seq","via":"direct"\|"mailbox","size","blake3","mailbox_peers","capability"}` |
 //! | `POST /v1/send?to=FRIEND&name=NAME&size=BYTES` | the file's bytes (streamed) | as `/v1/msg` |
 //! | `GET /v1/inbox?after=N&wait=SECS` | | `{"entries":[{"arrival","from","from_name","sent_at_ms","seq","received_at_ms","via","kind":"text"\|"file",…}]}` |
+//! | `GET /v1/inbox/file?arrival=N` | | the received file of inbox entry N (streamed, `Content-Disposition: attachment`) |
+//! | `GET /v1/friends` | | `{"friends":[{"name","peer_id"}]}`: the address book |
+//! | `POST /v1/friends` | `{"name","peer_id"}` | `{"name","peer_id","added"}` |
+//! | `POST /v1/friends/rm` | `{"name"}` | `{"name","peer_id"}` |
+//! | `GET /v1/qr?text=TEXT` | | `image/svg+xml`: TEXT's QR code |
 //! | `POST /v1/mail/check` | | `{"new"}` |
 //! | `GET /v1/mail/held?peer=PEER_ID` | | `{"letters","bytes"}` |
 //! | `POST /v1/names/publish` | `{"capability","label"?}` | `{"name","capability","sequence","published_at","expires_at","stored_on","asked"}` |
@@ -82,7 +90,10 @@ mod files;
 mod friends;
 mod gateway;
 mod names;
+mod openapi;
+mod qr;
 mod routes;
+mod save;
 mod security;
 mod serve;
 mod up;

@@ -39,6 +39,8 @@ pub fn router(node: Node, token: &str, local: SocketAddr) -> Router {
         .merge(crate::names::router(node.clone()))
         .merge(crate::feeds::router(node))
         .merge(crate::dashboard::router())
+        .merge(crate::qr::router())
+        .merge(crate::openapi::router())
         .merge(crate::failures::router(failures.clone()))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -407,3 +407,41 @@ pub struct Timeline {
     /// The feeds this node holds.
     pub feeds: Vec<kith_node::FeedInfo>,
 }
+
+/// `POST /v1/save`: its body and the lines of its answer.
+pub use crate::save::{SaveDone, SaveFailure, SaveLine, SaveRequest};
+
+/// One friend of the address book, in `GET /v1/friends` and the body of
+/// `POST /v1/friends`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Friend {
+    /// The petname: the user's own short name for the peer.
+    pub name: String,
+    /// Its peer id, `12D3KooW…`.
+    pub peer_id: String,
+}
+
+/// `GET /v1/friends`: the address book, by petname.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FriendList {
+    /// Every friend, sorted by petname.
+    pub friends: Vec<Friend>,
+}
+
+/// `POST /v1/friends`'s answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FriendAdded {
+    /// The petname.
+    pub name: String,
+    /// Its peer id.
+    pub peer_id: String,
+    /// `false` when the book already had this petname for this peer.
+    pub added: bool,
+}
+
+/// `POST /v1/friends/rm`'s body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FriendRemove {
+    /// The petname to remove.
+    pub name: String,
+}

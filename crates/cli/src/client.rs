@@ -62,6 +62,56 @@ impl ApiClient {
         format!("{}{path}#token={}", self.base, self.token)
     }
 
+    /// Whether the node runs on this machine as this user: its API is on
+    /// a loopback address and its token file belongs to the user running
+    /// this command. Only then may the node write files for it
+    /// (`POST /v1/save`): a path here means the same file there, and the
+    /// file the node creates is this user's to rename.
+    pub(crate) fn is_local_and_mine(&self) -> bool {
+        use std::os::unix::fs::MetadataExt as _;
+        let loopback = self
+            .base
+            .strip_prefix("http://")
+            .and_then(|addr| addr.parse::<std::net::SocketAddr>().ok())
+            .is_some_and(|addr| addr.ip().is_loopback());
+        let owner = |path: &std::path::Path| std::fs::metadata(path).ok().map(|meta| meta.uid());
+        let token_owner = owner(&std::path::Path::new(&self.dir).join("api.token"));
+        // Linux: /proc/self belongs to the process's effective user.
+        let me = owner(std::path::Path::new("/proc/self"));
+        loopback && token_owner.is_some() && token_owner == me
+    }
+
+    /// `POST path` with a JSON body, for a streamed answer: the response
+    /// on success, the node's error (a [`NodeRefusal`]) otherwise.
+    pub(crate) fn post_for_stream<B: Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<ureq::http::Response<ureq::Body>> {
+        let response = self
+            .transfer
+            .post(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .send_json(body);
+        let mut response = response.map_err(|error| self.connection_error(error))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let body = response
+            .body_mut()
+            .read_to_string()
+            .context("cannot read the node's answer")?;
+        Err(match serde_json::from_str::<ErrorBody>(&body) {
+            Ok(error) => NodeRefusal {
+                kind: error.error,
+                message: error.message,
+            }
+            .into(),
+            Err(_) => anyhow!("the node answered {status}"),
+        })
+    }
+
     /// `GET path`, decoded as `T`.
     pub(crate) fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         let response = self

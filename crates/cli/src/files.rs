@@ -114,6 +114,12 @@ pub(crate) fn get(api: &ApiClient, cap: &str, output: Option<&Path>) -> anyhow::
         file_cap = resolved.capability;
     }
     let target = output.filter(|path| *path != Path::new("-"));
+    if let Some(path) = target
+        && api.is_local_and_mine()
+        && save_here(api, &file_cap, path)?
+    {
+        return Ok(());
+    }
     // Check the destination before fetching anything.
     let mut temp = match target {
         Some(path) => Some(temp_beside(path)?),
@@ -135,6 +141,109 @@ pub(crate) fn get(api: &ApiClient, cap: &str, output: Option<&Path>) -> anyhow::
         eprintln!("wrote {} to {}", ByteSize(size), path.display());
     }
     Ok(())
+}
+
+/// Has the node write the file `cap` reads to `path` itself
+/// (`POST /v1/save`: no copy of every byte through the API), into a new
+/// file beside `path` that is renamed into place once complete. `false`
+/// if the node may not write there (it runs as another user, say): the
+/// caller then fetches through the API.
+fn save_here(api: &ApiClient, cap: &str, path: &Path) -> anyhow::Result<bool> {
+    use kith_api::types::{SaveLine, SaveRequest};
+    if path.is_dir() {
+        bail!("{} is a folder; give a file path to -o", path.display());
+    }
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let folder = std::path::absolute(&folder)
+        .with_context(|| format!("cannot write to {}", folder.display()))?;
+    let mut seed = [0u8; 8];
+    let _ = getrandom::fill(&mut seed);
+    let temp = folder.join(format!(
+        ".kith-get-{}-{}.part",
+        std::process::id(),
+        u64::from_le_bytes(seed)
+    ));
+    let request = SaveRequest {
+        cap: cap.to_owned(),
+        path: temp.display().to_string(),
+    };
+    let mut response = match api.post_for_stream("/v1/save", &request) {
+        Ok(response) => response,
+        Err(error)
+            if error
+                .downcast_ref::<crate::client::NodeRefusal>()
+                .is_some_and(|refusal| refusal.kind == "forbidden") =>
+        {
+            return Ok(false);
+        }
+        Err(error) => return Err(error),
+    };
+    // Whatever happens below, no partial file stays behind.
+    let cleanup = TempGuard(Some(temp.clone()));
+    let progress = Progress::new("fetched", None);
+    let mut shown = 0u64;
+    let mut outcome: anyhow::Result<(u64, Option<String>)> = Err(anyhow!(
+        "the node stopped before the file was written (see its log for why); nothing was written"
+    ));
+    let mut download = None;
+    let lines = std::io::BufReader::new(response.body_mut().as_reader());
+    for line in std::io::BufRead::lines(lines) {
+        let line = line.context("the node's answer broke off")?;
+        match serde_json::from_str::<SaveLine>(&line)
+            .context("the node's answer is not what this kith expects")?
+        {
+            SaveLine::Started { size, download: id, .. } => {
+                progress.set_total_if_unknown(size);
+                download = Some(id.to_string());
+            }
+            SaveLine::Written { written } => {
+                progress.add(written.saturating_sub(shown));
+                shown = shown.max(written);
+            }
+            SaveLine::Done { done } => {
+                progress.add(done.size.saturating_sub(shown));
+                outcome = Ok((done.size, download.clone()));
+                break;
+            }
+            SaveLine::Failed { error } => {
+                outcome = Err(crate::client::NodeRefusal {
+                    kind: error.error,
+                    message: error.message,
+                }
+                .into());
+                break;
+            }
+        }
+    }
+    progress.finish(outcome.is_ok());
+    if let Some(id) = download.as_deref() {
+        report_bad_shares(api, id);
+    }
+    let (size, _) = outcome?;
+    std::fs::rename(&temp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    cleanup.disarm();
+    eprintln!("wrote {} to {}", ByteSize(size), path.display());
+    Ok(true)
+}
+
+/// Removes a file when dropped, unless disarmed.
+struct TempGuard(Option<PathBuf>);
+
+impl TempGuard {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// Fetches the file `cap` reads into `to`, counting into `progress` (whose

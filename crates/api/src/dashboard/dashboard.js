@@ -1,8 +1,11 @@
-// The dashboard's only script. It reads the API token from the page
+// The web app's first script: the token, the API helper, and the pages
+// that show the node's state (Home's cards, Network's tables, the names
+// and mirrors tables) and its feed. It reads the API token from the page
 // address's fragment (#token=…, which browsers never send to a server),
-// keeps it for this tab only, and polls the node's own API with it; the
-// post box is its one write (POST /v1/post). Every value is written with
-// textContent: nothing from the API is ever parsed as HTML.
+// keeps it for this tab only, and polls the node's own API with it. The
+// other pages are in app.js, files.js, friends.js, names.js and charts.js,
+// loaded after this one, which use its helpers. Every value is written
+// with textContent: nothing from the API is ever parsed as HTML.
 "use strict";
 
 const fragment = new URLSearchParams(location.hash.slice(1));
@@ -13,6 +16,10 @@ if (fragment.has("token")) {
 const token = sessionStorage.getItem("kith-token");
 
 const $ = (id) => document.getElementById(id);
+
+// Called with (status, id, peers) after every refresh that reached the
+// node: the charts and the pages in the other scripts.
+const onStatus = [];
 
 function bytes(n) {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -148,8 +155,14 @@ async function refresh() {
       const tr = document.createElement("tr");
       const path = mirror.target.startsWith("kith:") ? "k/" + mirror.target + "/" : "n/" + mirror.target + "/";
       const state = mirror.error ? "failing: " + mirror.error : (mirror.held ? "complete" : "copying");
+      const stop = el("button", "link", "Stop");
+      stop.type = "button";
+      stop.title = "stop mirroring (the copy here is dropped)";
+      stop.addEventListener("click", () => unmirror(mirror.target, stop));
+      const actions = cell("");
+      actions.append(stop);
       tr.append(siteLink(mirror.target, path), cell(mirror.sequence == null ? "–" : String(mirror.sequence)),
-        cell(String(mirror.files)), cell(bytes(mirror.bytes)), cell(state));
+        cell(String(mirror.files)), cell(bytes(mirror.bytes)), cell(state), actions);
       return tr;
     }));
     $("peer-list").tBodies[0].replaceChildren(...peers.peers.map((peer) => {
@@ -167,6 +180,13 @@ async function refresh() {
       tr.append(id, via, addrs);
       return tr;
     }));
+    for (const listener of onStatus) {
+      try {
+        listener(status, id, peers);
+      } catch (error) {
+        console.error(error);
+      }
+    }
   } catch (error) {
     $("state").textContent = "unreachable";
     $("state").className = "state down";
@@ -174,6 +194,18 @@ async function refresh() {
     return;
   }
   await refreshFeed();
+}
+
+// Stops mirroring `target` (the Stop button of its row).
+async function unmirror(target, button) {
+  button.disabled = true;
+  try {
+    await api("/v1/mirrors/rm", { target });
+    await refresh();
+  } catch (error) {
+    problem("The mirror was not stopped: " + error.message);
+    button.disabled = false;
+  }
 }
 
 // The feed: this node's timeline (its own posts and those of the feeds it

@@ -222,3 +222,74 @@ impl Drop for ChromeDriver {
         let _ = self.child.wait();
     }
 }
+
+impl ChromeDriver {
+    /// As [`ChromeDriver::session`], with what the page downloads saved
+    /// into `downloads` without asking (the web app's saved files).
+    pub async fn session_saving_to(&mut self, width: u32, height: u32, downloads: &Path) -> Client {
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless=new",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    format!("--window-size={width},{height}"),
+                ],
+                "prefs": {
+                    "download.default_directory": downloads.display().to_string(),
+                    "download.prompt_for_download": false,
+                    "download.directory_upgrade": true,
+                    "safebrowsing.enabled": false,
+                },
+            },
+        });
+        let Value::Object(capabilities) = capabilities else {
+            unreachable!()
+        };
+        let connect = ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await;
+        let client = match connect {
+            Ok(client) => client,
+            Err(error) => panic!(
+                "chromedriver could not start Chromium: {error}; its log:\n{}",
+                self.log_text()
+            ),
+        };
+        self.session = client.session_id().await.unwrap();
+        client
+    }
+}
+
+/// Waits until the browser has saved `name` in `downloads` completely
+/// (`expected` bytes, no `.crdownload` left), for at most
+/// [`BROWSER_LIMIT`]; its bytes.
+pub async fn saved_file(downloads: &Path, name: &str, expected: usize) -> Vec<u8> {
+    let path = downloads.join(name);
+    let deadline = Instant::now() + BROWSER_LIMIT;
+    loop {
+        let partial = fs::read_dir(downloads)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .any(|entry| entry.file_name().to_string_lossy().ends_with(".crdownload"))
+            })
+            .unwrap_or(false);
+        if let Ok(bytes) = fs::read(&path)
+            && bytes.len() == expected
+            && !partial
+        {
+            return bytes;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {BROWSER_LIMIT:?} waiting for the browser to save {}",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
