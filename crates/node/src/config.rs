@@ -4,7 +4,8 @@
 //! built-in defaults, `DIR/config.toml`, and `kith up` flags. List settings
 //! (listen and bootstrap addresses) given on the command line replace the
 //! file's list rather than adding to it, so a flag always means exactly what
-//! it says.
+//! it says. `kith up` reads the file again on `SIGHUP` and applies what
+//! can change live ([`crate::Reload`]).
 //!
 //! ```toml
 //! # DIR/config.toml — every key is optional
@@ -22,6 +23,10 @@
 //! reachability = "auto"      # or "private": behind NAT for sure, pick relays at once
 //! max_upload = "10MiB"       # bytes per second sent, all peers together [no cap]
 //! max_download = "20MiB"     # received [no cap]; per peer: max_upload_per_peer, max_download_per_peer
+//! quota_per_peer = "10%"     # of the quota, that one peer's shares may take ["25%"]; or a size, or "none"
+//! max_connections_per_peer = 4  # connections with one peer at once [4; at least 2]
+//! mailbox_letters_per_peer = 100  # letters held for offline peers from one sender [128]
+//! mailbox_bytes_per_peer = "1MiB" # bytes of those letters from one sender ["4MiB"]
 //! api = "127.0.0.1:5050"
 //! gateway = "127.0.0.1:8080"  # the HTTP gateway for browsers [127.0.0.1, any port]
 //! quota = "50G"
@@ -98,6 +103,9 @@ pub struct NodeConfig {
     pub reachability: kith_net::ReachabilitySettings,
     /// Caps on bytes per second sent and received (none by default).
     pub rate_limits: kith_net::RateLimits,
+    /// What any one peer may take of this node: its part of the quota and
+    /// connections at once (the mailbox's are in `friends.mail_limits`).
+    pub peer_limits: PeerLimits,
 }
 
 impl Default for NodeConfig {
@@ -125,6 +133,7 @@ impl Default for NodeConfig {
             relay_limits: kith_net::RelayLimits::default(),
             reachability: kith_net::ReachabilitySettings::default(),
             rate_limits: kith_net::RateLimits::default(),
+            peer_limits: PeerLimits::default(),
         }
     }
 }
@@ -373,6 +382,159 @@ fn rate_settings(
     Ok(())
 }
 
+/// What any one peer may take of this node (see [`NodeConfig::peer_limits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PeerLimits {
+    /// The part of the store quota the shares leased by one peer may
+    /// take; a put past it is refused and the uploader places the share
+    /// on another peer.
+    pub quota_per_peer: QuotaShare,
+    /// Most established connections with one peer at once (a relayed and
+    /// a direct one during hole punching need two).
+    pub max_connections_per_peer: u32,
+}
+
+impl Default for PeerLimits {
+    fn default() -> Self {
+        Self {
+            quota_per_peer: QuotaShare::Percent(DEFAULT_QUOTA_PER_PEER_BP),
+            max_connections_per_peer: kith_net::ConnectionLimits::default()
+                .max_established_per_peer,
+        }
+    }
+}
+
+/// The default part of the quota one peer may take: 25 %, in basis points.
+/// A quarter: a stranger cannot take the whole store, and a small group of
+/// friends (three or four nodes holding each other's files) is not held
+/// back.
+pub const DEFAULT_QUOTA_PER_PEER_BP: u32 = 2_500;
+
+/// How much of the quota one peer may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaShare {
+    /// A part of the quota, in basis points (1/100 of a percent): 1000 is
+    /// 10 %. With no `quota` set, the quota is the one the node picks (a
+    /// tenth of the free disk, at most 100 GiB), and this is a part of it.
+    Percent(u32),
+    /// At most this many bytes.
+    Bytes(u64),
+    /// No cap: any one peer may fill the quota.
+    Unlimited,
+}
+
+impl QuotaShare {
+    /// The cap in bytes under a quota of `quota` bytes (`u64::MAX`: none).
+    pub fn of(self, quota: u64) -> u64 {
+        match self {
+            Self::Percent(bp) => {
+                u64::try_from(u128::from(quota) * u128::from(bp) / 10_000).unwrap_or(u64::MAX)
+            }
+            Self::Bytes(bytes) => bytes,
+            Self::Unlimited => u64::MAX,
+        }
+    }
+}
+
+/// Why a `quota_per_peer` value is not usable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum QuotaShareError {
+    /// Ends in `%` but is not a number before it.
+    #[error("{0:?} is not a percentage; write e.g. \"10%\" or \"2.5%\"")]
+    NotAPercentage(String),
+    /// A percentage outside 0.01 % to 100 %.
+    #[error("{0:?}: a percentage from 0.01% to 100% (or \"none\" for no cap)")]
+    OutOfRange(String),
+    /// Neither a percentage nor a size.
+    #[error(
+        "{0:?} is neither a percentage of the quota such as \"10%\", a size such as \"5GiB\", \
+         nor \"none\""
+    )]
+    NotASize(String),
+}
+
+impl std::str::FromStr for QuotaShare {
+    type Err = QuotaShareError;
+
+    /// `"10%"`, `"2.5%"`, a size such as `"5GiB"`, or `"none"` (also `"0"`).
+    fn from_str(text: &str) -> Result<Self, QuotaShareError> {
+        let text = text.trim();
+        if text == "0" || text.eq_ignore_ascii_case("none") {
+            return Ok(Self::Unlimited);
+        }
+        if let Some(number) = text.strip_suffix('%') {
+            let percent: f64 = number
+                .trim()
+                .parse()
+                .map_err(|_| QuotaShareError::NotAPercentage(text.to_owned()))?;
+            if !(0.01..=100.0).contains(&percent) {
+                return Err(QuotaShareError::OutOfRange(text.to_owned()));
+            }
+            return Ok(Self::Percent((percent * 100.0).round() as u32));
+        }
+        let bytes = text
+            .parse::<ByteSize>()
+            .map_err(|_| QuotaShareError::NotASize(text.to_owned()))?;
+        Ok(Self::Bytes(bytes.0))
+    }
+}
+
+/// Reads the per-peer limits: `quota_per_peer`, `max_connections_per_peer`,
+/// `mailbox_letters_per_peer` and `mailbox_bytes_per_peer`.
+fn peer_limit_settings(file: &ConfigFile, config: &mut NodeConfig) -> Result<(), ConfigError> {
+    let invalid = |key: &str, message: String| ConfigError::Value {
+        source_name: CONFIG_FILE.to_owned(),
+        message: format!("{key}: {message}"),
+    };
+    if let Some(text) = &file.quota_per_peer {
+        config.peer_limits.quota_per_peer = text
+            .parse()
+            .map_err(|error: QuotaShareError| invalid("quota_per_peer", error.to_string()))?;
+    }
+    if let Some(count) = file.max_connections_per_peer {
+        if !(2..=64).contains(&count) {
+            return Err(invalid(
+                "max_connections_per_peer",
+                format!(
+                    "{count}: from 2 to 64 (a relayed and a direct connection to the same peer \
+                     are both needed while hole punching)"
+                ),
+            ));
+        }
+        config.peer_limits.max_connections_per_peer = count;
+    }
+    if let Some(count) = file.mailbox_letters_per_peer {
+        if !(1..=100_000).contains(&count) {
+            return Err(invalid(
+                "mailbox_letters_per_peer",
+                format!("{count}: from 1 to 100000"),
+            ));
+        }
+        config.friends.mail_limits.per_sender_items = count;
+    }
+    if let Some(text) = &file.mailbox_bytes_per_peer {
+        let bytes = text
+            .trim()
+            .parse::<ByteSize>()
+            .map_err(|error| invalid("mailbox_bytes_per_peer", format!("{error} (e.g. \"4MiB\")")))?
+            .0;
+        let largest = kith_base::letter::MAX_SEALED_LETTER as u64;
+        if bytes < largest {
+            return Err(invalid(
+                "mailbox_bytes_per_peer",
+                format!(
+                    "{text:?} is less than one letter can be ({}); at least that",
+                    ByteSize(largest)
+                ),
+            ));
+        }
+        config.friends.mail_limits.per_sender_bytes = bytes;
+    }
+    Ok(())
+}
+
 #[allow(clippy::expect_used)]
 fn fixed(text: &str) -> Multiaddr {
     text.parse().expect("a built-in address parses")
@@ -438,6 +600,15 @@ pub struct ConfigFile {
     pub max_upload_per_peer: Option<String>,
     /// Most bytes per second received from any one peer.
     pub max_download_per_peer: Option<String>,
+    /// The part of the quota the shares leased by any one peer may take:
+    /// `"10%"`, a size such as `"5GiB"`, or `"none"`.
+    pub quota_per_peer: Option<String>,
+    /// Most connections with any one peer at once.
+    pub max_connections_per_peer: Option<u32>,
+    /// Most letters held for offline peers from any one sender.
+    pub mailbox_letters_per_peer: Option<u64>,
+    /// Most bytes of letters held for offline peers from any one sender.
+    pub mailbox_bytes_per_peer: Option<String>,
     /// API address, `HOST:PORT`.
     pub api: Option<String>,
     /// Gateway address, `HOST:PORT`.
@@ -697,6 +868,7 @@ impl NodeConfig {
         )?;
         relay_settings(file, &mut config.relay_limits)?;
         rate_settings(file, flags, &mut config.rate_limits)?;
+        peer_limit_settings(file, &mut config)?;
         if config.listen.is_empty() {
             return Err(ConfigError::Value {
                 source_name: "listen".to_owned(),
@@ -899,5 +1071,51 @@ mod tests {
         assert!(ConfigFile::load(temp.path()).is_err());
         std::fs::remove_file(temp.path().join(CONFIG_FILE)).unwrap();
         assert!(ConfigFile::load(temp.path()).unwrap().listen.is_none());
+    }
+
+    #[test]
+    fn per_peer_limits_parse_with_defaults_and_clear_errors() {
+        let config = NodeConfig::resolve(&ConfigFile::default(), &Flags::default()).unwrap();
+        assert_eq!(config.peer_limits, PeerLimits::default());
+        assert_eq!(
+            config.peer_limits.quota_per_peer,
+            QuotaShare::Percent(2_500)
+        );
+        assert_eq!(config.peer_limits.quota_per_peer.of(1 << 30), 1 << 28);
+        assert!(config.peer_limits.max_connections_per_peer >= 2);
+        let file: ConfigFile = toml::from_str(
+            "quota_per_peer = \"2.5%\"\nmax_connections_per_peer = 3\n\
+             mailbox_letters_per_peer = 100\nmailbox_bytes_per_peer = \"1MiB\"\n",
+        )
+        .unwrap();
+        let config = NodeConfig::resolve(&file, &Flags::default()).unwrap();
+        assert_eq!(config.peer_limits.quota_per_peer, QuotaShare::Percent(250));
+        assert_eq!(config.peer_limits.quota_per_peer.of(1_000_000), 25_000);
+        assert_eq!(config.peer_limits.max_connections_per_peer, 3);
+        assert_eq!(config.friends.mail_limits.per_sender_items, 100);
+        assert_eq!(config.friends.mail_limits.per_sender_bytes, 1 << 20);
+        for (text, share) in [
+            ("5GiB", QuotaShare::Bytes(5 << 30)),
+            ("none", QuotaShare::Unlimited),
+            ("0", QuotaShare::Unlimited),
+            ("100%", QuotaShare::Percent(10_000)),
+        ] {
+            assert_eq!(text.parse::<QuotaShare>().unwrap(), share, "{text}");
+        }
+        assert_eq!(QuotaShare::Unlimited.of(1 << 30), u64::MAX);
+        assert_eq!(QuotaShare::Percent(10_000).of(u64::MAX), u64::MAX);
+        for (toml, says) in [
+            ("quota_per_peer = \"lots\"", "quota_per_peer"),
+            ("quota_per_peer = \"150%\"", "100%"),
+            ("quota_per_peer = \"x%\"", "not a percentage"),
+            ("max_connections_per_peer = 1", "hole punching"),
+            ("mailbox_letters_per_peer = 0", "mailbox_letters_per_peer"),
+            ("mailbox_bytes_per_peer = \"1KiB\"", "one letter"),
+        ] {
+            let file: ConfigFile = toml::from_str(toml).unwrap();
+            let error = NodeConfig::resolve(&file, &Flags::default()).unwrap_err();
+            assert!(error.to_string().contains(says), "{toml}: {error}");
+            assert!(error.to_string().starts_with(CONFIG_FILE), "{error}");
+        }
     }
 }

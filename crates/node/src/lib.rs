@@ -67,6 +67,8 @@ pub use files::{
     MAX_LEASE, OWNED_FILE, PathError, PutError, PutReport, RmReport, StatReport, StripeStat,
     UpkeepCounters, UpkeepSettings,
 };
+#[cfg(feature = "testing")]
+pub use files::{ProbeError, ProbeShare};
 pub use friends::address_book::{AddressBook, FriendError};
 pub use friends::db::{Content, FileState, InboxEntry, Via};
 pub use friends::{Delivery, FriendSettings, InboxItem, RefusalReason, SendError};

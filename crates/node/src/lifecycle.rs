@@ -22,9 +22,16 @@ pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub(crate) struct Lifecycle {
     stopping: CancellationToken,
     in_flight: TaskTracker,
+    /// What the servers refused peers, for the metrics.
+    refusals: crate::slots::Refusals,
 }
 
 impl Lifecycle {
+    /// The node's count of refusals, which every server adds to.
+    pub(crate) fn refusals(&self) -> &crate::slots::Refusals {
+        &self.refusals
+    }
+
     /// The next item of `incoming`, or `None` once the node is stopping.
     pub(crate) async fn next_incoming<S: Stream + Unpin>(
         &self,

@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
@@ -30,12 +31,27 @@ pub(crate) struct NameFigures {
     pub(crate) mirrors: u64,
 }
 
-/// Renders `status` (and `records`, the stripe records held, and the
-/// names part's levels), then `libp2p`'s metrics, then the closing `# EOF`.
+/// The limits on what one peer may take, for the metrics.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LimitFigures {
+    /// Refusals since start, by kind.
+    pub(crate) refusals: [(crate::slots::Refused, u64); crate::slots::Refused::ALL.len()],
+    /// Most bytes one peer's leases may hold here (`u64::MAX`: no cap).
+    pub(crate) peer_cap: u64,
+    /// Most bytes any one peer's leases hold here now.
+    pub(crate) peer_bytes_max: u64,
+    /// Peers whose leases hold shares here.
+    pub(crate) peers_holding: u64,
+}
+
+/// Renders `status` (and `records`, the stripe records held, the names
+/// part's levels and the per-peer limits), then `libp2p`'s metrics, then
+/// the closing `# EOF`.
 pub(crate) fn render(
     status: &NodeStatus,
     records: u64,
     names: NameFigures,
+    limits: &LimitFigures,
     reachability: &kith_net::ReachabilityReport,
     libp2p: &kith_net::Client,
 ) -> Result<String, std::fmt::Error> {
@@ -84,6 +100,22 @@ pub(crate) fn render(
         ),
         ("mirrors", "Mirrors this node keeps", names.mirrors),
         (
+            "store_peer_cap_bytes",
+            "Most bytes the shares leased by any one peer may take (quota_per_peer; \
+             absent cap shown as the largest value)",
+            limits.peer_cap,
+        ),
+        (
+            "store_peer_bytes_max",
+            "Most bytes the shares leased by any one peer take now",
+            limits.peer_bytes_max,
+        ),
+        (
+            "store_peers_holding",
+            "Peers whose leased shares this node holds",
+            limits.peers_holding,
+        ),
+        (
             "reachability_public",
             "1 while peers can dial this node directly (AutoNAT), else 0",
             u64::from(reachability.reachability == kith_net::Reachability::Public),
@@ -119,6 +151,18 @@ pub(crate) fn render(
             }
         }
     }
+    let refused = Family::<Vec<(String, String)>, Counter>::default();
+    for (kind, count) in limits.refusals {
+        refused
+            .get_or_create(&vec![("reason".to_owned(), kind.label().to_owned())])
+            .inc_by(count);
+    }
+    registry.register(
+        "refused",
+        "Requests refused to a peer since start, by the limit that refused them \
+         (quota_per_peer, mailbox_per_peer, streams_per_peer, streams)",
+        refused,
+    );
     let mut out = String::new();
     encode_registry(&mut out, &registry)?;
     libp2p.write_metrics(&mut out)?;

@@ -133,6 +133,7 @@ impl Node {
         if let Some(max) = config.max_connections {
             net_config.limits.max_established = max;
         }
+        net_config.limits.max_established_per_peer = config.peer_limits.max_connections_per_peer;
         let store_dir = data_dir.path(STORE_DIR);
         let quota_bytes = match config.quota {
             Some(quota) => quota.0,
@@ -168,6 +169,7 @@ impl Node {
             owned,
             config.upkeep.clone(),
         );
+        shares.set_peer_cap(config.peer_limits.quota_per_peer.of(quota_bytes));
         let lifecycle = Lifecycle::default();
         let server = tokio::spawn(shares.server(lifecycle.clone()).run(net.streams()));
         let friends = Friends::open(
@@ -391,8 +393,30 @@ impl Node {
         let records = self.inner.store.usage().records;
         let names = self.inner.names.figures().await;
         let reachability = self.inner.net.reachability().await?;
-        crate::metrics::render(&status, records, names, &reachability, &self.inner.net)
-            .map_err(NodeError::Metrics)
+        // Other peers' leases only: this node's own shares are not capped.
+        let me = self.inner.identity.public_key();
+        let held: Vec<_> = self
+            .inner
+            .store
+            .owners_usage()
+            .into_iter()
+            .filter(|(owner, _)| *owner != me)
+            .collect();
+        let limits = crate::metrics::LimitFigures {
+            refusals: self.inner.lifecycle.refusals().snapshot(),
+            peer_cap: self.inner.shares.peer_cap(),
+            peer_bytes_max: held.first().map_or(0, |(_, bytes)| *bytes),
+            peers_holding: held.len() as u64,
+        };
+        crate::metrics::render(
+            &status,
+            records,
+            names,
+            &limits,
+            &reachability,
+            &self.inner.net,
+        )
+        .map_err(NodeError::Metrics)
     }
 
     /// Measures the round trip to a peer, connecting to it first (found

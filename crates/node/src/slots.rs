@@ -2,12 +2,77 @@
 //! so many per peer. Every server of the node's own protocols admits each
 //! stream here before spawning work for it, so no peer can make a node run
 //! unbounded tasks; `serve_admitted` is the accept loop the small
-//! protocols (names, feeds) share.
+//! protocols (names, feeds) share. A stream refused is counted in the
+//! node's [`Refusals`] (its [`crate::lifecycle::Lifecycle`] carries them),
+//! which `/v1/metrics` shows as `kith_refused_total{reason}` together with
+//! the refusals of the limits per peer elsewhere (quota, mailbox).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use kith_net::PeerId;
+
+/// What a node refused a peer, by kind, for `kith_refused_total{reason}`
+/// in `/v1/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// A share past the peer's part of the quota (`quota_per_peer`).
+    QuotaPerPeer,
+    /// A letter past what the mailbox holds from one peer
+    /// (`mailbox_letters_per_peer`, `mailbox_bytes_per_peer`).
+    MailboxPerPeer,
+    /// A stream past the protocol's streams per peer.
+    StreamsPerPeer,
+    /// A stream past the protocol's streams in all.
+    Streams,
+}
+
+impl Refused {
+    /// Every kind, in the order of [`Refusals::snapshot`].
+    pub(crate) const ALL: [Self; 4] = [
+        Self::QuotaPerPeer,
+        Self::MailboxPerPeer,
+        Self::StreamsPerPeer,
+        Self::Streams,
+    ];
+
+    /// The `reason` label.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::QuotaPerPeer => "quota_per_peer",
+            Self::MailboxPerPeer => "mailbox_per_peer",
+            Self::StreamsPerPeer => "streams_per_peer",
+            Self::Streams => "streams",
+        }
+    }
+}
+
+/// Refusals since the node started, by kind. Cheap to clone; clones count
+/// together.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Refusals(Arc<[AtomicU64; Refused::ALL.len()]>);
+
+impl Refusals {
+    /// Counts one refusal of `kind`.
+    pub(crate) fn count(&self, kind: Refused) {
+        self.0[kind as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every kind with its count.
+    pub(crate) fn snapshot(&self) -> [(Refused, u64); Refused::ALL.len()] {
+        Refused::ALL.map(|kind| (kind, self.0[kind as usize].load(Ordering::Relaxed)))
+    }
+}
+
+/// Why [`StreamSlots::admit`] refused a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Full {
+    /// The peer has as many streams open as one peer may.
+    PerPeer,
+    /// The protocol serves as many streams as it will.
+    Total,
+}
 
 /// Counts of open streams, per peer, with limits.
 #[derive(Clone, Debug)]
@@ -35,23 +100,42 @@ impl StreamSlots {
             .contains_key(peer)
     }
 
-    /// A slot for one more stream of `peer`, or `None` if either limit is
-    /// reached. The slot is given back when dropped.
-    pub(crate) fn admit(&self, peer: PeerId) -> Option<Slot> {
+    /// A slot for one more stream of `peer`, or which limit is reached.
+    /// The slot is given back when dropped.
+    pub(crate) fn admit(&self, peer: PeerId) -> Result<Slot, Full> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let total: usize = open.values().sum();
         let mine = open.entry(peer).or_default();
         if total >= self.max_total || *mine >= self.max_per_peer {
+            let full = if *mine >= self.max_per_peer {
+                Full::PerPeer
+            } else {
+                Full::Total
+            };
             if *mine == 0 {
                 open.remove(&peer);
             }
-            return None;
+            return Err(full);
         }
         *mine += 1;
-        Some(Slot {
+        Ok(Slot {
             peer,
             open: self.open.clone(),
         })
+    }
+
+    /// [`StreamSlots::admit`], counting a refusal in `refusals`.
+    pub(crate) fn admit_counted(&self, peer: PeerId, refusals: &Refusals) -> Option<Slot> {
+        match self.admit(peer) {
+            Ok(slot) => Some(slot),
+            Err(full) => {
+                refusals.count(match full {
+                    Full::PerPeer => Refused::StreamsPerPeer,
+                    Full::Total => Refused::Streams,
+                });
+                None
+            }
+        }
     }
 }
 
@@ -97,7 +181,7 @@ pub(crate) async fn serve_admitted<F, Fut>(
         }
     };
     while let Some((peer, stream)) = lifecycle.next_incoming(&mut incoming).await {
-        let Some(slot) = slots.admit(peer) else {
+        let Some(slot) = slots.admit_counted(peer, lifecycle.refusals()) else {
             tracing::debug!(%peer, what, "too many streams; dropping one");
             continue;
         };
@@ -122,12 +206,28 @@ mod tests {
             Identity::generate().peer_id(),
             Identity::generate().peer_id(),
         );
+        let refusals = Refusals::default();
         let a1 = slots.admit(a).unwrap();
         let _a2 = slots.admit(a).unwrap();
-        assert!(slots.admit(a).is_none(), "a third for one peer");
+        assert_eq!(
+            slots.admit(a).err(),
+            Some(Full::PerPeer),
+            "a third for one peer"
+        );
         let _b1 = slots.admit(b).unwrap();
-        assert!(slots.admit(b).is_none(), "a fourth in all");
+        assert_eq!(slots.admit(b).err(), Some(Full::Total), "a fourth in all");
+        assert!(slots.admit_counted(a, &refusals).is_none());
+        assert!(slots.admit_counted(b, &refusals).is_none());
+        assert!(slots.admit_counted(b, &refusals).is_none());
         drop(a1);
-        assert!(slots.admit(b).is_some());
+        assert!(slots.admit_counted(b, &refusals).is_some());
+        let counts = refusals.snapshot();
+        assert_eq!(
+            counts[Refused::StreamsPerPeer as usize],
+            (Refused::StreamsPerPeer, 1)
+        );
+        assert_eq!(counts[Refused::Streams as usize], (Refused::Streams, 2));
+        refusals.clone().count(Refused::QuotaPerPeer);
+        assert_eq!(refusals.snapshot()[0], (Refused::QuotaPerPeer, 1));
     }
 }

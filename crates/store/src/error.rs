@@ -60,6 +60,26 @@ pub enum StoreError {
         quota: u64,
     },
 
+    /// Storing this would take the shares leased by one owner (one peer)
+    /// past the part of the quota this node gives any one peer
+    /// (`quota_per_peer`). Other peers may still store here, and this
+    /// peer's shares may go to other nodes.
+    #[error(
+        "this peer's share of the store quota is used up: its leases hold {} of the {} any one \
+         peer may take here, {} more needed; place it on another peer",
+        ByteSize(*held),
+        ByteSize(*cap),
+        ByteSize(*needed)
+    )]
+    PeerShareExceeded {
+        /// Bytes the owner's leases hold (and have reserved) now.
+        held: u64,
+        /// Bytes the refused share needs.
+        needed: u64,
+        /// The most bytes one owner's leases may hold.
+        cap: u64,
+    },
+
     /// The disk itself ran out of space (ENOSPC or a file system quota)
     /// before the store's own quota was reached. Nothing was left
     /// half-written.
@@ -203,6 +223,7 @@ impl StoreError {
         matches!(
             self,
             Self::QuotaExceeded { .. }
+                | Self::PeerShareExceeded { .. }
                 | Self::DiskFull { .. }
                 | Self::Mismatch { .. }
                 | Self::NotInStripe { .. }

@@ -35,6 +35,7 @@ impl Store {
     ) -> Result<bool> {
         let db = self.db_path();
         let txn = self.write_txn()?;
+        let moved;
         {
             let mut shares = txn.open_table(SHARES).db(db)?;
             let Some(mut info) = shares
@@ -44,9 +45,11 @@ impl Store {
             else {
                 return Ok(false);
             };
+            moved = (info.owner, info.len);
             write_lease(&txn, db, &mut shares, id, &mut info, owner, expires_at)?;
         }
         txn.commit().db(db)?;
+        self.owner_moved(moved.0, owner, moved.1);
         Ok(true)
     }
 

@@ -16,6 +16,7 @@
 //! | `tables` | leaf: the redb tables and the byte layout of a share row ([`ShareInfo`]) |
 //! | `layout` | leaf: where files live in the store folder; durable create and rename |
 //! | `quota` | leaf: the default quota and free disk space |
+//! | `owners` | leaf: bytes held per owner (peer), for the per-peer share of the quota |
 //! | [`open_db`] | leaf: opening any redb file so that damage is a typed error, not a panic |
 //! | `error` | leaf: [`StoreError`], the one error type |
 //! | `fuzzing` | doors to private row codecs for `fuzz/` (hidden) |
@@ -80,6 +81,7 @@ pub mod messages;
 pub mod names;
 pub mod open_db;
 pub mod owned;
+mod owners;
 mod quota;
 mod recovery;
 mod rows;

@@ -206,6 +206,8 @@ pub struct MailLimits {
     pub per_mailbox_bytes: u64,
     /// Most letters held from one depositor, over all mailboxes.
     pub per_sender_items: u64,
+    /// Most bytes of letters held from one depositor, over all mailboxes.
+    pub per_sender_bytes: u64,
     /// Most bytes held in all.
     pub total_bytes: u64,
 }
@@ -216,6 +218,7 @@ impl Default for MailLimits {
             per_mailbox_items: 256,
             per_mailbox_bytes: 4 << 20,
             per_sender_items: 128,
+            per_sender_bytes: 4 << 20,
             total_bytes: 64 << 20,
         }
     }
@@ -227,9 +230,18 @@ pub enum MailRefusal {
     /// The recipient's mailbox here is full.
     #[error("this peer already holds as much mail for that recipient as it will")]
     MailboxFull,
-    /// The depositor left as much as it may.
-    #[error("this peer already holds as much mail from you as it will")]
+    /// The depositor left as many letters as it may.
+    #[error(
+        "this peer already holds as many letters from you as it holds from any one peer; \
+         leave it with another peer or wait until some are collected"
+    )]
     SenderQuota,
+    /// The depositor left as many bytes of letters as it may.
+    #[error(
+        "this peer already holds as many bytes of letters from you as it holds from any one \
+         peer; leave it with another peer or wait until some are collected"
+    )]
+    SenderBytes,
     /// The node holds as much mail as it will.
     #[error("this peer holds as much mail as it will")]
     Full,
@@ -435,15 +447,28 @@ impl Messages {
                 return Ok(Err(MailRefusal::MailboxFull));
             }
             let by_sender = txn.open_table(MAIL_BY_SENDER).db(path)?;
-            let from_sender = by_sender
+            let rows = txn.open_table(MAIL).db(path)?;
+            let (mut from_sender, mut sender_bytes) = (0u64, 0u64);
+            for row in by_sender
                 .range(
                     (mail.depositor.as_slice(), &[0u8; 32])
                         ..=(mail.depositor.as_slice(), &[0xffu8; 32]),
                 )
                 .db(path)?
-                .count() as u64;
+            {
+                let (key, _) = row.db(path)?;
+                from_sender += 1;
+                if let Some(value) = rows.get(key.value().1).db(path)?
+                    && let Some(held) = HeldMail::decode(value.value())
+                {
+                    sender_bytes += held.sealed.len() as u64;
+                }
+            }
             if from_sender >= limits.per_sender_items {
                 return Ok(Err(MailRefusal::SenderQuota));
+            }
+            if sender_bytes + len > limits.per_sender_bytes {
+                return Ok(Err(MailRefusal::SenderBytes));
             }
             let total = counter(&txn, MAIL_BYTES, path)?;
             if total + len > limits.total_bytes {
@@ -791,6 +816,7 @@ mod tests {
             per_mailbox_items: 2,
             per_mailbox_bytes: 1000,
             per_sender_items: 3,
+            per_sender_bytes: 1 << 20,
             total_bytes: 2000,
         };
         let mail = |mailbox: u8, sender: &[u8], expires: u64, len: usize| HeldMail {
@@ -840,5 +866,43 @@ mod tests {
         assert_eq!(db.expire_mail(20).unwrap(), 0);
         assert_eq!(db.expire_mail(21).unwrap(), 2);
         assert_eq!(db.mail_held().unwrap(), (0, 0));
+    }
+
+    #[test]
+    fn one_sender_is_held_to_its_letters_and_bytes_whatever_the_mailbox() {
+        let (_dir, db) = db();
+        let limits = MailLimits {
+            per_sender_items: 10,
+            per_sender_bytes: 250,
+            ..MailLimits::default()
+        };
+        let mail = |mailbox: u8, sender: &[u8], len: usize| HeldMail {
+            mailbox: [mailbox; 32],
+            depositor: sender.to_vec(),
+            expires_at_ms: 10,
+            sealed: vec![mailbox; len],
+        };
+        assert_eq!(
+            db.hold([1; 32], &mail(1, b"s", 100), &limits).unwrap(),
+            Ok(Held::New)
+        );
+        assert_eq!(
+            db.hold([2; 32], &mail(2, b"s", 100), &limits).unwrap(),
+            Ok(Held::New)
+        );
+        assert_eq!(
+            db.hold([3; 32], &mail(3, b"s", 100), &limits).unwrap(),
+            Err(MailRefusal::SenderBytes)
+        );
+        // Another sender still may, and so may this one once a letter goes.
+        assert_eq!(
+            db.hold([4; 32], &mail(3, b"t", 100), &limits).unwrap(),
+            Ok(Held::New)
+        );
+        assert_eq!(db.drop_mail(&[1; 32], &[[1; 32]]).unwrap(), 1);
+        assert_eq!(
+            db.hold([3; 32], &mail(3, b"s", 100), &limits).unwrap(),
+            Ok(Held::New)
+        );
     }
 }

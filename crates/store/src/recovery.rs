@@ -70,8 +70,11 @@ impl RecoveryReport {
 }
 
 /// What the store holds after the pass, for its in-memory counters.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Totals {
+    /// Bytes of share bodies per owner (cached copies, owned by nobody,
+    /// not counted).
+    pub(crate) owners: std::collections::HashMap<[u8; 32], u64>,
     /// Share rows (each with its body).
     pub(crate) shares: u64,
     /// Stripe records.
@@ -115,6 +118,9 @@ pub(crate) fn recover(
                 Some(info) => {
                     counters.shares += 1;
                     counters.bytes += info.len;
+                    if info.owner != crate::owners::NO_OWNER {
+                        *counters.owners.entry(info.owner).or_default() += info.len;
+                    }
                 }
                 None => bad_rows.push(id),
             }

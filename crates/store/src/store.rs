@@ -131,6 +131,8 @@ pub(crate) struct Inner {
     pub(crate) db: Database,
     quota: u64,
     counters: Mutex<Counters>,
+    /// Bytes held per owner (see [`crate::owners`]).
+    owners: crate::owners::OwnerBytes,
     id_locks: Vec<Mutex<()>>,
     tmp_seq: AtomicU64,
     recovery: RecoveryReport,
@@ -180,6 +182,8 @@ struct Committed {
     share: bool,
     /// The stripe's record.
     record: bool,
+    /// A cached copy already held was taken over by the put's owner.
+    taken_over: bool,
 }
 
 /// In-memory totals, rebuilt from the database on open and updated after
@@ -192,8 +196,8 @@ struct Counters {
     reserved: u64,
 }
 
-impl From<recovery::Totals> for Counters {
-    fn from(totals: recovery::Totals) -> Self {
+impl From<&recovery::Totals> for Counters {
+    fn from(totals: &recovery::Totals) -> Self {
         Self {
             bytes: totals.bytes,
             shares: totals.shares,
@@ -303,7 +307,8 @@ impl Store {
                 layout,
                 db,
                 quota: config.quota_bytes,
-                counters: Mutex::new(counters.into()),
+                counters: Mutex::new((&counters).into()),
+                owners: crate::owners::OwnerBytes::new(counters.owners),
                 id_locks: (0..ID_LOCKS).map(|_| Mutex::new(())).collect(),
                 tmp_seq: AtomicU64::new(0),
                 recovery: report,
@@ -331,6 +336,27 @@ impl Store {
             shares: counters.shares,
             records: counters.records,
             quota: self.inner.quota,
+        }
+    }
+
+    /// Bytes of shares held here under `owner`'s leases (puts of its
+    /// under way included). Never blocks on disk.
+    pub fn owner_bytes(&self, owner: &[u8; 32]) -> u64 {
+        self.inner.owners.get(owner)
+    }
+
+    /// Every owner's bytes held here, largest first (cached copies, which
+    /// have no owner, are not listed). Never blocks on disk.
+    pub fn owners_usage(&self) -> Vec<([u8; 32], u64)> {
+        self.inner.owners.all()
+    }
+
+    /// Moves `len` bytes from owner `from` to owner `to`, after a lease
+    /// changed hands outside a put.
+    pub(crate) fn owner_moved(&self, from: [u8; 32], to: [u8; 32], len: u64) {
+        if from != to {
+            self.inner.owners.sub(from, len);
+            self.inner.owners.add(to, len);
         }
     }
 
@@ -372,6 +398,7 @@ impl Store {
             (owner, expires_at),
             None,
             CrashAt::Never,
+            u64::MAX,
         )
     }
 
@@ -395,6 +422,22 @@ impl Store {
         index: u8,
         bytes: &[u8],
         holding: Holding<'_>,
+    ) -> Result<PutOutcome> {
+        self.put_stripe_share_capped(record, index, bytes, holding, u64::MAX)
+    }
+
+    /// [`Store::put_stripe_share`] for a peer: refused with
+    /// [`StoreError::PeerShareExceeded`] if the share's owner (the lease's)
+    /// would then hold more than `owner_cap` bytes here, counting its
+    /// shares held and those being stored. A share the owner holds here
+    /// already is never refused; a cached copy it takes over counts.
+    pub fn put_stripe_share_capped(
+        &self,
+        record: &StripeRecord,
+        index: u8,
+        bytes: &[u8],
+        holding: Holding<'_>,
+        owner_cap: u64,
     ) -> Result<PutOutcome> {
         let stripe = record.id();
         let share_id = match record.share_ids().get(usize::from(index)) {
@@ -422,6 +465,7 @@ impl Store {
             (owner, expires_at),
             lease,
             CrashAt::Never,
+            owner_cap,
         )
     }
 
@@ -439,6 +483,7 @@ impl Store {
             ([0; 32], None),
             None,
             crash,
+            u64::MAX,
         )
     }
 
@@ -449,6 +494,7 @@ impl Store {
         (owner, expires_at): ([u8; 32], Option<u64>),
         lease: Option<Lease>,
         crash: CrashAt,
+        owner_cap: u64,
     ) -> Result<PutOutcome> {
         let ShareTarget {
             stripe,
@@ -480,7 +526,7 @@ impl Store {
             return Err(not_in_stripe);
         }
         let _id_lock = self.lock_id(&share_id);
-        let (had_share, unattached, had_record) = {
+        let (had_share, unattached, had_record, held_owner) = {
             let txn = self.read_txn()?;
             let db = self.db_path();
             let held = txn
@@ -507,7 +553,8 @@ impl Store {
             {
                 return Err(not_in_stripe);
             }
-            (had_share, unattached, stored_record.is_some())
+            let held_owner = held.flatten().map(|info| info.owner);
+            (had_share, unattached, stored_record.is_some(), held_owner)
         };
         if had_share && !unattached && record.is_none() && lease.is_none() && owner == [0; 32] {
             // Nothing to write at all.
@@ -522,6 +569,16 @@ impl Store {
         let record_reservation = match &record_bytes {
             Some(bytes) => Some(self.reserve(bytes.len() as u64)?),
             None => None,
+        };
+        // The owner's bytes grow with a new share, or with a cached copy
+        // (held for nobody) it takes over; then its cap applies (after the
+        // quota: a full store says it is full).
+        let owner_gains = owner != crate::owners::NO_OWNER
+            && (!had_share || held_owner == Some(crate::owners::NO_OWNER));
+        let owner_reservation = if owner_gains {
+            Some(self.inner.owners.reserve(owner, len, owner_cap)?)
+        } else {
+            None
         };
 
         let body = if had_share {
@@ -568,6 +625,11 @@ impl Store {
                     && let Some(reservation) = record_reservation
                 {
                     reservation.stored(false);
+                }
+                if (committed.share || committed.taken_over)
+                    && let Some(reservation) = owner_reservation
+                {
+                    reservation.keep();
                 }
                 // A row already there cannot happen while we hold the id
                 // lock; if it did, the body renamed over the old one has
@@ -750,6 +812,8 @@ impl Store {
             let mut counters = lock(&self.inner.counters);
             counters.bytes = counters.bytes.saturating_sub(info.len);
             counters.shares = counters.shares.saturating_sub(1);
+            drop(counters);
+            self.inner.owners.sub(info.owner, info.len);
         }
         Ok(removed)
     }
@@ -1042,6 +1106,7 @@ fn share_rows_job(
                     let extended =
                         held.owner == info.owner && later(info.expires_at, held.expires_at);
                     if info.owner != [0; 32] && (cached || extended) {
+                        committed.taken_over = cached;
                         write_lease(
                             txn,
                             db,

@@ -40,6 +40,7 @@
 pub mod dht;
 mod error;
 pub mod feeds;
+pub mod greedy;
 pub mod names;
 pub mod repair;
 pub mod stats;

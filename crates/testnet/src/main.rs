@@ -37,6 +37,32 @@ enum Command {
     /// its arrival at each follower, then a new follower's initial sync of
     /// a long feed, in entries per second.
     Feeds(FeedsArgs),
+    /// One server with low limits per peer (its own process), hammered by
+    /// greedy peers storing, fetching and leaving mail as fast as they can,
+    /// while a polite peer stores and fetches a little: its latency alone
+    /// and under the crowd, the refusals, the largest share held for one
+    /// peer, and the server's memory.
+    Greedy(GreedyArgs),
+    /// The server of `greedy` (started by it).
+    #[command(hide = true)]
+    GreedyServer {
+        /// Its data folder, with its `config.toml`.
+        #[arg(long)]
+        dir: std::path::PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+struct GreedyArgs {
+    /// Greedy peers.
+    #[arg(long, default_value_t = 50)]
+    peers: usize,
+    /// Seconds the greedy peers hammer the server.
+    #[arg(long, default_value_t = 40)]
+    secs: u64,
+    /// Shares the polite peer stores and fetches in each phase.
+    #[arg(long, default_value_t = 8)]
+    rounds: usize,
 }
 
 #[derive(Debug, Args)]
@@ -262,6 +288,20 @@ fn main() -> Result<()> {
         print!("{report}");
         return Ok(());
     }
+    if let Command::GreedyServer { dir } = &cli.command {
+        return runtime.block_on(kith_testnet::greedy::serve(dir));
+    }
+    if let Command::Greedy(args) = &cli.command {
+        let config = kith_testnet::greedy::BenchConfig {
+            greedy: args.peers,
+            duration: std::time::Duration::from_secs(args.secs.max(4)),
+            polite_rounds: args.rounds,
+            ..kith_testnet::greedy::BenchConfig::default()
+        };
+        let report = runtime.block_on(kith_testnet::greedy::run(&config))?;
+        print!("{report}");
+        return Ok(());
+    }
     if let Command::Feeds(args) = &cli.command {
         let config = kith_testnet::feeds::FeedsBenchConfig {
             followers: args.followers,
@@ -286,7 +326,11 @@ fn main() -> Result<()> {
         return Ok(());
     }
     let config = match &cli.command {
-        Command::Repair(_) | Command::Names(_) | Command::Feeds(_) => {
+        Command::Repair(_)
+        | Command::Names(_)
+        | Command::Feeds(_)
+        | Command::Greedy(_)
+        | Command::GreedyServer { .. } => {
             unreachable!("handled above")
         }
         Command::Dht(args) => args.config(BenchDefaults {

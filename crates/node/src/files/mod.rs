@@ -26,6 +26,8 @@ pub(crate) mod get;
 pub(crate) mod locate;
 pub(crate) mod owned;
 pub(crate) mod placement;
+#[cfg(feature = "testing")]
+mod probe;
 pub(crate) mod put;
 mod rm;
 pub(crate) mod stat;
@@ -45,6 +47,8 @@ pub use faults::Faults;
 pub use folder::PathError;
 pub use get::{CorruptShareReport, Detected, Download, GetError, GetReport};
 pub use owned::OWNED_FILE;
+#[cfg(feature = "testing")]
+pub use probe::{ProbeError, ProbeShare};
 pub use put::{PutError, PutReport};
 pub use rm::RmReport;
 pub use stat::{Health, StatReport, StripeStat};
@@ -106,7 +110,11 @@ pub(crate) enum ShareNotPlaced {
     Local(#[from] kith_store::StoreError),
     /// The peer refused, saying why.
     #[error("peer {peer}: {message}")]
-    Refused { peer: PeerId, message: String },
+    Refused {
+        peer: PeerId,
+        reason: crate::protocols::share::wire::RefuseReason,
+        message: String,
+    },
     /// The peer answered something other than "stored".
     #[error("peer {peer} answered {answer}")]
     Unexpected { peer: PeerId, answer: String },
@@ -126,7 +134,11 @@ impl ShareNotPlaced {
     ) -> Result<(), Self> {
         match answer {
             Ok(Answer::Stored { .. }) => Ok(()),
-            Ok(Answer::Refused { message, .. }) => Err(Self::Refused { peer, message }),
+            Ok(Answer::Refused { reason, message }) => Err(Self::Refused {
+                peer,
+                reason,
+                message,
+            }),
             Ok(other) => Err(Self::Unexpected {
                 peer,
                 answer: format!("{other:?}"),
@@ -168,6 +180,11 @@ pub(crate) struct Shares {
     faults: Faults,
     /// Folder listings read lately.
     listings: folder::ListingCache,
+    /// The per-peer part of the quota, which the server enforces.
+    peer_cap: crate::protocols::share::server::PeerCap,
+    /// Peers that lately refused a share as full (or this node's part of
+    /// theirs used up): asked last when placing (see `put::place`).
+    full_peers: put::FullPeers,
 }
 
 /// Builds the two owners of a node's files from one set of parts: the
@@ -224,6 +241,10 @@ pub(crate) fn assemble(
         locator,
         faults: Faults::default(),
         listings: folder::ListingCache::default(),
+        peer_cap: crate::protocols::share::server::PeerCap::new(
+            kith_base::identity::ed25519_key(&me).unwrap_or_default(),
+        ),
+        full_peers: put::FullPeers::default(),
     };
     (shares, upkeep)
 }
@@ -239,7 +260,20 @@ impl Shares {
             faults: self.faults.clone(),
             announcer: self.announcer.clone(),
             lifecycle,
+            peer_cap: self.peer_cap.clone(),
         })
+    }
+
+    /// Sets the most bytes the shares leased by any one other peer may
+    /// take in this node's store (`u64::MAX`: no cap); it applies to the
+    /// next share a peer sends.
+    pub(crate) fn set_peer_cap(&self, bytes: u64) {
+        self.peer_cap.set(bytes);
+    }
+
+    /// The cap [`Shares::set_peer_cap`] set.
+    pub(crate) fn peer_cap(&self) -> u64 {
+        self.peer_cap.get()
     }
 
     /// Misbehaviour a test switched on.

@@ -10,7 +10,11 @@
 //! shares accepted by n distinct peers (the "happy" count is n: a file
 //! reported stored has its full redundancy). A peer that refuses (store
 //! full) or fails is replaced by the next closest one; when no peer is left
-//! the put fails with how many peers it found and how many it needs.
+//! the put fails with how many peers it found and how many it needs. A
+//! peer that refused a share because its store is full, or because this
+//! node's part of it (the holder's `quota_per_peer`) is used up, is asked
+//! last for [`FULL_PAUSE`] ([`FullPeers`]): its refusal costs a share's
+//! transfer each time.
 
 use std::io::Read;
 use std::sync::{Arc, Mutex};
@@ -26,12 +30,51 @@ use tracing::{debug, info, warn};
 use super::owned::OwnedFile;
 use super::placement::{EXTENT_STRIPES, ExtentPlacement};
 use super::{ShareNotPlaced, Shares};
-use crate::protocols::share::wire::OutRequest;
+use crate::protocols::share::wire::{OutRequest, RefuseReason};
 
 /// Stripes the codec may run ahead of the network.
 const ENCODED_AHEAD: usize = 4;
 /// Stripes being sent at once.
 const STRIPES_IN_FLIGHT: usize = 6;
+/// How long a peer that refused a share as full is asked last.
+pub(crate) const FULL_PAUSE: std::time::Duration = std::time::Duration::from_secs(600);
+/// Most peers remembered as full.
+const FULL_PEERS_KEPT: usize = 1024;
+
+/// Peers that lately refused a share as full, until when. Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct FullPeers(Arc<Mutex<std::collections::HashMap<PeerId, std::time::Instant>>>);
+
+impl FullPeers {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<PeerId, std::time::Instant>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `peer` refused a share as full: ask it last for [`FULL_PAUSE`].
+    pub(crate) fn refused(&self, peer: PeerId) {
+        let now = std::time::Instant::now();
+        let mut full = self.lock();
+        if full.len() >= FULL_PEERS_KEPT {
+            full.retain(|_, until| *until > now);
+        }
+        if full.len() < FULL_PEERS_KEPT {
+            full.insert(peer, now + FULL_PAUSE);
+        }
+    }
+
+    /// Moves the peers that refused lately to the end of `candidates`,
+    /// keeping the order within each part.
+    pub(crate) fn ask_last(&self, candidates: &mut [PeerId]) {
+        let now = std::time::Instant::now();
+        let full = self.lock();
+        if full.is_empty() {
+            return;
+        }
+        candidates.sort_by_key(|peer| full.get(peer).is_some_and(|until| *until > now));
+    }
+}
 
 /// What a successful put stored.
 #[derive(Debug, Clone)]
@@ -231,7 +274,8 @@ impl Shares {
         k: u8,
         n: u8,
     ) -> Result<Arc<Mutex<ExtentPlacement>>, PutError> {
-        let candidates = self.locator.candidates(key).await;
+        let mut candidates = self.locator.candidates(key).await;
+        self.full_peers.ask_last(&mut candidates);
         let found = candidates.len();
         debug!(found, "placing an extent");
         ExtentPlacement::new(candidates, usize::from(n))
@@ -302,6 +346,14 @@ impl Shares {
                 Ok(()) => return Ok(peer),
                 Err(last) => {
                     debug!(%last, index, "share not placed; trying the next peer");
+                    if let ShareNotPlaced::Refused {
+                        peer,
+                        reason: RefuseReason::Full | RefuseReason::PeerShare,
+                        ..
+                    } = &last
+                    {
+                        self.full_peers.refused(*peer);
+                    }
                     let mut placement = lock();
                     match placement.replace(usize::from(index), peer) {
                         Some(next) => peer = next,
@@ -425,4 +477,25 @@ fn encode(
         Ok(file) => Encoded::Done(file),
         Err(error) => Encoded::Failed(error),
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_that_refused_as_full_are_asked_last_in_order() {
+        let peers: Vec<PeerId> = (0..5).map(|_| PeerId::random()).collect();
+        let full = FullPeers::default();
+        let mut candidates = peers.clone();
+        full.ask_last(&mut candidates);
+        assert_eq!(candidates, peers);
+        full.refused(peers[0]);
+        full.refused(peers[2]);
+        full.ask_last(&mut candidates);
+        assert_eq!(
+            candidates,
+            vec![peers[1], peers[3], peers[4], peers[0], peers[2]]
+        );
+    }
 }

@@ -135,6 +135,11 @@ pub enum Reason {
     Internal = 8,
     /// Malformed.
     Invalid = 9,
+    /// The sending peer already has as much here as any one peer may
+    /// (mail held from it: `mailbox_letters_per_peer`,
+    /// `mailbox_bytes_per_peer`); others are still served. A node that does
+    /// not know this code reads it as [`Reason::Internal`].
+    PeerLimit = 10,
 }
 
 impl Reason {
@@ -148,6 +153,7 @@ impl Reason {
             6 => Self::Busy,
             7 => Self::Corrupt,
             9 => Self::Invalid,
+            10 => Self::PeerLimit,
             _ => Self::Internal,
         }
     }

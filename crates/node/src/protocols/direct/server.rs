@@ -43,7 +43,7 @@ pub(crate) async fn serve(friends: Friends, mut control: Control, lifecycle: Lif
     };
     let slots = StreamSlots::new(MAX_STREAMS, MAX_STREAMS_PER_PEER);
     while let Some((peer, mut stream)) = lifecycle.next_incoming(&mut incoming).await {
-        let slot = slots.admit(peer);
+        let slot = slots.admit_counted(peer, lifecycle.refusals());
         let friends = friends.clone();
         lifecycle.spawn_request(async move {
             if slot.is_none() {

@@ -200,6 +200,30 @@ async fn deposit_on(friends: &Friends, peer: PeerId, payload: &[u8]) -> Result<(
     Ok(())
 }
 
+impl Friends {
+    /// Leaves `sealed` for `mailbox` on `peer`, expiring in a day, and
+    /// returns how the peer answered (for `crate::Node::probe_deposit`).
+    #[cfg(feature = "testing")]
+    pub(crate) async fn probe_deposit(
+        &self,
+        peer: PeerId,
+        mailbox: [u8; 32],
+        sealed: &[u8],
+    ) -> Result<(), WireError> {
+        let payload = wire::encode_deposit(&mailbox, now_ms() + 24 * 3600 * 1000, sealed);
+        let mut stream = self
+            .net()
+            .streams()
+            .open_stream(peer, wire::MAILBOX)
+            .await
+            .map_err(WireError::local)?;
+        wire::write_frame(&mut stream, tag::DEPOSIT, &payload).await?;
+        let mut buffer = Vec::new();
+        wire::expect_frame(&mut stream, HOLDER_TIMEOUT, tag::HELD, "held", &mut buffer).await?;
+        Ok(())
+    }
+}
+
 /// Why one peer did not take a letter to hold.
 #[derive(Debug, thiserror::Error)]
 enum DepositFailure {

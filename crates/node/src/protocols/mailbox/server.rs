@@ -9,7 +9,10 @@
 //! took. Holders see only ciphertext, the mailbox id and who deposited it.
 //!
 //! Bounds on a holder ([`MailLimits`]): letters and bytes per mailbox,
-//! letters per depositor, bytes in all, a size limit per letter (the
+//! letters and bytes per depositor (`mailbox_letters_per_peer`,
+//! `mailbox_bytes_per_peer`: refused with [`Reason::PeerLimit`] and
+//! counted for `/v1/metrics`; the sender leaves the letter with its next
+//! closest peer), bytes in all, a size limit per letter (the
 //! frame's), and an expiry of at most [`MAX_EXPIRY`]; expired mail is
 //! swept. Only the recipient's own, authenticated connection can read or
 //! empty a mailbox.
@@ -25,7 +28,7 @@ use crate::friends::db::{Held, HeldMail};
 use crate::friends::{Friends, now_ms};
 use crate::lifecycle::Lifecycle;
 use crate::protocols::letter_frames::{self as wire, Reason, WireError, tag};
-use crate::slots::StreamSlots;
+use crate::slots::{Refused, StreamSlots};
 
 /// How many peers hold each letter for an offline recipient.
 pub(crate) const REPLICAS: usize = 3;
@@ -55,7 +58,7 @@ pub(crate) async fn serve(friends: Friends, mut control: Control, lifecycle: Lif
     };
     let slots = StreamSlots::new(MAX_STREAMS, MAX_STREAMS_PER_PEER);
     while let Some((peer, mut stream)) = lifecycle.next_incoming(&mut incoming).await {
-        let Some(slot) = slots.admit(peer) else {
+        let Some(slot) = slots.admit_counted(peer, lifecycle.refusals()) else {
             debug!(%peer, "too many mailbox streams; dropping one");
             continue;
         };
@@ -99,6 +102,10 @@ async fn serve_stream(
                         wire::write_frame(stream, tag::HELD, &[byte]).await?;
                     }
                     Err(Refusal(reason, sentence)) => {
+                        if reason == Reason::PeerLimit {
+                            lifecycle.refusals().count(Refused::MailboxPerPeer);
+                        }
+                        debug!(%peer, %sentence, "refused a letter");
                         wire::write_refusal(stream, tag::MAIL_REFUSED, reason, &sentence).await?;
                     }
                 }
@@ -173,6 +180,10 @@ impl Friends {
                 }
                 Ok(held)
             }
+            Err(
+                refusal @ (kith_store::messages::MailRefusal::SenderQuota
+                | kith_store::messages::MailRefusal::SenderBytes),
+            ) => Err(Refusal(Reason::PeerLimit, refusal.to_string())),
             Err(refusal) => Err(Refusal(Reason::TooLarge, refusal.to_string())),
         }
     }

@@ -10,7 +10,12 @@
 //!   streams announcing 64 MiB shares wait for each other instead of
 //!   allocating 6 GiB;
 //! - an idle stream is closed after [`IDLE`]; every frame has a
-//!   size-scaled timeout (see [`super::wire::transfer_timeout`]).
+//!   size-scaled timeout (see [`super::wire::transfer_timeout`]);
+//! - the shares leased by any one owner may hold at most the node's
+//!   per-peer part of its quota (`quota_per_peer`, [`PeerCap`]); a put past
+//!   it is refused with [`RefuseReason::PeerShare`], and the uploader
+//!   places the share on its next peer. This node's own shares are not
+//!   capped. Refusals are counted for `/v1/metrics`.
 //!
 //! A get may be answered from memory (a share this node fetched moments
 //! ago for its own download) or with "ask that peer instead" when the
@@ -31,7 +36,7 @@ use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
 use crate::lifecycle::Lifecycle;
-use crate::slots::StreamSlots;
+use crate::slots::{Refused, StreamSlots};
 
 use super::wire::{self, Answer, DropResult, RefuseReason, Request, WireError};
 use crate::files::swarm::{ShareKey, Swarm};
@@ -55,6 +60,47 @@ pub(crate) struct ServerParts {
     pub(crate) faults: crate::files::Faults,
     pub(crate) announcer: crate::files::announce::Announcer,
     pub(crate) lifecycle: Lifecycle,
+    pub(crate) peer_cap: PeerCap,
+}
+
+/// The most bytes the shares leased by any one peer may take in this
+/// node's store (`quota_per_peer`), and this node's own key, whose shares
+/// are not capped. Cheap to clone; clones share the cap, which can change
+/// while the node runs.
+#[derive(Clone, Debug)]
+pub(crate) struct PeerCap {
+    bytes: Arc<std::sync::atomic::AtomicU64>,
+    me: [u8; 32],
+}
+
+impl PeerCap {
+    /// No cap yet, for the node whose key is `me`.
+    pub(crate) fn new(me: [u8; 32]) -> Self {
+        Self {
+            bytes: Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
+            me,
+        }
+    }
+
+    /// Sets the cap (`u64::MAX`: none).
+    pub(crate) fn set(&self, bytes: u64) {
+        self.bytes
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The cap in force (`u64::MAX`: none).
+    pub(crate) fn get(&self) -> u64 {
+        self.bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The cap on `owner`'s shares: none for this node's own.
+    pub(crate) fn for_owner(&self, owner: &[u8; 32]) -> u64 {
+        if *owner == self.me {
+            u64::MAX
+        } else {
+            self.get()
+        }
+    }
 }
 
 /// Shared state of the server.
@@ -71,6 +117,8 @@ pub(crate) struct Server {
     announcer: crate::files::announce::Announcer,
     /// The node's stop: no new streams or requests once it begins.
     lifecycle: Lifecycle,
+    /// The per-peer part of the quota.
+    peer_cap: PeerCap,
 }
 
 impl Server {
@@ -88,6 +136,7 @@ impl Server {
             faults: parts.faults,
             announcer: parts.announcer,
             lifecycle: parts.lifecycle,
+            peer_cap: parts.peer_cap,
         }
     }
 
@@ -103,7 +152,7 @@ impl Server {
         while let Some((peer, stream)) = self.lifecycle.next_incoming(&mut incoming).await {
             // Only hand off here: libp2p-stream drops inbound streams that
             // arrive while this loop is busy.
-            let Some(slot) = self.streams.admit(peer) else {
+            let Some(slot) = self.streams.admit_counted(peer, self.lifecycle.refusals()) else {
                 debug!(%peer, "too many share streams; dropping one");
                 continue;
             };
@@ -229,9 +278,10 @@ impl Server {
                 share,
             } => {
                 let placement = kith_base::Lease::from_bytes(&lease).map(|l| l.placement());
+                let cap = self.peer_cap.clone();
                 let answer = self
                     .blocking(move |store| {
-                        store_share(store, stripe, index, &record, &lease, &share)
+                        store_share(store, stripe, index, &record, &lease, &share, &cap)
                     })
                     .await;
                 // A holder announces itself as a provider of the placement
@@ -242,7 +292,10 @@ impl Server {
                     tokio::spawn(async move { announcer.announce(key).await });
                 }
                 match &answer {
-                    Answer::Refused { message, .. } => {
+                    Answer::Refused { reason, message } => {
+                        if *reason == RefuseReason::PeerShare {
+                            self.lifecycle.refusals().count(Refused::QuotaPerPeer);
+                        }
                         debug!(%peer, %stripe, index, %message, "refused a share");
                     }
                     Answer::Stored {
@@ -361,14 +414,16 @@ pub(crate) fn drop_share(store: &Store, stripe: ContentId, index: u8, owner: [u8
     }
 }
 
-/// Checks and stores a share a peer sent, under the lease it came with.
-fn store_share(
+/// Checks and stores a share a peer sent, under the lease it came with,
+/// within the lease owner's part of the quota (`cap`).
+pub(crate) fn store_share(
     store: &Store,
     stripe: ContentId,
     index: u8,
     record: &[u8],
     lease: &[u8],
     share: &[u8],
+    cap: &PeerCap,
 ) -> Answer {
     let refuse = |reason, message: String| Answer::Refused { reason, message };
     let record = match StripeRecord::from_bytes(record) {
@@ -410,13 +465,22 @@ fn store_share(
     // refused (quota, mismatch) nothing is left behind for it. The lease's
     // owner owns the share (a cached copy, which has no owner, is taken
     // over).
-    let stored = crate::files::put::store_leased(store, &record, index, share, &lease);
+    let stored = store.put_stripe_share_capped(
+        &record,
+        index,
+        share,
+        kith_store::Holding::Leased(&lease),
+        cap.for_owner(&lease.owner()),
+    );
     match stored {
         Ok(outcome) => Answer::Stored {
             already_held: outcome == PutOutcome::AlreadyHad,
         },
         Err(error @ (StoreError::QuotaExceeded { .. } | StoreError::DiskFull { .. })) => {
             refuse(RefuseReason::Full, error.to_string())
+        }
+        Err(error @ StoreError::PeerShareExceeded { .. }) => {
+            refuse(RefuseReason::PeerShare, error.to_string())
         }
         Err(error @ (StoreError::Mismatch { .. } | StoreError::NotInStripe { .. })) => {
             refuse(RefuseReason::Invalid, error.to_string())

@@ -13,7 +13,7 @@
 //! | `0x04` | drop | stripe id (32) ‖ index (1): the owner deletes a share it stored |
 //! | `0x05` | renew | count u16 LE ‖ count × lease (169), count ≤ [`MAX_RENEW`]: the owner extends its leases |
 //! | `0x81` | stored | 1 byte: 0 = newly stored, 1 = already held |
-//! | `0x82` | refused | reason (1: store full, 2: invalid request, 3: internal error, 4: busy, 5: not the owner) ‖ UTF-8 sentence |
+//! | `0x82` | refused | reason (1: store full, 2: invalid request, 3: internal error, 4: busy, 5: not the owner, 6: the owner's share of the quota is used up; a node that does not know a code reads it as 3) ‖ UTF-8 sentence |
 //! | `0x83` | share | record length u16 LE ‖ stripe record ‖ lease length u8 (0 or 169) ‖ the stripe's lease ‖ share bytes |
 //! | `0x84` | not found | empty |
 //! | `0x85` | holding | count × 32-byte bitmap (bit i of byte i/8 = holds share i), in the order asked |
@@ -115,6 +115,10 @@ pub(crate) enum RefuseReason {
     Busy,
     /// A drop from a peer that did not store the share.
     NotOwner,
+    /// The shares leased by the put's owner already take as much of this
+    /// node's quota as any one peer may (`quota_per_peer`); others may
+    /// still store here, and the owner's shares go to other peers.
+    PeerShare,
 }
 
 impl RefuseReason {
@@ -125,6 +129,7 @@ impl RefuseReason {
             Self::Internal => 3,
             Self::Busy => 4,
             Self::NotOwner => 5,
+            Self::PeerShare => 6,
         }
     }
 
@@ -134,6 +139,7 @@ impl RefuseReason {
             2 => Self::Invalid,
             4 => Self::Busy,
             5 => Self::NotOwner,
+            6 => Self::PeerShare,
             _ => Self::Internal,
         }
     }
@@ -692,6 +698,15 @@ mod tests {
             message: "no".into(),
         };
         assert_eq!(answer_bytes(&refused).await, "8203000000016e6f");
+        let past_share = Answer::Refused {
+            reason: RefuseReason::PeerShare,
+            message: "no".into(),
+        };
+        assert_eq!(answer_bytes(&past_share).await, "8203000000066e6f");
+        // A code this node does not know reads as an internal error (so an
+        // older node takes code 6 as a refusal, and places elsewhere).
+        assert_eq!(RefuseReason::from_code(6), RefuseReason::PeerShare);
+        assert_eq!(RefuseReason::from_code(99), RefuseReason::Internal);
         let share = Answer::Share {
             record: vec![0xaa; 3],
             lease: Some(lease.to_vec()),
@@ -796,6 +811,10 @@ mod tests {
             Answer::Refused {
                 reason: RefuseReason::Full,
                 message: "store is full".into(),
+            },
+            Answer::Refused {
+                reason: RefuseReason::PeerShare,
+                message: "your share of this store is used up".into(),
             },
             Answer::Share {
                 record: b"rec".to_vec(),
