@@ -104,13 +104,19 @@ fn a_cap_written_into_config_toml_holds_after_sighup_without_a_restart() {
     assert!(log.contains("max_upload"), "the error names the key: {log}");
 
     // A cap, and a setting that only a restart can change.
-    std::fs::write(&config, "max_upload = \"8MiB\"\nquota = \"1GiB\"\n").unwrap();
-    hang_up_and_wait_for(&sender, "config.toml reloaded: max_upload: no cap → 8.0 MiB/s");
+    std::fs::write(
+        &config,
+        "max_upload = \"8MiB\"\nquota = \"1GiB\"\nquota_per_peer = \"none\"\n",
+    )
+    .unwrap();
+    // The line naming what waits for a restart comes last.
+    hang_up_and_wait_for(&sender, "take effect at the next start: quota");
     let log = sender.stderr.lock().unwrap().clone();
     assert!(
-        log.contains("take effect at the next start: quota"),
+        log.contains("config.toml reloaded: max_upload: no cap → 8.0 MiB/s"),
         "{log}"
     );
+    assert!(log.contains("→ no cap per peer"), "quota_per_peer is applied: {log}");
 
     let status = kith(&sender.dir, &["status"]);
     assert!(

@@ -3,7 +3,9 @@
 //! new [`NodeConfig`] to [`Node::reload`].
 //!
 //! What can change live changes at once, for open connections too: the
-//! rate caps (`max_upload`, `max_download`, and their `_per_peer` forms).
+//! rate caps (`max_upload`, `max_download`, and their `_per_peer` forms),
+//! and the part of the quota one peer may take (`quota_per_peer`, from
+//! the next share a peer sends).
 //! Every other setting that differs is named in [`Reload::at_restart`], so
 //! the operator reads in the log that it waits for the next start, rather
 //! than believing it took effect.
@@ -37,6 +39,21 @@ impl Node {
         if in_force != new.rate_limits {
             self.net().set_rate_limits(new.rate_limits);
             reload.applied.extend(rate_changes(&in_force, &new.rate_limits));
+        }
+        let quota_share = new.peer_limits.quota_per_peer;
+        if quota_share != old.peer_limits.quota_per_peer {
+            let quota = self.store().usage().quota;
+            let (before, after) = (self.shares().peer_cap(), quota_share.of(quota));
+            self.shares().set_peer_cap(after);
+            let show = |cap: u64| match cap {
+                u64::MAX => "no cap".to_owned(),
+                cap => kith_base::ByteSize(cap).to_string(),
+            };
+            reload.applied.push(format!(
+                "quota_per_peer: {} → {} per peer",
+                show(before),
+                show(after)
+            ));
         }
         reload.at_restart = needing_restart(old, new);
         reload
@@ -82,7 +99,7 @@ fn needing_restart(old: &NodeConfig, new: &NodeConfig) -> Vec<&'static str> {
             keys
         }};
     }
-    differing!(
+    let mut keys = differing!(
         listen => "listen",
         bootstrap => "bootstrap",
         mdns => "mdns",
@@ -98,7 +115,11 @@ fn needing_restart(old: &NodeConfig, new: &NodeConfig) -> Vec<&'static str> {
         feeds => "feeds (feed_check, feed_attachments)",
         relay_limits => "relay limits (relay_circuit_bytes, relay_circuit_time, relay_circuits…)",
         reachability => "reachability (auto_relays, autonat_private_addresses, reachability)",
-    )
+    );
+    if old.peer_limits.max_connections_per_peer != new.peer_limits.max_connections_per_peer {
+        keys.push("max_connections_per_peer");
+    }
+    keys
 }
 
 #[cfg(test)]
