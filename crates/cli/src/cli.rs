@@ -452,4 +452,8 @@ pub(crate) struct ServiceArgs {
     /// Replace a different unit, or remove an enabled one.
     #[arg(long)]
     pub(crate) force: bool,
+    /// The user a system unit runs kith as (e.g. a `kith` system user)
+    /// [default: the user who ran sudo].
+    #[arg(long, value_name = "USER")]
+    pub(crate) run_as: Option<String>,
 }

@@ -101,9 +101,14 @@ fn unit_dir(scope: Scope) -> anyhow::Result<PathBuf> {
     }
 }
 
-/// The user a system unit runs as, and that user's home: the one who ran
-/// `sudo`, else whoever runs this.
-fn invoking_user() -> anyhow::Result<nix::unistd::User> {
+/// The user a system unit runs as, and that user's home: `--run-as`, else
+/// the one who ran `sudo`, else whoever runs this.
+fn invoking_user(run_as: Option<&str>) -> anyhow::Result<nix::unistd::User> {
+    if let Some(name) = run_as {
+        return nix::unistd::User::from_name(name)
+            .with_context(|| format!("cannot look up the user {name} (--run-as)"))?
+            .with_context(|| format!("there is no user {name} (--run-as)"));
+    }
     if nix::unistd::geteuid().is_root()
         && let Ok(name) = std::env::var("SUDO_USER")
         && !name.is_empty()
@@ -120,10 +125,10 @@ fn invoking_user() -> anyhow::Result<nix::unistd::User> {
 }
 
 /// Works out the unit for this invocation.
-fn spec(dir: Option<PathBuf>, scope: Scope) -> anyhow::Result<UnitSpec> {
+fn spec(dir: Option<PathBuf>, scope: Scope, run_as: Option<&str>) -> anyhow::Result<UnitSpec> {
     let exe = std::env::current_exe().context("cannot find the path of this kith binary")?;
     let user = match scope {
-        Scope::System => Some(invoking_user()?),
+        Scope::System => Some(invoking_user(run_as)?),
         Scope::User => None,
     };
     let data_dir = match dir {
@@ -279,7 +284,10 @@ fn render(spec: &UnitSpec) -> anyhow::Result<String> {
 
 fn install(dir: Option<PathBuf>, args: &ServiceArgs) -> anyhow::Result<()> {
     let scope = scope_of(args);
-    let spec = spec(dir, scope)?;
+    if args.run_as.is_some() && matches!(scope, Scope::User) {
+        bail!("--run-as names the user of a system unit: add --system (a user unit runs as you)");
+    }
+    let spec = spec(dir, scope, args.run_as.as_deref())?;
     let unit = render(&spec)?;
     let path = unit_dir(scope)?.join(UNIT_NAME);
     let exe = spec.exe.to_string_lossy();

@@ -230,6 +230,53 @@ fn a_dry_run_of_a_system_unit_names_the_user_and_starts_at_boot() {
 }
 
 #[test]
+fn a_system_unit_runs_as_the_user_run_as_names_and_an_unknown_one_is_refused() {
+    let home = Home::new();
+    let data = home.path().join("data");
+    let dir = data.to_str().unwrap();
+    // `daemon` is in every Debian user database (systemd warns about `nobody`).
+    let unit = succeeded(&home.kith(&[
+        "--dir",
+        dir,
+        "service",
+        "install",
+        "--system",
+        "--run-as",
+        "daemon",
+        "--dry-run",
+    ]));
+    assert_eq!(setting(&unit, "User"), "daemon", "{unit}");
+    verify(&unit);
+    let output = home.kith(&[
+        "--dir",
+        dir,
+        "service",
+        "install",
+        "--system",
+        "--run-as",
+        "no-such-user-here",
+        "--dry-run",
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("there is no user no-such-user-here (--run-as)"),
+        "{}",
+        stderr(&output)
+    );
+    // Only a system unit names a user.
+    let output = home.kith(&[
+        "service",
+        "install",
+        "--user",
+        "--run-as",
+        "daemon",
+        "--dry-run",
+    ]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("add --system"), "{}", stderr(&output));
+}
+
+#[test]
 fn the_default_data_folder_and_a_relative_one_become_absolute_paths() {
     let home = Home::new();
     let unit = succeeded(&home.kith(&["service", "install", "--user", "--dry-run"]));
