@@ -195,7 +195,9 @@ fn save_here(api: &ApiClient, cap: &str, path: &Path) -> anyhow::Result<bool> {
         match serde_json::from_str::<SaveLine>(&line)
             .context("the node's answer is not what this kith expects")?
         {
-            SaveLine::Started { size, download: id, .. } => {
+            SaveLine::Started {
+                size, download: id, ..
+            } => {
                 progress.set_total_if_unknown(size);
                 download = Some(id.to_string());
             }

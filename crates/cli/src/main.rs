@@ -511,7 +511,9 @@ fn reload_on_hangup(
             let config = match config {
                 Ok(config) => config,
                 Err(error) => {
-                    tracing::error!("config.toml not reloaded, the settings stay as they were: {error:#}");
+                    tracing::error!(
+                        "config.toml not reloaded, the settings stay as they were: {error:#}"
+                    );
                     continue;
                 }
             };

@@ -116,7 +116,10 @@ fn a_cap_written_into_config_toml_holds_after_sighup_without_a_restart() {
         log.contains("config.toml reloaded: max_upload: no cap → 8.0 MiB/s"),
         "{log}"
     );
-    assert!(log.contains("→ no cap per peer"), "quota_per_peer is applied: {log}");
+    assert!(
+        log.contains("→ no cap per peer"),
+        "quota_per_peer is applied: {log}"
+    );
 
     let status = kith(&sender.dir, &["status"]);
     assert!(
@@ -149,6 +152,9 @@ fn a_cap_written_into_config_toml_holds_after_sighup_without_a_restart() {
 
     // Lifted again: the log says so.
     std::fs::write(&config, "quota = \"1GiB\"\n").unwrap();
-    hang_up_and_wait_for(&sender, "config.toml reloaded: max_upload: 8.0 MiB/s → no cap");
+    hang_up_and_wait_for(
+        &sender,
+        "config.toml reloaded: max_upload: 8.0 MiB/s → no cap",
+    );
     sender.terminate();
 }

@@ -273,7 +273,11 @@ fn a_system_unit_runs_as_the_user_run_as_names_and_an_unknown_one_is_refused() {
         "--dry-run",
     ]);
     assert!(!output.status.success());
-    assert!(stderr(&output).contains("add --system"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("add --system"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]

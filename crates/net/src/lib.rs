@@ -155,7 +155,7 @@ pub async fn spawn(
         .map_err(|error| NetError::Setup(describe(&error)))?
         .with_other_transport(|keypair| {
             ip_transport(keypair, config.limits.handshake_timeout, throttle.clone())
-            .map_err(|error| Box::new(error) as Box<dyn std::error::Error + Send + Sync>)
+                .map_err(|error| Box::new(error) as Box<dyn std::error::Error + Send + Sync>)
         })
         .map_err(|error| NetError::Setup(describe(&error)))?
         .with_relay_client(noise::Config::new, yamux::Config::default)

@@ -84,5 +84,5 @@ pub use kith_net::{
 pub use kith_store::StoreError;
 pub use names::{MirrorInfo, MyName, NameOpError, NameSettings, Published, Resolved};
 pub use node::{Node, NodeError, NodeStatus, PeerInfo, STORE_DIR};
-pub use status::RateCaps;
 pub use reload::Reload;
+pub use status::RateCaps;

@@ -38,7 +38,9 @@ impl Node {
         let in_force = self.net().rate_limits();
         if in_force != new.rate_limits {
             self.net().set_rate_limits(new.rate_limits);
-            reload.applied.extend(rate_changes(&in_force, &new.rate_limits));
+            reload
+                .applied
+                .extend(rate_changes(&in_force, &new.rate_limits));
         }
         let quota_share = new.peer_limits.quota_per_peer;
         if quota_share != old.peer_limits.quota_per_peer {
@@ -69,7 +71,11 @@ fn rate_changes(old: &RateLimits, new: &RateLimits) -> Vec<String> {
     [
         ("max_upload", old.upload, new.upload),
         ("max_download", old.download, new.download),
-        ("max_upload_per_peer", old.upload_per_peer, new.upload_per_peer),
+        (
+            "max_upload_per_peer",
+            old.upload_per_peer,
+            new.upload_per_peer,
+        ),
         (
             "max_download_per_peer",
             old.download_per_peer,
