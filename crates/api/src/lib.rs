@@ -17,6 +17,7 @@
 //! | `feeds` | the feed routes: post, follow, unfollow, the timeline |
 //! | `failures` | remembers the error answer of a named streamed request (`GET /v1/failures/ID`) |
 //! | `dashboard` | the web app's static files: files (upload, download, QR codes), friends, inbox, names, the feed, the node's state |
+//! | `openapi` | `GET /v1/openapi.json`: the API's OpenAPI description (`openapi.json`, checked against the routes by `tests/openapi.rs`) |
 //! | `security` | the guard: host, origin and bearer token checks |
 //! | `error` | leaf: every error answer — its kinds, one status per kind, the JSON body, the mapping of the node's errors |
 //! | [`types`] | leaf: the JSON request and answer bodies, shared with the command line |
