@@ -114,6 +114,29 @@ pub struct ChromeDriver {
 
 impl ChromeDriver {
     pub fn start(log: &Path) -> Self {
+        // chromedriver picks its port (`--port=0`) and then binds it again
+        // for IPv6; a process that takes that port in between (any test
+        // listening on port 0 meanwhile) makes it exit at once with
+        // "bind() failed: Address already in use". A few fresh tries.
+        const TRIES: usize = 3;
+        for attempt in 1..=TRIES {
+            match Self::try_start(log) {
+                Ok(driver) => return driver,
+                Err(driver) if attempt < TRIES && driver.log_text().contains("bind() failed") => {
+                    eprintln!("chromedriver lost its port to another process; starting it again");
+                }
+                Err(driver) => panic!(
+                    "chromedriver did not start within {START_LIMIT:?}; its log:\n{}",
+                    driver.log_text()
+                ),
+            }
+        }
+        unreachable!("the last try returns or panics")
+    }
+
+    /// One start of chromedriver; `Err` with the exited (or silent)
+    /// driver, for its log, when it did not say its port.
+    fn try_start(log: &Path) -> Result<Self, Self> {
         let mut child = Command::new(CHROMEDRIVER)
             .args(["--port=0", "--log-level=WARNING"])
             .arg(format!("--log-path={}", log.display()))
@@ -141,12 +164,9 @@ impl ChromeDriver {
             session: None,
             log: log.to_owned(),
         };
-        let port = port_rx.recv_timeout(START_LIMIT).unwrap_or_else(|_| {
-            panic!(
-                "chromedriver did not start within {START_LIMIT:?}; its log:\n{}",
-                driver.log_text()
-            )
-        });
+        let Ok(port) = port_rx.recv_timeout(START_LIMIT) else {
+            return Err(driver);
+        };
         driver.url = format!("http://127.0.0.1:{port}");
         wait_for("chromedriver to be ready", START_LIMIT, || {
             ureq::get(format!("{}/status", driver.url))
@@ -155,7 +175,7 @@ impl ChromeDriver {
                 .and_then(|mut answer| answer.body_mut().read_json::<Value>().ok())
                 .is_some_and(|status| status["value"]["ready"] == Value::Bool(true))
         });
-        driver
+        Ok(driver)
     }
 
     /// A new session: Chromium, headless, with a window of `width` ×
