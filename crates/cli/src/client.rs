@@ -93,23 +93,7 @@ impl ApiClient {
             .post(format!("{}{path}", self.base))
             .header("Authorization", format!("Bearer {}", self.token))
             .send_json(body);
-        let mut response = response.map_err(|error| self.connection_error(error))?;
-        if response.status().is_success() {
-            return Ok(response);
-        }
-        let status = response.status();
-        let body = response
-            .body_mut()
-            .read_to_string()
-            .context("cannot read the node's answer")?;
-        Err(match serde_json::from_str::<ErrorBody>(&body) {
-            Ok(error) => NodeRefusal {
-                kind: error.error,
-                message: error.message,
-            }
-            .into(),
-            Err(_) => anyhow!("the node answered {status}"),
-        })
+        self.streamed(response)
     }
 
     /// `GET path`, decoded as `T`.
@@ -230,20 +214,7 @@ impl ApiClient {
             .get(format!("{}{path}", self.base))
             .header("Authorization", format!("Bearer {}", self.token))
             .call();
-        let mut response = response.map_err(|error| self.connection_error(error))?;
-        if response.status().is_success() {
-            return Ok(response);
-        }
-        let status = response.status();
-        let body = response
-            .body_mut()
-            .read_to_string()
-            .context("cannot read the node's answer")?;
-        Err(anyhow!(
-            serde_json::from_str::<ErrorBody>(&body)
-                .map(|error| error.message)
-                .unwrap_or_else(|_| format!("the node answered {status}"))
-        ))
+        self.streamed(response)
     }
 
     fn connection_error(&self, error: ureq::Error) -> anyhow::Error {
@@ -275,15 +246,39 @@ impl ApiClient {
         if status.is_success() {
             serde_json::from_str(&body).context("the node's answer is not what this kith expects")
         } else {
-            Err(match serde_json::from_str::<ErrorBody>(&body) {
-                Ok(error) => NodeRefusal {
-                    kind: error.error,
-                    message: error.message,
-                }
-                .into(),
-                Err(_) => anyhow!("the node answered {status}"),
-            })
+            Err(refusal(status, &body))
         }
+    }
+
+    /// A response for its streamed body when it is a success; otherwise
+    /// the node's error (a [`NodeRefusal`]).
+    fn streamed(
+        &self,
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> anyhow::Result<ureq::http::Response<ureq::Body>> {
+        let mut response = response.map_err(|error| self.connection_error(error))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let body = response
+            .body_mut()
+            .read_to_string()
+            .context("cannot read the node's answer")?;
+        Err(refusal(status, &body))
+    }
+}
+
+/// The node's error answer `body` (status `status`) as an error: a
+/// [`NodeRefusal`] when it is the node's JSON error body.
+fn refusal(status: ureq::http::StatusCode, body: &str) -> anyhow::Error {
+    match serde_json::from_str::<ErrorBody>(body) {
+        Ok(error) => NodeRefusal {
+            kind: error.error,
+            message: error.message,
+        }
+        .into(),
+        Err(_) => anyhow!("the node answered {status}"),
     }
 }
 
