@@ -32,6 +32,11 @@
 //! - Media types come from the folder's listing, else the file's manifest,
 //!   else the name's extension; `X-Content-Type-Options: nosniff` keeps a
 //!   browser from guessing otherwise.
+//! - Limits per client address (`gateway_limits.rs`): requests per
+//!   second (`gateway_rate`, 20 by default when the gateway listens beyond
+//!   loopback; `429` with `Retry-After` past it) and the largest file sent
+//!   whole (`gateway_max_response`; `403` past it, a `Range` within it is
+//!   served). No client address is logged.
 //! - Errors are small HTML pages: `400` for a malformed capability or a path
 //!   that tries to climb out (`..`, `%2e%2e`, `\`), `404` for what is not
 //!   there, `502` when too few holders answer.
@@ -77,7 +82,8 @@ const SEGMENT: &AsciiSet = &CONTROLS
     .add(b']');
 
 /// The gateway's routes.
-pub(crate) fn router(node: Node) -> Router {
+pub(crate) fn router(node: Node, limits: kith_node::config::GatewayLimits) -> Router {
+    let clients = crate::gateway_limits::ClientLimits::new(limits);
     Router::new()
         .route("/", get(home))
         .route("/k/{*rest}", get(by_capability))
@@ -86,6 +92,10 @@ pub(crate) fn router(node: Node) -> Router {
         .route("/f/{peer}/feed.atom", get(feed_atom))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(node.clone(), subdomains))
+        .layer(middleware::from_fn_with_state(
+            clients,
+            crate::gateway_limits::enforce,
+        ))
         .with_state(node)
 }
 
@@ -620,7 +630,7 @@ fn get_error(error: GetError) -> Response {
     error_page(status, &error.to_string())
 }
 
-fn error_page(status: StatusCode, message: &str) -> Response {
+pub(crate) fn error_page(status: StatusCode, message: &str) -> Response {
     let title = format!(
         "{} {}",
         status.as_u16(),

@@ -11,6 +11,7 @@
 //! | `files` | the file and folder routes: put, get, folder, ls, resolve, downloads, stat, rm |
 //! | `save` | `POST /v1/save`: the node writes a fetched file to a local path itself (`kith get -o` on the same machine) |
 //! | `gateway` | the HTTP gateway for browsers, on its own listener: `/k/<cap>/path`, Range, ETag |
+//! | `gateway_limits` | what one client of the gateway may ask: requests per second (429 past it), the largest response |
 //! | `friends` | the friend routes: msg, send, inbox (and its received files), mail, the address book |
 //! | `qr` | `GET /v1/qr`: a QR code of a text, as SVG, for the web app |
 //! | `names` | the name and mirror routes: publish, resolve, list; mirror, mirrors, rm |
@@ -90,6 +91,7 @@ mod feeds;
 mod files;
 mod friends;
 mod gateway;
+mod gateway_limits;
 mod names;
 mod openapi;
 mod qr;

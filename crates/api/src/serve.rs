@@ -127,7 +127,17 @@ pub(crate) async fn serve(
                 }
             },
         };
-        let service = TowerToHyperService::new(router.clone());
+        // Handlers that need the client's address (the gateway's
+        // per-client limits) read it as `ConnectInfo`.
+        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+            router.clone(),
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(remote));
+                request
+            },
+        ));
         let header_timeout = limits.header_timeout;
         let mut closing = closing_rx.clone();
         tokio::spawn(async move {
@@ -148,13 +158,22 @@ pub(crate) async fn serve(
 
 /// One connection, HTTP/1.1 with the header timeout, until it ends or the
 /// server stops (then the request under way is finished first).
-async fn serve_connection(
+async fn serve_connection<S>(
     stream: tokio::net::TcpStream,
     remote: SocketAddr,
-    service: TowerToHyperService<Router>,
+    service: TowerToHyperService<S>,
     header_timeout: Duration,
     closing: &mut watch::Receiver<bool>,
-) {
+) where
+    S: tower::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())

@@ -29,6 +29,8 @@
 //! mailbox_bytes_per_peer = "1MiB" # bytes of those letters from one sender ["4MiB"]
 //! api = "127.0.0.1:5050"
 //! gateway = "127.0.0.1:8080"  # the HTTP gateway for browsers [127.0.0.1, any port]
+//! gateway_rate = 20          # requests per second per client address [20 when public, else no limit; 0: none]
+//! gateway_max_response = "1GiB" # largest file the gateway sends whole [no cap]
 //! quota = "50G"
 //! inbox = "/home/me/Inbox"   # where files from friends land [DIR/inbox]
 //! accept = "friends"         # letters from friends only ["anyone"]
@@ -106,6 +108,9 @@ pub struct NodeConfig {
     /// What any one peer may take of this node: its part of the quota and
     /// connections at once (the mailbox's are in `friends.mail_limits`).
     pub peer_limits: PeerLimits,
+    /// What one client of the gateway may ask: requests per second and
+    /// the largest response. Public gateways get a request rate by default.
+    pub gateway_limits: GatewayLimits,
 }
 
 impl Default for NodeConfig {
@@ -134,6 +139,7 @@ impl Default for NodeConfig {
             reachability: kith_net::ReachabilitySettings::default(),
             rate_limits: kith_net::RateLimits::default(),
             peer_limits: PeerLimits::default(),
+            gateway_limits: GatewayLimits::default(),
         }
     }
 }
@@ -481,6 +487,52 @@ impl std::str::FromStr for QuotaShare {
     }
 }
 
+/// What one client address may ask of the gateway.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GatewayLimits {
+    /// Requests per second from one client address (an IPv6 client's /64),
+    /// with a burst of twice as many; `None`: no limit.
+    pub requests_per_second: Option<u32>,
+    /// Largest file sent whole; a `Range` request for a part within it is
+    /// served. `None`: no cap.
+    pub max_response: Option<u64>,
+}
+
+/// Requests per second per client for a gateway that listens beyond
+/// loopback, unless `gateway_rate` says otherwise: a browser opening a
+/// page with its stylesheets, scripts and images stays well under it.
+pub const DEFAULT_PUBLIC_GATEWAY_RATE: u32 = 20;
+
+/// Reads `gateway_rate` and `gateway_max_response` (after the gateway's
+/// address, whose reach decides the default rate).
+fn gateway_limit_settings(file: &ConfigFile, config: &mut NodeConfig) -> Result<(), ConfigError> {
+    let invalid = |key: &str, message: String| ConfigError::Value {
+        source_name: CONFIG_FILE.to_owned(),
+        message: format!("{key}: {message}"),
+    };
+    config.gateway_limits.requests_per_second = match file.gateway_rate {
+        Some(0) => None,
+        Some(rate) if rate > 100_000 => {
+            return Err(invalid(
+                "gateway_rate",
+                format!("{rate}: at most 100000 (0: no limit)"),
+            ));
+        }
+        Some(rate) => Some(rate),
+        None if !config.gateway.ip().is_loopback() => Some(DEFAULT_PUBLIC_GATEWAY_RATE),
+        None => None,
+    };
+    if let Some(text) = &file.gateway_max_response {
+        let size = text
+            .trim()
+            .parse::<ByteSize>()
+            .map_err(|error| invalid("gateway_max_response", error.to_string()))?;
+        config.gateway_limits.max_response = (size.0 > 0).then_some(size.0);
+    }
+    Ok(())
+}
+
 /// Reads the per-peer limits: `quota_per_peer`, `max_connections_per_peer`,
 /// `mailbox_letters_per_peer` and `mailbox_bytes_per_peer`.
 fn peer_limit_settings(file: &ConfigFile, config: &mut NodeConfig) -> Result<(), ConfigError> {
@@ -609,6 +661,12 @@ pub struct ConfigFile {
     pub mailbox_letters_per_peer: Option<u64>,
     /// Most bytes of letters held for offline peers from any one sender.
     pub mailbox_bytes_per_peer: Option<String>,
+    /// Requests per second one client address may send the gateway (`0`:
+    /// no limit) [20 when the gateway listens beyond loopback, else none].
+    pub gateway_rate: Option<u32>,
+    /// Largest file the gateway sends whole, e.g. `1GiB` (a range within
+    /// it is fine) [no cap].
+    pub gateway_max_response: Option<String>,
     /// API address, `HOST:PORT`.
     pub api: Option<String>,
     /// Gateway address, `HOST:PORT`.
@@ -869,6 +927,7 @@ impl NodeConfig {
         relay_settings(file, &mut config.relay_limits)?;
         rate_settings(file, flags, &mut config.rate_limits)?;
         peer_limit_settings(file, &mut config)?;
+        gateway_limit_settings(file, &mut config)?;
         if config.listen.is_empty() {
             return Err(ConfigError::Value {
                 source_name: "listen".to_owned(),
@@ -1071,6 +1130,33 @@ mod tests {
         assert!(ConfigFile::load(temp.path()).is_err());
         std::fs::remove_file(temp.path().join(CONFIG_FILE)).unwrap();
         assert!(ConfigFile::load(temp.path()).unwrap().listen.is_none());
+    }
+
+    #[test]
+    fn a_public_gateway_gets_a_rate_per_client_by_default() {
+        let resolve = |text: &str| {
+            let file: ConfigFile = toml::from_str(text).unwrap();
+            NodeConfig::resolve(&file, &Flags::default())
+        };
+        let local = resolve("").unwrap().gateway_limits;
+        assert_eq!(local, GatewayLimits::default(), "no limit on loopback");
+        let public = resolve("gateway = \"0.0.0.0:8080\"\n")
+            .unwrap()
+            .gateway_limits;
+        assert_eq!(
+            public.requests_per_second,
+            Some(DEFAULT_PUBLIC_GATEWAY_RATE)
+        );
+        let open = resolve("gateway = \"0.0.0.0:8080\"\ngateway_rate = 0\n").unwrap();
+        assert_eq!(open.gateway_limits.requests_per_second, None);
+        let capped = resolve("gateway_rate = 5\ngateway_max_response = \"1GiB\"\n").unwrap();
+        assert_eq!(capped.gateway_limits.requests_per_second, Some(5));
+        assert_eq!(capped.gateway_limits.max_response, Some(1 << 30));
+        let error = resolve("gateway_max_response = \"big\"\n").unwrap_err();
+        assert!(
+            error.to_string().contains("gateway_max_response"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -121,6 +121,7 @@ fn needing_restart(old: &NodeConfig, new: &NodeConfig) -> Vec<&'static str> {
         feeds => "feeds (feed_check, feed_attachments)",
         relay_limits => "relay limits (relay_circuit_bytes, relay_circuit_time, relay_circuits…)",
         reachability => "reachability (auto_relays, autonat_private_addresses, reachability)",
+        gateway_limits => "gateway_rate, gateway_max_response",
     );
     if old.peer_limits.max_connections_per_peer != new.peer_limits.max_connections_per_peer {
         keys.push("max_connections_per_peer");
