@@ -4,19 +4,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use kith_api::types::ErrorBody;
-use kith_node::{DataDir, NodeConfig};
+use kith_node::DataDir;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_answers_are_json_with_a_kind_and_a_sentence() {
     let temp = tempfile::tempdir().unwrap();
     let dir = DataDir::new(temp.path().join("node"));
-    let config = NodeConfig {
-        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
-        mdns: false,
-        relay: false,
-        ..NodeConfig::default()
-    };
+    let config = common::lone_node_config();
     let running = kith_api::up(dir.clone(), config).await.unwrap();
     let base = format!("http://{}", running.api_addr());
     let token = dir.api_token().unwrap();

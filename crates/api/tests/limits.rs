@@ -4,12 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use kith_api::{ApiLimits, Running};
-use kith_node::{DataDir, NodeConfig};
+use kith_node::DataDir;
 
 /// Short timeouts so the tests take seconds.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(1);
@@ -25,12 +27,7 @@ impl Api {
     async fn start(max_connections: usize) -> Self {
         let temp = tempfile::tempdir().unwrap();
         let dir = DataDir::new(temp.path().join("node"));
-        let config = NodeConfig {
-            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
-            mdns: false,
-            relay: false,
-            ..NodeConfig::default()
-        };
+        let config = common::lone_node_config();
         let limits = ApiLimits::for_this_process()
             .with_timeouts(HEADER_TIMEOUT, BODY_IDLE_TIMEOUT)
             .with_max_connections(max_connections);

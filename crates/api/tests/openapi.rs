@@ -13,10 +13,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use kith_node::{DataDir, NodeConfig};
+use kith_node::DataDir;
 use serde_json::Value;
 
 /// The description, as checked in (and as the API serves it).
@@ -427,19 +429,43 @@ const MODIFIERS: [&str; 6] = [
     "handle_error",
 ];
 
+/// What the route scanner cannot read, said so that the reader knows
+/// which registration to look at.
+#[derive(Debug, thiserror::Error)]
+enum ScanError {
+    /// A registration the scanner does not follow (`.nest(`, …).
+    #[error("`{0}` registers routes the scanner in tests/openapi.rs cannot read")]
+    Unreadable(&'static str),
+    /// A call in a method router that is neither a method nor a modifier.
+    #[error("`{0}(…)` is not a method the scanner in tests/openapi.rs knows")]
+    UnknownCall(String),
+    /// Brackets that do not close, or a `.route(` without two arguments.
+    #[error("{0}")]
+    Malformed(&'static str),
+    /// A `.route(` whose method router routes no method.
+    #[error(".route({0}, …) with no method")]
+    NoMethod(String),
+    /// A problem inside the method router of `.route(PATH, …)`.
+    #[error(".route({path}, …): {problem}")]
+    InRoute {
+        /// The route's first argument, as written.
+        path: String,
+        /// What is wrong in its method router.
+        problem: Box<ScanError>,
+    },
+}
+
 /// Adds every `.route("PATH", METHODS)` of `source` to `routes`; answers
 /// the routes whose path is not a string literal, as (methods, the path's
 /// text). An error for what the scanner cannot read.
 fn scan(
     source: &str,
     routes: &mut BTreeSet<(String, String)>,
-) -> Result<Vec<(Vec<String>, String)>, String> {
+) -> Result<Vec<(Vec<String>, String)>, ScanError> {
     let text = without_comments(source);
     for unreadable in [".nest(", ".nest_service(", ".route_service("] {
         if text.contains(unreadable) {
-            return Err(format!(
-                "`{unreadable}` registers routes the scanner in tests/openapi.rs cannot read"
-            ));
+            return Err(ScanError::Unreadable(unreadable));
         }
     }
     let chars: Vec<char> = text.chars().collect();
@@ -450,15 +476,19 @@ fn scan(
         from = at + ".route(".len();
         // `text` is ASCII up to here in practice; count chars to be safe.
         let open = text[..at].chars().count() + ".route".len();
-        let close = closing(&chars, open).ok_or("a .route( that does not close")?;
+        let close =
+            closing(&chars, open).ok_or(ScanError::Malformed("a .route( that does not close"))?;
         let args: Vec<char> = chars[open + 1..close].to_vec();
-        let comma = top_level_comma(&args).ok_or("a .route( with one argument")?;
+        let comma =
+            top_level_comma(&args).ok_or(ScanError::Malformed("a .route( with one argument"))?;
         let first: String = args[..comma].iter().collect::<String>().trim().to_owned();
         let rest = &args[comma + 1..];
-        let methods =
-            methods_in(rest).map_err(|problem| format!(".route({first}, …): {problem}"))?;
+        let methods = methods_in(rest).map_err(|problem| ScanError::InRoute {
+            path: first.clone(),
+            problem: Box::new(problem),
+        })?;
         if methods.is_empty() {
-            return Err(format!(".route({first}, …) with no method"));
+            return Err(ScanError::NoMethod(first));
         }
         match first
             .strip_prefix('"')
@@ -499,7 +529,7 @@ fn top_level_comma(args: &[char]) -> Option<usize> {
 
 /// The methods a method-router expression (`get(a).post(b).layer(…)`)
 /// routes: the calls at its top level.
-fn methods_in(expression: &[char]) -> Result<Vec<String>, String> {
+fn methods_in(expression: &[char]) -> Result<Vec<String>, ScanError> {
     let mut methods = Vec::new();
     let mut i = 0;
     while i < expression.len() {
@@ -520,12 +550,12 @@ fn methods_in(expression: &[char]) -> Result<Vec<String>, String> {
                     Some(method) => methods.push(method.to_owned()),
                     None if MODIFIERS.contains(&word.as_str()) => {}
                     None => {
-                        return Err(format!(
-                            "`{word}(…)` is not a method the scanner in tests/openapi.rs knows"
-                        ));
+                        return Err(ScanError::UnknownCall(word));
                     }
                 }
-                i = closing(expression, j).ok_or("a call that does not close")? + 1;
+                i = closing(expression, j)
+                    .ok_or(ScanError::Malformed("a call that does not close"))?
+                    + 1;
             }
             continue;
         }
@@ -533,7 +563,9 @@ fn methods_in(expression: &[char]) -> Result<Vec<String>, String> {
             '"' => i = string_end(expression, i),
             '\'' => i = char_end(expression, i),
             '(' | '[' | '{' => {
-                i = closing(expression, i).ok_or("a bracket that does not close")? + 1;
+                i = closing(expression, i)
+                    .ok_or(ScanError::Malformed("a bracket that does not close"))?
+                    + 1;
             }
             _ => i += 1,
         }
@@ -688,12 +720,7 @@ fn operation<'a>(spec: &'a Value, method: &str, path: &str) -> &'a Value {
 async fn a_running_node_serves_the_description_and_answers_as_it_says() {
     let temp = tempfile::tempdir().unwrap();
     let dir = DataDir::new(temp.path().join("node"));
-    let config = NodeConfig {
-        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
-        mdns: false,
-        relay: false,
-        ..NodeConfig::default()
-    };
+    let config = common::lone_node_config();
     let running = kith_api::up(dir.clone(), config).await.unwrap();
     let base = format!("http://{}", running.api_addr());
     let token = dir.api_token().unwrap();

@@ -272,6 +272,9 @@ struct Greedy {
     letters_refused: AtomicU64,
     /// The first failure of each kind, to say what failed.
     failures: std::sync::Mutex<std::collections::BTreeMap<&'static str, (u64, String)>>,
+    /// Woken whenever a share is stored or refused: fetch loops with
+    /// nothing to fetch yet, and the start of the polite run, wait on it.
+    progress: tokio::sync::Notify,
 }
 
 impl Greedy {
@@ -287,6 +290,13 @@ impl Greedy {
 
 fn bump(counter: &AtomicU64, by: u64) {
     counter.fetch_add(by, Ordering::Relaxed);
+}
+
+/// A pause after a failed or refused request, so that a loop whose server
+/// keeps failing does not spin: a back-off, not a wait for a condition
+/// (there is none to wait for), and never past `deadline`.
+async fn back_off(deadline: tokio::time::Instant, pause: Duration) {
+    tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + pause)).await;
 }
 
 /// One greedy peer until `deadline`: two store loops, a fetch loop and a
@@ -308,14 +318,16 @@ async fn greedy_peer(
                 Ok(Ok(share)) => {
                     bump(&totals.stored, 1);
                     stored.lock().unwrap_or_else(|e| e.into_inner()).push(share);
+                    totals.progress.notify_waiters();
                 }
                 Ok(Err(ProbeError::Refused { reason, .. })) if reason == "PeerShare" => {
                     bump(&totals.refused_share, 1);
+                    totals.progress.notify_waiters();
                 }
                 Ok(Err(ProbeError::Refused { .. })) => bump(&totals.refused_other, 1),
                 Ok(Err(error)) => {
                     totals.failed("store", &error);
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    back_off(deadline, Duration::from_millis(100)).await;
                 }
             }
         }
@@ -331,7 +343,9 @@ async fn greedy_peer(
             };
             next += 1;
             let Some(share) = share else {
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                // Nothing stored yet: until the next share is (a missed
+                // wake-up costs one share's time; the deadline ends it).
+                let _ = tokio::time::timeout_at(deadline, totals.progress.notified()).await;
                 continue;
             };
             match tokio::time::timeout_at(deadline, node.probe_fetch(server, share)).await {
@@ -339,7 +353,7 @@ async fn greedy_peer(
                 Ok(Ok(bytes)) => bump(&totals.fetched_bytes, bytes as u64),
                 Ok(Err(error)) => {
                     totals.failed("fetch", &error);
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    back_off(deadline, Duration::from_millis(100)).await;
                 }
             }
         }
@@ -352,11 +366,11 @@ async fn greedy_peer(
                 Ok(Err(ProbeError::Refused { .. })) => {
                     bump(&totals.letters_refused, 1);
                     // Refused for good until some are collected: slow down.
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    back_off(deadline, Duration::from_millis(200)).await;
                 }
                 Ok(Err(error)) => {
                     totals.failed("mail", &error);
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    back_off(deadline, Duration::from_millis(100)).await;
                 }
             }
         }
@@ -409,9 +423,18 @@ pub async fn run(config: &BenchConfig) -> Result<String> {
             ))
         })
         .collect();
-    // Let the crowd fill its shares first: the polite peer comes in
-    // when the server is busiest.
-    tokio::time::sleep(config.duration / 4).await;
+    // Let the crowd fill its shares first: the polite peer comes in once
+    // every greedy peer has been refused past its share (the server at its
+    // busiest), or a quarter of the run has gone by.
+    let ramp = tokio::time::Instant::now() + config.duration / 4;
+    while totals.refused_share.load(Ordering::Relaxed) < config.greedy as u64 {
+        if tokio::time::timeout_at(ramp, totals.progress.notified())
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
     let mut loaded = Polite::run(
         &polite_node,
         server_id,

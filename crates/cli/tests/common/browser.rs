@@ -61,13 +61,17 @@ pub async fn script(client: &Client, body: &str) -> Value {
     }
 }
 
-/// Runs `body` every 100 ms until it returns `true`, for at most
-/// [`BROWSER_LIMIT`].
-pub async fn poll(client: &Client, what: &str, body: &str) {
+/// Asks `check` every 100 ms until it answers `Some`, for at most
+/// [`BROWSER_LIMIT`]; its answer.
+pub async fn until<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
     let deadline = Instant::now() + BROWSER_LIMIT;
     loop {
-        if script(client, body).await == Value::Bool(true) {
-            return;
+        if let Some(answer) = check().await {
+            return answer;
         }
         assert!(
             Instant::now() < deadline,
@@ -75,6 +79,15 @@ pub async fn poll(client: &Client, what: &str, body: &str) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Runs `body` every 100 ms until it returns `true`, for at most
+/// [`BROWSER_LIMIT`].
+pub async fn poll(client: &Client, what: &str, body: &str) {
+    until(what, || async {
+        (script(client, body).await == Value::Bool(true)).then_some(())
+    })
+    .await;
 }
 
 /// Keeps `screenshot` (a PNG from the browser) as
@@ -290,8 +303,8 @@ impl ChromeDriver {
 /// [`BROWSER_LIMIT`]; its bytes.
 pub async fn saved_file(downloads: &Path, name: &str, expected: usize) -> Vec<u8> {
     let path = downloads.join(name);
-    let deadline = Instant::now() + BROWSER_LIMIT;
-    loop {
+    let what = format!("the browser to save {}", path.display());
+    until(&what, || async {
         let partial = fs::read_dir(downloads)
             .map(|entries| {
                 entries
@@ -299,17 +312,9 @@ pub async fn saved_file(downloads: &Path, name: &str, expected: usize) -> Vec<u8
                     .any(|entry| entry.file_name().to_string_lossy().ends_with(".crdownload"))
             })
             .unwrap_or(false);
-        if let Ok(bytes) = fs::read(&path)
-            && bytes.len() == expected
-            && !partial
-        {
-            return bytes;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {BROWSER_LIMIT:?} waiting for the browser to save {}",
-            path.display()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        fs::read(&path)
+            .ok()
+            .filter(|bytes| bytes.len() == expected && !partial)
+    })
+    .await
 }
