@@ -27,7 +27,8 @@ for i in 1 2 3 4 5; do
   addr=$(grep "^listening on" $work/n$i.out | head -1 | sed 's/listening on //')
   [ $i = 1 ] && boot=(--bootstrap "$addr/p2p/$(sed -n 's/^kith node //p' $work/n1.out)") || true
 done
-sleep 3
+# Until node 1 sees the other four (at most 30 s).
+for t in $(seq 150); do [ "$($kith --dir $work/n1 peers 2>/dev/null | wc -l)" -ge 4 ] && break; sleep 0.2; done
 head -c "${1:-512M}" /dev/urandom > $work/file
 cap=$($kith --dir $work/n1 put $work/file 2>/dev/null)
 node3=${pids[2]}
