@@ -36,7 +36,13 @@
 //!   second (`gateway_rate`, 20 by default when the gateway listens beyond
 //!   loopback; `429` with `Retry-After` past it) and the largest file sent
 //!   whole (`gateway_max_response`; `403` past it, a `Range` within it is
-//!   served). No client address is logged.
+//!   served), bytes per second (`gateway_max_upload_per_client`), and an
+//!   opt-in request log (`gateway_log`); no client address is logged
+//!   unless the operator asks for it.
+//! - **Only what is mirrored** (`gateway_serves = "mirrored"`): names this
+//!   node mirrors and the capabilities of the trees they hold (and
+//!   mirrored capabilities); anything else, and feeds, get `403`. The
+//!   home page lists the mirrored sites.
 //! - Errors are small HTML pages: `400` for a malformed capability or a path
 //!   that tries to climb out (`..`, `%2e%2e`, `\`), `404` for what is not
 //!   there, `502` when too few holders answer.
@@ -52,6 +58,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use kith_base::capability::split_path;
 use kith_base::{ByteSize, Capability};
+use kith_node::config::GatewayServes;
 use kith_node::{FeedItem, Folder, GetError, Name, NameOpError, Node, PathError, PeerId};
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
@@ -82,8 +89,8 @@ const SEGMENT: &AsciiSet = &CONTROLS
     .add(b']');
 
 /// The gateway's routes.
-pub(crate) fn router(node: Node, limits: kith_node::config::GatewayLimits) -> Router {
-    let clients = crate::gateway_limits::ClientLimits::new(limits);
+pub(crate) fn router(node: Node) -> Router {
+    let clients = crate::gateway_limits::ClientLimits::default();
     Router::new()
         .route("/", get(home))
         .route("/k/{*rest}", get(by_capability))
@@ -93,19 +100,107 @@ pub(crate) fn router(node: Node, limits: kith_node::config::GatewayLimits) -> Ro
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(node.clone(), subdomains))
         .layer(middleware::from_fn_with_state(
-            clients,
+            (node.clone(), clients),
             crate::gateway_limits::enforce,
         ))
         .with_state(node)
 }
 
-async fn home() -> Response {
+async fn home(State(node): State<Node>) -> Response {
+    if node.gateway_limits().serves == GatewayServes::Mirrored {
+        let mut names: Vec<String> = mirrored(&node)
+            .await
+            .into_iter()
+            .filter_map(|mirror| match mirror {
+                Mirrored::Name(name) => Some(name.to_string()),
+                Mirrored::Capability(_) => None,
+            })
+            .collect();
+        names.sort();
+        let list: String = names
+            .iter()
+            .map(|name| {
+                let name = escape_html(name);
+                format!("<li><a href=\"/n/{name}/\">{name}</a></li>")
+            })
+            .collect();
+        return page(
+            StatusCode::OK,
+            "kith gateway",
+            &format!("<p>This gateway serves the sites it mirrors:</p><ul>{list}</ul>"),
+        );
+    }
     page(
         StatusCode::OK,
         "kith gateway",
         "<p>Open a file or folder by its capability: <code>/k/kith:…/path</code>, \
          or a site by its name: <code>/n/&lt;name&gt;/path</code>.</p>",
     )
+}
+
+/// What this node mirrors, as a gateway that serves only that sees it.
+enum Mirrored {
+    Name(Name),
+    Capability(Capability),
+}
+
+/// The names and capabilities mirrored here: each mirror's target, and
+/// the tree it holds in full.
+async fn mirrored(node: &Node) -> Vec<Mirrored> {
+    let mirrors = node.names().mirrors().await.unwrap_or_else(|error| {
+        tracing::warn!(%error, "cannot read the mirrors: the gateway serves none");
+        Vec::new()
+    });
+    let mut found = Vec::new();
+    for mirror in mirrors {
+        match mirror.target.parse::<Name>() {
+            Ok(name) => found.push(Mirrored::Name(name)),
+            Err(_) => found.extend(mirror.target.parse().ok().map(Mirrored::Capability)),
+        }
+        found.extend(
+            mirror
+                .held
+                .and_then(|held| held.parse().ok())
+                .map(Mirrored::Capability),
+        );
+    }
+    found
+}
+
+/// What a request asks the gateway for, as `gateway_serves` sees it.
+enum Wanted<'a> {
+    Name(&'a Name),
+    Capability(&'a Capability),
+    Feed,
+}
+
+/// `Ok` if the gateway serves `wanted`: always, unless `gateway_serves =
+/// "mirrored"`; then only what this node mirrors. Else the `403` page.
+async fn may_serve(node: &Node, wanted: Wanted<'_>) -> Result<(), Response> {
+    if node.gateway_limits().serves != GatewayServes::Mirrored {
+        return Ok(());
+    }
+    let mirrors = mirrored(node).await;
+    let found = mirrors.iter().any(|mirror| match (mirror, &wanted) {
+        (Mirrored::Name(mirror), Wanted::Name(name)) => mirror == *name,
+        (Mirrored::Capability(mirror), Wanted::Capability(capability)) => mirror == *capability,
+        _ => false,
+    });
+    if found {
+        return Ok(());
+    }
+    let what = match wanted {
+        Wanted::Name(_) => "this name",
+        Wanted::Capability(_) => "this capability",
+        Wanted::Feed => "feeds",
+    };
+    Err(error_page(
+        StatusCode::FORBIDDEN,
+        &format!(
+            "This gateway serves only the sites its operator mirrors, and {what} is not \
+             among them. Open it with kith get, or through your own node's gateway."
+        ),
+    ))
 }
 
 async fn not_found() -> Response {
@@ -129,6 +224,9 @@ async fn by_capability(
             );
         }
     };
+    if let Err(refused) = may_serve(&node, Wanted::Capability(&capability)).await {
+        return refused;
+    }
     let site = Site {
         capability,
         cache_control: IMMUTABLE,
@@ -235,6 +333,9 @@ async fn serve_name(
     method: &Method,
     headers: &HeaderMap,
 ) -> Response {
+    if let Err(refused) = may_serve(node, Wanted::Name(&name)).await {
+        return refused;
+    }
     let resolved = match node.names().resolve(name, false).await {
         Ok(resolved) => resolved,
         Err(error @ NameOpError::NotFound { .. }) => {
@@ -254,6 +355,7 @@ const FEED_POSTS: usize = 200;
 
 /// The posts of `peer`'s feed held here, or an error page.
 async fn feed_items(node: &Node, peer: &str) -> Result<(PeerId, Vec<FeedItem>), Response> {
+    may_serve(node, Wanted::Feed).await?;
     let peer: PeerId = peer
         .parse()
         .map_err(|_| error_page(StatusCode::BAD_REQUEST, "This is not a valid peer id."))?;

@@ -125,7 +125,7 @@ async fn serve(
     let (stop_gateway, gateway_stopped) = oneshot::channel::<()>();
     let gateway_task = tokio::spawn(crate::serve::serve(
         gateway_listener,
-        crate::gateway::router(node.clone(), config.gateway_limits),
+        crate::gateway::router(node.clone()),
         gateway_limits,
         async {
             let _ = gateway_stopped.await;

@@ -503,7 +503,6 @@ fn reload_on_hangup(
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangups = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     Ok(tokio::spawn(async move {
-        let mut current = started_with;
         while hangups.recv().await.is_some() {
             let config = ConfigFile::load(dir.root())
                 .map_err(anyhow::Error::from)
@@ -517,7 +516,9 @@ fn reload_on_hangup(
                     continue;
                 }
             };
-            let reload = node.reload(&current, &config);
+            // Live settings are compared with what is in force; the others
+            // with what the node started with, as they wait for a restart.
+            let reload = node.reload(&started_with, &config);
             for change in &reload.applied {
                 tracing::info!("config.toml reloaded: {change}");
             }
@@ -530,9 +531,6 @@ fn reload_on_hangup(
             if reload.is_empty() {
                 tracing::info!("config.toml reloaded: nothing changed");
             }
-            // What is in force now; settings waiting for a restart are
-            // compared with what the node started with.
-            current.rate_limits = config.rate_limits;
         }
     }))
 }

@@ -3,14 +3,17 @@
 //! and is served again once its bucket refills; a file past
 //! `gateway_max_response` is refused with a page that says why, while a
 //! `Range` within the cap is served; and nothing but reading is reachable
-//! on the gateway (no write method, no API route, no web app).
+//! on the gateway (no write method, no API route, no web app). A
+//! community gateway set to serve only what it mirrors refuses the rest
+//! with a sentence, logs requests only as asked, and paces each client's
+//! bytes; all of it changes on `SIGHUP` without a restart.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::fs;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -145,4 +148,137 @@ fn a_public_gateway_limits_each_client_and_serves_only_reading() {
         );
         assert_eq!(answer.status, 404, "{path}: {}", answer.body);
     }
+}
+
+/// `kith put PATH` on the node in `dir`: the capability.
+fn put(dir: &std::path::Path, path: &std::path::Path) -> String {
+    let output = kith(dir, &["put", path.to_str().unwrap(), "--shares", "2/3"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    text(&output.stdout).trim().to_owned()
+}
+
+/// `kith name publish CAP [--label LABEL]` on the node in `dir`: the name.
+fn publish(dir: &std::path::Path, cap: &str, label: &str) -> String {
+    let output = kith(dir, &["name", "publish", cap, "--label", label]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    text(&output.stdout).trim().to_owned()
+}
+
+/// Sends SIGHUP to `node` and waits until its log has one more line
+/// containing `says` than before.
+fn hang_up_and_wait_for(node: &Daemon, says: &str) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let before = node.stderr.lock().unwrap().matches(says).count();
+    kill(Pid::from_raw(node.child.id() as i32), Signal::SIGHUP).unwrap();
+    wait_for(
+        &format!("the node to log {says:?} after SIGHUP"),
+        Duration::from_secs(20),
+        || node.stderr.lock().unwrap().matches(says).count() > before,
+    );
+}
+
+#[test]
+fn a_community_gateway_serves_only_its_mirrors_logs_as_asked_and_paces_clients() {
+    let temp = tempfile::tempdir().unwrap();
+    let gateway_dir = temp.path().join("n2");
+    fs::create_dir_all(&gateway_dir).unwrap();
+    let config = gateway_dir.join("config.toml");
+    fs::write(
+        &config,
+        "gateway_serves = \"mirrored\"\ngateway_log = \"requests\"\n",
+    )
+    .unwrap();
+    let nodes = start_network(temp.path(), 3, 2, |_| Vec::new());
+    let (publisher, gateway) = (&nodes[0], &nodes[2]);
+
+    // Two sites; the community server mirrors one.
+    let site = temp.path().join("site");
+    fs::create_dir_all(&site).unwrap();
+    fs::write(site.join("index.html"), "<h1>the members' site</h1>").unwrap();
+    let other = temp.path().join("other");
+    fs::create_dir_all(&other).unwrap();
+    fs::write(other.join("index.html"), "<h1>someone else</h1>").unwrap();
+    let site_cap = put(&publisher.dir, &site);
+    let other_cap = put(&publisher.dir, &other);
+    let mirrored_name = publish(&publisher.dir, &site_cap, "members");
+    let other_name = publish(&publisher.dir, &other_cap, "other");
+    let mirrored = kith(&gateway.dir, &["mirror", &mirrored_name]);
+    assert!(mirrored.status.success(), "{}", text(&mirrored.stderr));
+    let base = text(&kith(&gateway.dir, &["gateway"]).stdout)
+        .trim()
+        .to_owned();
+
+    // What is mirrored is served: the site by its name and by the
+    // capability of the tree held; the home page lists it.
+    let page = request("GET", &format!("{base}n/{mirrored_name}/"), &[]);
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("the members' site"), "{}", page.body);
+    let by_cap = request("GET", &format!("{base}k/{site_cap}/"), &[]);
+    assert_eq!(by_cap.status, 200, "{}", by_cap.body);
+    let home = request("GET", &base, &[]);
+    assert!(home.body.contains(&mirrored_name), "{}", home.body);
+    assert!(!home.body.contains(&other_name), "{}", home.body);
+
+    // Anything else is refused with a sentence, and nothing is fetched
+    // for it.
+    let peer = peer_ids(&gateway.dir).into_iter().next().unwrap();
+    for url in [
+        format!("{base}n/{other_name}/"),
+        format!("{base}k/{other_cap}/"),
+        format!("{base}f/{peer}/"),
+    ] {
+        let refused = request("GET", &url, &[]);
+        assert_eq!(refused.status, 403, "{url}: {}", refused.body);
+        assert!(
+            refused
+                .body
+                .contains("serves only the sites its operator mirrors"),
+            "{url}: {}",
+            refused.body
+        );
+    }
+
+    // The log has one line per request, without the client's address.
+    let log = gateway.stderr.lock().unwrap().clone();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("kith_gateway")).collect();
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains("GET 127.0.0.1") && line.contains(" 403 ")),
+        "{log}"
+    );
+    assert!(
+        lines.iter().all(|line| !line.contains("127.0.0.1 GET")),
+        "no address unless asked: {log}"
+    );
+
+    // SIGHUP: everything served, each client paced at 100 KiB/s, the
+    // address logged.
+    fs::write(
+        &config,
+        "gateway_serves = \"everything\"\ngateway_log = \"requests-and-addresses\"\n\
+         gateway_max_upload_per_client = \"100KiB\"\n",
+    )
+    .unwrap();
+    hang_up_and_wait_for(gateway, "gateway_max_upload_per_client");
+    let now_served = request("GET", &format!("{base}n/{other_name}/"), &[]);
+    assert_eq!(now_served.status, 200, "{}", now_served.body);
+    assert!(gateway.stderr.lock().unwrap().contains("127.0.0.1 GET "));
+
+    // 400 KiB at 100 KiB/s with a second's burst: at least 3 s (the
+    // pages above were far under the burst). Only the lower bound is
+    // checked: a loaded machine may take longer.
+    let big = temp.path().join("big.bin");
+    random_file(&big, 400 << 10);
+    let big_cap = put(&publisher.dir, &big);
+    let started = Instant::now();
+    let whole = request("GET", &format!("{base}k/{big_cap}"), &[]);
+    let took = started.elapsed();
+    assert_eq!(whole.status, 200);
+    assert_eq!(whole.bytes, fs::read(&big).unwrap());
+    assert!(
+        took >= Duration::from_millis(2_800),
+        "400 KiB under a 100 KiB/s cap came in {took:?}"
+    );
 }

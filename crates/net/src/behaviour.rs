@@ -115,7 +115,9 @@ pub(crate) fn build(
         .set_publication_interval(None)
         .set_provider_record_ttl(Some(PROVIDER_RECORD_TTL))
         .set_provider_publication_interval(Some(PROVIDER_REPUBLISH_INTERVAL))
-        .set_periodic_bootstrap_interval(config.timing.dht_refresh)
+        // The event loop runs the periodic refresh itself, so it can tell
+        // its own full bootstraps from libp2p's automatic ones.
+        .set_periodic_bootstrap_interval(None)
         // The event loop adds peers itself (`add_to_routing_table`), only
         // where a bucket has room: see there.
         .set_kbucket_inserts(kad::BucketInserts::Manual);

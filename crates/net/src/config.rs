@@ -209,8 +209,9 @@ pub struct Timing {
     /// How often each connection is pinged; two failed pings in a row close
     /// it. Default 15 s (libp2p's).
     pub ping_interval: Duration,
-    /// How often the node refreshes its routing table with a Kademlia
-    /// bootstrap (`None`: never after the first). Default 5 min (libp2p's).
+    /// How often the node refreshes its routing table with a full
+    /// Kademlia bootstrap, started by kith's event loop (`None`: never).
+    /// Default 5 min (libp2p's own default).
     pub dht_refresh: Option<Duration>,
 }
 

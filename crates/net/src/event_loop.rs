@@ -130,6 +130,17 @@ pub(crate) struct EventLoop {
     rejoin_timer: Pin<Box<tokio::time::Sleep>>,
     /// The wait before the next such bootstrap; doubles each time.
     rejoin_backoff: Duration,
+    /// The periodic routing-table refresh (a full bootstrap), run here
+    /// rather than by libp2p so its queries are known as this node's own
+    /// (`None`: no refresh after the join).
+    refresh_timer: Option<tokio::time::Interval>,
+    /// Full bootstraps this node started (refresh, rejoin): run to their
+    /// end. Any other bootstrap query is libp2p's automatic one and stops
+    /// after its first lookup (see [`EventLoop::on_bootstrap_step`]). At
+    /// most a few at a time: one per refresh or rejoin, removed when done.
+    full_bootstraps: HashSet<kad::QueryId>,
+    /// Counts libp2p's automatic bootstraps cut short (a metric).
+    bootstraps_cut: prometheus_client::metrics::counter::Counter,
     /// Every established connection: to whom, and since when (bounded by
     /// the connection limits).
     connections: HashMap<ConnectionId, (PeerId, Instant)>,
@@ -210,6 +221,25 @@ const REJOIN_LONGEST: Duration = Duration::from_secs(300);
 /// connection within about a minute.
 const PING_FAILURES_TO_CLOSE: u32 = 2;
 
+/// How the event loop keeps the routing table: its refresh, and the
+/// count of libp2p's bootstraps it cut short.
+pub(crate) struct TableUpkeep {
+    /// A full bootstrap this often (`None`: none after the join).
+    pub(crate) refresh_every: Option<Duration>,
+    /// Incremented for each automatic bootstrap cut after its first step.
+    pub(crate) bootstraps_cut: prometheus_client::metrics::counter::Counter,
+}
+
+/// The next tick of an optional interval; never, without one.
+async fn next_tick(timer: &mut Option<tokio::time::Interval>) {
+    match timer {
+        Some(timer) => {
+            timer.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// What the loop should do after a command.
 enum Flow {
     Continue,
@@ -225,6 +255,7 @@ impl EventLoop {
         max_established: u32,
         activity: Arc<Activity>,
         reachability: ReachabilitySettings,
+        table: TableUpkeep,
     ) -> Self {
         let (trim_at, trim_to) = trim_marks(max_established);
         let mut event_loop = Self {
@@ -251,6 +282,14 @@ impl EventLoop {
             rejoin_planned: false,
             rejoin_timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             rejoin_backoff: REJOIN_FIRST,
+            refresh_timer: table.refresh_every.map(|period| {
+                let first = tokio::time::Instant::now() + period;
+                let mut timer = tokio::time::interval_at(first, period);
+                timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                timer
+            }),
+            full_bootstraps: HashSet::new(),
+            bootstraps_cut: table.bootstraps_cut,
             connections: HashMap::new(),
             trimming: HashSet::new(),
             relays: HashSet::new(),
@@ -385,7 +424,43 @@ impl EventLoop {
         if self.table_size() < REJOIN_BELOW {
             // NoKnownPeers: the table emptied; the next peer that connects
             // sets off libp2p's own bootstrap.
-            let _ = self.swarm.behaviour_mut().kad.bootstrap();
+            self.full_bootstrap();
+        }
+    }
+
+    /// Starts a full bootstrap (a lookup of this node's id, then one per
+    /// more distant bucket) that runs to its end.
+    fn full_bootstrap(&mut self) {
+        if let Ok(id) = self.swarm.behaviour_mut().kad.bootstrap() {
+            self.full_bootstraps.insert(id);
+        }
+    }
+
+    /// One step of a bootstrap query ended. libp2p starts a full bootstrap
+    /// by itself whenever a peer enters a table of fewer than k = 20
+    /// peers, which is every new node's table, and its switch is private
+    /// to the crate. In a network joining a thousand nodes at once those
+    /// are most of the lookups: one per distant bucket of every node. Such
+    /// a bootstrap keeps its first step (a lookup of this node's own id,
+    /// which tells its neighbours about it) and stops there; the tables
+    /// fill from the lookups that reach the node anyway, and a table that
+    /// stays short gets a full bootstrap of this node's own (`rejoin`).
+    fn on_bootstrap_step(&mut self, id: kad::QueryId, step: &kad::ProgressStep) {
+        if step.last {
+            self.full_bootstraps.remove(&id);
+            return;
+        }
+        if self.full_bootstraps.contains(&id) || self.pending_queries.contains_key(&id) {
+            return;
+        }
+        if let Some(mut query) = self.swarm.behaviour_mut().kad.query_mut(&id) {
+            // Finishing a step starts the next, which is finished here in
+            // turn before it sends anything; the first one counts.
+            if step.count.get() == 1 {
+                debug!(target: CHURN, ?id, "libp2p's automatic bootstrap cut after its self-lookup");
+                self.bootstraps_cut.inc();
+            }
+            query.finish();
         }
     }
 
@@ -450,6 +525,9 @@ impl EventLoop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 () = &mut self.rejoin_timer, if rejoin_planned => self.rejoin(),
+                () = next_tick(&mut self.refresh_timer) => {
+                    self.full_bootstrap();
+                }
                 _ = self.trim_timer.tick() => {
                     self.trim_connections();
                     self.seek_relays();
@@ -1438,6 +1516,7 @@ impl EventLoop {
                 }
             }
             kad::QueryResult::Bootstrap(result) => {
+                self.on_bootstrap_step(id, &step);
                 if !step.last {
                     return;
                 }

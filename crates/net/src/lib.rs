@@ -199,6 +199,12 @@ pub async fn spawn(
         ),
     );
     let metrics = libp2p::metrics::Metrics::new(&mut registry);
+    let bootstraps_cut = prometheus_client::metrics::counter::Counter::default();
+    registry.register(
+        "kith_net_bootstraps_cut",
+        "libp2p automatic bootstraps stopped after their self-lookup",
+        bootstraps_cut.clone(),
+    );
     let mut event_loop = EventLoop::new(
         swarm,
         command_rx,
@@ -207,6 +213,10 @@ pub async fn spawn(
         config.limits.max_established,
         activity,
         config.reachability,
+        event_loop::TableUpkeep {
+            refresh_every: config.timing.dht_refresh,
+            bootstraps_cut,
+        },
     );
     event_loop
         .wait_listening(listeners, LISTEN_STARTUP_LIMIT)

@@ -31,6 +31,9 @@
 //! gateway = "127.0.0.1:8080"  # the HTTP gateway for browsers [127.0.0.1, any port]
 //! gateway_rate = 20          # requests per second per client address [20 when public, else no limit; 0: none]
 //! gateway_max_response = "1GiB" # largest file the gateway sends whole [no cap]
+//! gateway_max_upload_per_client = "2MiB" # bytes per second to one client address [no cap]
+//! gateway_serves = "mirrored" # only what this node mirrors ["everything"]
+//! gateway_log = "requests"   # one line per request; "requests-and-addresses" adds the client ["off"]
 //! quota = "50G"
 //! inbox = "/home/me/Inbox"   # where files from friends land [DIR/inbox]
 //! accept = "friends"         # letters from friends only ["anyone"]
@@ -487,7 +490,8 @@ impl std::str::FromStr for QuotaShare {
     }
 }
 
-/// What one client address may ask of the gateway.
+/// What the gateway serves, what one client address may ask of it, and
+/// what it logs. All of it changes live on `SIGHUP`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct GatewayLimits {
@@ -497,6 +501,38 @@ pub struct GatewayLimits {
     /// Largest file sent whole; a `Range` request for a part within it is
     /// served. `None`: no cap.
     pub max_response: Option<u64>,
+    /// Bytes per second sent to one client address, all its requests
+    /// together; `None`: no cap.
+    pub max_upload_per_client: Option<u64>,
+    /// Everything a capability or name reaches, or only what is mirrored.
+    pub serves: GatewayServes,
+    /// Whether requests are logged, and with the client's address.
+    pub log: GatewayLog,
+}
+
+/// What a gateway serves (`gateway_serves`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GatewayServes {
+    /// Anything a capability or a name reaches, and the feeds held here.
+    #[default]
+    Everything,
+    /// Only the names and capabilities this node mirrors (`kith mirror`):
+    /// a community server that hosts its members' sites and is not an
+    /// open door to the whole network.
+    Mirrored,
+}
+
+/// What the gateway logs (`gateway_log`). Nothing by default: a log of
+/// who read what is personal data, kept only where the operator asks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GatewayLog {
+    /// No line per request.
+    #[default]
+    Off,
+    /// Method, path, status, bytes and time of each request; no address.
+    Requests,
+    /// The same with the client's address.
+    RequestsAndAddresses,
 }
 
 /// Requests per second per client for a gateway that listens beyond
@@ -504,8 +540,9 @@ pub struct GatewayLimits {
 /// page with its stylesheets, scripts and images stays well under it.
 pub const DEFAULT_PUBLIC_GATEWAY_RATE: u32 = 20;
 
-/// Reads `gateway_rate` and `gateway_max_response` (after the gateway's
-/// address, whose reach decides the default rate).
+/// Reads `gateway_rate`, `gateway_max_response`,
+/// `gateway_max_upload_per_client`, `gateway_serves` and `gateway_log`
+/// (after the gateway's address, whose reach decides the default rate).
 fn gateway_limit_settings(file: &ConfigFile, config: &mut NodeConfig) -> Result<(), ConfigError> {
     let invalid = |key: &str, message: String| ConfigError::Value {
         source_name: CONFIG_FILE.to_owned(),
@@ -529,6 +566,38 @@ fn gateway_limit_settings(file: &ConfigFile, config: &mut NodeConfig) -> Result<
             .parse::<ByteSize>()
             .map_err(|error| invalid("gateway_max_response", error.to_string()))?;
         config.gateway_limits.max_response = (size.0 > 0).then_some(size.0);
+    }
+    if let Some(text) = &file.gateway_max_upload_per_client {
+        let size = text
+            .trim()
+            .parse::<ByteSize>()
+            .map_err(|error| invalid("gateway_max_upload_per_client", error.to_string()))?;
+        config.gateway_limits.max_upload_per_client = (size.0 > 0).then_some(size.0);
+    }
+    if let Some(text) = &file.gateway_serves {
+        config.gateway_limits.serves = match text.trim() {
+            "everything" => GatewayServes::Everything,
+            "mirrored" => GatewayServes::Mirrored,
+            other => {
+                return Err(invalid(
+                    "gateway_serves",
+                    format!("{other:?}: \"everything\" or \"mirrored\""),
+                ));
+            }
+        };
+    }
+    if let Some(text) = &file.gateway_log {
+        config.gateway_limits.log = match text.trim() {
+            "off" => GatewayLog::Off,
+            "requests" => GatewayLog::Requests,
+            "requests-and-addresses" => GatewayLog::RequestsAndAddresses,
+            other => {
+                return Err(invalid(
+                    "gateway_log",
+                    format!("{other:?}: \"off\", \"requests\" or \"requests-and-addresses\""),
+                ));
+            }
+        };
     }
     Ok(())
 }
@@ -667,6 +736,13 @@ pub struct ConfigFile {
     /// Largest file the gateway sends whole, e.g. `1GiB` (a range within
     /// it is fine) [no cap].
     pub gateway_max_response: Option<String>,
+    /// Bytes per second the gateway sends one client address, e.g. `2MiB`
+    /// [no cap].
+    pub gateway_max_upload_per_client: Option<String>,
+    /// `everything` or `mirrored` [everything].
+    pub gateway_serves: Option<String>,
+    /// `off`, `requests` or `requests-and-addresses` [off].
+    pub gateway_log: Option<String>,
     /// API address, `HOST:PORT`.
     pub api: Option<String>,
     /// Gateway address, `HOST:PORT`.
@@ -1157,6 +1233,37 @@ mod tests {
             error.to_string().contains("gateway_max_response"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn gateway_serves_log_and_client_rate_parse_with_clear_errors() {
+        let resolve = |text: &str| {
+            let file: ConfigFile = toml::from_str(text).unwrap();
+            NodeConfig::resolve(&file, &Flags::default()).map(|config| config.gateway_limits)
+        };
+        let default = resolve("").unwrap();
+        assert_eq!(default.serves, GatewayServes::Everything);
+        assert_eq!(default.log, GatewayLog::Off, "no request log unless asked");
+        assert_eq!(default.max_upload_per_client, None);
+        let set = resolve(
+            "gateway_serves = \"mirrored\"\ngateway_log = \"requests-and-addresses\"\n\
+             gateway_max_upload_per_client = \"2MiB\"\n",
+        )
+        .unwrap();
+        assert_eq!(set.serves, GatewayServes::Mirrored);
+        assert_eq!(set.log, GatewayLog::RequestsAndAddresses);
+        assert_eq!(set.max_upload_per_client, Some(2 << 20));
+        for (text, key) in [
+            ("gateway_serves = \"mine\"\n", "gateway_serves"),
+            ("gateway_log = \"all\"\n", "gateway_log"),
+            (
+                "gateway_max_upload_per_client = \"fast\"\n",
+                "gateway_max_upload_per_client",
+            ),
+        ] {
+            let error = resolve(text).unwrap_err().to_string();
+            assert!(error.contains(key), "{text}: {error}");
+        }
     }
 
     #[test]

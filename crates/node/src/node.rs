@@ -15,7 +15,7 @@ use tracing::{debug, info, warn};
 
 use kith_store::{Store, StoreConfig, StoreError};
 
-use crate::config::NodeConfig;
+use crate::config::{GatewayLimits, NodeConfig};
 use crate::data_dir::{DataDir, DataDirError, DirLock};
 use crate::feeds::Feeds;
 use crate::files::{OWNED_FILE, Shares, UpkeepRunner};
@@ -97,6 +97,9 @@ struct Inner {
     feeds: Feeds,
     started: Instant,
     lifecycle: Lifecycle,
+    /// The gateway's settings in force: the gateway reads them for each
+    /// request, a reload (`SIGHUP`) replaces them.
+    gateway_limits: std::sync::RwLock<GatewayLimits>,
     /// Background tasks: servers, upkeep, mail checks, peer table saves.
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// The network's own task, stopped last.
@@ -213,6 +216,7 @@ impl Node {
                 feeds,
                 started: Instant::now(),
                 lifecycle,
+                gateway_limits: std::sync::RwLock::new(config.gateway_limits),
                 tasks: Mutex::new(tasks),
                 net_task: Mutex::new(Some(net_task)),
                 _lock: lock,
@@ -263,6 +267,25 @@ impl Node {
     /// The network client, for layers built on the node.
     pub fn net(&self) -> &Client {
         &self.inner.net
+    }
+
+    /// What the gateway serves and allows each client now (from
+    /// `config.toml`, replaced by a reload).
+    pub fn gateway_limits(&self) -> GatewayLimits {
+        *self
+            .inner
+            .gateway_limits
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Replaces the gateway's settings in force (a reload).
+    pub(crate) fn set_gateway_limits(&self, limits: GatewayLimits) {
+        *self
+            .inner
+            .gateway_limits
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = limits;
     }
 
     /// How long the node has been running.

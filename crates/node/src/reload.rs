@@ -4,14 +4,18 @@
 //!
 //! What can change live changes at once, for open connections too: the
 //! rate caps (`max_upload`, `max_download`, and their `_per_peer` forms),
-//! and the part of the quota one peer may take (`quota_per_peer`, from
-//! the next share a peer sends).
+//! the part of the quota one peer may take (`quota_per_peer`, from
+//! the next share a peer sends), and everything about the gateway but its
+//! address (`gateway_rate`, `gateway_max_response`,
+//! `gateway_max_upload_per_client`, `gateway_serves`, `gateway_log`, from
+//! the next request).
 //! Every other setting that differs is named in [`Reload::at_restart`], so
 //! the operator reads in the log that it waits for the next start, rather
 //! than believing it took effect.
 
 use kith_net::RateLimits;
 
+use crate::config::GatewayLimits;
 use crate::{Node, NodeConfig};
 
 /// What a reload did.
@@ -33,6 +37,10 @@ impl Reload {
 impl Node {
     /// Applies what of `new` can change while the node runs, and names
     /// what differs from `old` but needs a restart.
+    ///
+    /// What can change live is compared with what is in force, so a
+    /// setting changed and changed back is applied both times; `old` is
+    /// the configuration the node started with.
     pub fn reload(&self, old: &NodeConfig, new: &NodeConfig) -> Reload {
         let mut reload = Reload::default();
         let in_force = self.net().rate_limits();
@@ -42,10 +50,12 @@ impl Node {
                 .applied
                 .extend(rate_changes(&in_force, &new.rate_limits));
         }
-        let quota_share = new.peer_limits.quota_per_peer;
-        if quota_share != old.peer_limits.quota_per_peer {
-            let quota = self.store().usage().quota;
-            let (before, after) = (self.shares().peer_cap(), quota_share.of(quota));
+        let quota = self.store().usage().quota;
+        let (before, after) = (
+            self.shares().peer_cap(),
+            new.peer_limits.quota_per_peer.of(quota),
+        );
+        if before != after {
             self.shares().set_peer_cap(after);
             let show = |cap: u64| match cap {
                 u64::MAX => "no cap".to_owned(),
@@ -57,9 +67,61 @@ impl Node {
                 show(after)
             ));
         }
+        let gateway = self.gateway_limits();
+        if gateway != new.gateway_limits {
+            self.set_gateway_limits(new.gateway_limits);
+            reload
+                .applied
+                .extend(gateway_changes(&gateway, &new.gateway_limits));
+        }
         reload.at_restart = needing_restart(old, new);
         reload
     }
+}
+
+/// One `key: old → new` line per gateway setting that changed.
+fn gateway_changes(old: &GatewayLimits, new: &GatewayLimits) -> Vec<String> {
+    let per_second = |rate: Option<u64>, unit: &str| match rate {
+        Some(rate) if unit == "bytes" => format!("{}/s", kith_base::ByteSize(rate)),
+        Some(rate) => format!("{rate}/s"),
+        None => "no cap".to_owned(),
+    };
+    let size = |size: Option<u64>| {
+        size.map_or("no cap".to_owned(), |size| {
+            kith_base::ByteSize(size).to_string()
+        })
+    };
+    [
+        (
+            "gateway_rate",
+            per_second(old.requests_per_second.map(u64::from), "requests"),
+            per_second(new.requests_per_second.map(u64::from), "requests"),
+        ),
+        (
+            "gateway_max_response",
+            size(old.max_response),
+            size(new.max_response),
+        ),
+        (
+            "gateway_max_upload_per_client",
+            per_second(old.max_upload_per_client, "bytes"),
+            per_second(new.max_upload_per_client, "bytes"),
+        ),
+        (
+            "gateway_serves",
+            format!("{:?}", old.serves),
+            format!("{:?}", new.serves),
+        ),
+        (
+            "gateway_log",
+            format!("{:?}", old.log),
+            format!("{:?}", new.log),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, old, new)| old != new)
+    .map(|(key, old, new)| format!("{key}: {old} → {new}"))
+    .collect()
 }
 
 /// One `key: old → new` line per cap that changed.
@@ -121,7 +183,6 @@ fn needing_restart(old: &NodeConfig, new: &NodeConfig) -> Vec<&'static str> {
         feeds => "feeds (feed_check, feed_attachments)",
         relay_limits => "relay limits (relay_circuit_bytes, relay_circuit_time, relay_circuits…)",
         reachability => "reachability (auto_relays, autonat_private_addresses, reachability)",
-        gateway_limits => "gateway_rate, gateway_max_response",
     );
     if old.peer_limits.max_connections_per_peer != new.peer_limits.max_connections_per_peer {
         keys.push("max_connections_per_peer");
@@ -143,6 +204,24 @@ mod tests {
             vec!["max_upload: no cap → 10.0 MiB/s".to_owned()]
         );
         assert!(rate_changes(&new, &new).is_empty());
+    }
+
+    #[test]
+    fn gateway_changes_name_each_setting() {
+        let old = GatewayLimits::default();
+        let mut new = old;
+        new.requests_per_second = Some(5);
+        new.max_upload_per_client = Some(1 << 20);
+        new.serves = crate::config::GatewayServes::Mirrored;
+        assert_eq!(
+            gateway_changes(&old, &new),
+            vec![
+                "gateway_rate: no cap → 5/s".to_owned(),
+                "gateway_max_upload_per_client: no cap → 1.0 MiB/s".to_owned(),
+                "gateway_serves: Everything → Mirrored".to_owned(),
+            ]
+        );
+        assert!(gateway_changes(&new, &new).is_empty());
     }
 
     #[test]
