@@ -221,9 +221,12 @@ const REJOIN_LONGEST: Duration = Duration::from_secs(300);
 /// connection within about a minute.
 const PING_FAILURES_TO_CLOSE: u32 = 2;
 
-/// How the event loop keeps the routing table: its refresh, and the
-/// count of libp2p's bootstraps it cut short.
-pub(crate) struct TableUpkeep {
+/// How the event loop keeps its connections and routing table: the
+/// connection limit it trims to, the table's refresh, and the count of
+/// libp2p's bootstraps it cut short.
+pub(crate) struct Upkeep {
+    /// Most established connections (the trim starts below it).
+    pub(crate) max_established: u32,
     /// A full bootstrap this often (`None`: none after the join).
     pub(crate) refresh_every: Option<Duration>,
     /// Incremented for each automatic bootstrap cut after its first step.
@@ -252,11 +255,11 @@ impl EventLoop {
         commands: mpsc::Receiver<Command>,
         events: broadcast::Sender<NetEvent>,
         metrics: libp2p::metrics::Metrics,
-        max_established: u32,
         activity: Arc<Activity>,
         reachability: ReachabilitySettings,
-        table: TableUpkeep,
+        upkeep: Upkeep,
     ) -> Self {
+        let max_established = upkeep.max_established;
         let (trim_at, trim_to) = trim_marks(max_established);
         let mut event_loop = Self {
             swarm,
@@ -282,14 +285,14 @@ impl EventLoop {
             rejoin_planned: false,
             rejoin_timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             rejoin_backoff: REJOIN_FIRST,
-            refresh_timer: table.refresh_every.map(|period| {
+            refresh_timer: upkeep.refresh_every.map(|period| {
                 let first = tokio::time::Instant::now() + period;
                 let mut timer = tokio::time::interval_at(first, period);
                 timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 timer
             }),
             full_bootstraps: HashSet::new(),
-            bootstraps_cut: table.bootstraps_cut,
+            bootstraps_cut: upkeep.bootstraps_cut,
             connections: HashMap::new(),
             trimming: HashSet::new(),
             relays: HashSet::new(),
@@ -338,14 +341,22 @@ impl EventLoop {
         if size >= REJOIN_BELOW {
             self.rejoin_backoff = REJOIN_FIRST;
             self.rejoin_planned = false;
-        } else if size > 0 && !self.rejoin_planned {
-            debug!(peers = size, after = ?self.rejoin_backoff, "routing table short; bootstrapping again later");
-            self.rejoin_planned = true;
-            self.rejoin_timer
-                .as_mut()
-                .reset(tokio::time::Instant::now() + self.rejoin_backoff);
-            self.rejoin_backoff = (self.rejoin_backoff * 2).min(REJOIN_LONGEST);
+        } else if size > 0 {
+            self.plan_rejoin(size);
         }
+    }
+
+    /// Plans a rejoin after the current back-off, which then doubles.
+    fn plan_rejoin(&mut self, size: usize) {
+        if self.rejoin_planned {
+            return;
+        }
+        debug!(peers = size, after = ?self.rejoin_backoff, "routing table short; bootstrapping again later");
+        self.rejoin_planned = true;
+        self.rejoin_timer
+            .as_mut()
+            .reset(tokio::time::Instant::now() + self.rejoin_backoff);
+        self.rejoin_backoff = (self.rejoin_backoff * 2).min(REJOIN_LONGEST);
     }
 
     /// Keeps the node under its connection limit (see [`trim_marks`]): once

@@ -210,10 +210,10 @@ pub async fn spawn(
         command_rx,
         event_tx.clone(),
         metrics,
-        config.limits.max_established,
         activity,
         config.reachability,
-        event_loop::TableUpkeep {
+        event_loop::Upkeep {
+            max_established: config.limits.max_established,
             refresh_every: config.timing.dht_refresh,
             bootstraps_cut,
         },

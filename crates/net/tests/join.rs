@@ -101,3 +101,56 @@ async fn a_joining_node_looks_up_its_own_id_and_no_bucket_refreshes() {
     all.push(newcomer);
     stop_all(all).await;
 }
+
+/// A node whose bootstrap peer is not up when it starts joins once the
+/// peer is: its first dials fail, Kademlia keeps the peer in the table,
+/// and the rejoin (a table short after a bootstrap gets another, 10 s
+/// later) dials it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bootstrap_peer_down_at_start_is_dialled_again_until_it_answers() {
+    // The seed's identity and port, known before it starts.
+    let seed_identity = kith_base::Identity::generate();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let seed_addr: kith_net::Multiaddr =
+        format!("/ip4/127.0.0.1/tcp/{port}/p2p/{}", seed_identity.peer_id())
+            .parse()
+            .unwrap();
+    let newcomer = start(loopback_config().with_bootstrap(seed_addr)).await;
+    // Its first dial, and the one libp2p's automatic bootstrap makes,
+    // have failed: nobody listens there yet.
+    eventually(Duration::from_secs(20), || async {
+        let errors = metric(&newcomer, "libp2p_swarm_outgoing_connection_error_total");
+        if errors >= 2 {
+            Ok(())
+        } else {
+            Err("the dials have not failed yet".to_owned())
+        }
+    })
+    .await;
+
+    let config =
+        loopback_config().with_listen([format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap()]);
+    let (client, task) = kith_net::spawn(&seed_identity, config).await.unwrap();
+    // The seed has no bootstrap address: it learns of the newcomer only
+    // when the newcomer dials it.
+    let newcomer_id = newcomer.client.local_peer_id();
+    eventually(Duration::from_secs(60), || async {
+        let known = client.known_peers().await.map_err(|e| e.to_string())?;
+        if known.iter().any(|(peer, _)| *peer == newcomer_id) {
+            Ok(())
+        } else {
+            Err(format!(
+                "the seed knows {} peers, not the newcomer",
+                known.len()
+            ))
+        }
+    })
+    .await;
+    client.shutdown().await.unwrap();
+    task.await.unwrap();
+    stop_all(vec![newcomer]).await;
+}
