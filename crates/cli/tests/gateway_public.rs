@@ -164,20 +164,6 @@ fn publish(dir: &std::path::Path, cap: &str, label: &str) -> String {
     text(&output.stdout).trim().to_owned()
 }
 
-/// Sends SIGHUP to `node` and waits until its log has one more line
-/// containing `says` than before.
-fn hang_up_and_wait_for(node: &Daemon, says: &str) {
-    use nix::sys::signal::{Signal, kill};
-    use nix::unistd::Pid;
-    let before = node.stderr.lock().unwrap().matches(says).count();
-    kill(Pid::from_raw(node.child.id() as i32), Signal::SIGHUP).unwrap();
-    wait_for(
-        &format!("the node to log {says:?} after SIGHUP"),
-        Duration::from_secs(20),
-        || node.stderr.lock().unwrap().matches(says).count() > before,
-    );
-}
-
 #[test]
 fn a_community_gateway_serves_only_its_mirrors_logs_as_asked_and_paces_clients() {
     let temp = tempfile::tempdir().unwrap();

@@ -7,10 +7,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use std::time::Instant;
 
 use common::*;
 
@@ -76,18 +73,6 @@ fn a_bad_rate_is_refused_naming_the_flag() {
         let stderr = text(&output.stderr);
         assert!(stderr.contains(says), "{rate}: {stderr}");
     }
-}
-
-/// Sends SIGHUP to `node` and waits until its log has one more line
-/// containing `says` than before.
-fn hang_up_and_wait_for(node: &Daemon, says: &str) {
-    let before = node.stderr.lock().unwrap().matches(says).count();
-    kill(Pid::from_raw(node.child.id() as i32), Signal::SIGHUP).unwrap();
-    wait_for(
-        &format!("the node to log {says:?} after SIGHUP"),
-        Duration::from_secs(20),
-        || node.stderr.lock().unwrap().matches(says).count() > before,
-    );
 }
 
 #[test]

@@ -13,19 +13,24 @@ use kith_net::{NetError, PeerId};
 /// Waits until every node knows at least `min` peers, bootstrapping the
 /// ones that know fewer.
 async fn wait_tables(nodes: &[TestNode], min: usize) {
-    for node in nodes {
+    for (index, node) in nodes.iter().enumerate() {
         let client = node.client.clone();
         eventually(Duration::from_secs(30), || {
             let client = client.clone();
             async move {
                 let known = client.known_peers().await.map_err(|e| e.to_string())?;
                 if known.len() >= min {
-                    Ok(())
-                } else {
-                    // Ignore a failed bootstrap: the next round retries.
-                    let _ = client.bootstrap().await;
-                    Err(format!("only {} peers known", known.len()))
+                    return Ok(());
                 }
+                // A failed bootstrap is said, and the next round retries.
+                let bootstrap = client.bootstrap().await;
+                let connected = client.connected_peers().await.map_err(|e| e.to_string())?;
+                Err(format!(
+                    "node {index} knows only {} peers ({} connected; its last bootstrap: {:?})",
+                    known.len(),
+                    connected.len(),
+                    bootstrap
+                ))
             }
         })
         .await;

@@ -252,3 +252,15 @@ pub fn counter(node: &Daemon, name: &str) -> u64 {
         .as_u64()
         .unwrap_or_else(|| panic!("no {name}"))
 }
+
+/// Sends SIGHUP to `node` and waits until its log has one more line
+/// containing `says` than before.
+pub fn hang_up_and_wait_for(node: &Daemon, says: &str) {
+    let before = node.stderr.lock().unwrap().matches(says).count();
+    kill(Pid::from_raw(node.child.id() as i32), Signal::SIGHUP).unwrap();
+    wait_for(
+        &format!("the node to log {says:?} after SIGHUP"),
+        Duration::from_secs(20),
+        || node.stderr.lock().unwrap().matches(says).count() > before,
+    );
+}
