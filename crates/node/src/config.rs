@@ -739,9 +739,9 @@ pub struct ConfigFile {
     /// Bytes per second the gateway sends one client address, e.g. `2MiB`
     /// [no cap].
     pub gateway_max_upload_per_client: Option<String>,
-    /// `everything` or `mirrored` [everything].
+    /// `everything` (the default) or `mirrored`.
     pub gateway_serves: Option<String>,
-    /// `off`, `requests` or `requests-and-addresses` [off].
+    /// `off` (the default), `requests` or `requests-and-addresses`.
     pub gateway_log: Option<String>,
     /// API address, `HOST:PORT`.
     pub api: Option<String>,
