@@ -261,6 +261,7 @@ fn a_community_gateway_serves_only_its_mirrors_logs_as_asked_and_paces_clients()
     let started = Instant::now();
     let whole = request("GET", &format!("{base}k/{big_cap}"), &[]);
     let took = started.elapsed();
+    eprintln!("400 KiB under a 100 KiB/s per-client cap set by SIGHUP: {took:.1?}");
     assert_eq!(whole.status, 200);
     assert_eq!(whole.bytes, fs::read(&big).unwrap());
     assert!(

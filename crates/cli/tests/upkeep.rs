@@ -208,10 +208,12 @@ fn stores_stay_consistent_when_nodes_are_killed_during_puts_and_repairs() {
             .into_iter()
             .map(Some)
             .collect();
-    let seed = nodes[0].as_ref().unwrap().addr().to_owned();
-    let restart = |i: usize| {
+    // A restarted node listens on a new port, so a node coming back
+    // bootstraps from whichever node is up at that moment.
+    let restart = |i: usize, nodes: &[Option<Daemon>]| {
         let dir = temp.path().join(format!("n{i}"));
-        let node = Daemon::start(&dir, &["--bootstrap", &seed]);
+        let bootstrap = nodes.iter().flatten().next().unwrap().addr().to_owned();
+        let node = Daemon::start(&dir, &["--bootstrap", &bootstrap]);
         common::wait_until_peers(&node, 3);
         node
     };
@@ -258,15 +260,15 @@ fn stores_stay_consistent_when_nodes_are_killed_during_puts_and_repairs() {
             put_failed += 1;
         }
         check_store(&dir);
-        nodes[i] = Some(restart(i));
+        nodes[i] = Some(restart(i, &nodes));
 
         // 2. Kill a holder of a stored file, then kill a node while the
         //    network repairs.
         let Some((_, cap)) = stored.last().cloned() else {
             continue;
         };
-        let lines = stat(nodes[0].as_ref().unwrap(), &cap);
-        let victim = (1..NODES)
+        let lines = stat(nodes[i].as_ref().unwrap(), &cap);
+        let victim = (0..NODES)
             .find(|&j| {
                 lines
                     .iter()
@@ -277,18 +279,12 @@ fn stores_stay_consistent_when_nodes_are_killed_during_puts_and_repairs() {
             .map(|j| counter(nodes[j].as_ref().unwrap(), "stripes_repaired"))
             .collect();
         nodes[victim].take().unwrap().kill();
-        // The repairer to kill: any node but the seed (node 0) that is
-        // repairing, or has just repaired, a stripe.
-        let mut interrupted = None;
-        wait_for("a repair to start", Duration::from_secs(60), || {
-            interrupted = (1..NODES).filter(|&j| nodes[j].is_some()).find(|&j| {
-                let node = nodes[j].as_ref().unwrap();
-                counter(node, "repairs_running") > 0
-                    || counter(node, "stripes_repaired") > done_before[j]
-            });
-            interrupted.is_some()
-        });
-        let repairer = interrupted.unwrap();
+        // The repairer to kill: any node that is repairing, or has just
+        // repaired, a stripe. (All stripes of a file share one placement
+        // key, so the live holder closest to it repairs them all, and only
+        // a slow repair lets the next in rank step in: the repairer may be
+        // any node.)
+        let repairer = wait_for_repairer(&nodes, &done_before);
         if counter(nodes[repairer].as_ref().unwrap(), "repairs_running") > 0 {
             during_repair += 1;
         }
@@ -296,8 +292,8 @@ fn stores_stay_consistent_when_nodes_are_killed_during_puts_and_repairs() {
         nodes[repairer].take().unwrap().kill();
         check_store(&repairer_dir);
         check_store(&temp.path().join(format!("n{victim}")));
-        nodes[victim] = Some(restart(victim));
-        nodes[repairer] = Some(restart(repairer));
+        nodes[victim] = Some(restart(victim, &nodes));
+        nodes[repairer] = Some(restart(repairer, &nodes));
     }
     println!(
         "crash safety: {ROUNDS} kills during puts ({put_ok} finished, {put_failed} failed), \
@@ -321,6 +317,53 @@ fn stores_stay_consistent_when_nodes_are_killed_during_puts_and_repairs() {
             "{} came back different",
             file.display()
         );
+    }
+}
+
+/// Waits up to a minute for a node that is repairing, or has repaired a
+/// stripe since `done_before` was read, and returns its index. On time-out
+/// the failure names each live node's repair counters and its log lines
+/// about repair.
+fn wait_for_repairer(nodes: &[Option<Daemon>], done_before: &[u64]) -> usize {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let found = (0..nodes.len()).find(|&j| {
+            nodes[j].as_ref().is_some_and(|node| {
+                counter(node, "repairs_running") > 0
+                    || counter(node, "stripes_repaired") > done_before[j]
+            })
+        });
+        if let Some(repairer) = found {
+            return repairer;
+        }
+        if std::time::Instant::now() > deadline {
+            let mut report = String::new();
+            for (j, node) in nodes.iter().enumerate() {
+                let Some(node) = node else {
+                    report.push_str(&format!("\nnode {j}: killed"));
+                    continue;
+                };
+                let status = common::status(node);
+                report.push_str(&format!(
+                    "\nnode {j} {}: repair_rounds {} stripes_checked {} repairs_running {} \
+                     stripes_repaired {} (before {}) repair_failures {}",
+                    node.peer_id,
+                    status["repair_rounds"],
+                    status["stripes_checked"],
+                    status["repairs_running"],
+                    status["stripes_repaired"],
+                    done_before[j],
+                    status["repair_failures"],
+                ));
+                for line in node.stderr.lock().unwrap().lines() {
+                    if line.contains("repair") || line.contains("is gone") {
+                        report.push_str(&format!("\n    {line}"));
+                    }
+                }
+            }
+            panic!("no node started a repair within 60 s of a holder's death:{report}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
