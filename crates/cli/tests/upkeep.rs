@@ -325,46 +325,44 @@ fn stores_stay_consistent_when_nodes_are_killed_during_puts_and_repairs() {
 /// the failure names each live node's repair counters and its log lines
 /// about repair.
 fn wait_for_repairer(nodes: &[Option<Daemon>], done_before: &[u64]) -> usize {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let found = (0..nodes.len()).find(|&j| {
+    let mut found = None;
+    let started = common::poll_until(Duration::from_secs(60), || {
+        found = (0..nodes.len()).find(|&j| {
             nodes[j].as_ref().is_some_and(|node| {
                 counter(node, "repairs_running") > 0
                     || counter(node, "stripes_repaired") > done_before[j]
             })
         });
-        if let Some(repairer) = found {
-            return repairer;
-        }
-        if std::time::Instant::now() > deadline {
-            let mut report = String::new();
-            for (j, node) in nodes.iter().enumerate() {
-                let Some(node) = node else {
-                    report.push_str(&format!("\nnode {j}: killed"));
-                    continue;
-                };
-                let status = common::status(node);
-                report.push_str(&format!(
-                    "\nnode {j} {}: repair_rounds {} stripes_checked {} repairs_running {} \
-                     stripes_repaired {} (before {}) repair_failures {}",
-                    node.peer_id,
-                    status["repair_rounds"],
-                    status["stripes_checked"],
-                    status["repairs_running"],
-                    status["stripes_repaired"],
-                    done_before[j],
-                    status["repair_failures"],
-                ));
-                for line in node.stderr.lock().unwrap().lines() {
-                    if line.contains("repair") || line.contains("is gone") {
-                        report.push_str(&format!("\n    {line}"));
-                    }
-                }
-            }
-            panic!("no node started a repair within 60 s of a holder's death:{report}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
+        found.is_some()
+    });
+    if let (true, Some(repairer)) = (started, found) {
+        return repairer;
     }
+    let mut report = String::new();
+    for (j, node) in nodes.iter().enumerate() {
+        let Some(node) = node else {
+            report.push_str(&format!("\nnode {j}: killed"));
+            continue;
+        };
+        let status = common::status(node);
+        report.push_str(&format!(
+            "\nnode {j} {}: repair_rounds {} stripes_checked {} repairs_running {} \
+             stripes_repaired {} (before {}) repair_failures {}",
+            node.peer_id,
+            status["repair_rounds"],
+            status["stripes_checked"],
+            status["repairs_running"],
+            status["stripes_repaired"],
+            done_before[j],
+            status["repair_failures"],
+        ));
+        for line in node.stderr.lock().unwrap().lines() {
+            if line.contains("repair") || line.contains("is gone") {
+                report.push_str(&format!("\n    {line}"));
+            }
+        }
+    }
+    panic!("no node started a repair within 60 s of a holder's death:{report}");
 }
 
 /// Stops a node with SIGTERM — the way a service manager stops it — in the

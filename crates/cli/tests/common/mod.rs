@@ -169,15 +169,24 @@ impl Drop for Daemon {
 }
 
 /// Polls `condition` every 100 ms until it holds or `limit` passes.
-pub fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+pub fn wait_for(what: &str, limit: Duration, condition: impl FnMut() -> bool) {
+    assert!(
+        poll_until(limit, condition),
+        "timed out after {limit:?} waiting for {what}"
+    );
+}
+
+/// Polls `condition` every 100 ms until it holds (true) or `limit` passes
+/// (false), for a caller that says more than [`wait_for`] on a time-out.
+pub fn poll_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
     while !condition() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
+        if Instant::now() >= deadline {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
+    true
 }
 
 pub fn peer_ids(dir: &Path) -> Vec<String> {
