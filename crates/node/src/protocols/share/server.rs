@@ -277,9 +277,8 @@ impl Server {
                 lease,
                 share,
             } => {
-                let placement = kith_base::Lease::from_bytes(&lease).map(|l| l.placement());
                 let cap = self.peer_cap.clone();
-                let answer = self
+                let (answer, placement) = self
                     .blocking(move |store| {
                         store_share(store, stripe, index, &record, &lease, &share, &cap)
                     })
@@ -287,7 +286,7 @@ impl Server {
                 // A holder announces itself as a provider of the placement
                 // key, so that a reader whose lookup missed this node (its
                 // closest peers are not the writer's) still finds it.
-                if let (Answer::Stored { .. }, Ok(key)) = (&answer, placement) {
+                if let (Answer::Stored { .. }, Some(key)) = (&answer, placement) {
                     let announcer = self.announcer.clone();
                     tokio::spawn(async move { announcer.announce(key).await });
                 }
@@ -415,7 +414,10 @@ pub(crate) fn drop_share(store: &Store, stripe: ContentId, index: u8, owner: [u8
 }
 
 /// Checks and stores a share a peer sent, under the lease it came with,
-/// within the lease owner's part of the quota (`cap`).
+/// within the lease owner's part of the quota (`cap`). Returns the answer
+/// and, once the lease is verified, its placement key (the lease's
+/// signature is checked once per share: it is the holder's costliest check
+/// after the hash).
 pub(crate) fn store_share(
     store: &Store,
     stripe: ContentId,
@@ -424,6 +426,31 @@ pub(crate) fn store_share(
     lease: &[u8],
     share: &[u8],
     cap: &PeerCap,
+) -> (Answer, Option<[u8; 32]>) {
+    let mut placement = None;
+    let answer = check_and_store(
+        store,
+        stripe,
+        index,
+        record,
+        lease,
+        share,
+        cap,
+        &mut placement,
+    );
+    (answer, placement)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_and_store(
+    store: &Store,
+    stripe: ContentId,
+    index: u8,
+    record: &[u8],
+    lease: &[u8],
+    share: &[u8],
+    cap: &PeerCap,
+    placement: &mut Option<[u8; 32]>,
 ) -> Answer {
     let refuse = |reason, message: String| Answer::Refused { reason, message };
     let record = match StripeRecord::from_bytes(record) {
@@ -461,6 +488,7 @@ pub(crate) fn store_share(
         Ok(lease) => lease,
         Err(error) => return refuse(RefuseReason::Invalid, format!("bad lease: {error}")),
     };
+    *placement = Some(lease.placement());
     // The share, the record and the lease in one commit: if the share is
     // refused (quota, mismatch) nothing is left behind for it. The lease's
     // owner owns the share (a cached copy, which has no owner, is taken
