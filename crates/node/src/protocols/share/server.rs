@@ -427,68 +427,40 @@ pub(crate) fn store_share(
     share: &[u8],
     cap: &PeerCap,
 ) -> (Answer, Option<[u8; 32]>) {
-    let mut placement = None;
-    let answer = check_and_store(
-        store,
-        stripe,
-        index,
-        record,
-        lease,
-        share,
-        cap,
-        &mut placement,
-    );
-    (answer, placement)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn check_and_store(
-    store: &Store,
-    stripe: ContentId,
-    index: u8,
-    record: &[u8],
-    lease: &[u8],
-    share: &[u8],
-    cap: &PeerCap,
-    placement: &mut Option<[u8; 32]>,
-) -> Answer {
     let refuse = |reason, message: String| Answer::Refused { reason, message };
+    // Refused before the lease is verified: no placement key to announce.
+    let invalid = |message: String| (refuse(RefuseReason::Invalid, message), None);
     let record = match StripeRecord::from_bytes(record) {
         Ok(record) => record,
         Err(error) => {
-            return refuse(RefuseReason::Invalid, format!("bad stripe record: {error}"));
+            return invalid(format!("bad stripe record: {error}"));
         }
     };
     if record.id() != stripe {
-        return refuse(
-            RefuseReason::Invalid,
-            format!("the stripe record does not hash to stripe {stripe}"),
-        );
+        return invalid(format!(
+            "the stripe record does not hash to stripe {stripe}"
+        ));
     }
     if record.share_ids().get(usize::from(index)).is_none() {
-        return refuse(
-            RefuseReason::Invalid,
-            format!(
-                "share index {index} is outside a {}-share stripe",
-                record.n()
-            ),
-        );
+        return invalid(format!(
+            "share index {index} is outside a {}-share stripe",
+            record.n()
+        ));
     }
     if share.len() != record.share_len() as usize {
-        return refuse(
-            RefuseReason::Invalid,
-            format!(
-                "share is {} bytes; the stripe's shares are {}",
-                share.len(),
-                record.share_len()
-            ),
-        );
+        return invalid(format!(
+            "share is {} bytes; the stripe's shares are {}",
+            share.len(),
+            record.share_len()
+        ));
     }
     let lease = match crate::files::upkeep::leases::check_lease(lease, Some(stripe)) {
         Ok(lease) => lease,
-        Err(error) => return refuse(RefuseReason::Invalid, format!("bad lease: {error}")),
+        Err(error) => {
+            return invalid(format!("bad lease: {error}"));
+        }
     };
-    *placement = Some(lease.placement());
+    let placement = Some(lease.placement());
     // The share, the record and the lease in one commit: if the share is
     // refused (quota, mismatch) nothing is left behind for it. The lease's
     // owner owns the share (a cached copy, which has no owner, is taken
@@ -500,7 +472,7 @@ fn check_and_store(
         kith_store::Holding::Leased(&lease),
         cap.for_owner(&lease.owner()),
     );
-    match stored {
+    let answer = match stored {
         Ok(outcome) => Answer::Stored {
             already_held: outcome == PutOutcome::AlreadyHad,
         },
@@ -520,7 +492,8 @@ fn check_and_store(
                 format!("cannot store the share: {error}"),
             )
         }
-    }
+    };
+    (answer, placement)
 }
 
 /// What this node's store has of one share.
