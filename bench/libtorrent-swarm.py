@@ -10,11 +10,15 @@ Prints two lines that bench/swarm.sh reads:
     libtorrent_seconds 18.4      (from the start until all four have it)
     libtorrent_seeder_bytes 1.3e9 (payload the seeder uploaded)
 
+With LT_LEECHERS=N, N leechers instead of four (bench/put-get.sh uses one:
+the anchor of `kith send`).
+
 With LT_HOSTS="NS:IP NS:IP ..." (five of them: the seeder's, then the
 leechers'), each session runs in network namespace NS and listens on IP, as
 bench/swarm.sh sets up when it limits the holder's uplink.
 
-Needs libtorrent's Python binding (Debian: python3-libtorrent). TCP only (no
+Needs libtorrent's Python binding (Debian: python3-libtorrent;
+bench/anchors.sh libtorrent finds or installs one). TCP only (no
 uTP), no DHT, LSD, UPnP or NAT-PMP: the five processes find each other only
 through the addresses given here. Each leecher verifies every piece it gets
 against the torrent's SHA-1 hashes (libtorrent does that by itself), and the
@@ -30,7 +34,7 @@ import time
 
 import libtorrent as lt
 
-LEECHERS = 4
+LEECHERS = int(os.environ.get("LT_LEECHERS", "4"))  # 1 for the direct-send anchor
 BASE_PORT = 46881
 PIECE = 1 << 20  # 1 MiB, the size of a kith segment
 TIMEOUT_S = 600

@@ -15,7 +15,9 @@
 #   bench/put-get.sh [SIZE]...     sizes like 256M, 1G (default: 256M 1G)
 #
 # Environment: CARGO_TARGET_DIR (default target/), SHARES (3/5),
-# QUOTA (per node, default 8G).
+# QUOTA (per node, default 8G), ANCHORS (1: also Tahoe-LAFS put and get and
+# libtorrent 1 → 1 on the same file, installed when missing, and a table of
+# ratios and CPU-s per GiB per kind of process; see anchors() below).
 #
 # Put runs from node 1 (3-of-5, so every node, node 1 included, holds one
 # share of every stripe), get from node 3; send goes from node 1 to node 3
@@ -250,6 +252,48 @@ reset_hwm() {
     for pid in "${node_pids[@]}"; do echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true; done
 }
 mib() { echo $(($1 / 1024)); }
+sum() { printf '%s\n' "$@" | awk '{ s += $1 } END { printf "%.1f", s }'; }
+per_gib() { awk -v s="$1" -v b="$bytes" 'BEGIN { printf "%.1f", s / (b / 2^30) }'; }
+
+# With ANCHORS=1: the same file through Tahoe-LAFS (bench/tahoe.sh: 5
+# storage nodes, 3-of-5, put and get) and libtorrent, one seeder to one
+# leecher (the anchor of `kith send`), with kith's nodes idle. Each is
+# installed when missing (bench/anchors.sh); a row says why it was not
+# measured when it cannot be had.
+anchor_rows=()
+anchors() {
+    local file=$1 size=$2 ratio
+    [ "${ANCHORS:-0}" = 1 ] || return 0
+    ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else printf "–" }'; }
+    echo "anchor: Tahoe-LAFS put and get of the same file (bench/tahoe.sh)..." >&2
+    if bench/tahoe.sh "$file" >"$work/tahoe.out" 2>"$work/tahoe.err" & wait $!; then
+        local t
+        t() { awk -v k="$1" '$1 == k { print $2 }' "$work/tahoe.out"; }
+        local v
+        v=$(t tahoe_version)
+        anchor_rows+=("| $size put, 3-of-5 on 5 processes | $put MB/s | Tahoe-LAFS $v: $(t tahoe_put_mbps) MB/s | $(ratio "$put" "$(t tahoe_put_mbps)") |")
+        anchor_rows+=("| $size get | $get MB/s | Tahoe-LAFS $v: $(t tahoe_get_mbps) MB/s | $(ratio "$get" "$(t tahoe_get_mbps)") |")
+        anchor_rows+=("| $size put: CPU-s per GiB, total | $put_total (uploader / other holders / client: $put_kinds) | Tahoe-LAFS: $(sum "$(t tahoe_put_cpu_nodes)" "$(t tahoe_put_cpu_client)") (nodes / client: $(t tahoe_put_cpu_nodes) / $(t tahoe_put_cpu_client)) | – |")
+        anchor_rows+=("| $size get: CPU-s per GiB, total | $get_total (fetcher / serving nodes / client: $get_kinds) | Tahoe-LAFS: $(sum "$(t tahoe_get_cpu_nodes)" "$(t tahoe_get_cpu_client)") (nodes / client: $(t tahoe_get_cpu_nodes) / $(t tahoe_get_cpu_client)) | – |")
+        anchor_rows+=("| $size peak RSS, any process (put / get) | $(mib "$put_node_rss") / $(mib "$node_rss_max") MiB nodes, $(mib "$put_rss") / $(mib "$get_rss") MiB client | Tahoe-LAFS: $(t tahoe_put_peak_rss_mib) / $(t tahoe_get_peak_rss_mib) MiB | – |")
+    else
+        echo "Tahoe-LAFS not measured: $(grep -v '^20[0-9][0-9]-' "$work/tahoe.err" | tail -n 1)" >&2
+        anchor_rows+=("| $size put / get | $put / $get MB/s | Tahoe-LAFS: not measured ($(grep -v '^20[0-9][0-9]-' "$work/tahoe.err" | tail -n 1)) | – |")
+    fi
+    echo "anchor: libtorrent, one seeder to one leecher, the same file..." >&2
+    local python lt_s=""
+    if python=$(bench/anchors.sh libtorrent 2>"$work/lt.err"); then
+        LT_LEECHERS=1 "$python" bench/libtorrent-swarm.py "$file" >"$work/lt.out" 2>>"$work/lt.err" & wait $! || true
+        lt_s=$(awk '$1 == "libtorrent_seconds" { print $2 }' "$work/lt.out")
+    fi
+    if [ -n "$lt_s" ]; then
+        local lt_mbps
+        lt_mbps=$(awk -v b="$bytes" -v s="$lt_s" 'BEGIN { printf "%.0f", b / s / 1e6 }')
+        anchor_rows+=("| $size send to one peer, direct | $send MB/s | libtorrent, 1 seeder → 1 leecher: $lt_mbps MB/s ($lt_s s) | $(ratio "$send" "$lt_mbps") |")
+    else
+        anchor_rows+=("| $size send to one peer, direct | $send MB/s | libtorrent: not measured ($(tail -n 1 "$work/lt.err")) | – |")
+    fi
+}
 
 rows=()
 cpu_rows=()
@@ -287,6 +331,10 @@ for size in "${sizes[@]}"; do
     put_rss=$client_rss_kib
     put_node_rss=$node_rss_max
     cpu_rows+=("| $size put ($((elapsed_ns / 1000000)) ms) | ${node_cpu[*]} | $client_cpu | $other_cpu | ${node_rss[*]} |")
+    # CPU per GiB by kind of process: the uploading node, the other four
+    # holders together, the command line.
+    put_kinds="$(per_gib "${node_cpu[0]}") / $(per_gib "$(sum "${node_cpu[@]:1}")") / $(per_gib "$client_cpu")"
+    put_total=$(per_gib "$(sum "${node_cpu[@]}" "$client_cpu")")
     tail -n 1 "$work/put-$size.err" >&2
 
     echo "get from node 3 (load $(loadavg))..." >&2
@@ -301,6 +349,9 @@ for size in "${sizes[@]}"; do
         for i in $(seq 1 "$nodes"); do echo "node $i log (tail):" >&2; tail -n 20 "$work/node$i.log" >&2; done
     fi
     cpu_rows+=("| $size get ($((elapsed_ns / 1000000)) ms) | ${node_cpu[*]} | $client_cpu | $other_cpu | ${node_rss[*]} |")
+    # The fetching node (3), the four serving nodes together, the command line.
+    get_kinds="$(per_gib "${node_cpu[2]}") / $(per_gib "$(sum "${node_cpu[@]:0:2}" "${node_cpu[@]:3}")") / $(per_gib "$client_cpu")"
+    get_total=$(per_gib "$(sum "${node_cpu[@]}" "$client_cpu")")
     get_rss=$client_rss_kib
 
     echo "send from node 1 to node 3 (load $(loadavg))..." >&2
@@ -316,6 +367,7 @@ for size in "${sizes[@]}"; do
         cat "$work/send-$size.err" >&2
     fi
     rm -f "$received"
+    anchors "$file" "$size"
     cpu_rows+=("| $size send ($((elapsed_ns / 1000000)) ms) | ${node_cpu[*]} | $client_cpu | $other_cpu | ${node_rss[*]} |")
     send_ratio="–"
     [ "$send" = failed ] || send_ratio=$(awk -v a="$send" -v b="$loop" 'BEGIN { printf "%.0f %%", 100 * a / b }')
@@ -344,3 +396,11 @@ echo
 echo "| transfer | CPU s, nodes 1–$nodes | CPU s, client | CPU s, other processes on the machine | peak RSS MiB, nodes 1–$nodes |"
 echo "|---|---|---|---|---|"
 printf '%s\n' "${cpu_rows[@]}"
+if [ ${#anchor_rows[@]} -gt 0 ]; then
+    echo
+    echo "Beside the anchors, on the same file in the same run (ratio: kith / anchor; CPU-s per GiB of file):"
+    echo
+    echo "| figure | kith | anchor | ratio |"
+    echo "|---|---|---|---:|"
+    printf '%s\n' "${anchor_rows[@]}"
+fi

@@ -3,7 +3,8 @@
 # Prints the time until all four have it (each verified byte-identical), and
 # how many bytes the holder served, beside libtorrent doing the same with
 # the same file on the same machine in the same run (bench/libtorrent-swarm.py;
-# needs Debian's python3-libtorrent, else the row says so) — the issue's bar
+# bench/anchors.sh installs libtorrent's Python binding when missing, else
+# the row says so) — the issue's bar
 # was libtorrent's 17–21 s per GiB on the machine it was written on.
 #
 #   bench/swarm.sh [SIZE]                  default 1G, all on 127.0.0.1
@@ -168,13 +169,14 @@ done
 
 # The same with libtorrent, on the same file, now that kith's nodes are idle.
 lt_s="" lt_bytes=""
-if /usr/bin/python3 -c 'import libtorrent' 2>/dev/null; then
+# bench/anchors.sh finds a python3 with libtorrent's binding, or installs one.
+if lt_python=$(bench/anchors.sh libtorrent); then
     echo "== libtorrent: one seeder, four leechers, the same file" >&2
     lt_hosts=()
     if [ -n "$uplink" ]; then
         for host in h f1 f2 f3 f4; do lt_hosts+=("ksw-$host:$(ip_of "$host")"); done
     fi
-    lt_out=$(LT_HOSTS="${lt_hosts[*]}" /usr/bin/python3 bench/libtorrent-swarm.py "$work/file")
+    lt_out=$(LT_HOSTS="${lt_hosts[*]}" "$lt_python" bench/libtorrent-swarm.py "$work/file")
     lt_s=$(awk '/^libtorrent_seconds/ { print $2 }' <<<"$lt_out")
     lt_bytes=$(awk '/^libtorrent_seeder_bytes/ { print $2 }' <<<"$lt_out")
 fi
@@ -190,7 +192,7 @@ if [ -n "$lt_s" ]; then
     printf '| 1 holder, 4 fetchers of %s: all four verified | %s s | %s s | %s |\n' \
         "$size" "$kith_s" "$lt_s" "$(awk -v k="$kith_s" -v l="$lt_s" 'BEGIN { printf "%.2f", l / k }')"
 else
-    printf '| 1 holder, 4 fetchers of %s: all four verified | %s s | not measured (no python3-libtorrent) | – |\n' "$size" "$kith_s"
+    printf '| 1 holder, 4 fetchers of %s: all four verified | %s s | not measured (no libtorrent binding: bench/anchors.sh libtorrent) | – |\n' "$size" "$kith_s"
 fi
 for f in 1 2 3 4; do
     printf '| fetcher %s done after | %.1f s | – | – |\n' "$f" "$(awk -v ms="$(cat "$work/done$f")" 'BEGIN { print ms / 1000 }')"
