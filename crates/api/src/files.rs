@@ -191,10 +191,11 @@ async fn put(
         while let Some(chunk) = body.next().await {
             match chunk {
                 Ok(bytes) if open => {
-                    batch.extend_from_slice(&bytes);
-                    if batch.len() >= BODY_BATCH {
-                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BODY_BATCH));
+                    for full in fill_batch(&mut batch, &bytes) {
                         open = sender.send(Ok(full)).await.is_ok();
+                        if !open {
+                            break;
+                        }
                     }
                 }
                 Ok(_) => {}
@@ -226,6 +227,25 @@ async fn put(
         .into_response(),
         Err(error) => ApiError::from(error).into_response(),
     }
+}
+
+/// Appends `bytes` to `batch`, never past [`BODY_BATCH`], and returns the
+/// batches filled on the way (each exactly `BODY_BATCH` long; usually none
+/// or one). A batch allowed to overflow would grow its buffer, and the
+/// growth copies the whole megabyte once more: 2 % of the uploading node's
+/// CPU in a 1 GiB put (issue 20's profile).
+fn fill_batch(batch: &mut Vec<u8>, mut bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut full = Vec::new();
+    while !bytes.is_empty() {
+        let room = BODY_BATCH - batch.len();
+        let (now, later) = bytes.split_at(room.min(bytes.len()));
+        batch.extend_from_slice(now);
+        bytes = later;
+        if batch.len() == BODY_BATCH {
+            full.push(std::mem::replace(batch, Vec::with_capacity(BODY_BATCH)));
+        }
+    }
+    full
 }
 
 async fn get_file(
@@ -417,4 +437,46 @@ async fn stat(
         manifest: stripe(&report.manifest_stripe),
         stripes: report.stripes.iter().map(stripe).collect(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_batches_are_whole_and_never_grow() {
+        // Chunks of awkward sizes, as the HTTP layer hands them over.
+        let sizes = [
+            1,
+            7_000,
+            BODY_BATCH - 1,
+            3,
+            BODY_BATCH,
+            2 * BODY_BATCH + 5,
+            4_096,
+        ];
+        let input: Vec<u8> = (0..sizes.iter().sum::<usize>())
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let mut batch = Vec::with_capacity(BODY_BATCH);
+        let mut batches = Vec::new();
+        let mut at = 0;
+        for size in sizes {
+            batches.extend(fill_batch(&mut batch, &input[at..at + size]));
+            at += size;
+            assert!(
+                batch.len() < BODY_BATCH,
+                "a full batch is handed over at once"
+            );
+        }
+        for full in &batches {
+            assert_eq!(full.len(), BODY_BATCH);
+            assert_eq!(full.capacity(), BODY_BATCH, "the buffer never grew");
+        }
+        assert_eq!(batch.capacity(), BODY_BATCH);
+        let mut joined: Vec<u8> = batches.concat();
+        joined.extend_from_slice(&batch);
+        assert_eq!(joined, input, "every byte, in order");
+        assert!(fill_batch(&mut batch, &[]).is_empty());
+    }
 }
