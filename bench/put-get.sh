@@ -261,14 +261,14 @@ per_gib() { awk -v s="$1" -v b="$bytes" 'BEGIN { printf "%.1f", s / (b / 2^30) }
 # installed when missing (bench/anchors.sh); a row says why it was not
 # measured when it cannot be had.
 anchor_rows=()
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else printf "–" }'; }
+# One figure of bench/tahoe.sh's output, by name.
+t() { awk -v k="$1" '$1 == k { print $2 }' "$work/tahoe.out"; }
 anchors() {
-    local file=$1 size=$2 ratio
+    local file=$1 size=$2
     [ "${ANCHORS:-0}" = 1 ] || return 0
-    ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else printf "–" }'; }
     echo "anchor: Tahoe-LAFS put and get of the same file (bench/tahoe.sh)..." >&2
     if bench/tahoe.sh "$file" >"$work/tahoe.out" 2>"$work/tahoe.err" & wait $!; then
-        local t
-        t() { awk -v k="$1" '$1 == k { print $2 }' "$work/tahoe.out"; }
         local v
         v=$(t tahoe_version)
         anchor_rows+=("| $size put, 3-of-5 on 5 processes | $put MB/s | Tahoe-LAFS $v: $(t tahoe_put_mbps) MB/s | $(ratio "$put" "$(t tahoe_put_mbps)") |")
@@ -277,8 +277,11 @@ anchors() {
         anchor_rows+=("| $size get: CPU-s per GiB, total | $get_total (fetcher / serving nodes / client: $get_kinds) | Tahoe-LAFS: $(sum "$(t tahoe_get_cpu_nodes)" "$(t tahoe_get_cpu_client)") (nodes / client: $(t tahoe_get_cpu_nodes) / $(t tahoe_get_cpu_client)) | – |")
         anchor_rows+=("| $size peak RSS, any process (put / get) | $(mib "$put_node_rss") / $(mib "$node_rss_max") MiB nodes, $(mib "$put_rss") / $(mib "$get_rss") MiB client | Tahoe-LAFS: $(t tahoe_put_peak_rss_mib) / $(t tahoe_get_peak_rss_mib) MiB | – |")
     else
-        echo "Tahoe-LAFS not measured: $(grep -v '^20[0-9][0-9]-' "$work/tahoe.err" | tail -n 1)" >&2
-        anchor_rows+=("| $size put / get | $put / $get MB/s | Tahoe-LAFS: not measured ($(grep -v '^20[0-9][0-9]-' "$work/tahoe.err" | tail -n 1)) | – |")
+        # The last line of its own (not Twisted's time-stamped log lines).
+        local why
+        why=$(grep -v '^20[0-9][0-9]-' "$work/tahoe.err" | tail -n 1)
+        echo "Tahoe-LAFS not measured: $why" >&2
+        anchor_rows+=("| $size put / get | $put / $get MB/s | Tahoe-LAFS: not measured ($why) | – |")
     fi
     echo "anchor: libtorrent, one seeder to one leecher, the same file..." >&2
     local python lt_s=""

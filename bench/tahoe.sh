@@ -56,7 +56,13 @@ wait_for() {
     done
 }
 
-echo "tahoe: $("$tahoe" --version 2>/dev/null | head -n 1)" >&2
+version=$("$tahoe" --version 2>/dev/null | head -n 1 || true)
+case $version in tahoe-lafs/*) ;; *)
+    echo "$tahoe is not Tahoe-LAFS (its --version says ${version:-nothing})" >&2
+    exit 1
+    ;;
+esac
+echo "tahoe: $version" >&2
 port=$(free_port)
 "$tahoe" create-introducer --listen=tcp --port="tcp:$port:interface=127.0.0.1" \
     --location="tcp:127.0.0.1:$port" "$work/introducer" >/dev/null
@@ -129,7 +135,7 @@ measure() {
         printf "tahoe_%s_peak_rss_mib %d\n", name, peak / 1024 }'
 }
 
-echo "tahoe_version $("$tahoe" --version 2>/dev/null | head -n 1 | sed 's|.*/||')"
+echo "tahoe_version ${version#tahoe-lafs/}"
 echo "tahoe: put of $bytes bytes" >&2
 measure put "$tahoe" -d "$client" put "$file"
 cap=$(tail -n 1 "$work/put.out")
