@@ -23,7 +23,13 @@
 # H runs with `repair = false`, so that it serves the fetchers instead of
 # rebuilding X's shares on them. Four fetchers join through H and all run
 # `kith get` at once; each caches what it fetched and announces itself as a
-# provider, so later fetchers may draw from earlier ones.
+# provider, so later fetchers may draw from earlier ones. That takes two
+# rounds, each with four fresh fetchers, H restarted in between: first
+# `kith get --no-cache` (the fetchers serve each other from memory while
+# they download but keep nothing: each writes every byte once, as
+# libtorrent's leechers do), then a plain `kith get` (each byte written
+# twice: the output, and the shares the fetcher keeps to serve later
+# downloaders). The main row is the plain one.
 #
 # Bytes served: the share bytes H's share server sent during the gets, from
 # its counters (`kith status --json`: bytes_served, and the requests it sent
@@ -40,7 +46,7 @@ kith=$CARGO_TARGET_DIR/release/kith
 work=$(mktemp -d)
 pids=()
 uplink=${UPLINK:-}
-hosts=(h x f1 f2 f3 f4)
+hosts=(h x u1 u2 u3 u4 f1 f2 f3 f4)
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
@@ -137,35 +143,57 @@ if [ -n "$uplink" ]; then
     echo "== the holder's uplink: $uplink" >&2
     tc -n ksw-h qdisc add dev eth0 root tbf rate "$uplink" burst 256kb latency 100ms
 fi
-for f in 1 2 3 4; do start "f$f" --bootstrap "$(addr h)"; done
-for f in 1 2 3 4; do wait_peers "f$f" 1; done
-wait_peers h 4
+# round PREFIX [GET FLAGS...]: four fresh fetchers PREFIX1..PREFIX4 join
+# through H and all run `kith get` at once; then they are stopped, and H is
+# restarted, so that the next round starts from one holder again (H forgets
+# whom it gave each share to). Sets ms, served, redirects, from_memory,
+# in_vain and done_ms (per fetcher) for the round.
+round() {
+    local prefix=$1 f g
+    shift
+    for f in 1 2 3 4; do start "$prefix$f" --bootstrap "$(addr h)"; done
+    for f in 1 2 3 4; do wait_peers "$prefix$f" 1; done
+    wait_peers h 4
+    local served_before redirects_before start_ns gets=()
+    served_before=$(counter h bytes_served)
+    redirects_before=$(counter h swarm_redirects)
+    echo "== four fetchers get it at once${*:+ ($*)}" >&2
+    start_ns=$(date +%s%N)
+    for f in 1 2 3 4; do
+        (
+            on "$prefix$f" "$kith" --dir "$work/$prefix$f" get "$@" "$cap" -o "$work/$prefix-out$f" \
+                2>"$work/$prefix-get$f.err"
+            echo $(( ($(date +%s%N) - start_ns) / 1000000 )) >"$work/$prefix-done$f"
+        ) &
+        gets+=($!)
+    done
+    for g in "${gets[@]}"; do wait "$g"; done
+    ms=$(( ($(date +%s%N) - start_ns) / 1000000 ))
+    served=$(( $(counter h bytes_served) - served_before ))
+    redirects=$(( $(counter h swarm_redirects) - redirects_before ))
+    from_memory=0 in_vain=0 done_ms=()
+    for f in 1 2 3 4; do
+        from_memory=$(( from_memory + $(counter "$prefix$f" served_from_memory) ))
+        in_vain=$(( in_vain + $(counter "$prefix$f" swarm_redirects_failed) ))
+        done_ms+=("$(cat "$work/$prefix-done$f")")
+        cmp -s "$work/file" "$work/$prefix-out$f" \
+            || { echo "fetcher $prefix$f got different bytes" >&2; exit 1; }
+        rm -f "$work/$prefix-out$f"
+        kill "$(cat "$work/$prefix$f.pid")"
+        wait "$(cat "$work/$prefix$f.pid")" 2>/dev/null || true
+    done
+    kill "$(cat "$work/h.pid")"
+    wait "$(cat "$work/h.pid")" 2>/dev/null || true
+    rm -f "$work/h.out"
+    start h
+}
 
-served_before=$(counter h bytes_served)
-redirects_before=$(counter h swarm_redirects)
-echo "== four fetchers get it at once" >&2
-start_ns=$(date +%s%N)
-gets=()
-for f in 1 2 3 4; do
-    (
-        on "f$f" "$kith" --dir "$work/f$f" get "$cap" -o "$work/out$f" 2>"$work/get$f.err"
-        echo $(( ($(date +%s%N) - start_ns) / 1000000 )) >"$work/done$f"
-    ) &
-    gets+=($!)
-done
-for g in "${gets[@]}"; do wait "$g"; done
-total_ms=$(( ($(date +%s%N) - start_ns) / 1000000 ))
-served=$(( $(counter h bytes_served) - served_before ))
-redirects=$(( $(counter h swarm_redirects) - redirects_before ))
-from_memory=0 in_vain=0
-for f in 1 2 3 4; do
-    from_memory=$(( from_memory + $(counter "f$f" served_from_memory) ))
-    in_vain=$(( in_vain + $(counter "f$f" swarm_redirects_failed) ))
-done
-
-for f in 1 2 3 4; do
-    cmp -s "$work/file" "$work/out$f" || { echo "fetcher $f got different bytes" >&2; exit 1; }
-done
+# First with --no-cache (nothing kept, nothing announced: the second round
+# finds no provider records left by the first), then as a user runs it.
+round u --no-cache
+nocache_ms=$ms nocache_served=$served
+round f
+total_ms=$ms
 
 # The same with libtorrent, on the same file, now that kith's nodes are idle.
 lt_s="" lt_bytes=""
@@ -195,11 +223,15 @@ else
     printf '| 1 holder, 4 fetchers of %s: all four verified | %s s | not measured (no libtorrent binding: bench/anchors.sh libtorrent) | – |\n' "$size" "$kith_s"
 fi
 for f in 1 2 3 4; do
-    printf '| fetcher %s done after | %.1f s | – | – |\n' "$f" "$(awk -v ms="$(cat "$work/done$f")" 'BEGIN { print ms / 1000 }')"
+    printf '| fetcher %s done after | %.1f s | – | – |\n' "$f" "$(awk -v ms="${done_ms[$((f - 1))]}" 'BEGIN { print ms / 1000 }')"
 done
 times() { awk -v b="$1" -v f="$bytes" 'BEGIN { printf "%.2f", b / f }'; }
 printf '| bytes the holder served, × the file (1 = perfect swarming, 4 = none) | %s | %s | – |\n' \
     "$(times "$served")" "$([ -n "$lt_bytes" ] && times "$lt_bytes" || echo –)"
+nocache_s=$(awk -v ms="$nocache_ms" 'BEGIN { printf "%.1f", ms / 1000 }')
+printf '| the same with `kith get --no-cache` (each byte written once, as libtorrent does; holder served %s ×) | %s s | %s | %s |\n' \
+    "$(times "$nocache_served")" "$nocache_s" "${lt_s:+$lt_s s}" \
+    "$([ -n "$lt_s" ] && awk -v k="$nocache_s" -v l="$lt_s" 'BEGIN { printf "%.2f", l / k }' || echo –)"
 printf '| requests the holder sent to a fetcher that had just got the share | %s | – | – |\n' "$redirects"
 printf '| shares fetchers passed on from memory | %s | – | – |\n' "$from_memory"
 printf '| redirects that led nowhere (the fetcher asked the holder again) | %s | – | – |\n' "$in_vain"

@@ -12,7 +12,9 @@
 //!   short, which the client detects by the length. The `x-kith-download`
 //!   header names the download, whose report (bad shares met, peers used)
 //!   `GET /v1/downloads/ID` gives once the body has ended.
-//!   `CAP/PATH` reads a file inside a folder.
+//!   `CAP/PATH` reads a file inside a folder. `&cache=false` keeps nothing
+//!   of it in the node's store (`kith get --no-cache`); by default the node
+//!   keeps what it fetched and serves it to later downloaders.
 //! - `POST /v1/folder?shares=K/N` — the body is [`NewFolder`], the entries
 //!   of one folder (their files stored already); the answer is [`Stored`]
 //!   with the folder's capability. Media types come from the names.
@@ -113,6 +115,35 @@ struct PutQuery {
 #[derive(Debug, Deserialize)]
 struct CapQuery {
     cap: String,
+}
+
+/// `GET /v1/get`'s query.
+#[derive(Debug, Deserialize)]
+struct GetQuery {
+    cap: String,
+    /// `false`: keep nothing of the file in the node's store.
+    #[serde(default = "keep_by_default")]
+    cache: bool,
+}
+
+/// What a get does when the caller does not say: keep what it fetched.
+pub(crate) fn keep_by_default() -> bool {
+    true
+}
+
+/// Opens the file `capability` reads, keeping what it fetches in the
+/// node's store or not (`cache`).
+pub(crate) async fn open_file(
+    files: &Files,
+    capability: &Capability,
+    cache: bool,
+) -> Result<kith_node::Download, ApiError> {
+    let handle = files.node.files();
+    Ok(if cache {
+        handle.get(capability).await?
+    } else {
+        handle.get_uncached(capability).await?
+    })
 }
 
 /// Parses a capability from a query.
@@ -250,7 +281,7 @@ fn fill_batch(batch: &mut Vec<u8>, mut bytes: &[u8]) -> Vec<Vec<u8>> {
 
 async fn get_file(
     State(files): State<Files>,
-    Query(query): Query<CapQuery>,
+    Query(query): Query<GetQuery>,
 ) -> Result<Response, ApiError> {
     let (capability, listed_media) = resolve_query(&files, &query.cap).await?;
     if capability.is_folder() {
@@ -259,7 +290,7 @@ async fn get_file(
              FOLDER to write the whole folder",
         ));
     }
-    let download = files.node.files().get(&capability).await?;
+    let download = open_file(&files, &capability, query.cache).await?;
     let size = download.manifest().file_size();
     let name = download.manifest().meta().name().map(str::to_owned);
     let media = listed_media.or_else(|| download.manifest().meta().media_type().map(str::to_owned));

@@ -45,8 +45,8 @@
 //! | `GET /v1/status` | — | what the node holds and its upkeep counters (`kith status --json`) |
 //! | `POST /v1/repair` | — | `{"checked","stripes","shares"}`: one repair round, now |
 //! | `POST /v1/put?shares=K/N&name=NAME` | the file's bytes (streamed) | `{"capability","size","stripes","shares","peers"}` |
-//! | `GET /v1/get?cap=CAP[/PATH]` | | the file's bytes (streamed, `Content-Length`, `Content-Type`, `x-kith-download: ID`) |
-//! | `POST /v1/save` | `{"cap","path"}` | NDJSON lines: `{"size","download","name"}`, `{"written"}`…, then `{"done":{"size"}}` or `{"error":{"error","message"}}`; the node writes the file to `path` (new, 0600) |
+//! | `GET /v1/get?cap=CAP[/PATH][&cache=false]` | | the file's bytes (streamed, `Content-Length`, `Content-Type`, `x-kith-download: ID`); `cache=false` keeps nothing of it in the node's store |
+//! | `POST /v1/save` | `{"cap","path"[,"cache":false]}` | NDJSON lines: `{"size","download","name"}`, `{"written"}`…, then `{"done":{"size"}}` or `{"error":{"error","message"}}`; the node writes the file to `path` (new, 0600) |
 //! | `POST /v1/folder?shares=K/N` | `{"entries":[{"name","capability","size"}]}` | `{"capability",…}` as put: the folder's capability |
 //! | `GET /v1/ls?cap=CAP[/PATH]` | | `{"capability","entries":[{"name","kind","size","media_type","capability"}]}` |
 //! | `GET /v1/resolve?cap=CAP/PATH` | | `{"capability","kind","media_type"}` |

@@ -8,7 +8,8 @@
 //! profile: per GiB, 4.8 CPU-seconds in the node and 1.9 in the command
 //! line, for bytes that only moved between two processes).
 //!
-//! - The body is `{"cap": "CAP[/PATH]", "path": "/absolute/new/file"}`. The
+//! - The body is `{"cap": "CAP[/PATH]", "path": "/absolute/new/file"}`,
+//!   with `"cache": false` to keep nothing in the node's store. The
 //!   file is created new (`O_EXCL`, mode 0600): the call never overwrites
 //!   anything, and the caller renames it into place once it is complete.
 //! - Whatever fails before any byte is written is an ordinary error answer
@@ -57,6 +58,10 @@ pub struct SaveRequest {
     /// Where to write it: an absolute path that does not exist yet, in a
     /// folder that does.
     pub path: String,
+    /// Whether the node keeps what it fetched in its store, to serve it
+    /// later (`true` when left out; `kith get --no-cache` sends `false`).
+    #[serde(default = "crate::files::keep_by_default")]
+    pub cache: bool,
 }
 
 /// One line of `POST /v1/save`'s answer.
@@ -124,7 +129,7 @@ pub(crate) async fn save(
             "this is a folder, not a file: kith get CAP -o FOLDER writes a whole folder",
         ));
     }
-    let download = files.node.files().get(&capability).await?;
+    let download = crate::files::open_file(&files, &capability, request.cache).await?;
     let size = download.manifest().file_size();
     let name = download.manifest().meta().name().map(str::to_owned);
     let file = create_new(&path)?;

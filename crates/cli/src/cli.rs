@@ -115,6 +115,14 @@ pub(crate) enum Command {
         /// Where to write the file or folder; '-' for stdout (files only).
         #[arg(short = 'o', long = "output", value_name = "PATH")]
         output: Option<PathBuf>,
+        /// Keep nothing of the fetched file in this node's store. By
+        /// default the node keeps the shares it fetched (within its quota)
+        /// and serves them to later downloaders; with --no-cache it passes
+        /// them on only while this download runs, and the file does not
+        /// take its size a second time on this machine (restoring a large
+        /// backup, say).
+        #[arg(long = "no-cache")]
+        no_cache: bool,
     },
     /// List a folder: one line per entry, every level down, with its kind,
     /// its size in bytes and its path (tab-separated; folders end in '/').

@@ -99,9 +99,15 @@ pub(crate) fn put_stream(
     api.post_stream(&path, reader, len)
 }
 
-/// `kith get CAP[/PATH] [-o PATH]`: a file, or a folder
-/// ([`crate::folders::get`]).
-pub(crate) fn get(api: &ApiClient, cap: &str, output: Option<&Path>) -> anyhow::Result<()> {
+/// `kith get CAP[/PATH] [-o PATH] [--no-cache]`: a file, or a folder
+/// ([`crate::folders::get`]). `cache`: whether the node keeps what it
+/// fetched in its store to serve it later.
+pub(crate) fn get(
+    api: &ApiClient,
+    cap: &str,
+    output: Option<&Path>,
+    cache: bool,
+) -> anyhow::Result<()> {
     let target: CapabilityPath = cap
         .parse()
         .map_err(|error| anyhow!("not a valid capability: {error}"))?;
@@ -109,14 +115,14 @@ pub(crate) fn get(api: &ApiClient, cap: &str, output: Option<&Path>) -> anyhow::
     if target.capability.is_folder() {
         let resolved: Resolved = api.get(&format!("/v1/resolve?cap={}", escape(cap.trim())))?;
         if resolved.kind == "folder" {
-            return crate::folders::get(api, &resolved.capability, output);
+            return crate::folders::get(api, &resolved.capability, output, cache);
         }
         file_cap = resolved.capability;
     }
     let target = output.filter(|path| *path != Path::new("-"));
     if let Some(path) = target
         && api.is_local_and_mine()
-        && save_here(api, &file_cap, path)?
+        && save_here(api, &file_cap, path, cache)?
     {
         return Ok(());
     }
@@ -127,8 +133,14 @@ pub(crate) fn get(api: &ApiClient, cap: &str, output: Option<&Path>) -> anyhow::
     };
     let progress = Progress::new("fetched", None);
     let copied = match temp.as_mut() {
-        Some(file) => fetch(api, &file_cap, file.as_file_mut(), &progress),
-        None => fetch(api, &file_cap, &mut std::io::stdout().lock(), &progress),
+        Some(file) => fetch(api, &file_cap, cache, file.as_file_mut(), &progress),
+        None => fetch(
+            api,
+            &file_cap,
+            cache,
+            &mut std::io::stdout().lock(),
+            &progress,
+        ),
     };
     progress.finish(copied.is_ok());
     let size = copied?;
@@ -148,7 +160,7 @@ pub(crate) fn get(api: &ApiClient, cap: &str, output: Option<&Path>) -> anyhow::
 /// file beside `path` that is renamed into place once complete. `false`
 /// if the node may not write there (it runs as another user, say): the
 /// caller then fetches through the API.
-fn save_here(api: &ApiClient, cap: &str, path: &Path) -> anyhow::Result<bool> {
+fn save_here(api: &ApiClient, cap: &str, path: &Path, cache: bool) -> anyhow::Result<bool> {
     use kith_api::types::{SaveLine, SaveRequest};
     if path.is_dir() {
         bail!("{} is a folder; give a file path to -o", path.display());
@@ -169,6 +181,7 @@ fn save_here(api: &ApiClient, cap: &str, path: &Path) -> anyhow::Result<bool> {
     let request = SaveRequest {
         cap: cap.to_owned(),
         path: temp.display().to_string(),
+        cache,
     };
     let mut response = match api.post_for_stream("/v1/save", &request) {
         Ok(response) => response,
@@ -250,14 +263,20 @@ impl Drop for TempGuard {
 
 /// Fetches the file `cap` reads into `to`, counting into `progress` (whose
 /// total is set from the answer when it has none); returns its size. An
-/// answer that ends short is an error.
+/// answer that ends short is an error. `cache`: whether the node keeps
+/// what it fetched.
 pub(crate) fn fetch(
     api: &ApiClient,
     cap: &str,
+    cache: bool,
     to: &mut impl Write,
     progress: &Progress,
 ) -> anyhow::Result<u64> {
-    let mut response = api.get_stream(&format!("/v1/get?cap={}", escape(cap)))?;
+    let mut path = format!("/v1/get?cap={}", escape(cap));
+    if !cache {
+        path.push_str("&cache=false");
+    }
+    let mut response = api.get_stream(&path)?;
     let size: u64 = response
         .headers()
         .get("content-length")

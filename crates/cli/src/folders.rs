@@ -324,8 +324,14 @@ pub(crate) fn remove(api: &ApiClient, cap: &str) -> anyhow::Result<String> {
     ))
 }
 
-/// `kith get FOLDER_CAP -o DIR`: writes the folder `cap` reads as `DIR`.
-pub(crate) fn get(api: &ApiClient, cap: &str, output: Option<&Path>) -> anyhow::Result<()> {
+/// `kith get FOLDER_CAP -o DIR`: writes the folder `cap` reads as `DIR`;
+/// `cache`: whether the node keeps the files it fetched.
+pub(crate) fn get(
+    api: &ApiClient,
+    cap: &str,
+    output: Option<&Path>,
+    cache: bool,
+) -> anyhow::Result<()> {
     let Some(output) = output.filter(|path| *path != Path::new("-")) else {
         bail!("this capability is a folder, which cannot go to standard output; give -o FOLDER");
     };
@@ -381,7 +387,7 @@ pub(crate) fn get(api: &ApiClient, cap: &str, output: Option<&Path>) -> anyhow::
         let (path, file_cap) = &files[index];
         let mut file =
             File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
-        let size = fetch(api, file_cap, &mut file, &progress)?;
+        let size = fetch(api, file_cap, cache, &mut file, &progress)?;
         file.sync_all()
             .with_context(|| format!("cannot write {}", path.display()))?;
         Ok(size)

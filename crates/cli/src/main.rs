@@ -289,12 +289,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let capability = files::put(&api, &file, shares.as_deref())?;
             out!("{capability}");
         }
-        Command::Get { cap, output } => {
+        Command::Get {
+            cap,
+            output,
+            no_cache,
+        } => {
             // A malformed capability fails before the node is even looked for.
             cap.parse::<kith_base::CapabilityPath>()
                 .map_err(|error| anyhow::anyhow!("not a valid capability: {error}"))?;
             let api = ApiClient::from_dir(&dir)?;
-            files::get(&api, &cap, output.as_deref())?;
+            files::get(&api, &cap, output.as_deref(), !no_cache)?;
         }
         Command::Ls { cap } => {
             let target = cap

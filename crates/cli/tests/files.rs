@@ -483,3 +483,59 @@ fn rm_deletes_a_file_for_its_owner_only() {
     assert!(!bad.status.success());
     assert!(text(&bad.stderr).contains("not a valid capability"));
 }
+
+#[test]
+fn get_with_no_cache_keeps_nothing_and_a_plain_get_keeps_the_file() {
+    let root = tempfile::tempdir().unwrap();
+    let nodes = start_network(root.path(), 5, 4, |_| Vec::new());
+    let (kept, not_kept) = (root.path().join("kept"), root.path().join("not-kept"));
+    random_file(&kept, 2 << 20);
+    random_file(&not_kept, 2 << 20);
+    let kept_cap = put(&nodes[0], &kept, &[]);
+    let not_kept_cap = put(&nodes[0], &not_kept, &[]);
+
+    // A node that joins after the puts holds nothing of either file.
+    let late = Daemon::start(&root.path().join("late"), &["--bootstrap", nodes[0].addr()]);
+    wait_until_peers(&late, 5);
+    assert_eq!(counter(&late, "shares_held"), 0);
+
+    // --no-cache, to a file (the node writes it: POST /v1/save) and to
+    // standard output (streamed: GET /v1/get)…
+    let copy = root.path().join("copy");
+    let output = kith_command(&late.dir)
+        .args(["get", "--no-cache", &not_kept_cap, "-o"])
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_same(&not_kept, &copy);
+    let streamed = kith_command(&late.dir)
+        .args(["get", &not_kept_cap, "--no-cache", "-o", "-"])
+        .output()
+        .unwrap();
+    assert!(streamed.status.success(), "{}", text(&streamed.stderr));
+    assert!(streamed.stdout == fs::read(&not_kept).unwrap());
+
+    // …then a plain get of the other file, which the node keeps. Its copy
+    // is written a stripe at a time in the background: wait until the
+    // count is the same in three reads in a row.
+    get(&late, &kept_cap, &root.path().join("kept-copy"));
+    let mut readings = Vec::new();
+    wait_for(
+        "the late node's cached copy",
+        Duration::from_secs(60),
+        || {
+            readings.push(counter(&late, "shares_held"));
+            let last = &readings[readings.len().saturating_sub(3)..];
+            last.len() == 3 && last[0] > 0 && last.iter().all(|held| *held == last[0])
+        },
+    );
+    // The kept file is 2 stripes and its manifest's stripe, 3-of-5: its
+    // copy is 3 to 5 shares of each, 9 to 15 in all. A copy of the other
+    // file as well would make it 18 or more.
+    let held = *readings.last().unwrap();
+    assert!(
+        (9..=15).contains(&held),
+        "the late node holds {held} shares: the --no-cache gets kept some"
+    );
+}

@@ -41,9 +41,21 @@ impl Files<'_> {
     }
 
     /// Finds and opens a file's manifest; fetch the bytes with
-    /// [`Download::into_stream`].
+    /// [`Download::into_stream`]. What is fetched is kept in this node's
+    /// store (within its quota, best effort), so that this node serves the
+    /// file to later downloaders too.
     pub async fn get(&self, capability: &Capability) -> Result<Download, GetError> {
         self.0.shares().open(capability).await
+    }
+
+    /// [`Files::get`] without keeping anything: nothing fetched is written
+    /// to this node's store (`kith get --no-cache`). Other downloaders of
+    /// the same file at the same time are still served from memory.
+    pub async fn get_uncached(&self, capability: &Capability) -> Result<Download, GetError> {
+        self.0
+            .shares()
+            .open_with(capability, crate::files::Caching::Off)
+            .await
     }
 
     /// Stores a folder's listing (its entries' files must be stored

@@ -308,7 +308,7 @@ impl Download {
                     .keep(record, shares, lease, provider_key)
                     .await?;
             }
-            Caching::Skip => {}
+            Caching::Skip | Caching::Off => {}
         }
         Ok(plaintext)
     }
@@ -377,7 +377,7 @@ impl Shares {
         match caching {
             Caching::Keep => self.cache(record, shares, lease, provider_key),
             Caching::Mirror => self.keep(record, shares, lease, provider_key).await?,
-            Caching::Skip => {}
+            Caching::Skip | Caching::Off => {}
         }
         Ok(Download {
             shares: self.clone(),
@@ -485,7 +485,16 @@ pub(crate) enum Caching {
     /// all of what it copies).
     Mirror,
     /// Fetch only (deleting a file: a fresh cache would outlive the `rm`).
+    /// The manifest only: reading the file after it caches (see
+    /// [`Shares::open_with`]).
     Skip,
+    /// Fetch only, the manifest and every stripe read after it (`kith get
+    /// --no-cache`: a restore that should not take the file's size a second
+    /// time in the store). What is fetched is still passed on to other
+    /// downloaders from memory while the download runs (swarming,
+    /// [`super::swarm`]); it is just not kept, so this node serves none of
+    /// it later.
+    Off,
 }
 
 /// The queue of stripes waiting to be cached.

@@ -65,7 +65,7 @@ use crate::protocols::share::client::ShareClient;
 use crate::protocols::share::wire::Answer;
 use announce::Announcer;
 use fetch::StripeFetcher;
-use get::Caching;
+pub(crate) use get::Caching;
 use locate::Locator;
 use upkeep::counters::Counters;
 
