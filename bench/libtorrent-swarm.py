@@ -13,6 +13,10 @@ Prints two lines that bench/swarm.sh reads:
 With LT_LEECHERS=N, N leechers instead of four (bench/put-get.sh uses one:
 the anchor of `kith send`).
 
+With LT_PRIME_BYTES=N, N bytes are written to a file and deleted just
+before the timer starts (bench/swarm.sh gives kith's fetchers the same
+start: see "Memory" there).
+
 With LT_HOSTS="NS:IP NS:IP ..." (five of them: the seeder's, then the
 leechers'), each session runs in network namespace NS and listens on IP, as
 bench/swarm.sh sets up when it limits the holder's uplink.
@@ -103,6 +107,18 @@ def select_readable():
     return readable
 
 
+def prime(folder, size):
+    """Writes `size` bytes to a file in `folder` and deletes it."""
+    if size <= 0:
+        return
+    path = os.path.join(folder, "prime")
+    chunk = bytes(1 << 20)
+    with open(path, "wb") as out:
+        for _ in range(0, size, len(chunk)):
+            out.write(chunk)
+    os.remove(path)
+
+
 def main():
     if len(sys.argv) >= 2 and sys.argv[1] in ("seed", "leech"):
         role(sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4])
@@ -132,6 +148,7 @@ def main():
     )
     procs.append(seed)
     seed.stdout.readline()
+    prime(work, int(os.environ.get("LT_PRIME_BYTES", "0")))
     started = time.monotonic()
     leechers = []
     for index in range(1, LEECHERS + 1):
