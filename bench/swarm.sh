@@ -38,7 +38,8 @@
 # 8 GiB of fresh page cache had been taken, 7.0 s right after 8 GiB were
 # freed. Whoever ran after another contender deleted its copies had the
 # edge. So each contender starts the same way: PRIME bytes (default 8 ×
-# SIZE, at most half the memory available; PRIME=0 for none) are written
+# SIZE, at most half the memory available and half the free disk;
+# PRIME=0 for none, PRIME=4G for 4 GiB) are written
 # to a file and deleted just before its timer starts.
 #
 # Bytes served: the share bytes H's share server sent during the gets, from
@@ -138,7 +139,14 @@ echo "== making a $size file" >&2
 head -c "$size" /dev/urandom >"$work/file"
 bytes=$(stat -c %s "$work/file")
 available=$(awk '/^MemAvailable/ { printf "%d", $2 * 1024 }' /proc/meminfo)
-prime_bytes=${PRIME:-$(( bytes * 8 < available / 2 ? bytes * 8 : available / 2 ))}
+# Within half the free disk too (the prime file is written next to the
+# fetchers' copies, which need 8 × SIZE at most, and removed at once).
+disk_free=$(df --output=avail -B1 "$work" | tail -1)
+prime_bytes=$(( bytes * 8 ))
+[ "$prime_bytes" -lt $(( available / 2 )) ] || prime_bytes=$(( available / 2 ))
+[ "$prime_bytes" -lt $(( disk_free / 2 - bytes * 8 )) ] || prime_bytes=$(( disk_free / 2 - bytes * 8 ))
+[ "$prime_bytes" -gt 0 ] || prime_bytes=0
+[ -z "${PRIME:-}" ] || prime_bytes=$(numfmt --from=iec "$PRIME")
 # prime: writes prime_bytes to a file and deletes it (see "Memory" above).
 prime() {
     [ "$prime_bytes" -gt 0 ] || return 0
@@ -161,14 +169,23 @@ if [ -n "$uplink" ]; then
     echo "== the holder's uplink: $uplink" >&2
     tc -n ksw-h qdisc add dev eth0 root tbf rate "$uplink" burst 256kb latency 100ms
 fi
-# round PREFIX [GET FLAGS...]: four fresh fetchers PREFIX1..PREFIX4 join
-# through H and all run `kith get` at once; then they are stopped, and H is
-# restarted, so that the next round starts from one holder again (H forgets
-# whom it gave each share to). Sets ms, served, redirects, from_memory,
-# in_vain and done_ms (per fetcher) for the round.
+# stop NAME: stops node NAME (already gone is fine) and waits for it.
+stop() {
+    kill "$(cat "$work/$1.pid")" 2>/dev/null || true
+    wait "$(cat "$work/$1.pid")" 2>/dev/null || true
+}
+
+# round PREFIX [GET FLAGS...]: H is restarted (so that every round starts
+# from one holder that remembers no recipients and no peers), then four
+# fresh fetchers PREFIX1..PREFIX4 join through H and all run `kith get` at
+# once, and are stopped. Sets ms, served, redirects, from_memory, in_vain
+# and done_ms (per fetcher) for the round.
 round() {
     local prefix=$1 f g
     shift
+    stop h
+    rm -f "$work/h.out" "$work/h/peers"
+    start h
     for f in 1 2 3 4; do start "$prefix$f" --bootstrap "$(addr h)"; done
     for f in 1 2 3 4; do wait_peers "$prefix$f" 1; done
     wait_peers h 4
@@ -198,13 +215,8 @@ round() {
         cmp -s "$work/file" "$work/$prefix-out$f" \
             || { echo "fetcher $prefix$f got different bytes" >&2; exit 1; }
         rm -f "$work/$prefix-out$f"
-        kill "$(cat "$work/$prefix$f.pid")"
-        wait "$(cat "$work/$prefix$f.pid")" 2>/dev/null || true
+        stop "$prefix$f"
     done
-    kill "$(cat "$work/h.pid")"
-    wait "$(cat "$work/h.pid")" 2>/dev/null || true
-    rm -f "$work/h.out"
-    start h
 }
 
 # First with --no-cache (nothing kept, nothing announced: the second round
@@ -249,7 +261,7 @@ printf '| bytes the holder served, × the file (1 = perfect swarming, 4 = none) 
     "$(times "$served")" "$([ -n "$lt_bytes" ] && times "$lt_bytes" || echo –)"
 nocache_s=$(awk -v ms="$nocache_ms" 'BEGIN { printf "%.1f", ms / 1000 }')
 printf '| the same with `kith get --no-cache` (each byte written once, as libtorrent does; holder served %s ×) | %s s | %s | %s |\n' \
-    "$(times "$nocache_served")" "$nocache_s" "${lt_s:+$lt_s s}" \
+    "$(times "$nocache_served")" "$nocache_s" "$([ -n "$lt_s" ] && echo "$lt_s s" || echo –)" \
     "$([ -n "$lt_s" ] && awk -v k="$nocache_s" -v l="$lt_s" 'BEGIN { printf "%.2f", l / k }' || echo –)"
 printf '| requests the holder sent to a fetcher that had just got the share | %s | – | – |\n' "$redirects"
 printf '| shares fetchers passed on from memory | %s | – | – |\n' "$from_memory"

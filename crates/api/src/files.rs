@@ -475,6 +475,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_get_keeps_what_it_fetches_unless_told_not_to() {
+        let query = |uri: &str| {
+            Query::<GetQuery>::try_from_uri(&uri.parse().expect("a URI"))
+                .map(|Query(query)| query.cache)
+        };
+        assert!(matches!(query("/v1/get?cap=kith:x"), Ok(true)));
+        assert!(matches!(query("/v1/get?cap=kith:x&cache=true"), Ok(true)));
+        assert!(matches!(query("/v1/get?cap=kith:x&cache=false"), Ok(false)));
+        assert!(query("/v1/get?cap=kith:x&cache=no").is_err());
+    }
+
+    #[test]
     fn body_batches_are_whole_and_never_grow() {
         // Chunks of awkward sizes, as the HTTP layer hands them over.
         let sizes = [

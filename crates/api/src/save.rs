@@ -250,6 +250,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_request_without_cache_keeps_what_it_fetches() {
+        // Clients from before `cache` existed send only cap and path.
+        let old: SaveRequest = serde_json::from_str(r#"{"cap":"kith:x","path":"/tmp/a"}"#).unwrap();
+        assert!(old.cache);
+        let uncached: SaveRequest =
+            serde_json::from_str(r#"{"cap":"kith:x","path":"/tmp/a","cache":false}"#).unwrap();
+        assert!(!uncached.cache);
+    }
+
+    #[test]
     fn each_line_reads_back_as_what_it_was() {
         let lines = [
             SaveLine::Started {

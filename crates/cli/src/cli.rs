@@ -118,9 +118,10 @@ pub(crate) enum Command {
         /// Keep nothing of the fetched file in this node's store. By
         /// default the node keeps the shares it fetched (within its quota)
         /// and serves them to later downloaders; with --no-cache it passes
-        /// them on only while this download runs, and the file does not
+        /// them on from memory while it downloads, and the file does not
         /// take its size a second time on this machine (restoring a large
-        /// backup, say).
+        /// backup, say). A folder's listings, which are small, are still
+        /// kept.
         #[arg(long = "no-cache")]
         no_cache: bool,
     },

@@ -26,7 +26,9 @@
 //! bad share, goes back to the holder without redirect. Each share fetched
 //! is passed on from memory to downloaders sent here, and kept in this
 //! node's store (within its quota, best effort, off the download's path),
-//! so this node answers `have` for it and later downloads draw from it too.
+//! so this node answers `have` for it and later downloads draw from it too
+//! — unless the download was opened with [`Caching::Off`] (`kith get
+//! --no-cache`), which keeps nothing and only passes shares on from memory.
 
 use std::sync::{Arc, Mutex};
 
@@ -330,8 +332,10 @@ impl Shares {
         self.open_with(capability, Caching::Keep).await
     }
 
-    /// [`Shares::open`], saying whether the fetched manifest shares are
-    /// cached: not when the file is about to be deleted.
+    /// [`Shares::open`], saying what is kept of what is fetched
+    /// ([`Caching`]): the manifest's shares, and with it the stripes the
+    /// [`Download`] reads (which [`Caching::Skip`], for a file about to be
+    /// deleted, leaves to the default).
     pub(crate) async fn open_with(
         &self,
         capability: &Capability,
