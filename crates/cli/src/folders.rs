@@ -26,8 +26,17 @@ use crate::client::ApiClient;
 use crate::files::{Progress, escape, fetch, put_stream};
 
 /// Files stored or fetched at once: enough to keep a node's pipeline busy
-/// with small files, few enough not to crowd out other work.
+/// with large files, few enough not to crowd out other work or to hold
+/// more than a few files' stripes in the node's memory.
 const PARALLEL_FILES: usize = 4;
+/// Files stored at once while they are small ([`SMALL_FILE`]): a small
+/// put is mostly waiting (a lookup, the holders' durable commits), so more
+/// of them at once fill the node's group commits. 16 stored a folder of
+/// 4 KiB files about 1.6 times as fast as 4 did (`bench/publish.sh`).
+const PARALLEL_SMALL_FILES: usize = 16;
+/// Below this size a file counts as small; at most [`PARALLEL_FILES`]
+/// larger ones are stored at once, whatever else runs beside them.
+const SMALL_FILE: u64 = 1 << 20;
 /// Deepest folder nesting walked.
 const MAX_DEPTH: usize = 256;
 
@@ -55,11 +64,13 @@ pub(crate) fn put(api: &ApiClient, root: &Path, shares: Option<&str>) -> anyhow:
         .map(|meta| meta.len())
         .sum();
     let progress = Progress::new("stored", Some(total));
-    let stored = parallel(files.len(), |index| {
+    let large_files = Gate::new(PARALLEL_FILES);
+    let stored = parallel(files.len(), PARALLEL_SMALL_FILES, |index| {
         let (folder, file) = files[index];
         let (name, path) = &walked[folder].files[file];
         let opened = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
         let len = opened.metadata().ok().map(|meta| meta.len());
+        let _slot = (len.unwrap_or(u64::MAX) >= SMALL_FILE).then(|| large_files.enter());
         put_stream(api, Box::new(opened), len, Some(name), shares, &progress)
             .with_context(|| format!("cannot store {}", path.display()))
     });
@@ -194,10 +205,49 @@ fn walk(root: &Path) -> anyhow::Result<(Vec<WalkedFolder>, usize)> {
     Ok((walked, skipped))
 }
 
-/// Runs `job` for 0..count on [`PARALLEL_FILES`] threads; the results in
-/// order, or the first error (the others stop taking new work).
+/// At most a given number of holders at once: [`Gate::enter`] waits for a
+/// free place. (The standard library has no semaphore; a mutex and a
+/// condition variable make one in a few lines.)
+struct Gate {
+    inside: Mutex<usize>,
+    left: std::sync::Condvar,
+    most: usize,
+}
+
+/// A place in a [`Gate`], given back when dropped.
+struct GatePlace<'a>(&'a Gate);
+
+impl Gate {
+    fn new(most: usize) -> Self {
+        Self {
+            inside: Mutex::new(0),
+            left: std::sync::Condvar::new(),
+            most,
+        }
+    }
+
+    fn enter(&self) -> GatePlace<'_> {
+        let mut inside = self.inside.lock().unwrap_or_else(|e| e.into_inner());
+        while *inside >= self.most {
+            inside = self.left.wait(inside).unwrap_or_else(|e| e.into_inner());
+        }
+        *inside += 1;
+        GatePlace(self)
+    }
+}
+
+impl Drop for GatePlace<'_> {
+    fn drop(&mut self) {
+        *self.0.inside.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        self.0.left.notify_one();
+    }
+}
+
+/// Runs `job` for 0..count on `threads` threads; the results in order, or
+/// the first error (the others stop taking new work).
 fn parallel<T: Send>(
     count: usize,
+    threads: usize,
     job: impl Fn(usize) -> anyhow::Result<T> + Sync,
 ) -> anyhow::Result<Vec<T>> {
     let next = AtomicUsize::new(0);
@@ -205,7 +255,7 @@ fn parallel<T: Send>(
     let results: Mutex<Vec<Option<T>>> = Mutex::new((0..count).map(|_| None).collect());
     let first_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
     std::thread::scope(|scope| {
-        for _ in 0..PARALLEL_FILES.min(count) {
+        for _ in 0..threads.min(count) {
             scope.spawn(|| {
                 while !failed.load(Ordering::Relaxed) {
                     let index = next.fetch_add(1, Ordering::Relaxed);
@@ -299,7 +349,7 @@ pub(crate) fn remove(api: &ApiClient, cap: &str) -> anyhow::Result<String> {
         );
     }
     let mut total = first;
-    for removed in parallel(rest.len(), |index| rm(&rest[index]))? {
+    for removed in parallel(rest.len(), PARALLEL_FILES, |index| rm(&rest[index]))? {
         total.dropped += removed.dropped;
         total.not_held += removed.not_held;
         total.refused += removed.refused;
@@ -383,7 +433,7 @@ pub(crate) fn get(
         }
     }
     let progress = Progress::new("fetched", Some(total));
-    let fetched = parallel(files.len(), |index| {
+    let fetched = parallel(files.len(), PARALLEL_FILES, |index| {
         let (path, file_cap) = &files[index];
         let mut file =
             File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
@@ -411,4 +461,28 @@ pub(crate) fn get(
         output.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gate_lets_in_at_most_its_number_at_once() {
+        let gate = Gate::new(2);
+        let inside = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        let entered = parallel(40, 8, |_| {
+            let _place = gate.enter();
+            let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            std::thread::yield_now();
+            inside.fetch_sub(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .map(|done| done.len());
+        assert_eq!(entered.ok(), Some(40));
+        let most = most.load(Ordering::SeqCst);
+        assert!((1..=2).contains(&most), "{most} were inside at once");
+    }
 }
