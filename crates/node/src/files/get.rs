@@ -310,7 +310,7 @@ impl Download {
                     .keep(record, shares, lease, provider_key)
                     .await?;
             }
-            Caching::Skip | Caching::Off => {}
+            Caching::Off => {}
         }
         Ok(plaintext)
     }
@@ -333,9 +333,8 @@ impl Shares {
     }
 
     /// [`Shares::open`], saying what is kept of what is fetched
-    /// ([`Caching`]): the manifest's shares, and with it the stripes the
-    /// [`Download`] reads (which [`Caching::Skip`], for a file about to be
-    /// deleted, leaves to the default).
+    /// ([`Caching`]): the manifest's shares, and the stripes the
+    /// [`Download`] reads after it.
     pub(crate) async fn open_with(
         &self,
         capability: &Capability,
@@ -381,20 +380,14 @@ impl Shares {
         match caching {
             Caching::Keep => self.cache(record, shares, lease, provider_key),
             Caching::Mirror => self.keep(record, shares, lease, provider_key).await?,
-            Caching::Skip | Caching::Off => {}
+            Caching::Off => {}
         }
         Ok(Download {
             shares: self.clone(),
             capability: capability.clone(),
             manifest: Arc::new(manifest),
             report,
-            // Reading the file keeps what it fetches, as its manifest was
-            // kept (a deleting `rm` reads only the manifest).
-            caching: if caching == Caching::Skip {
-                Caching::Keep
-            } else {
-                caching
-            },
+            caching,
         })
     }
 
@@ -488,13 +481,10 @@ pub(crate) enum Caching {
     /// stripe the store refuses fails the read (a mirror, which must hold
     /// all of what it copies).
     Mirror,
-    /// Fetch only (deleting a file: a fresh cache would outlive the `rm`).
-    /// The manifest only: reading the file after it caches (see
-    /// [`Shares::open_with`]).
-    Skip,
     /// Fetch only, the manifest and every stripe read after it (`kith get
     /// --no-cache`: a restore that should not take the file's size a second
-    /// time in the store). What is fetched is still passed on to other
+    /// time in the store; `kith rm`: a fresh cache would outlive the
+    /// deletion). What is fetched is still passed on to other
     /// downloaders from memory while the download runs (swarming,
     /// [`super::swarm`]); it is just not kept, so this node serves none of
     /// it later.

@@ -64,7 +64,7 @@ impl Shares {
     pub(crate) async fn remove(&self, capability: &Capability) -> Result<RmReport, GetError> {
         // Without caching: the manifest shares fetched to read the file's
         // layout would otherwise land in this node's store after the drops.
-        let stat = self.stat_with(capability, Caching::Skip).await?;
+        let stat = self.stat_with(capability, Caching::Off).await?;
         let mut report = RmReport::default();
         let mut peers = std::collections::HashSet::new();
         // Data first, the manifest last: a second `rm` can still find the data.
